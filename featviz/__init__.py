@@ -1,0 +1,12 @@
+"""featviz: see inside convolutional networks — readable layers, hooks, feature visualization, circuits.
+
+Example:
+    >>> import featviz as fv
+    >>> model = fv.models.efficientnet_lite0(pretrained=True)   # doctest: +SKIP
+    >>> logits, cache = fv.hooked(model).run_with_cache(x)     # doctest: +SKIP
+"""
+from featviz.hooks import ActivationCache, HookedModel, hooked
+
+__version__ = "0.1.0"
+
+__all__ = ["ActivationCache", "HookedModel", "hooked", "__version__"]
