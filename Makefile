@@ -31,7 +31,7 @@ test-slow: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 notebooks: $(VENV)/.installed-dev
-	$(PY) -m featviz.notebooks_html notebooks docs
+	FEATVIZ_FAST=$${FEATVIZ_FAST:-0} $(VENV)/bin/jupyter nbconvert --to html --execute --output-dir docs notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -12,3 +12,19 @@ os.environ.setdefault("FEATVIZ_FAST", "1")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def effnet():
+    """The pretrained default model (EfficientNet-Lite0, eval mode), loaded once per test session."""
+    import featviz as fv
+
+    return fv.models.efficientnet_lite0(pretrained=True)
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """The bundled sample photos, (N, 3, 224, 224) in [0, 1], and their names."""
+    import featviz as fv
+
+    return fv.data.sample_images(size=224)
