@@ -1,0 +1,67 @@
+"""Teaching notebooks (notebooks/*.ipynb): each runs top to bottom in fast mode; none has stored outputs.
+
+Fast mode is ``FEATVIZ_FAST=1`` (fewer optimisation steps, smaller images); the kernel runs on one thread
+with the non-interactive matplotlib backend. A cell that raises fails the test with the cell's traceback.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT_S = 150      # one cell; the whole suite of notebooks should take well under 4 minutes
+NOTEBOOK_TIMEOUT_S = 240  # one notebook, kernel start included
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        i for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have stored outputs or execution counts; "
+        f"strip them (python notebooks/build.py --strip, or jupyter nbconvert --clear-output --inplace)"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S)
+def test_notebook_runs_in_fast_mode(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel is a child process and inherits this environment.
+    monkeypatch.setenv("FEATVIZ_FAST", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as err:
+        pytest.fail(f"{path.name} raised while executing (FEATVIZ_FAST=1, python {sys.version.split()[0]}):"
+                    f"\n{err}")
+
+
+def test_notebooks_are_numbered_in_reading_order() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    numbers = [name.split("_", 1)[0] for name in names]
+    assert numbers == [f"{i:02d}" for i in range(1, len(names) + 1)], (
+        f"notebooks should be numbered 01_, 02_, ... without gaps; found {names}"
+    )
