@@ -5,9 +5,9 @@ Example:
     >>> model = fv.models.efficientnet_lite0(pretrained=True)   # doctest: +SKIP
     >>> logits, cache = fv.hooked(model).run_with_cache(x)     # doctest: +SKIP
 """
-from featviz import data
+from featviz import data, nn
 from featviz.hooks import ActivationCache, HookedModel, hooked
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationCache", "HookedModel", "data", "hooked", "__version__"]
+__all__ = ["ActivationCache", "HookedModel", "data", "hooked", "nn", "__version__"]
