@@ -9,6 +9,7 @@ Example:
 """
 from featviz.nn import functional
 from featviz.nn.backend import BACKENDS, get_backend, use_backend
+from featviz.nn.convert import from_torch
 from featviz.nn.layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -21,5 +22,5 @@ from featviz.nn.layers import (
     ReLU6,
 )
 
-__all__ = ["functional", "BACKENDS", "get_backend", "use_backend", "Conv2d", "MaxPool2d", "AvgPool2d",
-           "AdaptiveAvgPool2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Flatten"]
+__all__ = ["functional", "BACKENDS", "get_backend", "use_backend", "from_torch", "Conv2d", "MaxPool2d",
+           "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Flatten"]
