@@ -1,0 +1,137 @@
+"""The ``featviz`` subcommands: parsed argparse namespace -> files written and lines printed.
+
+Example:
+    >>> from featviz.cli import main
+    >>> main(["layers", "efficientnet_lite0"])   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import re
+from argparse import Namespace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from featviz._modelfile import load_model
+
+__all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers"]
+
+
+def _safe(ref: str) -> str:
+    """A layer reference as a file-name stem: 'blocks.2:7' -> 'blocks.2_7'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", ref)
+
+
+def _parse_channel(hm, ref: str) -> tuple[str, int]:
+    name, channel = hm.parse(ref)
+    if channel is None:
+        raise ValueError(f"{ref!r} names a layer, not a channel: write LAYER:CH, e.g. {name}:0")
+    return name, channel
+
+
+LayerRow = tuple[str, str, tuple[int, ...], "int | None"]
+
+
+def layer_table(model: nn.Module, size: int | None = None) -> list[LayerRow]:
+    """(name, module type, output shape, channels) for every hookable layer, from one forward pass.
+
+    The input is a mid-grey image of ``size`` pixels (default ``model.input_size``, else 224). Layers that
+    did not run, or whose output is not a tensor, get shape ``()`` and channels ``None``.
+
+    Example:
+        >>> rows = layer_table(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
+        >>> rows[0]
+        ('0', 'Conv2d', (1, 8, 30, 30), 8)
+    """
+    from featviz.hooks import hooked
+
+    hm = hooked(model)
+    size = int(size or getattr(model, "input_size", 224))
+    param = next(model.parameters(), None)
+    x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
+    preprocess = getattr(model, "preprocess", None)
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(preprocess(x) if preprocess is not None else x)
+    rows = []
+    for name in hm.hook_names:
+        out = cache[name] if name in cache else None
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+        channels = shape[1] if len(shape) >= 2 else None
+        rows.append((name, type(hm.module(name)).__name__, shape, channels))
+    return rows
+
+
+def cmd_layers(args: Namespace) -> None:
+    rows = layer_table(load_model(args.model, args.arch), args.size)
+    width = max(len("layer"), *(len(r[0]) for r in rows))
+    type_width = max(len("type"), *(len(r[1]) for r in rows))
+    print(f"{'layer':<{width}}  {'type':<{type_width}}  {'output shape':<20}  channels")
+    for name, kind, shape, channels in rows:
+        shown = "x".join(map(str, shape)) if shape else "-"
+        print(f"{name:<{width}}  {kind:<{type_width}}  {shown:<20}  {channels if channels else '-'}")
+
+
+def cmd_models(args: Namespace) -> None:
+    import featviz.models as zoo
+
+    for name in zoo.list_models():
+        print(name)
+
+
+def cmd_render(args: Namespace) -> None:
+    import featviz as fv
+    from featviz.viz.microscope import save_png
+
+    model = load_model(args.model, args.arch)
+    hm = fv.hooked(model)
+    refs = [f"{name}:{channel}" for name, channel in (_parse_channel(hm, r) for r in args.refs)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for ref in refs:
+        result = fv.render(model, ref, size=args.size, steps=args.steps, seed=args.seed,
+                           progress=not args.quiet)
+        path = out / f"{_safe(ref)}.png"
+        save_png(result.images[0], path)
+        print(path)
+
+
+def cmd_trace(args: Namespace) -> None:
+    import featviz as fv
+
+    model = load_model(args.model, args.arch)
+    name, channel = _parse_channel(fv.hooked(model), args.ref)
+    circuit = fv.circuits.trace(model, f"{name}:{channel}", depth=args.depth, top_k=args.top_k)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"circuit_{_safe(f'{name}:{channel}')}"
+    fig = circuit.plot()
+    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    stem.with_suffix(".json").write_text(json.dumps(circuit.to_dict(), indent=2))
+    print(stem.with_suffix(".png"))
+    print(stem.with_suffix(".json"))
+
+
+def cmd_microscope(args: Namespace) -> None:
+    from featviz.viz.microscope import MicroscopeSettings, build_microscope
+
+    model = load_model(args.model, args.arch)
+    if args.layers:
+        layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+    else:
+        layers = list(getattr(model, "interesting_layers", []))[:2]
+        if not layers:
+            raise ValueError("this model declares no interesting_layers: name them with --layers L1,L2 "
+                             "(see `featviz layers MODEL`)")
+    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed)
+    index = build_microscope(model, layers, args.out, settings=settings, channels=args.channels,
+                             workers=args.workers, address=args.address, progress=not args.quiet)
+    print(index)
+
+
+def cmd_demo(args: Namespace) -> None:
+    from featviz.demo import run_demo
+
+    kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
+    print(run_demo(args.out, seed=args.seed, progress=not args.quiet, **kwargs))
