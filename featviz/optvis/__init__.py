@@ -1,0 +1,29 @@
+"""Feature visualization: optimise images (B, 3, H, W) in [0, 1] so that an objective is maximised.
+
+Pieces: ``param`` (image parameterisations), ``transform`` (random robustness transforms),
+``objectives`` (what to maximise, with an algebra), ``render`` / ``render_layer`` (the loop),
+``Rendering`` (the result).
+
+Example:
+    >>> import featviz as fv
+    >>> r = fv.render(model, "blocks.2:7", size=64, steps=64)            # doctest: +SKIP
+    >>> obj = fv.objectives.channel("blocks.2", 7) + 0.5 * fv.objectives.diversity("blocks.2")
+    >>> r = fv.render(model, obj, batch=4, param=fv.optvis.pixel_image)  # doctest: +SKIP
+"""
+from featviz.optvis import objectives, param, transform
+from featviz.optvis.param import fft_image, pixel_image
+from featviz.optvis.render import render, render_layer
+from featviz.optvis.rendering import Rendering
+from featviz.optvis.transform import (
+    compose,
+    jitter,
+    pad,
+    random_rotate,
+    random_scale,
+    standard_transforms,
+)
+
+__all__ = [
+    "Rendering", "compose", "fft_image", "jitter", "objectives", "pad", "param", "pixel_image",
+    "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
+]

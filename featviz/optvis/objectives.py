@@ -1,0 +1,284 @@
+"""Objectives: (activations: name -> tensor) -> one value per batch item, shape (B,), to be MAXIMISED.
+
+An ``Objective`` wraps such a function with a readable name and the layer names it reads, so that
+``render`` knows what to capture and where the forward pass may stop. Objectives form an algebra:
+``a + b``, ``a - b``, ``-a``, ``2 * a``, ``a / 2``; strings ``"layer:3"`` are accepted wherever an
+objective is and mean ``channel("layer", 3)``. The sign is lucid's: an objective is the quantity to
+maximise and the optimiser minimises minus the sum over the batch. Penalties (``total_variation``,
+``blur``) return the (positive) amount of the unwanted thing: subtract them.
+
+Two special keys: ``INPUT`` holds the images in [0, 1] before the transformations, ``OUTPUT`` the
+model's final output.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+INPUT = "<input>"
+OUTPUT = "<output>"
+
+Acts = Mapping[str, torch.Tensor]
+
+
+class Objective:
+    """A function ``acts -> (B,)`` with a name, the layers it reads and the channels it indexes.
+
+    Example:
+        >>> obj = channel("blocks.2", 3) - 0.5 * channel("blocks.2", 4)
+        >>> obj, obj.layers
+        (Objective(channel(blocks.2:3) - 0.5 * channel(blocks.2:4)), ('blocks.2',))
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Acts], torch.Tensor],
+        name: str,
+        layers: Sequence[str] = (),
+        channels: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.layers: tuple[str, ...] = tuple(dict.fromkeys(layers))  # ordered, unique
+        self.channels: tuple[tuple[str, int], ...] = tuple(dict.fromkeys(channels))
+
+    def __call__(self, acts: Acts) -> torch.Tensor:
+        value = self.fn(acts)
+        if value.dim() != 1:
+            raise ValueError(f"objective {self.name} must return one value per batch item, shape (B,), "
+                             f"got shape {tuple(value.shape)}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+    def _combine(self, other: Objective, op: Callable, name: str) -> Objective:
+        return Objective(lambda acts: op(self(acts), other(acts)), name,
+                         self.layers + other.layers, self.channels + other.channels)
+
+    def __add__(self, other: object) -> Objective:
+        if isinstance(other, numbers.Number) and other == 0:  # lets sum([...]) work
+            return self
+        other = as_objective(other)
+        return self._combine(other, torch.add, f"{self.name} + {other.name}")
+
+    __radd__ = __add__
+
+    def __sub__(self, other: object) -> Objective:
+        other = as_objective(other)
+        return self._combine(other, torch.sub, f"{self.name} - {_paren(other.name)}")
+
+    def __rsub__(self, other: object) -> Objective:
+        return as_objective(other) - self
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda acts: -self(acts), f"-{_paren(self.name)}", self.layers, self.channels)
+
+    def __mul__(self, k: object) -> Objective:
+        if not isinstance(k, numbers.Real):
+            raise TypeError(f"an objective can be multiplied by a number only, got {type(k).__name__}")
+        name = f"{k:g} * {_paren(self.name)}"
+        return Objective(lambda acts: k * self(acts), name, self.layers, self.channels)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k: object) -> Objective:
+        if not isinstance(k, numbers.Real) or k == 0:
+            raise TypeError(f"an objective can be divided by a non-zero number only, got {k!r}")
+        name = f"{_paren(self.name)} / {k:g}"
+        return Objective(lambda acts: self(acts) / k, name, self.layers, self.channels)
+
+
+def _paren(name: str) -> str:
+    return f"({name})" if (" + " in name or " - " in name) else name
+
+
+def as_objective(obj: Objective | str) -> Objective:
+    """An ``Objective`` as is; ``"layer:3"`` becomes ``channel("layer", 3)``.
+
+    Example:
+        >>> as_objective("blocks.2:7")
+        Objective(channel(blocks.2:7))
+    """
+    if isinstance(obj, Objective):
+        return obj
+    if isinstance(obj, str):
+        layer, sep, c = obj.rpartition(":")
+        if not sep or not layer or not c.strip().isdigit():
+            raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
+                             f"for a whole layer use objectives.deepdream({obj!r})")
+        return channel(layer.strip(), int(c))
+    raise TypeError(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
+
+
+def _check_channel_arg(c: object) -> int:
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
+        raise ValueError(f"channel must be a non-negative int, got {c!r}")
+    return int(c)
+
+
+def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).mean(1) if t.dim() > 1 else t  # (B, ...) -> (B,)
+
+
+def channel(layer: str, c: int) -> Objective:
+    """Mean activation of channel ``c`` of ``layer`` over all positions (works on (B, C) layers too).
+
+    Example:
+        >>> channel("conv", 1)({"conv": torch.ones(2, 3, 4, 4)})
+        tensor([1., 1.])
+    """
+    c = _check_channel_arg(c)
+    name = f"channel({layer}:{c})"
+    return Objective(lambda acts: _spatial_mean(acts[layer][:, c]), name, [layer], [(layer, c)])
+
+
+def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Objective:
+    """Activation of channel ``c`` at one position (column ``x``, row ``y``; default the centre).
+
+    Example:
+        >>> neuron("conv", 0)({"conv": torch.arange(9.).reshape(1, 1, 3, 3)})
+        tensor([4.])
+    """
+    c = _check_channel_arg(c)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        t = acts[layer][:, c]  # (B, H, W)
+        h, w = t.shape[-2:]
+        yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
+        if not (0 <= yy < h and 0 <= xx < w):
+            raise IndexError(f"neuron position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
+        return t[:, yy, xx]
+
+    where = "" if x is None and y is None else f", x={x}, y={y}"
+    return Objective(fn, f"neuron({layer}:{c}{where})", [layer], [(layer, c)])
+
+
+def direction(layer: str, vector: torch.Tensor | Sequence[float]) -> Objective:
+    """Dot product of the activation vector at each position with ``vector`` (C,), mean over positions.
+
+    Example:
+        >>> direction("conv", [1.0, -1.0])({"conv": torch.ones(1, 2, 3, 3)})
+        tensor([0.])
+    """
+    vec = torch.as_tensor(vector, dtype=torch.float32).flatten()
+
+    def fn(acts: Acts) -> torch.Tensor:
+        t = acts[layer]  # (B, C, ...)
+        if t.shape[1] != vec.numel():
+            raise ValueError(f"direction vector has {vec.numel()} entries, but {layer} has "
+                             f"{t.shape[1]} channels")
+        v = vec.to(t.device, t.dtype).view(1, -1, *([1] * (t.dim() - 2)))
+        return _spatial_mean((t * v).sum(1, keepdim=True))
+
+    return Objective(fn, f"direction({layer})", [layer])
+
+
+def deepdream(layer: str) -> Objective:
+    """Mean squared activation of the whole layer (DeepDream's objective).
+
+    Example:
+        >>> deepdream("conv")({"conv": 2 * torch.ones(1, 2, 3, 3)})
+        tensor([4.])
+    """
+    return Objective(lambda acts: _spatial_mean(acts[layer] ** 2), f"deepdream({layer})", [layer])
+
+
+def class_logit(c: int, layer: str | None = None) -> Objective:
+    """Logit ``c`` of the model's output (or of ``layer``'s output, e.g. ``"fc"``).
+
+    Example:
+        >>> class_logit(1)({OUTPUT: torch.tensor([[0.0, 5.0]])})
+        tensor([5.])
+    """
+    c = _check_channel_arg(c)
+    key = OUTPUT if layer is None else layer
+    return Objective(lambda acts: acts[key][:, c], f"class_logit({c})" if layer is None else
+                     f"class_logit({layer}:{c})", [key], [(key, c)])
+
+
+def diversity(layer: str) -> Objective:
+    """How unlike the others each item's Gram matrix at ``layer`` is (minus its summed cosine similarity / B).
+
+    Summed over the batch this is lucid's diversity term. Weight it against the main objective.
+
+    Example:
+        >>> diversity("conv")({"conv": torch.rand(3, 4, 5, 5)}).shape
+        torch.Size([3])
+    """
+
+    def fn(acts: Acts) -> torch.Tensor:
+        t = acts[layer]  # (B, C, H, W)
+        b = t.shape[0]
+        flat = t.flatten(2)  # (B, C, HW)
+        grams = F.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1, eps=1e-10)  # (B, C*C)
+        sims = grams @ grams.T  # (B, B) cosine similarities
+        return -(sims.sum(1) - sims.diagonal()) / b
+
+    return Objective(fn, f"diversity({layer})", [layer])
+
+
+def total_variation() -> Objective:
+    """Penalty: mean absolute difference between neighbouring pixels of the input image. Subtract it.
+
+    Example:
+        >>> total_variation()({INPUT: torch.zeros(2, 3, 4, 4)})
+        tensor([0., 0.])
+    """
+
+    def fn(acts: Acts) -> torch.Tensor:
+        x = acts[INPUT]  # (B, 3, H, W)
+        dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+        dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+        return dx + dy
+
+    return Objective(fn, "total_variation()", [INPUT])
+
+
+def blur() -> Objective:
+    """Penalty: squared distance of the input image from its own 3x3 blur (blur target not differentiated).
+
+    Subtracting it pulls each step's image towards a blurred copy (lucid's ``blur_input_each_step``).
+
+    Example:
+        >>> blur()({INPUT: torch.ones(1, 3, 5, 5)})
+        tensor([0.])
+    """
+
+    def fn(acts: Acts) -> torch.Tensor:
+        x = acts[INPUT]  # (B, 3, H, W)
+        kernel = torch.ones(3, 1, 3, 3, device=x.device, dtype=x.dtype) / 9
+        blurred = F.conv2d(F.pad(x, [1] * 4, mode="replicate"), kernel, groups=3).detach()
+        return 0.5 * ((x - blurred) ** 2).flatten(1).sum(1)
+
+    return Objective(fn, "blur()", [INPUT])
+
+
+def batch(obj: Objective | str, i: int) -> Objective:
+    """Restrict ``obj`` to batch item ``i``: it sees only item ``i``'s activations; other items get 0.
+
+    Example:
+        >>> obj = batch("conv:0", 1)
+        >>> obj({"conv": torch.ones(3, 1, 2, 2)})
+        tensor([0., 1., 0.])
+    """
+    obj = as_objective(obj)
+    i = _check_channel_arg(i)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        n = next(iter(acts.values())).shape[0]
+        if i >= n:
+            raise IndexError(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
+        value = obj({k: acts[k][i : i + 1] for k in obj.layers})  # (1,)
+        return torch.zeros(n, device=value.device, dtype=value.dtype).index_put((torch.tensor([i]),), value)
+
+    return Objective(fn, f"batch({obj.name}, {i})", obj.layers, obj.channels)
+
+
+__all__ = [
+    "INPUT", "OUTPUT", "Objective", "as_objective", "batch", "blur", "channel", "class_logit", "deepdream",
+    "direction", "diversity", "neuron", "total_variation",
+]

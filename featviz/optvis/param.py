@@ -1,0 +1,134 @@
+"""Image parameterisations: (size, batch, seed) -> (params, image_fn), image_fn() -> (B, 3, H, W) in [0, 1].
+
+An optimiser updates ``params``; ``image_fn`` turns them into images. Both parameterisations optimise
+in a decorrelated colour space (lucid's ImageNet colour matrix) and squash with a sigmoid, as in
+Olah, Mordvintsev & Schubert, "Feature Visualization" (Distill, 2017). Initial values come from a
+local ``torch.Generator`` seeded with ``seed``: the global RNG is never touched.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+ImageFn = Callable[[], torch.Tensor]
+Param = tuple[list[torch.Tensor], ImageFn]
+
+# Square root of ImageNet's RGB colour covariance (lucid's matrix), rows = output R, G, B.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()  # (3, 3), largest column norm 1
+
+
+def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if not (isinstance(h, int) and isinstance(w, int)) or h < 1 or w < 1:
+        raise ValueError(f"size must be a positive int or (H, W) pair of positive ints, got {size!r}")
+    return h, w
+
+
+def _check_batch(batch: int) -> None:
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
+
+
+def _randn(shape: tuple[int, ...], sd: float, seed: int, device: torch.device | str | None) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(int(seed))  # CPU generator: same numbers on every device
+    return (torch.randn(shape, generator=gen) * sd).to(device)
+
+
+def to_rgb(t: torch.Tensor, decorrelate: bool = True, sigmoid: bool = True) -> torch.Tensor:
+    """Map an unconstrained (B, 3, H, W) tensor to RGB in [0, 1]: colour matrix, then sigmoid.
+
+    With ``sigmoid=False`` the values are clamped instead (gradients vanish outside [0, 1]).
+
+    Example:
+        >>> to_rgb(torch.zeros(1, 3, 4, 4)).unique()
+        tensor([0.5000])
+    """
+    if decorrelate:
+        t = torch.einsum("ij,bjhw->bihw", COLOR_CORRELATION.to(t.device, t.dtype), t)
+    return torch.sigmoid(t) if sigmoid else t.clamp(0, 1)
+
+
+def pixel_image(
+    size: int | tuple[int, int],
+    batch: int = 1,
+    *,
+    seed: int = 0,
+    sd: float = 0.01,
+    decorrelate: bool = True,
+    sigmoid: bool = True,
+    device: torch.device | str | None = None,
+) -> Param:
+    """One free parameter per pixel and colour channel (in decorrelated colour space).
+
+    Example:
+        >>> params, image_fn = pixel_image(32, batch=2, seed=0)
+        >>> image_fn().shape
+        torch.Size([2, 3, 32, 32])
+    """
+    h, w = _size_hw(size)
+    _check_batch(batch)
+    pixels = _randn((batch, 3, h, w), sd, seed, device).requires_grad_(True)  # (B, 3, H, W)
+
+    def image_fn() -> torch.Tensor:
+        return to_rgb(pixels, decorrelate, sigmoid)
+
+    return [pixels], image_fn
+
+
+def rfft2d_freqs(h: int, w: int) -> torch.Tensor:
+    """Spatial frequency (cycles per pixel) of each entry of an ``rfft2`` spectrum, shape (h, w//2+1).
+
+    Example:
+        >>> rfft2d_freqs(4, 4)[0, :3]
+        tensor([0.0000, 0.2500, 0.5000])
+    """
+    fy = torch.fft.fftfreq(h)[:, None]  # (h, 1)
+    fx = torch.fft.rfftfreq(w)[None, :]  # (1, w//2+1)
+    return torch.sqrt(fx * fx + fy * fy)
+
+
+def fft_image(
+    size: int | tuple[int, int],
+    batch: int = 1,
+    *,
+    seed: int = 0,
+    sd: float = 0.01,
+    decay_power: float = 1.0,
+    decorrelate: bool = True,
+    sigmoid: bool = True,
+    device: torch.device | str | None = None,
+) -> Param:
+    """Images parameterised by their Fourier spectrum, scaled by 1/f so every frequency gets equal energy.
+
+    The spectrum (B, 3, H, W//2+1) starts as normal noise of std ``sd``; each frequency is scaled by
+    ``1 / max(f, 1/max(H, W)) ** decay_power``, inverted with an orthonormal ``irfft2`` and divided
+    by 4 (lucid's constant, keeps the sigmoid out of saturation).
+
+    Example:
+        >>> params, image_fn = fft_image((32, 48), batch=2, seed=0)
+        >>> params[0].shape, image_fn().shape
+        (torch.Size([2, 3, 32, 25, 2]), torch.Size([2, 3, 32, 48]))
+    """
+    h, w = _size_hw(size)
+    _check_batch(batch)
+    freqs = rfft2d_freqs(h, w)
+    scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power).to(device)  # (H, W//2+1)
+    spectrum = _randn((batch, 3, *freqs.shape, 2), sd, seed, device).requires_grad_(True)
+
+    def image_fn() -> torch.Tensor:
+        coeffs = torch.view_as_complex(spectrum) * scale  # (B, 3, H, W//2+1) complex
+        pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho") / 4.0  # (B, 3, H, W)
+        return to_rgb(pixels, decorrelate, sigmoid)
+
+    return [spectrum], image_fn
+
+
+def _check_param_output(images: torch.Tensor, batch: int, size: tuple[int, int]) -> None:
+    expected = (batch, 3, *size)
+    if tuple(images.shape) != expected:
+        raise ValueError(f"param's image_fn returned shape {tuple(images.shape)}, expected {expected}")
+
+
+__all__ = ["COLOR_CORRELATION", "fft_image", "pixel_image", "rfft2d_freqs", "to_rgb"]

@@ -1,0 +1,284 @@
+"""Optimise images to maximise an objective: (model, objective) -> Rendering with images (B, 3, H, W).
+
+``render`` is the batteries-included call; it is built from the small pieces in ``param``,
+``transform`` and ``objectives``. During a run the model's parameters are frozen (``requires_grad``
+restored afterwards, also on errors), the model is in eval mode, hooks live only inside
+``fv.hooked``'s scoped ``run_with_cache``, and the forward pass stops right after the last layer the
+objective reads. Only the image parameters get gradients.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from featviz.hooks import HookedModel, hooked
+from featviz.optvis import objectives as obj_mod
+from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
+from featviz.optvis.param import fft_image
+from featviz.optvis.rendering import Rendering
+from featviz.optvis.transform import Transform, compose, standard_transforms
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block: no parameter of ``model`` requires grad, and the model is in eval mode.
+
+    Both are restored on exit, also when the block raises.
+
+    Example:
+        >>> with frozen(model):  # doctest: +SKIP
+        ...     assert not any(p.requires_grad for p in model.parameters())
+    """
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        for p, _ in grads:
+            p.requires_grad_(False)
+        model.eval()
+        yield model
+    finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        for m, flag in modes:
+            m.training = flag
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither).
+
+    Example:
+        >>> model_device(nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _preprocess_fn(hm: HookedModel, preprocess: Callable | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if preprocess is not None:
+        return preprocess
+    return getattr(hm.model, "preprocess", None) or (lambda x: x)
+
+
+def capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str, torch.Tensor]:
+    """Run the model on ``x`` just far enough for ``objective``; returns ``{layer: activation}``.
+
+    Activations stay in the autograd graph. ``OUTPUT`` is filled only when the objective reads it
+    (then the whole model runs).
+
+    Example:
+        >>> acts = capture(fv.hooked(model), x, objectives.channel("blocks.2", 0))  # doctest: +SKIP
+    """
+    names = [n for n in objective.layers if n not in (INPUT, OUTPUT)]
+    acts: dict[str, torch.Tensor] = {}
+    if OUTPUT in objective.layers:
+        out, cache = hm.run_with_cache(x, names=names, detach=False) if names else (hm(x), {})
+        acts[OUTPUT] = out
+    elif names:
+        _, cache = hm.run_with_cache(x, names=names, stop_at_last=True, detach=False)
+    else:
+        cache = {}
+    acts.update({n: cache[n] for n in names})
+    return acts
+
+
+def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = None) -> None:
+    """Raise ``KeyError`` for unknown layer names; with ``acts``, ``IndexError`` for channels out of range.
+
+    Example:
+        >>> check_objective(fv.hooked(model), objectives.channel("nope", 0))  # doctest: +SKIP
+        KeyError: ...
+    """
+    for name in objective.layers:
+        if name not in (INPUT, OUTPUT):
+            hm.parse(name)
+    if acts is None:
+        return
+    for name, c in objective.channels:
+        t = acts[name]
+        n = t.shape[1] if t.dim() > 1 else 0
+        if name == OUTPUT:
+            if not 0 <= c < n:
+                raise IndexError(f"class {c} is out of range: the model's output has {n} classes "
+                                 f"(0..{n - 1})")
+        else:
+            hm.check_channel(name, c, n)
+
+
+def _check_args(size: object, steps: object, lr: object, batch: object, thresholds: Sequence[int]) -> None:
+    if not (isinstance(size, int) or (isinstance(size, tuple) and len(size) == 2)):
+        raise ValueError(f"size must be an int or an (H, W) tuple, got {size!r}")
+    for name, v in (("steps", steps), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not isinstance(lr, numbers.Real) or lr <= 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    bad = [t for t in thresholds if not (isinstance(t, numbers.Integral) and 1 <= t <= steps)]
+    if bad:
+        raise ValueError(f"thresholds must be steps between 1 and steps={steps}, got {bad}")
+
+
+def _as_transform(transforms: Transform | Sequence[Transform] | None) -> Transform:
+    if transforms is None:
+        return standard_transforms()
+    if callable(transforms):
+        return transforms
+    return compose(transforms)
+
+
+def render(
+    model: nn.Module,
+    objective: Objective | str,
+    *,
+    size: int | tuple[int, int] = 128,
+    steps: int = 256,
+    lr: float = 0.05,
+    batch: int = 1,
+    param: Callable = fft_image,
+    transforms: Transform | Sequence[Transform] | None = None,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    thresholds: Sequence[int] = (),
+) -> Rendering:
+    """Optimise ``batch`` images of ``size`` px so that ``objective`` is as large as possible.
+
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model); not modified (parameters are frozen and
+            the model is in eval mode only during the run).
+        objective: an ``Objective`` or a ``"layer:channel"`` string.
+        param: ``param(size, batch, seed=, device=) -> (params, image_fn)``; ``fft_image`` (default)
+            or ``pixel_image``.
+        transforms: applied to the images each step before the model; default ``standard_transforms()``;
+            a list is composed; ``[]`` for none.
+        preprocess: maps [0, 1] images to the model's input; default ``model.preprocess`` (featviz
+            models carry their normalisation), else identity.
+        seed: seeds the initial image and the random transformations (the global RNG is not used).
+        device: where the image lives; default the model's device.
+        thresholds: steps at which to keep a copy of the images (``Rendering.snapshots``).
+
+    Raises:
+        KeyError / IndexError: unknown layer / channel out of range, before the first step.
+        FloatingPointError: the objective became NaN or Inf (names the step).
+
+    Example:
+        >>> r = fv.render(model, "blocks.2:7", size=64, steps=32, progress=False)  # doctest: +SKIP
+        >>> r.images.shape, r.activations.shape                                     # doctest: +SKIP
+        (torch.Size([1, 3, 64, 64]), torch.Size([1]))
+    """
+    hm = hooked(model)
+    obj = as_objective(objective)
+    thresholds = sorted(set(thresholds))
+    _check_args(size, steps, lr, batch, thresholds)
+    check_objective(hm, obj)
+    device = torch.device(device) if device is not None else model_device(hm.model)
+    prep = _preprocess_fn(hm, preprocess)
+    transform = _as_transform(transforms)
+    gen = torch.Generator().manual_seed(int(seed))
+
+    params, image_fn = param(size, batch, seed=seed, device=device)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    history: list[torch.Tensor] = []
+    snapshots: dict[int, torch.Tensor] = {}
+    with frozen(hm.model):
+        for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
+            images = image_fn()  # (B, 3, H, W) in [0, 1]
+            acts = capture(hm, prep(transform(images, gen)), obj)
+            acts[INPUT] = images
+            if step == 1:
+                check_objective(hm, obj, acts)
+            values = obj(acts)  # (B,)
+            loss = -values.sum()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"objective {obj.name} became {loss.item()} at step {step} of {steps}; "
+                    f"try a smaller lr (now {lr}) or check the model for NaN/Inf outputs")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.append(values.detach())
+            if step in thresholds:
+                with torch.no_grad():
+                    snapshots[step] = image_fn().cpu()
+        with torch.no_grad():
+            images = image_fn()
+            acts = capture(hm, prep(images), obj)
+            acts[INPUT] = images
+            final = obj(acts)
+    labels = [obj.name] * batch
+    return Rendering(images.detach().cpu(), torch.stack(history).cpu(), final.detach().cpu(), labels,
+                     obj.name, snapshots)
+
+
+def render_layer(
+    model: nn.Module,
+    layer: str,
+    channels: Sequence[int] | None = None,
+    batch_size: int = 16,
+    *,
+    size: int | tuple[int, int] = 128,
+    seed: int = 0,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
+    **kwargs,
+) -> Rendering:
+    """Render every channel of ``layer`` (or ``channels``), ``batch_size`` channels per optimisation.
+
+    Item ``i`` of each batch maximises ``channel(layer, c_i)`` (``objectives.batch``), so one forward
+    pass serves ``batch_size`` channels. Batch ``k`` is seeded with ``seed + k``. Other keyword
+    arguments go to ``render``. Returns one ``Rendering`` with one image per channel, labelled
+    ``"layer:c"``.
+
+    Example:
+        >>> grid = fv.render_layer(model, "blocks.0", channels=range(8), steps=64)  # doctest: +SKIP
+        >>> grid.images.shape, grid.labels[:2]                                     # doctest: +SKIP
+        (torch.Size([8, 3, 128, 128]), ['blocks.0:0', 'blocks.0:1'])
+    """
+    hm = hooked(model)
+    name, ch = hm.parse(layer)
+    if ch is not None:
+        raise ValueError(f"render_layer takes a layer name, got {layer!r}; use channels=[{ch}] or fv.render")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    n = _n_channels(hm, name, size, preprocess)
+    channels = list(range(n)) if channels is None else [int(c) for c in channels]
+    if not channels:
+        raise ValueError(f"channels is empty; give some of {name}'s {n} channels or None for all")
+    for c in channels:
+        hm.check_channel(name, c, n)
+    parts = []
+    with tqdm(total=len(channels), desc=f"render_layer {name}", disable=not progress) as bar:
+        for k, start in enumerate(range(0, len(channels), batch_size)):
+            chunk = channels[start : start + batch_size]
+            obj = sum(obj_mod.batch(obj_mod.channel(name, c), i) for i, c in enumerate(chunk))
+            r = render(hm, obj, size=size, batch=len(chunk), seed=seed + k, preprocess=preprocess,
+                       progress=False, **kwargs)
+            r.labels = [f"{name}:{c}" for c in chunk]
+            parts.append(r)
+            bar.update(len(chunk))
+    return Rendering(
+        torch.cat([r.images for r in parts]), torch.cat([r.losses for r in parts], dim=1),
+        torch.cat([r.activations for r in parts]), [lab for r in parts for lab in r.labels],
+        f"channels of {name}", {s: torch.cat([r.snapshots[s] for r in parts]) for s in parts[0].snapshots},
+    )
+
+
+def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preprocess: Callable | None) -> int:
+    h, w = (size, size) if isinstance(size, int) else size
+    x = torch.full((1, 3, h, w), 0.5, device=model_device(hm.model))
+    with torch.no_grad(), frozen(hm.model):
+        _, cache = hm.run_with_cache(_preprocess_fn(hm, preprocess)(x), names=[name], stop_at_last=True)
+    t = cache[name]
+    if t.dim() < 2:
+        raise ValueError(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
+                         "activations")
+    return t.shape[1]
