@@ -240,7 +240,7 @@ class HookedModel:
             >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3)))
             >>> with hm.ablate("0", [0, 2], value="mean"):
             ...     y = hm(torch.rand(2, 3, 8, 8))
-            >>> float(y[:, 0].std()) < 1e-6
+            >>> float(y[:, 0].std().detach()) < 1e-6
             True
         """
         chans = [channels] if isinstance(channels, int) else list(channels)
