@@ -5,11 +5,11 @@ Example:
     >>> model = fv.models.efficientnet_lite0(pretrained=True)   # doctest: +SKIP
     >>> logits, cache = fv.hooked(model).run_with_cache(x)     # doctest: +SKIP
 """
-from featviz import data, nn, optvis
+from featviz import data, models, nn, optvis
 from featviz.hooks import ActivationCache, HookedModel, hooked
 from featviz.optvis import objectives, render, render_layer
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationCache", "HookedModel", "data", "hooked", "nn", "__version__"]
+__all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
