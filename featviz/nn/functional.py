@@ -93,6 +93,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     B, C, L = x.shape
     O, Cg, k = weight.shape
     G = groups
+    output_size(L, k, stride, padding, padding, dilation, name="conv1d")  # a clear error if k doesn't fit
     x = pad1d(x, padding, padding)                                        # (B, C, L + 2p)
     win = windows1d(x, k, stride, dilation, name="conv1d")                # (B, C, L_out, k) view
     win = win.reshape(B, G, Cg, win.shape[2], k)                          # (B, G, C/G, L_out, k)
@@ -123,6 +124,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     O, Cg, kh, kw = weight.shape
     G = groups
     left, right, top, bottom = _padding4(padding)
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation)
+    output_size(H, kh, sh, top, bottom, dh, name="conv2d (height)")      # a clear error if the kernel
+    output_size(W, kw, sw, left, right, dw, name="conv2d (width)")       # does not fit
     if left or right or top or bottom:
         x = pad2d(x, left, right, top, bottom)                            # (B, C, Hp, Wp)
     cols = im2col(x, (kh, kw), stride, dilation, name="conv2d")           # (C, kh, kw, B, H', W')
@@ -140,11 +144,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
 # pooling
 
 
-def _check_pool_padding(name: str, kernel: tuple, padding: tuple, dilation: tuple) -> None:
-    for k, p, d in zip(kernel, padding, dilation):
-        if p < 0 or 2 * p > d * (k - 1) + 1:
-            raise ValueError(f"{name}: padding {p} must be between 0 and half the (dilated) kernel size "
-                             f"d*(k-1)+1 = {d * (k - 1) + 1}, so that no window is all padding")
+def _check_pool_padding(name: str, kernel: tuple, padding: tuple) -> None:
+    for k, p in zip(kernel, padding):
+        if p < 0 or 2 * p > k:
+            raise ValueError(f"{name}: padding must be between 0 and half the kernel size (p <= k/2, as in "
+                             f"torch), got padding {p} for kernel size {k}")
 
 
 def _ceil_extra(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, name: str) -> tuple[int, int]:
@@ -162,7 +166,7 @@ def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, 
     k, s, p, d = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"),
                                             (kernel_size if stride is None else stride, "stride"),
                                             (padding, "padding"), (dilation, "dilation")))
-    _check_pool_padding(name, k, p, d)
+    _check_pool_padding(name, k, p)
     (_, extra_h), (_, extra_w) = (_ceil_extra(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode, name)
                                   for i in range(2))
     pads = (p[1], p[1] + extra_w, p[0], p[0] + extra_h)                   # (left, right, top, bottom)
