@@ -13,8 +13,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from featviz.hooks import closest_names
-
 __all__ = ["load_model", "STATE_DICT_SUFFIXES"]
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -23,12 +21,12 @@ STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 def _from_zoo(name: str) -> nn.Module:
     import featviz.models as zoo
 
-    names = list(zoo.list_models())
-    if name not in names:
-        near = closest_names(name, names, n=3)
-        hint = f"did you mean {', '.join(near)}? " if near else ""
-        raise KeyError(f"unknown model {name!r}: {hint}featviz models are: {', '.join(names)}; "
-                       "or give a .py file defining `model`, or a state-dict file with --arch")
+    if name not in zoo.list_models():
+        try:
+            zoo.get(name)  # raises KeyError naming the closest zoo models
+        except KeyError as e:
+            raise KeyError(f"{e.args[0]}; or give a .py file defining `model`, or a state-dict file "
+                           "with --arch") from None
     return zoo.get(name)
 
 
