@@ -4,11 +4,14 @@ Every zoo model has ``model.preprocess`` (a callable: (B, 3, H, W) in [0, 1] -> 
 tensor its forward takes), ``model.input_size`` (int), ``model.labels`` (class names or None)
 and ``model.interesting_layers`` (hook names, early to late).
 
-=====================  =========================================================  ==========
-name                   what                                                       weights
-=====================  =========================================================  ==========
+======================  =======================================================  ================
+name                    what                                                     weights
+======================  =======================================================  ================
 ``efficientnet_lite0``  the default; ImageNet classifier, 16 MBConv blocks          shipped
-=====================  =========================================================  ==========
+``inception_v1``        GoogLeNet (Zoom In's network, torchvision's BN variant)    ``weights=PATH``
+``resnet18``            ResNet-18, torchvision names                               ``weights=PATH``
+``edges_and_curves``    ``toy.edges_and_curves()``: hand-wired edges -> curves     built in
+======================  =======================================================  ================
 
 Layer tables: ``docs/models.md``.
 
@@ -19,10 +22,17 @@ Example:
     >>> fv.models.predict(model, images, k=1)[names.index("chelsea")]    # doctest: +SKIP
     [('Egyptian cat', 0.39...)]
 """
+from featviz.models import toy
 from featviz.models.efficientnet import efficientnet_lite0
+from featviz.models.inception import inception_v1
 from featviz.models.predict import predict
 from featviz.models.registry import get, list_models, register
+from featviz.models.resnet import resnet18
 
 register("efficientnet_lite0", efficientnet_lite0)
+register("inception_v1", inception_v1)
+register("resnet18", resnet18)
+register("edges_and_curves", toy.edges_and_curves)
 
-__all__ = ["efficientnet_lite0", "get", "list_models", "predict", "register"]
+__all__ = ["efficientnet_lite0", "get", "inception_v1", "list_models", "predict", "register", "resnet18",
+           "toy"]
