@@ -143,6 +143,11 @@ class ChannelWorker:
             files["tuning.png"], facts["tuning"] = self._tuning(ref)
         return files, facts
 
+    def run(self, job: tuple[str, int, bool]) -> tuple[str, int, dict[str, bytes], dict]:
+        """``compute`` for one job ``(layer, channel, early)``, returned with its job's layer and channel."""
+        layer, channel, early = job
+        return (layer, channel, *self.compute(layer, channel, early))
+
     def _examples(self, ref: str) -> tuple[bytes, list[dict]]:
         from featviz.viz._examples import examples_png
 
