@@ -83,3 +83,16 @@ def test_model_carries_preprocess_labels_and_is_in_eval_mode(effnet):
     assert effnet.preprocess.mean == (0.5,) and effnet.preprocess.std == (0.5,)
     assert "preprocess" not in dict(effnet.named_modules())
     assert all(n in dict(effnet.named_modules()) for n in effnet.interesting_layers)
+
+
+def test_strided_backend_gives_the_same_logits(effnet, photos):
+    x = effnet.preprocess(photos.images[:1])
+    with torch.no_grad():
+        expected = effnet(x)
+        with fv.nn.use_backend("strided"):
+            torch.testing.assert_close(effnet(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_odd_input_sizes_run(effnet):
+    with torch.no_grad():
+        assert effnet(torch.rand(1, 3, 97, 131)).shape == (1, 1000)
