@@ -82,6 +82,7 @@ class MBConv(nn.Module):
     Its output (the module's hook) is the block output after the residual add.
 
     Example:
+        >>> import torch
         >>> MBConv(16, 24, kernel=3, stride=2, expand=6)(torch.rand(1, 16, 56, 56)).shape
         torch.Size([1, 24, 28, 28])
     """
@@ -114,6 +115,7 @@ class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0: ``stem``, ``blocks.0`` ... ``blocks.15``, ``head``, ``pool``, ``dropout``, ``fc``.
 
     Example:
+        >>> import torch
         >>> EfficientNetLite0().eval()(torch.rand(2, 3, 224, 224)).shape
         torch.Size([2, 1000])
     """
@@ -143,6 +145,7 @@ def map_lukemelas_keys(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Ten
     Keys that match no rule raise ``KeyError`` (so a wrong file fails loudly, not half-loaded).
 
     Example:
+        >>> import torch
         >>> list(map_lukemelas_keys({"_blocks.3._bn1.weight": torch.ones(1)}))
         ['blocks.3.depthwise_bn.weight']
     """
@@ -178,6 +181,7 @@ def efficientnet_lite0(pretrained: bool = True,
     ``preprocess`` (mean = std = 0.5), ``input_size`` 224, ``labels`` and ``interesting_layers``.
 
     Example:
+        >>> import torch
         >>> model = efficientnet_lite0()
         >>> x = torch.rand(1, 3, 224, 224)                  # RGB in [0, 1]
         >>> model(model.preprocess(x)).shape

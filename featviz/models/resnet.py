@@ -27,6 +27,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers plus a shortcut: relu2(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x)).
 
     Example:
+        >>> import torch
         >>> BasicBlock(64, 128, stride=2)(torch.rand(1, 64, 56, 56)).shape
         torch.Size([1, 128, 28, 28])
     """
@@ -52,6 +53,7 @@ class ResNet18(nn.Module):
     """ResNet-18: ``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``.
 
     Example:
+        >>> import torch
         >>> ResNet18().eval()(torch.rand(1, 3, 224, 224)).shape
         torch.Size([1, 1000])
     """
@@ -87,6 +89,7 @@ def resnet18(weights: str | os.PathLike | None = None) -> ResNet18:
     normalisation torchvision's weights expect.
 
     Example:
+        >>> import torch
         >>> model = resnet18()                     # random weights
         >>> model(model.preprocess(torch.rand(1, 3, 224, 224))).shape
         torch.Size([1, 1000])

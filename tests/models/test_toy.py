@@ -41,6 +41,16 @@ def test_edge_units_prefer_edges_at_their_documented_angle(model):
     assert preferred == [unit["angle"] for unit in model.ground_truth["conv1"]]
 
 
+def test_edge_units_prefer_gratings_along_their_angle(model):
+    angles, phases = list(range(0, 180, 5)), list(range(0, 360, 15))
+    stimuli = fv.data.gratings(angles, phases=phases)  # angle-major
+    with torch.no_grad():
+        response = model.relu1(model.conv1(stimuli))[:, :, 32, 32]
+    best_over_phase = response.view(len(angles), len(phases), 8).amax(dim=1)  # (angles, 8)
+    preferred = [angles[i] for i in best_over_phase.argmax(dim=0)]
+    assert preferred == [unit["angle"] % 180 for unit in model.ground_truth["conv1"]]
+
+
 def test_edge_units_ignore_a_uniform_image(model):
     with torch.no_grad():
         assert model.relu1(model.conv1(torch.full((1, 3, 16, 16), 0.7)))[..., 3:-3, 3:-3].abs().max() < 1e-5
