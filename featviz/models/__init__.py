@@ -4,14 +4,14 @@ Every zoo model has ``model.preprocess`` (a callable: (B, 3, H, W) in [0, 1] -> 
 tensor its forward takes), ``model.input_size`` (int), ``model.labels`` (class names or None)
 and ``model.interesting_layers`` (hook names, early to late).
 
-======================  =======================================================  ================
-name                    what                                                     weights
-======================  =======================================================  ================
-``efficientnet_lite0``  the default; ImageNet classifier, 16 MBConv blocks          shipped
-``inception_v1``        GoogLeNet (Zoom In's network, torchvision's BN variant)    ``weights=PATH``
-``resnet18``            ResNet-18, torchvision names                               ``weights=PATH``
-``edges_and_curves``    ``toy.edges_and_curves()``: hand-wired edges -> curves     built in
-======================  =======================================================  ================
+======================  ========================================================  ================
+name                    what                                                      weights
+======================  ========================================================  ================
+``efficientnet_lite0``  the default: ImageNet classifier, 16 MBConv blocks        shipped (pip)
+``inception_v1``        GoogLeNet (Zoom In's network; torchvision's BN variant)   ``weights=PATH``
+``resnet18``            ResNet-18 with torchvision's names                        ``weights=PATH``
+``edges_and_curves``    ``toy.edges_and_curves()``: hand-wired edges -> curves    built in
+======================  ========================================================  ================
 
 Layer tables: ``docs/models.md``.
 

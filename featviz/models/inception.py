@@ -6,23 +6,30 @@ downloadable file are dropped: they are training-only and, per torchvision, not 
 Each conv unit is ``conv``, ``bn``, ``relu`` (the ReLU is a module here, so it is hookable).
 
 Names in Distill's *Zoom In* / lucid (which used the original TensorFlow InceptionV1, without
-BatchNorm, so unit indices do **not** carry over to these weights) against these modules:
+BatchNorm, so unit indices do **not** carry over to these weights) against these modules
+(lucid's local-response-norm layers have no counterpart):
 
-================  ====================  ===============================================
-Zoom In / lucid   featviz (torchvision)  output at 224 px
-================  ====================  ===============================================
-conv2d0           ``conv1``              64 x 112 x 112
-maxpool0          ``maxpool1``           64 x 56 x 56
-conv2d1           ``conv2``              64 x 56 x 56
-conv2d2           ``conv3``              192 x 56 x 56
-maxpool1          ``maxpool2``           192 x 28 x 28
-mixed3a, mixed3b  ``inception3a``, ``3b``  256, 480 x 28 x 28
-maxpool4          ``maxpool3``           480 x 14 x 14
-mixed4a ... 4e    ``inception4a`` ... ``4e``  512, 512, 512, 528, 832 x 14 x 14
-maxpool10         ``maxpool4``           832 x 7 x 7
-mixed5a, mixed5b  ``inception5a``, ``5b``  832, 1024 x 7 x 7
-softmax2          ``fc``                 1000
-================  ====================  ===============================================
+=================  ===============  ==============
+Zoom In / lucid    featviz          output at 224
+=================  ===============  ==============
+conv2d0            ``conv1``        64 x 112 x 112
+maxpool0           ``maxpool1``     64 x 56 x 56
+conv2d1            ``conv2``        64 x 56 x 56
+conv2d2            ``conv3``        192 x 56 x 56
+maxpool1           ``maxpool2``     192 x 28 x 28
+mixed3a            ``inception3a``  256 x 28 x 28
+mixed3b            ``inception3b``  480 x 28 x 28
+maxpool4           ``maxpool3``     480 x 14 x 14
+mixed4a            ``inception4a``  512 x 14 x 14
+mixed4b            ``inception4b``  512 x 14 x 14
+mixed4c            ``inception4c``  512 x 14 x 14
+mixed4d            ``inception4d``  528 x 14 x 14
+mixed4e            ``inception4e``  832 x 14 x 14
+maxpool10          ``maxpool4``     832 x 7 x 7
+mixed5a            ``inception5a``  832 x 7 x 7
+mixed5b            ``inception5b``  1024 x 7 x 7
+softmax2 (logits)  ``fc``           1000
+=================  ===============  ==============
 
 Inside ``inceptionNx``: ``branch1`` (1x1), ``branch2`` (1x1 -> 3x3), ``branch3`` (1x1 -> 3x3;
 a 5x5 in the paper, 3x3 in torchvision's port), ``branch4`` (3x3 max-pool -> 1x1); the
