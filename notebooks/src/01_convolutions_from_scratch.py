@@ -1,0 +1,534 @@
+# %% [markdown]
+# # 01 · Convolutions from scratch
+#
+# A vision network is mostly a stack of convolutions. Before we look *inside* one (notebooks 02–05), we
+# build the operation ourselves, so that every number we later inspect is something we could compute by hand.
+#
+# **You will learn**
+# - what a convolution computes, and how big its output is (the output-size formula, with worked shapes);
+# - how a tensor is laid out in memory (*strides*), and how `as_strided` turns an image into a grid of
+#   sliding windows without copying a single number;
+# - how `featviz.nn.functional.conv2d` and `maxpool2d` are written that way, checked against PyTorch;
+# - how `featviz.nn.Conv2d` stores and initialises its weights (Kaiming-uniform bound), and
+# - why a convolution needs far fewer parameters than a fully connected layer, and why that helps it generalise.
+#
+# **Exercises.** Cells marked *Exercise* contain a function for you to write. Until you do, it calls the hidden
+# reference solution in `notebooks/solutions.py`, so the notebook runs from top to bottom. Replace that line
+# with your own code and re-run the check cell under it; `solutions.show("name")` prints our solution.
+#
+# **Further reading.** Olah et al., [*Zoom In: An Introduction to Circuits*](https://distill.pub/2020/circuits/zoom-in/),
+# Distill 2020, argues that the features these layers learn, and the weights connecting them, can be read
+# like code; we follow that thread from notebook 02 on.
+
+# %%
+import math
+import os
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets: text bars are fine
+import featviz as fv
+import solutions
+
+FAST = os.environ.get("FEATVIZ_FAST") == "1"  # the test suite runs every notebook in this quick mode
+torch.manual_seed(0)
+print("fast mode" if FAST else "full mode", "| torch", torch.__version__)
+
+# %% [markdown]
+# ## 1. What a convolution computes
+#
+# A convolution slides a small **kernel** (a block of learned weights) across the input. At every position it
+# multiplies the kernel with the patch of input underneath, element by element, and adds everything up: one
+# number per position. With several input channels the kernel has one slice per channel and the sum runs
+# over all of them, so each output number is a sum of `in_channels × kernel_height × kernel_width` products.
+# Each **output channel** has its own kernel.
+#
+# Compared with a linear layer, where every output looks at every input, a convolution builds in a prior of
+# **locality** (an output only sees a small patch) and **weight sharing** (the same kernel is used everywhere).
+#
+# (Deep-learning libraries actually compute a *cross-correlation*: the kernel is not flipped. Everything below,
+# PyTorch included, uses that convention.)
+#
+# Let us compute one output value by hand. The image is a dark square on the left and a bright one on the right;
+# the kernel responds to a step from dark (left) to bright (right), i.e. a vertical edge.
+
+# %%
+image = torch.zeros(1, 1, 6, 6)          # (B, C, H, W): one greyscale 6x6 image
+image[..., 3:] = 1.0                      # right half bright: a vertical edge between columns 2 and 3
+kernel = torch.tensor([[-1.0, 0.0, 1.0]] * 3).reshape(1, 1, 3, 3)   # (out, in, kh, kw)
+
+out = F.conv2d(image, kernel)            # PyTorch's convolution, no padding, stride 1 -> (1, 1, 4, 4)
+row, col = 1, 1                           # output position; its patch is rows 1..3, columns 1..3
+patch = image[0, 0, row:row + 3, col:col + 3]
+by_hand = (patch * kernel[0, 0]).sum()
+print(f"by hand: {by_hand.item():.1f}   torch: {out[0, 0, row, col].item():.1f}")
+assert torch.isclose(by_hand, out[0, 0, row, col])
+
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+panels = [(image[0, 0], "input (6x6)", "gray"), (kernel[0, 0], "kernel (3x3)", "RdBu_r"),
+          (out[0, 0], "output (4x4)", "RdBu_r")]
+for ax, (data, title, cmap) in zip(axes, panels):
+    lim = data.abs().max().item()
+    im = ax.imshow(data, cmap=cmap, vmin=-lim if cmap == "RdBu_r" else 0, vmax=lim)
+    for (i, j), v in np.ndenumerate(data.numpy()):
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=8, color="k" if abs(v) < lim * .6 else "w")
+    ax.set(title=title, xlabel="column", ylabel="row", xticks=range(data.shape[1]), yticks=range(data.shape[0]))
+axes[0].add_patch(plt.Rectangle((col - .5, row - .5), 3, 3, fill=False, ec="orange", lw=3))
+axes[2].add_patch(plt.Rectangle((col - .5, row - .5), 1, 1, fill=False, ec="orange", lw=3))
+fig.suptitle("A vertical-edge kernel: the orange patch gives the orange output value")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The output is large only where the kernel sits across the edge: the kernel is an **edge detector**. Trained
+# networks learn kernels like this one in their first layers (notebook 04 finds them in a real model).
+#
+# ## 2. How big is the output?
+#
+# A convolution has four important settings: the **kernel size** `k`, the **stride** `s` (how far the kernel
+# moves each step), the **padding** `p` (how many zeros are added on each side) and the number of **output
+# channels**. Along each spatial axis,
+#
+# $$L_{\text{out}} = \left\lfloor \frac{L_{\text{in}} + 2p - k}{s} \right\rfloor + 1 .$$
+#
+# Read it as: the padded input has `L_in + 2p` positions, the first window starts at 0, and the last start
+# position must leave room for `k` values; in between we step by `s`.
+#
+# Worked shapes:
+#
+# | input | kernel `k` | stride `s` | padding `p` | output length | why |
+# |---|---|---|---|---|---|
+# | 28 | 3 | 1 | 1 | ⌊(28+2−3)/1⌋+1 = **28** | "shape-preserving": `k=3, p=1, s=1` |
+# | 28 | 3 | 2 | 1 | ⌊(28+2−3)/2⌋+1 = ⌊13.5⌋+1 = **14** | halves the image |
+# | 32 | 5 | 1 | 0 | ⌊(32−5)/1⌋+1 = **28** | no padding shrinks by `k−1` |
+# | 7 | 3 | 2 | 0 | ⌊(7−3)/2⌋+1 = **3** | |
+# | 224 | 3 | 2 | 1 | ⌊(224+2−3)/2⌋+1 = **112** | the first layer of EfficientNet-Lite0 |
+#
+# So a 3-channel 28×28 image through a 3×3 convolution with stride 2, padding 1 and 5 output channels goes from
+# shape **(3, 28, 28) to (5, 14, 14)**: the channel count is the number of kernels, the spatial size comes from
+# the formula.
+#
+# A handy rule: with `k=3, p=1` the output length is ⌊(L−1)/s⌋+1 = ⌈L/s⌉, which is `L // s` whenever `s`
+# divides `L` — a stack of stride-2 3×3 convolutions halves the image each time.
+#
+# ### Exercise 1 — the output-size formula
+# Write `output_size`. The check compares it with the shape PyTorch actually produces.
+
+# %%
+def output_size(L_in: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Output length of a convolution along one axis."""
+    # EXERCISE: replace the next line with the formula above.
+    return solutions.output_size(L_in, kernel_size, stride, padding)
+
+
+# %%
+# Check: PyTorch is the independent reference here.
+for L, k, s, p in [(28, 3, 1, 1), (28, 3, 2, 1), (32, 5, 1, 0), (7, 3, 2, 0), (224, 3, 2, 1), (10, 4, 3, 2)]:
+    expected = F.conv2d(torch.zeros(1, 1, L, L), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1]
+    assert output_size(L, k, s, p) == expected, f"L={L}, k={k}, s={s}, p={p}: torch gives {expected}"
+print("Exercise 1: all checks passed")
+
+# %% [markdown]
+# The featviz layer agrees with the worked example:
+
+# %%
+conv = fv.nn.Conv2d(in_channels=3, out_channels=5, kernel_size=3, stride=2, padding=1)
+x = torch.rand(3, 28, 28)
+y = conv(x[None])[0]                      # layers take a batch: (1, 3, 28, 28) -> (1, 5, 14, 14)
+print(conv)
+print(tuple(x.shape), "->", tuple(y.shape))
+assert y.shape == (5, 14, 14)
+
+# %% [markdown]
+# ## 3. Strides: how a tensor sits in memory
+#
+# A tensor is a flat block of memory plus two tuples: its **shape** and its **strides**. The stride of a dimension
+# says how many elements to skip in memory to move one step along that dimension. Element `x[i, j]` of a 2-D
+# tensor lives at memory offset `i * stride[0] + j * stride[1]`.
+#
+# Many operations (transpose, slicing with a step, `expand`) only change the strides: no data is copied.
+
+# %%
+x = torch.arange(12).reshape(3, 4)
+print("x =\n", x, "\nshape", tuple(x.shape), "strides", x.stride())
+print("x.T strides", x.T.stride(), "- same memory:", x.T.data_ptr() == x.data_ptr())
+print("x[:, ::2] strides", x[:, ::2].stride())
+i, j = 2, 1
+assert x.flatten()[i * x.stride(0) + j * x.stride(1)] == x[i, j]
+
+# %% [markdown]
+# `torch.as_strided(size, stride)` lets us choose the shape and strides ourselves. The trick behind a from-scratch
+# convolution: choose them so that **the same memory is read many times**, once for every window that covers it.
+#
+# For a 1-D signal of length 8 and windows of length 3, ask for shape `(6, 3)` and strides `(1, 1)`: moving to the
+# next window moves one element in memory, and so does moving within a window. The picture shows which memory
+# element each entry of the view reads — the diagonal bands are the overlaps.
+
+# %%
+signal = torch.arange(8.0)
+windows = signal.as_strided(size=(6, 3), stride=(1, 1))          # (L_out, k): no copy
+print(windows)
+assert windows.data_ptr() == signal.data_ptr()
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [8, 3]})
+axes[0].imshow(signal[None].numpy(), cmap="viridis", vmin=0, vmax=7)
+for k in range(8):
+    axes[0].text(k, 0, f"{k}", ha="center", va="center", color="w")
+axes[0].set(title="memory: the flat buffer of `signal`", xlabel="memory offset", ylabel="buffer", yticks=[],
+            xticks=range(8))
+axes[1].imshow(windows.numpy(), cmap="viridis", vmin=0, vmax=7)
+for (a, b), v in np.ndenumerate(windows.numpy()):
+    axes[1].text(b, a, f"{v:g}", ha="center", va="center", color="w")
+axes[1].set(title="as_strided((6, 3), (1, 1)):\noffset each entry reads", xlabel="position in window",
+            ylabel="window", xticks=range(3), yticks=range(6))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Exercise 2 — sliding windows with a stride
+# Return the windows of length `kernel_size` that start every `stride` elements, as an `as_strided` view
+# (no copying, no Python loop). Hint: the step *between* windows is `stride` elements, i.e. `stride * x.stride(0)`
+# in memory; the step *within* a window is one element. The length of the first axis is the output-size formula
+# with no padding. `Tensor.unfold` is PyTorch's own version; the check compares with it.
+
+# %%
+def sliding_windows_1d(x: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """(L,) -> (L_out, kernel_size), a view of x."""
+    # EXERCISE: replace the next line (use x.as_strided).
+    return solutions.sliding_windows_1d(x, kernel_size, stride)
+
+
+# %%
+for L, k, s in [(8, 3, 1), (10, 3, 2), (9, 4, 3), (5, 5, 1)]:
+    sig = torch.randn(L)
+    got = sliding_windows_1d(sig, k, s)
+    assert got.shape == sig.unfold(0, k, s).shape, f"L={L}, k={k}, s={s}: shape {tuple(got.shape)}"
+    assert torch.equal(got, sig.unfold(0, k, s)), f"L={L}, k={k}, s={s}: wrong values"
+    assert got.data_ptr() == sig.data_ptr(), "should be a view (as_strided), not a copy"
+print("Exercise 2: all checks passed")
+
+# %% [markdown]
+# ### Windows over an image
+#
+# In 2-D, a `(H, W)` image with memory strides `(sH, sW)` has windows of shape `(kh, kw)` starting every `s`
+# pixels. The view has shape `(H_out, W_out, kh, kw)` and strides `(sH·s, sW·s, sH, sW)`: the first two axes pick
+# the window, the last two walk inside it. Below, a 7×7 image, 3×3 windows, stride 2: each small panel is one
+# output pixel and highlights the memory offsets its window reads. Neighbouring windows share a row or column.
+
+# %%
+img = torch.arange(49.0).reshape(7, 7)
+k, s = 3, 2
+sH, sW = img.stride()
+H_out = W_out = output_size(7, k, s)
+win2d = img.as_strided(size=(H_out, W_out, k, k), stride=(sH * s, sW * s, sH, sW))
+print("windows:", tuple(win2d.shape), "| window (1, 2) reads\n", win2d[1, 2])
+assert torch.equal(win2d[1, 2], img[2:5, 4:7])
+
+fig, axes = plt.subplots(H_out, W_out, figsize=(8, 8.4))
+for (a, b), ax in np.ndenumerate(axes):
+    mask = np.zeros((7, 7))
+    mask[a * s:a * s + k, b * s:b * s + k] = 1                       # the pixels window (a, b) reads
+    ax.imshow(mask, cmap="Oranges", vmin=0, vmax=1.5)
+    for (i, j), v in np.ndenumerate(img.numpy()):
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7, color="k" if mask[i, j] else "0.6")
+    ax.set(title=f"output ({a}, {b})", xticks=range(7), yticks=range(7))
+    ax.tick_params(labelsize=7)
+    if a == H_out - 1:
+        ax.set_xlabel("column")
+    if b == 0:
+        ax.set_ylabel("row")
+fig.suptitle("as_strided windows: 3x3, stride 2, on a 7x7 image (numbers = memory offsets)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 4. A convolution = windows + one `einsum`
+#
+# With batch and channels, the window view of `x` of shape `(B, C, H, W)` is `(B, C, H_out, W_out, kh, kw)`. Each
+# output value is the sum over `C, kh, kw` of window × kernel, for each output channel `o`:
+#
+# ```
+# out[b, o, h, w] = Σ_c Σ_i Σ_j  windows[b, c, h, w, i, j] · weight[o, c, i, j]
+# ```
+#
+# which is exactly `torch.einsum("bchwij,ocij->bohw", windows, weight)`.
+#
+# ### Exercise 3 — a minimal `conv2d`
+# No padding, no bias, the same stride on both axes. Build the 6-D window view with `as_strided` (use
+# `x.stride()` for the memory strides), then one `einsum`.
+
+# %%
+def conv2d_minimal(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """(B, C, H, W), (O, C, kh, kw) -> (B, O, H_out, W_out)."""
+    # EXERCISE: replace the next line.
+    return solutions.conv2d_minimal(x, weight, stride)
+
+
+# %%
+for shape, wshape, s in [((2, 3, 10, 10), (4, 3, 3, 3), 1), ((1, 2, 9, 11), (5, 2, 3, 2), 2), ((1, 1, 5, 5), (1, 1, 5, 5), 1)]:
+    x, w = torch.randn(shape), torch.randn(wshape)
+    expected = F.conv2d(x, w, stride=s)
+    got = conv2d_minimal(x, w, stride=s)
+    assert got.shape == expected.shape, f"x{shape} w{wshape} s={s}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
+    assert torch.allclose(got, expected, atol=1e-5), f"x{shape} w{wshape} s={s}: values differ from F.conv2d"
+print("Exercise 3: all checks passed")
+
+# %% [markdown]
+# ### The featviz version
+#
+# `featviz.nn.functional.conv2d` is the same idea grown up. It pads first (padding is just a bigger input), takes
+# the window view with `featviz.nn.functional.windows2d` (the `as_strided` call you just wrote, plus dilation),
+# copies the windows once into the memory order a matrix product likes (`im2col`), and finishes with one grouped
+# `einsum`. It also handles bias, separate strides per axis, dilation and groups (EfficientNet's depthwise
+# convolutions have `groups = channels`). We check it against `torch.nn.functional.conv2d` on several settings,
+# including the lesson's 28×28 / k3 / s2 / p1 example.
+
+# %%
+import featviz.nn.functional as sf   # the from-scratch functional ops
+
+cases = [  # (input shape, out channels, kernel, stride, padding, groups)
+    ((1, 3, 28, 28), 5, 3, 2, 1, 1),
+    ((2, 4, 13, 9), 6, (3, 5), (2, 1), (1, 2), 1),
+    ((1, 8, 12, 12), 8, 5, 2, 2, 8),      # depthwise, as in EfficientNet
+]
+for shape, out_ch, k, s, p, g in cases:
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = torch.randn(shape)
+    w, b = torch.randn(out_ch, shape[1] // g, kh, kw), torch.randn(out_ch)
+    ours = sf.conv2d(x, w, b, stride=s, padding=p, groups=g)
+    ref = F.conv2d(x, w, b, stride=s, padding=p, groups=g)
+    err = (ours - ref).abs().max().item()
+    print(f"x{shape} k={k} s={s} p={p} groups={g}: output {tuple(ours.shape)}, max |ours - torch| = {err:.1e}")
+    assert ours.shape == ref.shape and err < 1e-4
+
+# %% [markdown]
+# ## 5. Max pooling
+#
+# A max-pooling layer keeps the largest value in each window (per channel — channels are never mixed). It shrinks
+# the image and keeps the *strongest* evidence: a "wheel detector" cares whether a wheel is *somewhere* in the
+# window, not exactly where. The output size follows the same formula (padding uses −∞, so padded values never win).
+#
+# ### Exercise 4 — a minimal `maxpool2d`
+# Non-overlapping `k × k` windows (stride `k`), no padding, input sides divisible by `k`. Same window view as in
+# Exercise 3, then a maximum over the last two axes.
+
+# %%
+def maxpool2d_minimal(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H // k, W // k)."""
+    # EXERCISE: replace the next line.
+    return solutions.maxpool2d_minimal(x, kernel_size)
+
+
+# %%
+for shape, k in [((2, 3, 8, 8), 2), ((1, 4, 9, 6), 3), ((1, 1, 4, 4), 4)]:
+    x = torch.randn(shape)
+    expected = F.max_pool2d(x, k)
+    got = maxpool2d_minimal(x, k)
+    assert got.shape == expected.shape and torch.equal(got, expected), f"x{shape}, k={k}: differs from F.max_pool2d"
+print("Exercise 4: all checks passed")
+
+# %% [markdown]
+# featviz's `maxpool2d` adds stride, padding and dilation. `fv.nn.MaxPool2d` follows the lesson's defaults
+# (stride = kernel size, padding 1). Below: it on a small image with bright dots, against PyTorch.
+
+# %%
+for shape, k, s, p in [((1, 3, 28, 28), 3, 2, 1), ((2, 2, 11, 7), 2, 2, 0), ((1, 1, 6, 6), 3, 1, 1)]:
+    x = torch.randn(shape)
+    ours, ref = sf.maxpool2d(x, k, s, p), F.max_pool2d(x, k, s, p)
+    assert torch.equal(ours, ref), f"x{shape} k={k} s={s} p={p}"
+print("featviz maxpool2d == torch max_pool2d on all cases")
+
+pool = fv.nn.MaxPool2d(kernel_size=2, padding=0)
+dots = torch.zeros(1, 1, 8, 8)
+dots[0, 0, [1, 2, 5, 6], [1, 6, 2, 5]] = torch.tensor([1.0, 0.5, 0.8, 0.3])
+pooled = pool(dots)
+print(pool, ":", tuple(dots.shape), "->", tuple(pooled.shape))
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+for ax, data, title in [(axes[0], dots, "input (8x8)"), (axes[1], pooled, "after MaxPool2d(2): 4x4")]:
+    ax.imshow(data[0, 0], cmap="magma", vmin=0, vmax=1)
+    ax.set(title=title, xlabel="column", ylabel="row", xticks=range(data.shape[-1]), yticks=range(data.shape[-2]))
+fig.suptitle("Max pooling keeps each window's strongest value")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. The `Conv2d` layer and its initialisation
+#
+# A layer stores its kernels as a parameter `weight` of shape `(out_channels, in_channels, kernel_height,
+# kernel_width)` — the same layout as PyTorch, so weights can be loaded either way.
+#
+# **Initialisation.** Weights start uniformly random in `[−b, b]` with
+# $b = 1/\sqrt{N_{in}}$, where $N_{in}$ = `in_channels × kernel_height × kernel_width` (Kaiming-uniform, as in
+# PyTorch's `nn.Conv2d`). Why that product? Each output value is a sum of exactly that many products, just as a
+# linear layer's output is a sum of `in_features` products. Scaling by $1/\sqrt{N_{in}}$ keeps the output's size
+# roughly independent of how many terms are summed, so signals neither explode nor vanish through many layers.
+#
+# ### Exercise 5 — the weight of a `Conv2d`
+# Fill in `__init__`: create `self.weight` as an `nn.Parameter` with the right shape and Kaiming-uniform values
+# (hint: `2 * torch.rand(...) - 1` is uniform in `[−1, 1]`).
+
+# %%
+class MyConv2d(nn.Module):
+    """Same as torch.nn.Conv2d with bias=False and a square kernel."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # EXERCISE: replace the next line — define and initialise self.weight.
+        self.weight = solutions.conv2d_weight(in_channels, out_channels, kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        keys = ["in_channels", "out_channels", "kernel_size", "stride", "padding"]
+        return ", ".join(f"{key}={getattr(self, key)}" for key in keys)
+
+
+# %%
+mine = MyConv2d(24, 12, kernel_size=3, stride=2, padding=1)
+ref = nn.Conv2d(24, 12, kernel_size=3, stride=2, padding=1, bias=False)
+bound = 1 / math.sqrt(24 * 3 * 3)
+assert isinstance(mine.weight, nn.Parameter), "self.weight must be an nn.Parameter (so optimisers see it)"
+assert mine.weight.shape == ref.weight.shape, f"weight shape {tuple(mine.weight.shape)} != {tuple(ref.weight.shape)}"
+assert mine.weight.abs().max() <= bound, f"weights exceed the Kaiming bound {bound:.4f}"
+assert mine.weight.abs().max() > 0.9 * bound, "weights should fill [-b, b], not a narrower range"
+assert abs(mine.weight.mean().item()) < 0.1 * bound, "weights should be centred on 0"
+ref.load_state_dict(mine.state_dict())          # same layout as torch: the state dict loads as is
+x = torch.randn(2, 24, 16, 16)
+assert torch.allclose(mine(x), ref(x), atol=1e-5)
+print("Exercise 5: all checks passed —", mine)
+
+# %% [markdown]
+# `featviz.nn.Conv2d` is this layer with the rest of PyTorch's options (bias, pairs, dilation, groups, asymmetric
+# padding). Its weights follow the same rule, and so do PyTorch's. The histograms should be flat between the dashed
+# lines at ±b:
+
+# %%
+fv_conv = fv.nn.Conv2d(24, 12, kernel_size=3, stride=2, padding=1)
+torch_conv = nn.Conv2d(24, 12, kernel_size=3, stride=2, padding=1, bias=False)
+print(fv_conv, "| bound b = 1/sqrt(24*3*3) =", round(bound, 4))
+assert fv_conv.weight.abs().max() <= bound
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+bins = np.linspace(-1.2 * bound, 1.2 * bound, 41)
+ax.hist(fv_conv.weight.detach().flatten(), bins=bins, alpha=0.6, label="featviz.nn.Conv2d")
+ax.hist(torch_conv.weight.detach().flatten(), bins=bins, alpha=0.6, label="torch.nn.Conv2d")
+for v in (-bound, bound):
+    ax.axvline(v, ls="--", c="k")
+ax.set(title="Initial weights of a 24→12, 3x3 convolution: uniform in ±1/sqrt(24·3·3)",
+       xlabel="weight value", ylabel="number of weights")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ### Two backends, one layer
+#
+# Every featviz layer can compute with PyTorch's fast kernels (`"torch"`, the default) or with the from-scratch
+# functions of this notebook (`"strided"`). `fv.nn.use_backend` switches for a block of code; the answers agree.
+
+# %%
+x = torch.randn(4, 24, 32, 32)
+t0 = time.perf_counter()
+y_torch = fv_conv(x)
+t1 = time.perf_counter()
+with fv.nn.use_backend("strided"):
+    y_strided = fv_conv(x)
+t2 = time.perf_counter()
+print(f"max difference {(y_torch - y_strided).abs().max():.1e} | torch {1e3 * (t1 - t0):.1f} ms, "
+      f"strided {1e3 * (t2 - t1):.1f} ms")
+assert torch.allclose(y_torch, y_strided, atol=1e-4)
+
+# %% [markdown]
+# ## 7. Why convolutions generalise better than linear layers
+#
+# Suppose we want to map a 3×28×28 image to a 5×14×14 feature map. A convolution (3×3, stride 2) uses one 3×3×3
+# kernel per output channel. A fully connected layer needs a separate weight for every (input pixel, output pixel)
+# pair. Fewer parameters means fewer ways to fit noise in the training set: the convolution can only express
+# *local*, *translation-equivariant* maps, which is exactly the structure natural images have. (The flip side: if
+# you shuffled every image's pixels with one fixed permutation, a linear layer would not care, but a convolution
+# would lose its advantage — nearby pixels would no longer be related.)
+#
+# ### Exercise 6 — count parameters
+
+# %%
+def n_params_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> int:
+    # EXERCISE: replace the next line.
+    return solutions.n_params_conv(in_channels, out_channels, kernel_size, bias)
+
+
+def n_params_linear(in_features: int, out_features: int, bias: bool = True) -> int:
+    # EXERCISE: replace the next line.
+    return solutions.n_params_linear(in_features, out_features, bias)
+
+
+# %%
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+for c_in, c_out, k, bias in [(3, 5, 3, True), (24, 12, 5, False), (1, 1, 1, True)]:
+    assert n_params_conv(c_in, c_out, k, bias) == count(nn.Conv2d(c_in, c_out, k, bias=bias)), (c_in, c_out, k, bias)
+for n_in, n_out, bias in [(3 * 28 * 28, 5 * 14 * 14, True), (10, 7, False)]:
+    assert n_params_linear(n_in, n_out, bias) == count(nn.Linear(n_in, n_out, bias=bias)), (n_in, n_out, bias)
+print("Exercise 6: all checks passed")
+
+# %%
+layers = {  # layer: number of parameters
+    "Conv2d 3→5, 3x3, s2": n_params_conv(3, 5, 3),
+    "Linear 3·28·28 → 5·14·14": n_params_linear(3 * 28 * 28, 5 * 14 * 14),
+    "Conv2d 32→64, 3x3 (112x112 maps)": n_params_conv(32, 64, 3),
+    "Linear 32·112·112 → 64·112·112": n_params_linear(32 * 112 * 112, 64 * 112 * 112),
+}
+for name, n in layers.items():
+    print(f"{name:34s} {n:>22,d} parameters")
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.barh(list(layers), list(layers.values()), color=["tab:blue", "tab:red"] * 2)
+ax.set_xscale("log")
+ax.invert_yaxis()
+ax.set(title="Same input and output shape, very different parameter counts",
+       xlabel="number of parameters (log scale)", ylabel="layer")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The linear layer at 224 px would need about 3 × 10¹¹ weights — more than a terabyte of memory — while the
+# convolution needs 18 496.
+#
+# Weight sharing also gives **translation equivariance**: shift the input, and the output shifts the same way.
+# A cat's ear is detected by the same kernel wherever it appears. Check it (away from the borders, where padding
+# differs):
+
+# %%
+conv = fv.nn.Conv2d(3, 4, kernel_size=3, padding=1)
+x = torch.randn(1, 3, 20, 20)
+shifted = torch.roll(x, shifts=(3, 5), dims=(2, 3))
+lhs = conv(shifted)
+rhs = torch.roll(conv(x), shifts=(3, 5), dims=(2, 3))
+inner = (slice(None), slice(None), slice(4, -1), slice(6, -1))       # skip the rows/columns that wrapped around
+print("max |conv(shift(x)) - shift(conv(x))| away from borders:", f"{(lhs - rhs)[inner].abs().max():.1e}")
+assert torch.allclose(lhs[inner], rhs[inner], atol=1e-5)
+
+# %% [markdown]
+# ## Summary
+#
+# - A convolution is a sum of `in_channels × kh × kw` products per output value, with one kernel per output channel;
+#   its output length is ⌊(L + 2p − k)/s⌋ + 1 (28×28, k3, s2, p1 → 14×14).
+# - Strides describe how a tensor sits in memory; `as_strided` builds every sliding window as a view, and one
+#   `einsum` (or a `max`) turns the windows into a convolution (or a max-pool). featviz's `conv2d`/`maxpool2d` match
+#   PyTorch's.
+# - `Conv2d` weights are `(out, in, kh, kw)`, Kaiming-uniform in ±1/√(in·kh·kw).
+# - Locality and weight sharing cost orders of magnitude fewer parameters than a linear layer.
+#
+# **Next:** `02_hooks_and_activations.ipynb` opens up a trained network and looks at what its convolutions
+# respond to. For what those learned features turn out to be — edge, curve and eventually object detectors —
+# read Olah et al., [*Zoom In*](https://distill.pub/2020/circuits/zoom-in/) (Distill 2020) and
+# [*An Overview of Early Vision in InceptionV1*](https://distill.pub/2020/circuits/early-vision/) (Distill 2020).
