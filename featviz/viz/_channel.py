@@ -110,6 +110,7 @@ class ChannelWorker:
         self.model = model.eval()
         self.settings = settings
         self._photos: tuple[torch.Tensor, list[str]] | None = None
+        self._maps: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}  # the last layer's only
 
     def photos(self) -> tuple[torch.Tensor, list[str]]:
         """The bundled photos at the model's input size, loaded once per worker."""
@@ -126,6 +127,7 @@ class ChannelWorker:
         Returns ``(files, facts)``: PNG bytes by file name, and JSON-able facts for the page.
         """
         from featviz.optvis import objectives, render
+        from featviz.viz._examples import examples_png, tuning_png
 
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
@@ -137,10 +139,13 @@ class ChannelWorker:
             d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
                        progress=False)
             files["diversity.png"] = png_bytes(d.grid(ncol=s.diversity))
-        if s.examples > 0:
-            files["examples.png"], facts["examples"] = self._examples(ref)
-        if early and s.tuning_angles:
-            files["tuning.png"], facts["tuning"] = self._tuning(ref)
+        photos, tuning = self._layer(layer, early)
+        if photos is not None:
+            images, names = self.photos()
+            files["examples.png"], facts["examples"] = examples_png(photos[:, channel], images, names,
+                                                                    s.examples)
+        if tuning is not None:
+            files["tuning.png"], facts["tuning"] = tuning_png(tuning[:, channel], s.tuning_angles)
         return files, facts
 
     def run(self, job: tuple[str, int, bool]) -> tuple[str, int, dict[str, bytes], dict]:
@@ -148,14 +153,14 @@ class ChannelWorker:
         layer, channel, early = job
         return (layer, channel, *self.compute(layer, channel, early))
 
-    def _examples(self, ref: str) -> tuple[bytes, list[dict]]:
-        from featviz.viz._examples import examples_png
+    def _layer(self, layer: str, early: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Photo activations (N, C, H', W') and grating responses (A, C) of ``layer``, one pass each."""
+        from featviz.viz._examples import grating_responses, layer_maps
 
-        images, names = self.photos()
-        return examples_png(self.model, ref, images, names, self.settings.examples)
-
-    def _tuning(self, ref: str) -> tuple[bytes, dict]:
-        from featviz.viz._examples import tuning_png
-
-        size = int(getattr(self.model, "input_size", 224))
-        return tuning_png(self.model, ref, self.settings.tuning_angles, size)
+        if layer not in self._maps:
+            size = int(getattr(self.model, "input_size", 224))
+            photos = layer_maps(self.model, layer, self.photos()[0]) if self.settings.examples else None
+            tuning = (grating_responses(self.model, layer, self.settings.tuning_angles, size)
+                      if early and self.settings.tuning_angles else None)
+            self._maps = {layer: (photos, tuning)}
+        return self._maps[layer]
