@@ -273,7 +273,8 @@ def batch(obj: Objective | str, i: int) -> Objective:
         if i >= n:
             raise IndexError(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
         value = obj({k: acts[k][i : i + 1] for k in obj.layers})  # (1,)
-        return torch.zeros(n, device=value.device, dtype=value.dtype).index_put((torch.tensor([i]),), value)
+        index = torch.tensor([i], device=value.device)
+        return torch.zeros(n, device=value.device, dtype=value.dtype).index_put((index,), value)
 
     return Objective(fn, f"batch({obj.name}, {i})", obj.layers, obj.channels)
 
