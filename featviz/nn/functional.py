@@ -129,15 +129,27 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     output_size(W, kw, sw, left, right, dw, name="conv2d (width)")       # does not fit
     if left or right or top or bottom:
         x = pad2d(x, left, right, top, bottom)                            # (B, C, Hp, Wp)
-    cols = im2col(x, (kh, kw), stride, dilation, name="conv2d")           # (C, kh, kw, B, H', W')
+    w = weight.reshape(G, O // G, Cg, kh, kw)                             # (G, O/G, C/G, kh, kw)
+    # a few images at a time, so that the copied windows stay small (cache-sized, no fresh pages)
+    per_image = C * kh * kw * output_size(x.shape[2], kh, sh, d=dh) * output_size(x.shape[3], kw, sw, d=dw)
+    chunk = max(1, COLS_BUDGET // per_image)
+    outs = [_conv2d_windows(xb, w, (kh, kw), (sh, sw), (dh, dw)) for xb in x.split(chunk)]
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)                 # (B, O, H', W')
+    return out if bias is None else out + bias[:, None, None]
+
+
+COLS_BUDGET = 2**22  # floats of copied windows per chunk of images in conv2d (16 MB)
+
+
+def _conv2d_windows(x: Tensor, w: Tensor, kernel: tuple, stride: tuple, dilation: tuple) -> Tensor:
+    """conv2d's core on an already padded x: (B, C, Hp, Wp) * w (G, O/G, C/G, kh, kw) -> (B, O, H', W')."""
+    B, C = x.shape[:2]
+    G, Og, Cg, kh, kw = w.shape
+    cols = im2col(x, kernel, stride, dilation, name="conv2d")             # (C, kh, kw, B, H', W')
     Ho, Wo = cols.shape[-2:]
     cols = cols.reshape(G, Cg, kh, kw, B, Ho, Wo)                         # (G, C/G, kh, kw, B, H', W')
-    w = weight.reshape(G, O // G, Cg, kh, kw)                             # (G, O/G, C/G, kh, kw)
     out = torch.einsum("gocij,gcijbhw->gobhw", w, cols)                   # (G, O/G, B, H', W')
-    out = out.reshape(O, B, Ho, Wo).permute(1, 0, 2, 3)                   # (B, O, H', W') view
-    if bias is not None:
-        out = out + bias[:, None, None]
-    return out.contiguous()
+    return out.reshape(G * Og, B, Ho, Wo).permute(1, 0, 2, 3).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------
