@@ -69,6 +69,26 @@ def n_params_linear(in_features: int, out_features: int, bias: bool = True) -> i
     return in_features * out_features + (out_features if bias else 0)
 
 
+# ----------------------------------------------------------------------------- 02 hooks
+
+
+def mean_hook(store: dict, output: Tensor) -> None:
+    """Body of a forward hook: store the per-channel mean (B, C) of a (B, C, H, W) output."""
+    store["means"] = output.mean(dim=(2, 3))
+
+
+def direct_contributions(model: nn.Module, pooled: Tensor, class_index: int) -> Tensor:
+    """(C,) pooled activations -> (C,) terms of the class logit: pooled[c] * fc.weight[class, c]."""
+    return pooled * model.fc.weight[class_index]
+
+
+def zero_channels(output: Tensor, channels: list[int]) -> Tensor:
+    """A copy of a (B, C, H, W) output with ``channels`` set to 0 (the input is left untouched)."""
+    out = output.clone()
+    out[:, channels] = 0
+    return out
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
