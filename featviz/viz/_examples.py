@@ -106,7 +106,7 @@ def tuning_png(response: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, di
     ax.set_xlabel("grating orientation (°)")
     ax.set_ylabel("mean activation")
     ax.set_xticks(angles[:: max(1, len(angles) // 6)])
-    fig.subplots_adjust(left=0.2, bottom=0.22, right=0.97, top=0.95)
+    fig.subplots_adjust(left=0.25, bottom=0.22, right=0.97, top=0.95)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     preferred = angles[int(response.argmax())]
