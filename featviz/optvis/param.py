@@ -125,10 +125,4 @@ def fft_image(
     return [spectrum], image_fn
 
 
-def _check_param_output(images: torch.Tensor, batch: int, size: tuple[int, int]) -> None:
-    expected = (batch, 3, *size)
-    if tuple(images.shape) != expected:
-        raise ValueError(f"param's image_fn returned shape {tuple(images.shape)}, expected {expected}")
-
-
 __all__ = ["COLOR_CORRELATION", "fft_image", "pixel_image", "rfft2d_freqs", "to_rgb"]

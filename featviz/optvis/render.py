@@ -126,6 +126,25 @@ def _check_args(size: object, steps: object, lr: object, batch: object, threshol
         raise ValueError(f"thresholds must be steps between 1 and steps={steps}, got {bad}")
 
 
+def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    own = model_device(model)
+    if device is None:
+        return own
+    device = torch.device(device)
+    has_tensors = any(True for _ in model.parameters()) or any(True for _ in model.buffers())
+    if has_tensors and device.type != own.type:
+        raise ValueError(f"device={str(device)!r} but the model is on {own}; move the model first "
+                         f"(model.to({str(device)!r})) or leave device=None")
+    return device
+
+
+def _check_images(images: torch.Tensor, batch: int, size: int | tuple[int, int]) -> None:
+    h, w = (size, size) if isinstance(size, int) else size
+    if tuple(images.shape) != (batch, 3, h, w):
+        raise ValueError(f"param's image_fn returned shape {tuple(images.shape)}; expected "
+                         f"{(batch, 3, h, w)} for batch={batch}, size={size}")
+
+
 def _as_transform(transforms: Transform | Sequence[Transform] | None) -> Transform:
     if transforms is None:
         return standard_transforms()
@@ -180,7 +199,7 @@ def render(
     thresholds = sorted(set(thresholds))
     _check_args(size, steps, lr, batch, thresholds)
     check_objective(hm, obj)
-    device = torch.device(device) if device is not None else model_device(hm.model)
+    device = _resolve_device(hm.model, device)
     prep = _preprocess_fn(hm, preprocess)
     transform = _as_transform(transforms)
     gen = torch.Generator().manual_seed(int(seed))
@@ -195,6 +214,7 @@ def render(
             acts = capture(hm, prep(transform(images, gen)), obj)
             acts[INPUT] = images
             if step == 1:
+                _check_images(images, batch, size)
                 check_objective(hm, obj, acts)
             values = obj(acts)  # (B,)
             loss = -values.sum()

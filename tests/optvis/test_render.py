@@ -130,3 +130,18 @@ def test_class_logit_reads_the_model_output():
         torch.testing.assert_close(r.activations, model(r.images)[:, 2])
     with pytest.raises(IndexError, match="5 classes"):
         fv.render(model, fv.objectives.class_logit(5), size=16, steps=1, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"),
+                                           ({"thresholds": (9,)}, "thresholds"), ({"batch": 0}, "batch")])
+def test_bad_arguments_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fv.render(small_model(), "2:0", size=16, progress=False, **{"steps": 3, **kwargs})
+
+
+def test_param_returning_the_wrong_shape_is_a_clear_error():
+    def bad_param(size, batch, seed=0, device=None):
+        return fv.optvis.pixel_image(size + 1, batch, seed=seed, device=device)
+
+    with pytest.raises(ValueError, match="image_fn returned shape"):
+        fv.render(small_model(), "2:0", size=16, steps=2, param=bad_param, progress=False)
