@@ -1,0 +1,92 @@
+"""featviz.cli: every subcommand's help, model loading, one-line errors, small real runs on the toy model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from featviz._modelfile import load_model
+from featviz.cli import main
+
+COMMANDS = ["demo", "render", "trace", "microscope", "models", "layers"]
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(c in out for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0 and f"featviz {command}" in capsys.readouterr().out
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    assert {"efficientnet_lite0", "edges_and_curves"} <= set(capsys.readouterr().out.split())
+
+
+def test_layers_shows_toy_shapes_and_channel_counts(capsys):
+    assert main(["layers", "edges_and_curves"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["conv1"][2:] == ["1x8x64x64", "8"]   # 8 edge units, 7x7 with padding 3, input 64 px
+    assert rows["relu2"][2:] == ["1x7x64x64", "7"]
+
+
+def test_unknown_model_exits_2_naming_the_closest(capsys):
+    assert main(["layers", "efficientnet_lite"]) == 2
+    err = capsys.readouterr().err
+    assert "efficientnet_lite0" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_layer_exits_2_naming_the_closest(tmp_path, capsys):
+    assert main(["render", "edges_and_curves", "relu3:0", "--out", str(tmp_path)]) == 2
+    assert "relu2" in capsys.readouterr().err
+
+
+def test_channel_out_of_range_exits_2_with_the_count(tmp_path, capsys):
+    assert main(["render", "edges_and_curves", "relu2:9", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert "7 channels" in capsys.readouterr().err
+
+
+def test_console_script_error_has_no_traceback():
+    exe = Path(sys.executable).with_name("featviz")
+    run = subprocess.run([str(exe), "layers", "no_such_model"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "no_such_model" in run.stderr
+
+
+def test_render_writes_one_png_per_channel(tmp_path, capsys):
+    assert main(["--quiet", "render", "edges_and_curves", "relu1:2", "relu2:0", "--size", "24",
+                 "--steps", "2", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relu1_2.png", "relu2_0.png"]
+    assert Image.open(tmp_path / "relu1_2.png").size == (24, 24)
+
+
+def test_microscope_command_builds_the_first_n_channels(tmp_path):
+    assert main(["--quiet", "microscope", "edges_and_curves", "--layers", "relu1,relu2", "--channels", "2",
+                 "--size", "16", "--steps", "1", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [layer["channels"] for layer in manifest["layers"]] == [[0, 1], [0, 1]]
+
+
+def test_python_file_and_state_dict_load_the_same_weights(tmp_path):
+    (tmp_path / "net.py").write_text("import torch.nn as nn\n"
+                                     "model = lambda: nn.Sequential(nn.Conv2d(3, 4, 3))\n")
+    trained = nn.Sequential(nn.Conv2d(3, 4, 3))
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    model = load_model(str(tmp_path / "w.pt"), arch=str(tmp_path / "net.py"))
+    assert torch.equal(model[0].weight, trained[0].weight) and not model.training
+
+
+def test_state_dict_without_arch_says_to_add_it(tmp_path, capsys):
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pt")
+    assert main(["layers", str(tmp_path / "w.pt")]) == 2
+    assert "--arch" in capsys.readouterr().err
