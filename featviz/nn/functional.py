@@ -113,7 +113,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     How it is fast: ``im2col`` copies the as_strided windows once into the memory order
     ``(C, kh, kw, B, H', W')``; then one grouped einsum ``"gocij,gcijbhw->gobhw"`` is a single
     batched matrix product over the G groups with no further copies. A 1x1, stride-1 conv needs no
-    window copy at all.
+    window copy at all. The batch goes through in chunks of at most ``COLS_BUDGET`` copied floats.
 
     Example:
         >>> conv2d(torch.rand(1, 3, 28, 28), torch.rand(5, 3, 3, 3), stride=2, padding=1).shape
@@ -125,14 +125,13 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     G = groups
     left, right, top, bottom = _padding4(padding)
     (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation)
-    output_size(H, kh, sh, top, bottom, dh, name="conv2d (height)")      # a clear error if the kernel
-    output_size(W, kw, sw, left, right, dw, name="conv2d (width)")       # does not fit
+    Ho = output_size(H, kh, sh, top, bottom, dh, name="conv2d (height)")  # clear errors if the kernel
+    Wo = output_size(W, kw, sw, left, right, dw, name="conv2d (width)")   # does not fit
     if left or right or top or bottom:
         x = pad2d(x, left, right, top, bottom)                            # (B, C, Hp, Wp)
     w = weight.reshape(G, O // G, Cg, kh, kw)                             # (G, O/G, C/G, kh, kw)
     # a few images at a time, so that the copied windows stay small (cache-sized, no fresh pages)
-    per_image = C * kh * kw * output_size(x.shape[2], kh, sh, d=dh) * output_size(x.shape[3], kw, sw, d=dw)
-    chunk = max(1, COLS_BUDGET // per_image)
+    chunk = max(1, COLS_BUDGET // (C * kh * kw * Ho * Wo))
     outs = [_conv2d_windows(xb, w, (kh, kw), (sh, sw), (dh, dw)) for xb in x.split(chunk)]
     out = outs[0] if len(outs) == 1 else torch.cat(outs)                 # (B, O, H', W')
     return out if bias is None else out + bias[:, None, None]
@@ -163,11 +162,10 @@ def _check_pool_padding(name: str, kernel: tuple, padding: tuple) -> None:
                              f"torch), got padding {p} for kernel size {k}")
 
 
-def _ceil_extra(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, name: str) -> tuple[int, int]:
-    """Output length and the extra right/bottom padding that ``ceil_mode`` needs for its last window."""
+def _ceil_extra(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, name: str) -> int:
+    """The extra right/bottom padding that ``ceil_mode``'s last window needs (0 without ceil_mode)."""
     out = output_size(L, k, s, p, p, d, name=name, ceil_mode=ceil_mode)
-    extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (L + 2 * p))
-    return out, extra
+    return max(0, (out - 1) * s + d * (k - 1) + 1 - (L + 2 * p))
 
 
 def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
@@ -179,7 +177,7 @@ def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, 
                                             (kernel_size if stride is None else stride, "stride"),
                                             (padding, "padding"), (dilation, "dilation")))
     _check_pool_padding(name, k, p)
-    (_, extra_h), (_, extra_w) = (_ceil_extra(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode, name)
+    extra_h, extra_w = (_ceil_extra(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode, name)
                                   for i in range(2))
     pads = (p[1], p[1] + extra_w, p[0], p[0] + extra_h)                   # (left, right, top, bottom)
     x = pad2d(x, *pads, value=value)
