@@ -89,6 +89,21 @@ def zero_channels(output: Tensor, channels: list[int]) -> Tensor:
     return out
 
 
+# ----------------------------------------------------------------------------- 03 feature visualization
+
+
+def channel_objective(acts: dict, layer: str, c: int) -> Tensor:
+    """(B,) mean of channel ``c`` of ``acts[layer]`` (B, C, H, W) over all positions."""
+    return acts[layer][:, c].mean(dim=(1, 2))
+
+
+def contrast_objective(layer: str, c_up: int, c_down: int):
+    """An objective that raises channel ``c_up`` and lowers ``c_down`` of ``layer``."""
+    import featviz as fv
+
+    return fv.objectives.channel(layer, c_up) - fv.objectives.channel(layer, c_down)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -1,0 +1,314 @@
+# %% [markdown]
+# # 03 · Feature visualization
+#
+# In notebook 02 we asked "where in this photo does channel *c* fire?". Feature visualization turns the question
+# around: **what image would make channel *c* fire as much as possible?** We start from noise and follow the
+# gradient of the channel's activation with respect to the *pixels* — the network's weights never change.
+#
+# Done naively, this produces noisy, adversarial-looking patterns that excite the channel for the wrong reasons.
+# Olah, Mordvintsev & Schubert, [*Feature Visualization*](https://distill.pub/2017/feature-visualization/)
+# (Distill 2017) showed which ingredients make the images meaningful: a better **parameterisation** of the image
+# (Fourier space, decorrelated colours) and **transformation robustness** (jitter, scale, rotate at every step).
+# We rebuild that progression, then compare objectives (channel, neuron, diversity), render a whole layer, and put
+# the images next to the real photo patches that excite the same channel (*dataset examples*).
+#
+# **You will learn**
+# - gradient ascent on an image, written out by hand, and what `fv.render` adds to it;
+# - why naive images are "adversarial", measured by how fragile their activation is to a 4-pixel shift;
+# - the objective algebra (`fv.objectives`): channel, neuron, diversity, sums and differences;
+# - to read a layer grid (`fv.render_layer`) critically, with dataset examples beside it.
+
+# %%
+import os
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets: text bars are fine
+import featviz as fv
+import solutions
+
+FAST = os.environ.get("FEATVIZ_FAST") == "1"  # the test suite runs every notebook in this quick mode
+SIZE = 64 if FAST else 128        # image side in pixels
+STEPS = 24 if FAST else 256       # optimisation steps per rendering
+torch.manual_seed(0)
+
+model = fv.models.efficientnet_lite0()
+hm = fv.hooked(model)
+LAYER, CH = "blocks.4", 5         # a mid-level channel: block 4 sees 67-pixel patches (docs/models.md)
+print(f"{'fast' if FAST else 'full'} mode: {SIZE}px, {STEPS} steps; visualizing {LAYER}:{CH}")
+
+
+def show_images(images, titles, suptitle, ncol=None, scale=2.2):
+    """Images (B, 3, H, W) in [0, 1] in a grid, with a title per panel and pixel axes."""
+    n = len(images)
+    ncol = ncol or n
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(scale * ncol, scale * nrow + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[k].permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.set_title(titles[k], fontsize=8)
+        ax.tick_params(labelsize=6)
+        if k // ncol == nrow - 1 or k + ncol >= n:
+            ax.set_xlabel("x (px)", fontsize=7)
+        if k % ncol == 0:
+            ax.set_ylabel("y (px)", fontsize=7)
+    fig.suptitle(suptitle)
+    plt.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## 1. Gradient ascent on pixels, by hand
+#
+# The recipe, in plain PyTorch and our hooks:
+# 1. make an image tensor with `requires_grad=True` (here: one free number per pixel and colour);
+# 2. run the model up to `blocks.4` (`stop_at_last=True`, `detach=False` so gradients flow);
+# 3. the **objective** is the channel's mean activation; we want it *large*, so the optimiser minimises its
+#    negative;
+# 4. step, repeat. The model's parameters are never updated — only the image is in the optimiser.
+
+# %%
+gen = torch.Generator().manual_seed(0)
+logit_image = (0.01 * torch.randn(1, 3, SIZE, SIZE, generator=gen)).requires_grad_(True)   # before a sigmoid
+optimizer = torch.optim.Adam([logit_image], lr=0.05)
+naive_curve = []
+for step in range(STEPS):
+    image = torch.sigmoid(logit_image)                           # (1, 3, H, W) in [0, 1]
+    _, cache = hm.run_with_cache(model.preprocess(image), names=[LAYER], stop_at_last=True, detach=False)
+    objective = cache[LAYER][:, CH].mean()                       # the thing to maximise
+    optimizer.zero_grad()
+    (-objective).backward()
+    optimizer.step()
+    naive_curve.append(objective.item())
+naive = torch.sigmoid(logit_image).detach()
+print(f"{LAYER}:{CH} mean activation: {naive_curve[0]:.2f} at step 1 -> {naive_curve[-1]:.2f} at step {STEPS}")
+assert naive_curve[-1] > naive_curve[0], "gradient ascent should increase the objective"
+
+# %% [markdown]
+# The activation goes up a lot — but look at the image (first panel below): high-frequency noise. Those pixels
+# found a shortcut through the network that natural images never take. `fv.render` runs the same loop with
+# switchable ingredients: `param=` (how the image is made from the optimised numbers) and `transforms=`
+# (random jitter/scale/rotation applied before every step; `[]` for none).
+#
+# ## 2. The paper's progression, side by side
+#
+# | | parameterisation | transforms |
+# |---|---|---|
+# | (a) | pixels (our loop above) | none |
+# | (b) | pixels, decorrelated colours (`fv.optvis.pixel_image`) | `standard_transforms()` |
+# | (c) | Fourier spectrum, decorrelated colours (`fv.optvis.fft_image`) | none |
+# | (d) | Fourier spectrum, decorrelated colours | `standard_transforms()` — `fv.render`'s default |
+#
+# The **Fourier parameterisation** optimises the image's frequency spectrum, scaled so that every frequency has
+# roughly equal energy; a gradient step then changes coarse and fine structure alike, instead of mostly adding
+# fine noise. **Decorrelated colours** optimise in a colour space whose axes are uncorrelated in natural images.
+# **Transformation robustness** asks the image to keep exciting the channel when jittered by a few pixels,
+# slightly scaled and rotated — which noise cannot do.
+
+# %%
+settings = {
+    "(b) pixels + transforms": dict(param=fv.optvis.pixel_image, transforms=fv.optvis.standard_transforms()),
+    "(c) fft + decorrelation": dict(param=fv.optvis.fft_image, transforms=[]),
+    "(d) fft + decorrelation + transforms": dict(param=fv.optvis.fft_image),
+}
+results = {}
+for name, kwargs in settings.items():
+    t0 = time.perf_counter()
+    results[name] = fv.render(model, f"{LAYER}:{CH}", size=SIZE, steps=STEPS, seed=0, progress=False,
+                              thresholds=(STEPS // 4, STEPS // 2, STEPS), **kwargs)
+    print(f"{name:38s} {time.perf_counter() - t0:5.1f} s, final activation {results[name].activations.item():.2f}")
+
+all_images = torch.cat([naive] + [r.images for r in results.values()])
+all_titles = ["(a) pixels, no transforms"] + list(results)
+show_images(all_images, all_titles, f"Four ways to visualize {LAYER}:{CH} ({STEPS} steps, {SIZE} px)", scale=3)
+
+# %% [markdown]
+# ### How "adversarial" is each image?
+#
+# A real feature should still be detected when the image is zoomed in by 10% or turned by 5 degrees — changes a
+# person would barely notice. We measure the activation of each image before and after these two changes (with
+# the same functions `fv.optvis.random_scale` / `random_rotate` that `standard_transforms` draws from, here with
+# a single fixed value). Images optimised without transforms lose about half their activation: they exploit exact
+# pixel positions, like adversarial examples. Images optimised with transforms keep almost all of it.
+
+# %%
+def activation(images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        _, c = hm.run_with_cache(model.preprocess(images), names=[LAYER], stop_at_last=True)
+    return c[LAYER][:, CH].mean(dim=(1, 2))                     # (B,)
+
+
+perturbations = {"zoom 10%": fv.optvis.random_scale([1.1]), "rotate 5°": fv.optvis.random_rotate([5])}
+original = activation(all_images)
+kept = {name: activation(change(all_images)) / original for name, change in perturbations.items()}
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+for k, (name, frac) in enumerate(kept.items()):
+    ax.barh([y + 0.4 * k for y in range(len(all_titles))], frac.numpy(), height=0.4, label=name)
+ax.axvline(1.0, c="gray", ls="--")
+ax.set_yticks([y + 0.2 for y in range(len(all_titles))], all_titles)
+ax.invert_yaxis()
+ax.set(title="How much activation survives a small zoom or rotation",
+       xlabel="activation after the change / activation before", ylabel="rendering")
+ax.legend(loc="lower right")
+plt.tight_layout()
+plt.show()
+for k, t in enumerate(all_titles):
+    print(f"{t:38s} activation {original[k]:6.2f}; kept: " +
+          ", ".join(f"{name} {frac[k]:.0%}" for name, frac in kept.items()))
+assert kept["zoom 10%"][0] < kept["zoom 10%"][3], "the naive image should be more fragile than rendering (d)"
+
+# %% [markdown]
+# Finally, how the standard rendering (d) develops: `thresholds=` keeps snapshots during the optimisation, and
+# `Rendering.losses` holds the objective at every step (measured on the randomly transformed image the optimiser
+# saw, hence the noise).
+
+# %%
+r = results["(d) fft + decorrelation + transforms"]
+snaps = sorted(r.snapshots)
+show_images(torch.cat([r.snapshots[s] for s in snaps]), [f"step {s}" for s in snaps],
+            "Rendering (d) during the optimisation", scale=2.5)
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.plot(range(1, STEPS + 1), naive_curve, label="(a) pixels, no transforms")
+for name, res in results.items():
+    ax.plot(range(1, STEPS + 1), res.losses[:, 0].numpy(), label=name)
+ax.set(title=f"Objective during optimisation ({LAYER}:{CH} mean activation)", xlabel="step",
+       ylabel="objective (higher is better)")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# ### Exercise 1 — an objective is just a function
+# An objective maps the captured activations (a dictionary `name -> (B, C, H, W)` tensor) to one number per batch
+# item, shape `(B,)`. Write the channel objective yourself: the mean of channel `c` over all positions. The check
+# compares with `fv.objectives.channel`.
+
+# %%
+def my_channel_objective(acts: dict, layer: str, c: int) -> torch.Tensor:
+    """(B,) mean activation of channel c of layer."""
+    # EXERCISE: replace the next line.
+    return solutions.channel_objective(acts, layer, c)
+
+
+# %%
+acts = {"blocks.4": torch.randn(3, 40, 7, 7), "blocks.2": torch.randn(3, 24, 14, 14)}
+for layer, c in [("blocks.4", 0), ("blocks.4", 39), ("blocks.2", 5)]:
+    got = my_channel_objective(acts, layer, c)
+    assert got.shape == (3,), f"one value per batch item: expected shape (3,), got {tuple(got.shape)}"
+    assert torch.allclose(got, fv.objectives.channel(layer, c)(acts)), f"{layer}:{c} differs from fv.objectives"
+print("Exercise 1: all checks passed")
+
+# %% [markdown]
+# ## 3. Channel, neuron, diversity
+#
+# - `fv.objectives.channel(layer, c)` — the mean over every position: the image fills with the pattern, like a
+#   texture.
+# - `fv.objectives.neuron(layer, c)` — one position (the centre): a single instance of the pattern, in the part of
+#   the image that position can see (its receptive field), and the rest of the image stays unconstrained.
+# - `fv.objectives.diversity(layer)` — with a batch of images, rewards items whose activation statistics (Gram
+#   matrices) differ from each other. One image may hide that a channel responds to several things; a diverse
+#   batch shows several facets (the article's "Diversity" section).
+#
+# Objectives add and scale: `channel + 0.5 * diversity`, or `channel(a) - channel(b)` to find what excites `a` but
+# not `b`.
+
+# %%
+n_div = 3 if FAST else 4
+objectives = {
+    "channel": fv.objectives.channel(LAYER, CH),
+    "neuron (centre)": fv.objectives.neuron(LAYER, CH),
+}
+obj_images, obj_titles = [], []
+for name, obj in objectives.items():
+    r = fv.render(model, obj, size=SIZE, steps=STEPS, seed=1, progress=False)
+    obj_images.append(r.images)
+    obj_titles.append(f"{name}\n{r.activations.item():.1f}")
+diverse_obj = fv.objectives.channel(LAYER, CH) + 2.0 * fv.objectives.diversity(LAYER)
+diverse = fv.render(model, diverse_obj, batch=n_div, size=SIZE, steps=STEPS, seed=1, progress=False)
+print(diverse_obj)
+obj_images.append(diverse.images)
+obj_titles += [f"diversity, item {i}" for i in range(n_div)]
+show_images(torch.cat(obj_images), obj_titles, f"Objectives for {LAYER}:{CH} (number: final objective value)")
+
+# %% [markdown]
+# ### Exercise 2 — the objective algebra
+# Build an objective that maximises channel `CH` of `blocks.4` **while keeping channel 0 of the same layer low**
+# (weight 1 for both). The check evaluates it on random activations.
+
+# %%
+# EXERCISE: replace the next line with an expression built from fv.objectives.channel.
+contrast = solutions.contrast_objective(LAYER, CH, 0)
+
+# %%
+acts = {LAYER: torch.randn(2, 40, 7, 7)}
+expected = acts[LAYER][:, CH].mean(dim=(1, 2)) - acts[LAYER][:, 0].mean(dim=(1, 2))
+assert torch.allclose(contrast(acts), expected, atol=1e-6), f"{contrast} does not compute channel {CH} - channel 0"
+print("Exercise 2: all checks passed —", contrast)
+
+# %% [markdown]
+# ## 4. A whole layer at once
+#
+# `fv.render_layer` renders many channels in one batch — item *i* of the batch maximises channel *i* — so a layer
+# costs only a few optimisations. Below are channels of `blocks.2` (24 channels, 19-pixel receptive field): colours,
+# edges in several orientations, fine textures. Early layers look simple; later layers (try `blocks.10`) more
+# object-like.
+
+# %%
+grid_channels = range(8) if FAST else range(24)
+t0 = time.perf_counter()
+grid = fv.render_layer(model, "blocks.2", channels=grid_channels, batch_size=24, size=SIZE, steps=STEPS,
+                       progress=False)
+print(f"{len(grid)} channels in {time.perf_counter() - t0:.1f} s:", grid)
+show_images(grid.images, grid.labels, "fv.render_layer: channels of blocks.2", ncol=8, scale=1.8)
+
+# %% [markdown]
+# ## 5. Feature visualization next to dataset examples
+#
+# A rendering shows what a channel *can* respond to; **dataset examples** — the patches of real images where the
+# channel fires most — show what it responds to *in practice*. The article argues you need both: each can mislead
+# on its own (a rendering may exaggerate one facet, examples may share an irrelevant correlate).
+#
+# Our "dataset" here is just the 10 bundled photos, each seen at two scales; a real study would use thousands.
+# For every photo we find the position where `blocks.4:CH` is largest and cut out the patch around it.
+
+# %%
+images, names = fv.data.sample_images(size=224)
+dataset = torch.cat([images, torch.nn.functional.interpolate(images, scale_factor=0.5, mode="bilinear")
+                     .repeat(1, 1, 2, 2)])                     # 20 images: originals + 2x2 mosaics of half size
+with torch.no_grad():
+    _, c = hm.run_with_cache(model.preprocess(dataset), names=[LAYER], stop_at_last=True)
+amap = c[LAYER][:, CH]                                        # (20, 28, 28)
+best = amap.flatten(1).max(1)
+top = best.values.argsort(descending=True)[:6]
+stride = dataset.shape[-1] // amap.shape[-1]                  # 8 pixels per activation cell
+patches, titles = [], []
+for n in top.tolist():
+    y, x = divmod(int(best.indices[n]), amap.shape[-1])
+    cy, cx = y * stride + stride // 2, x * stride + stride // 2
+    y0, x0 = min(max(cy - 33, 0), 224 - 67), min(max(cx - 33, 0), 224 - 67)   # the 67-px receptive field
+    patches.append(dataset[n, :, y0:y0 + 67, x0:x0 + 67])
+    titles.append(f"{names[n % 10]}{' (½)' if n >= 10 else ''}\n{best.values[n]:.1f}")
+show_images(torch.stack(patches), titles, f"Dataset examples: patches where {LAYER}:{CH} fires most")
+show_images(diverse.images, [f"rendering {i}" for i in range(n_div)], f"Renderings of {LAYER}:{CH} (diverse batch)")
+
+# %% [markdown]
+# Do the renderings and the patches share a pattern (texture, colour, orientation)? Write down a hypothesis for
+# what `blocks.4:CH` detects — then test it the way notebook 04 does, with synthetic stimuli and ablations.
+#
+# ## Summary
+#
+# - Feature visualization maximises an objective by gradient ascent **on the input**; parameters stay frozen.
+# - Naive pixel optimisation finds fragile, adversarial noise. A Fourier parameterisation with decorrelated
+#   colours and random transformations gives robust, interpretable images (Olah et al. 2017).
+# - Objectives are functions `acts -> (B,)` with an algebra; channel, neuron and diversity show different facets.
+# - Renderings and dataset examples complement each other; neither alone proves what a channel does.
+#
+# **Next:** `04_circuits_zoom_in.ipynb` — how channels are *built* from earlier ones (Olah et al., *Zoom In*, 2020;
+# Cammarata et al., [*Curve Detectors*](https://distill.pub/2020/circuits/curve-detectors/), 2020).
