@@ -83,8 +83,14 @@ def pool_case(draw, max_pad_of):
 def test_maxpool2d_matches_torch(case):
     k, s, p, d, H, W, ceil_mode, seed = case
     x = _randn(seed, 2, 3, H, W)
-    _assert_same(sf.maxpool2d(x, k, s, p, dilation=d, ceil_mode=ceil_mode),
-                 F.max_pool2d(x, k, s, p, dilation=d, ceil_mode=ceil_mode), [x])
+    ref = F.max_pool2d(x, k, s, p, dilation=d, ceil_mode=ceil_mode)
+    # dilated windows can fall entirely into the padding (-inf out); torch's backward then writes
+    # out of bounds (heap corruption seen with torch 2.14), so those cases are compared by value only
+    if ref.isinf().any():
+        torch.testing.assert_close(sf.maxpool2d(x.detach(), k, s, p, dilation=d, ceil_mode=ceil_mode),
+                                   ref.detach())
+        return
+    _assert_same(sf.maxpool2d(x, k, s, p, dilation=d, ceil_mode=ceil_mode), ref, [x])
 
 
 @SETTINGS
