@@ -1,0 +1,22 @@
+"""Circuits, Zoom In style: how a channel is built from earlier ones (weights, attribution, tracing).
+
+``weights`` / ``expanded_weights`` give (C_dst, C_src, kh, kw) kernels; ``attribute`` gives (n_dst, C_src)
+contributions on data; ``trace`` follows the strongest ones into a ``Circuit``; ``tuning_curve``,
+``find_edge_detectors``, ``dataset_examples`` and ``ablation_effect`` are the evidence for what a
+channel is and that an edge is causal.
+
+Example:
+    >>> import featviz as fv
+    >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3)   # doctest: +SKIP
+    >>> c.plot(path="circuit.png")                                      # doctest: +SKIP
+"""
+from featviz.circuits.ablation import ablation_effect
+from featviz.circuits.attribution import DstMeans, attribute, captum_methods
+from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
+from featviz.circuits.trace import Circuit, Edge, trace, upstream_layers
+from featviz.circuits.tuning import EdgeDetector, TuningCurve, find_edge_detectors, tuning_curve
+from featviz.circuits.weights import expanded_weights, full_weight, weights
+
+__all__ = ["Circuit", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "TuningCurve", "ablation_effect",
+           "attribute", "captum_methods", "dataset_examples", "expanded_weights", "find_edge_detectors",
+           "full_weight", "input_boxes", "trace", "tuning_curve", "upstream_layers", "weights"]

@@ -1,0 +1,124 @@
+"""Shared plumbing for circuits: ``"layer:channels"`` references, input preparation, module kinds.
+
+Nothing here is public; every function takes a model (or a HookedModel) and returns plain values.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from featviz.hooks import HookedModel, hooked
+
+ACTIVATIONS = {"ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Tanh"}
+PASS_THROUGH = {"Identity", "Dropout", "Dropout2d", "Dropout1d", "AlphaDropout"}
+PADS = {"ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d"}
+
+
+def kind(module: nn.Module) -> str:
+    """One of "conv", "bn", "act", "pass", "pad", "maxpool", "avgpool", "other" (duck-typed, so featviz
+    layers and torch layers both work)."""
+    name = type(module).__name__
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dim() == 4 and hasattr(module, "stride"):
+        return "conv"
+    if hasattr(module, "running_var") and hasattr(module, "running_mean"):
+        return "bn"
+    if name in ACTIVATIONS:
+        return "act"
+    if name in PASS_THROUGH:
+        return "pass"
+    if name in PADS:
+        return "pad"
+    if "MaxPool" in name:
+        return "maxpool"
+    if "AvgPool" in name:
+        return "avgpool"
+    return "other"
+
+
+def is_depthwise(conv: nn.Module) -> bool:
+    """True for a conv whose every output channel reads exactly one input channel of its own."""
+    w = conv.weight
+    groups = int(getattr(conv, "groups", 1))
+    return w.shape[1] == 1 and groups > 1 and groups == w.shape[0]
+
+
+def bn_scale(bn: nn.Module) -> torch.Tensor:
+    """Per-channel multiplier of an eval-mode BatchNorm: ``gamma / sqrt(running_var + eps)``, (C,)."""
+    scale = 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    weight = getattr(bn, "weight", None)
+    return scale * weight if weight is not None else scale
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model without any)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def as_hooked(model: nn.Module) -> HookedModel:
+    """``fv.hooked(model)``; a HookedModel passes through unchanged."""
+    return hooked(model)
+
+
+def raw_model(model: nn.Module) -> nn.Module:
+    """The user's module behind a HookedModel (where attributes such as ``preprocess`` live)."""
+    return model.model if isinstance(model, HookedModel) else model
+
+
+def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None) -> Callable:
+    """The preprocessing to apply: ``None`` -> the model's ``preprocess`` (identity when it has none),
+    ``False`` -> identity, a callable -> itself."""
+    if preprocess is False:
+        return lambda x: x
+    if preprocess is None or preprocess is True:
+        fn = getattr(raw_model(model), "preprocess", None)
+        return fn if callable(fn) else (lambda x: x)
+    if not callable(preprocess):
+        raise TypeError(f"preprocess must be a callable, None or False, got {type(preprocess).__name__}")
+    return preprocess
+
+
+def check_images(images: torch.Tensor, what: str = "inputs") -> torch.Tensor:
+    """``images`` if it is a float (B, C, H, W) tensor, else a TypeError/ValueError saying what is wanted."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{what} must be a (B, C, H, W) float tensor, got {type(images).__name__}")
+    if images.dim() != 4:
+        raise ValueError(f"{what} must have shape (B, C, H, W), got {tuple(images.shape)}")
+    return images.float()
+
+
+def split_ref(ref: str) -> tuple[str, list[int] | None]:
+    """``"layer"`` -> ("layer", None); ``"layer:3"`` -> ("layer", [3]); ``"layer:1,4"`` -> ("layer", [1, 4]).
+    """
+    if not isinstance(ref, str):
+        raise TypeError(f"a layer reference is a string 'name' or 'name:channel', got {type(ref).__name__}")
+    name, sep, chans = ref.rpartition(":")
+    if not sep:
+        return ref, None
+    try:
+        channels = [int(c) for c in chans.split(",") if c.strip() != ""]
+    except ValueError:
+        raise ValueError(f"bad channel list in {ref!r}: expected 'name:3' or 'name:1,4'") from None
+    if not channels:
+        raise ValueError(f"no channel after ':' in {ref!r}: expected 'name:3' or 'name:1,4'")
+    return name, channels
+
+
+def resolve_ref(hm: HookedModel, ref: str) -> tuple[str, list[int] | None]:
+    """Split ``ref`` and check that the name exists (KeyError listing close names otherwise)."""
+    name, channels = split_ref(ref)
+    hm.module(name)
+    return name, channels
+
+
+def check_channels(hm: HookedModel, name: str, channels: Sequence[int], n_channels: int) -> list[int]:
+    """``channels`` as a list of ints, each checked against the layer's channel count."""
+    out = []
+    for c in channels:
+        hm.check_channel(name, int(c), n_channels)
+        out.append(int(c))
+    return out

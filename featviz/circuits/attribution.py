@@ -1,0 +1,215 @@
+"""Attribution on data: (model, images, src, dst) -> (n_dst, C_src) contribution of each src channel.
+
+A dst channel's value is its spatial mean per image. ``"grad_x_act"`` and ``"integrated_gradients"``
+run on featviz's batched path: one forward pass, then all dst channels in one batched backward pass
+(``torch.autograd.grad(..., is_grads_batched=True)``). ``"captum:<ClassName>"`` runs any captum
+Layer*/Neuron* attribution class once per dst channel. Results are summed over images (and space,
+unless ``keep_space=True``, which gives (n_dst, C_src, H, W)).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, split_ref
+from featviz.circuits._linear import run_cut
+from featviz.hooks import HookedModel
+
+__all__ = ["attribute", "METHODS", "captum_methods"]
+
+METHODS = ("grad_x_act", "integrated_gradients")
+
+
+def captum_methods() -> list[str]:
+    """Names usable as ``"captum:<name>"``: captum's layer and neuron attribution classes.
+
+    Example:
+        >>> "LayerConductance" in captum_methods()
+        True
+    """
+    import captum.attr as ca
+
+    bases = (ca.LayerAttribution, ca.NeuronAttribution)
+    return sorted(n for n in dir(ca) if isinstance(getattr(ca, n), type) and issubclass(getattr(ca, n), bases)
+                  and getattr(ca, n) not in bases)
+
+
+def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
+              dst_channels: Sequence[int] | None = None, method: str = "grad_x_act", *,
+              keep_space: bool = False, steps: int = 50, baseline: torch.Tensor | float = 0.0,
+              batch_size: int = 64, preprocess: Callable | bool | None = None,
+              captum_kwargs: dict | None = None) -> torch.Tensor:
+    """How much each channel of ``src`` contributes to each dst channel on ``inputs``: (n_dst, C_src).
+
+    Args:
+        inputs: images (B, C, H, W) as the model's ``preprocess`` expects them (e.g. in [0, 1]);
+            ``preprocess`` is applied (``preprocess=False`` to skip it, or pass a callable).
+        src, dst: hook names; ``dst`` may carry channels (``"blocks.4:3,7"``) instead of ``dst_channels``
+            (default: every dst channel). A dst channel's value is its spatial mean.
+        method: ``"grad_x_act"`` (gradient times activation), ``"integrated_gradients"`` (the src
+            activation moves on a straight line from its value on ``baseline`` images to its value on
+            ``inputs``; Gauss-Legendre rule with ``steps`` nodes, as captum's default), or
+            ``"captum:<ClassName>"`` for any name in :func:`captum_methods` (``captum_kwargs`` go to its
+            ``attribute``; Neuron* classes attribute to ``src`` with dst's mean as the neuron).
+        keep_space: return (n_dst, C_src, H, W) instead of summing over space.
+        batch_size: images per forward pass for integrated gradients (images x steps are chunked).
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
+        >>> attribute(net, torch.rand(2, 3, 16, 16), "1", "2", dst_channels=[0, 3]).shape
+        torch.Size([2, 8])
+    """
+    hm = as_hooked(model)
+    x = preprocess_fn(hm, preprocess)(check_images(inputs))
+    (src, _), (dst, ref_channels) = split_ref(src), split_ref(dst)
+    hm.module(src)
+    hm.module(dst)
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(x[:1], names=[src, dst], stop_at_last=True)
+    n_dst = cache[dst].shape[1]
+    wanted = dst_channels if dst_channels is not None else ref_channels
+    channels = check_channels(hm, dst, wanted, n_dst) if wanted is not None else list(range(n_dst))
+    if method == "grad_x_act":
+        out = _grad_x_act(hm, x, src, dst, channels)
+    elif method == "integrated_gradients":
+        out = _integrated_gradients(hm, x, src, dst, channels, steps, baseline, preprocess, batch_size)
+    elif isinstance(method, str) and method.startswith("captum:"):
+        out = _captum(hm, x, src, dst, channels, method.partition(":")[2], captum_kwargs or {})
+    else:
+        raise ValueError(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
+                         f"'captum:<name>' with a name from {captum_methods()}")
+    return out.detach() if keep_space else out.detach().sum((-2, -1))
+
+
+def _batched_grads(outputs: torch.Tensor, a: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Gradients of each column of ``outputs`` (B, n), summed over the batch (weighted per row by
+    ``weight`` (B,)), w.r.t. ``a``: (n, *a.shape), all columns in one batched backward pass."""
+    n = outputs.shape[1]
+    w = torch.ones(outputs.shape[0], device=outputs.device) if weight is None else weight
+    go = torch.eye(n, device=outputs.device)[:, None, :] * w[None, :, None]  # (n, B, n)
+    try:
+        (g,) = torch.autograd.grad(outputs, a, go, is_grads_batched=True)
+    except RuntimeError:  # a layer vmap cannot batch: one backward per column instead
+        g = torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=True)[0] for k in range(n)])
+    return g
+
+
+def _cut_means(hm: HookedModel, x: torch.Tensor, src: str, dst: str, src_fn: Callable,
+               channels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    a, d = run_cut(hm, x, src, dst, src_fn)
+    return a, d[:, list(channels)].mean((-2, -1))  # (B, n)
+
+
+def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
+                channels: Sequence[int]) -> torch.Tensor:
+    a, means = _cut_means(hm, x, src, dst, lambda out: out.detach().requires_grad_(True), channels)
+    g = _batched_grads(means, a)  # (n, B, C, H, W)
+    return (g * a.detach()).sum(1)
+
+
+def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes in [0, 1] and their weights (summing to 1) for a ``steps``-point Gauss-Legendre rule.
+
+    Example:
+        >>> float(gauss_legendre(5)[1].sum())
+        1.0
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    return torch.tensor((nodes + 1) / 2, dtype=torch.float32), torch.tensor(weights / 2, dtype=torch.float32)
+
+
+def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, channels: Sequence[int],
+                          steps: int, baseline: torch.Tensor | float, preprocess,
+                          batch_size: int) -> torch.Tensor:
+    base_img = torch.full_like(x, float(baseline)) if not isinstance(baseline, torch.Tensor) else baseline
+    x0 = preprocess_fn(hm, preprocess)(base_img.to(x).expand_as(x)) if isinstance(baseline, torch.Tensor) \
+        else preprocess_fn(hm, preprocess)(base_img)
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(torch.cat([x, x0]), names=[src], stop_at_last=True)
+    act, act0 = cache[src][:len(x)], cache[src][len(x):]
+    alphas, weights = gauss_legendre(steps)
+    pairs = [(s, i) for s in range(steps) for i in range(len(x))]  # (step, image), step-major
+    total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
+    for k in range(0, len(pairs), batch_size):
+        chunk = pairs[k:k + batch_size]
+        s_idx = torch.tensor([s for s, _ in chunk])
+        i_idx = torch.tensor([i for _, i in chunk])
+        alpha = alphas[s_idx].to(x)[:, None, None, None]
+        path = act0[i_idx] + alpha * (act[i_idx] - act0[i_idx])  # (b, C, H, W)
+        a, means = _cut_means(hm, x[i_idx], src, dst, lambda out, p=path: p.clone().requires_grad_(True),
+                              channels)
+        g = _batched_grads(means, a, weights[s_idx].to(x))  # (n, b, C, H, W)
+        total += (g * (act[i_idx] - act0[i_idx])).sum(1)
+    return total
+
+
+def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, channels: Sequence[int], name: str,
+            kwargs: dict) -> torch.Tensor:
+    import captum.attr as ca
+
+    if name not in captum_methods():
+        raise ValueError(f"unknown captum method {name!r}; available: {captum_methods()}")
+    cls = getattr(ca, name)
+    results = []
+    if issubclass(cls, ca.LayerAttribution):
+        method = cls(DstMeans(hm, dst), hm.module(src))
+        for c in channels:
+            results.append(method.attribute(x, target=c, **kwargs))
+    else:  # neuron methods: attribute to the src activation, dst's spatial mean is the neuron
+        with torch.no_grad():
+            _, cache = hm.run_with_cache(x, names=[src], stop_at_last=True)
+        method = cls(_FromSrc(hm, x, src, dst), hm.module(dst))
+        for c in channels:
+            select = lambda out, c=c: out[:, c].mean((-2, -1))  # noqa: E731
+            results.append(method.attribute(cache[src], neuron_selector=select, **kwargs))
+    out = torch.stack([r[0] if isinstance(r, tuple) else r for r in results])  # (n, B, C?, H, W)
+    if out.dim() != 5 or out.shape[2] != cache_channels(hm, x, src):
+        raise ValueError(f"captum:{name} returned shape {tuple(out.shape[1:])}, not per-channel attributions "
+                         f"(B, C_src, H, W) of {src!r}")
+    return out.sum(1)
+
+
+def cache_channels(hm: HookedModel, x: torch.Tensor, src: str) -> int:
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(x[:1], names=[src], stop_at_last=True)
+    return cache[src].shape[1]
+
+
+class DstMeans(nn.Module):
+    """``x -> (B, C_dst)``: the spatial mean of every channel of ``dst``; the forward stops after dst.
+
+    The scalar that featviz attribution explains, as a module captum can call.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+        >>> DstMeans(fv.hooked(net), "0")(torch.rand(2, 3, 8, 8)).shape   # doctest: +SKIP
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, hm: HookedModel, dst: str):
+        super().__init__()
+        self.hm, self.dst = hm, dst
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, cache = self.hm.run_with_cache(x, names=[self.dst], stop_at_last=True, detach=False)
+        return cache[self.dst].mean((-2, -1))
+
+
+class _FromSrc(nn.Module):
+    """``a -> model output`` where ``a`` replaces src's activation (inputs repeated to a's batch)."""
+
+    def __init__(self, hm: HookedModel, x: torch.Tensor, src: str, dst: str):
+        super().__init__()
+        self.hm, self.x, self.src, self.dst = hm, x, src, dst
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        reps = a.shape[0] // self.x.shape[0]
+        x = self.x.repeat(reps, *([1] * (self.x.dim() - 1)))
+        _, d = run_cut(self.hm, x, self.src, self.dst, lambda out: a)
+        return d

@@ -1,0 +1,139 @@
+"""Dataset examples: (model, "layer:channel", image stream) -> the top-k images, scores, positions and crops.
+
+Images stream through in batches; only the current top k are kept (constant memory). A crop is the
+input region that can influence the channel's maximal unit (its receptive field, found by autograd).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, resolve_ref
+from featviz.circuits._graph import ModuleGraph
+from featviz.circuits._linear import linearising_hooks, run_cut
+
+__all__ = ["DatasetExamples", "dataset_examples", "input_boxes"]
+
+
+@dataclass
+class DatasetExamples:
+    """The top-k images for one channel, best first.
+
+    ``images`` (k, 3, H, W); ``scores`` (k,) the channel's maximum over space; ``indices`` (k,) positions
+    in the stream; ``positions`` (k, 2) (row, col) of the maximum in the layer's map; ``boxes`` (k, 4)
+    input pixels (row0, row1, col0, col1), inclusive; ``crops`` (k, 3, S, S) those boxes resized to the
+    largest box size."""
+
+    node: str
+    images: torch.Tensor
+    scores: torch.Tensor
+    indices: torch.Tensor
+    positions: torch.Tensor
+    boxes: torch.Tensor
+    crops: torch.Tensor = field(repr=False)
+
+    def plot(self, path: str | None = None, crops: bool = True):
+        """A grid of the crops (or the whole images), titled with scores (``featviz.viz``)."""
+        from featviz.viz import plot_dataset_examples
+
+        return plot_dataset_examples(self, path=path, crops=crops)
+
+
+def _batches(images: torch.Tensor | Iterable, batch_size: int) -> Iterable[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        check_images(images, "images")
+        for k in range(0, len(images), batch_size):
+            yield images[k:k + batch_size]
+        return
+    for item in images:  # a DataLoader: tensors or (images, labels, ...) tuples
+        batch = item[0] if isinstance(item, (tuple, list)) else item
+        yield check_images(batch, "each batch of images")
+
+
+def input_boxes(model: nn.Module, layer: str, image_shape: tuple[int, int, int],
+                positions: torch.Tensor) -> torch.Tensor:
+    """Input pixel boxes (row0, row1, col0, col1), inclusive, that reach ``layer`` at each (row, col) of
+    ``positions`` (k, 2): autograd through the linearised network with every weight set to one.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, stride=2))
+        >>> input_boxes(net, "1", (3, 16, 16), torch.tensor([[0, 0]])).tolist()
+        [[0, 3, 0, 3]]
+    """
+    hm = as_hooked(model)
+    dev = next((p.device for p in hm.model.parameters()), torch.device("cpu"))
+    x = torch.zeros(len(positions), *image_shape, device=dev, requires_grad=True)
+    graph = ModuleGraph(hm, x[:1].detach())
+    first = graph.order[0]
+    params = {n: torch.ones_like(p) for n, p in hm.model.named_parameters()}
+    params.update({n: torch.ones_like(b) for n, b in hm.model.named_buffers() if n.endswith("running_var")})
+    params.update({n: torch.zeros_like(b) for n, b in hm.model.named_buffers() if n.endswith("running_mean")})
+    before = [n for n in graph.order if graph.calls[n].order <= graph.calls[layer].order]
+    extra = linearising_hooks(graph, before)
+    _, d = run_cut(hm, x, first, layer, lambda out: out, extra, params=params)
+    go = torch.zeros_like(d)
+    go[torch.arange(len(positions)), :, positions[:, 0], positions[:, 1]] = 1.0
+    (g,) = torch.autograd.grad(d, x, go)
+    hit = g.abs().sum(1) > 0  # (k, H, W)
+    boxes = []
+    for h in hit:
+        rows, cols = h.any(1).nonzero().flatten(), h.any(0).nonzero().flatten()
+        boxes.append([int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])])
+    return torch.tensor(boxes)
+
+
+def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterable, k: int = 9, *,
+                     batch_size: int = 32, preprocess: Callable | bool | None = None,
+                     progress: bool = True) -> DatasetExamples:
+    """The ``k`` images that excite channel ``node`` (``"layer:channel"``) most, with crops around the peak.
+
+    ``images``: a (N, 3, H, W) tensor in [0, 1], or any iterable of such batches (a DataLoader; a
+    ``(images, labels)`` item uses its first element). The model's ``preprocess`` is applied. A score
+    is the channel's maximum over space; ties keep the earlier image. Memory stays at one batch plus k
+    images, whatever the stream's length.
+
+    Example:
+        >>> ex = dataset_examples(model, "blocks.4:7", photos, k=4)   # doctest: +SKIP
+        >>> ex.images.shape, ex.crops.shape[:2]                       # doctest: +SKIP
+        (torch.Size([4, 3, 224, 224]), torch.Size([4, 3]))
+    """
+    hm = as_hooked(model)
+    layer, channels = resolve_ref(hm, node)
+    if not channels or len(channels) != 1:
+        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    prep = preprocess_fn(hm, preprocess)
+    best_s = best_i = best_p = best_img = None
+    seen = 0
+    with torch.no_grad():
+        stream = _batches(images, batch_size)
+        for batch in tqdm(stream, desc=f"dataset examples {node}", disable=not progress):
+            _, cache = hm.run_with_cache(prep(batch), names=[layer], stop_at_last=True)
+            a = cache[layer]
+            (c,) = check_channels(hm, layer, channels, a.shape[1])
+            flat = a[:, c].flatten(1)  # (b, H*W)
+            s, arg = flat.max(1)
+            pos = torch.stack([arg // a.shape[-1], arg % a.shape[-1]], 1)
+            idx = torch.arange(seen, seen + len(batch))
+            seen += len(batch)
+            if best_s is None:
+                best_s, best_i, best_p, best_img = s.cpu(), idx, pos.cpu(), batch.cpu()
+            else:
+                best_s, best_i = torch.cat([best_s, s.cpu()]), torch.cat([best_i, idx])
+                best_p, best_img = torch.cat([best_p, pos.cpu()]), torch.cat([best_img, batch.cpu()])
+            order = sorted(range(len(best_s)), key=lambda j: (-float(best_s[j]), int(best_i[j])))[:k]
+            best_s, best_i, best_p, best_img = best_s[order], best_i[order], best_p[order], best_img[order]
+    if best_s is None:
+        raise ValueError("images is empty; give at least one image")
+    boxes = input_boxes(hm, layer, tuple(best_img.shape[1:]), best_p)
+    side = int(max((boxes[:, 1] - boxes[:, 0]).max(), (boxes[:, 3] - boxes[:, 2]).max()) + 1)
+    crops = torch.cat([F.interpolate(img[None, :, r0:r1 + 1, c0:c1 + 1], size=(side, side), mode="bilinear",
+                                     align_corners=False)
+                       for img, (r0, r1, c0, c1) in zip(best_img, boxes.tolist())])
+    return DatasetExamples(f"{layer}:{c}", best_img, best_s, best_i, best_p, boxes, crops)

@@ -1,0 +1,165 @@
+"""Circuit tracing: (model, "layer:channel") -> Circuit of the strongest upstream channels, layer by layer.
+
+A ``Circuit`` holds nodes (``"layer:channel"``) and edges (src, dst, signed strength, the (kh, kw)
+expanded-weight pattern from src to dst). It plots as a Zoom In style diagram and round-trips JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from featviz.circuits._common import as_hooked, check_channels, resolve_ref
+from featviz.circuits._graph import ModuleGraph
+from featviz.circuits._linear import example_input
+from featviz.circuits.attribution import attribute
+from featviz.circuits.weights import expanded_weights
+
+__all__ = ["Circuit", "Edge", "trace", "upstream_layers"]
+
+
+@dataclass
+class Edge:
+    """``src`` feeds ``dst`` with signed ``strength``; ``pattern`` (kh, kw) is the expanded weight from src
+    to dst's central unit (where in dst's receptive field src excites, red, or inhibits, blue)."""
+
+    src: str
+    dst: str
+    strength: float
+    pattern: torch.Tensor = field(repr=False)
+
+
+@dataclass
+class Circuit:
+    """Nodes ``"layer:channel"`` (root first) and weighted edges found by :func:`trace`.
+
+    Example:
+        >>> c = Circuit("b:0", ["b:0", "a:1"], [Edge("a:1", "b:0", 0.5, torch.ones(3, 3))], "attribution")
+        >>> Circuit.from_json(c.to_json()).edges[0].strength
+        0.5
+    """
+
+    root: str
+    nodes: list[str]
+    edges: list[Edge]
+    by: str
+    layers: list[str] = field(default_factory=list)
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def upstream(self, node: str) -> list[Edge]:
+        """Edges into ``node``, strongest first."""
+        return sorted((e for e in self.edges if e.dst == node), key=lambda e: -abs(e.strength))
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The circuit as JSON (patterns as nested lists); also written to ``path`` when given."""
+        text = json.dumps({"root": self.root, "nodes": self.nodes, "by": self.by, "layers": self.layers,
+                           "edges": [{"src": e.src, "dst": e.dst, "strength": e.strength,
+                                      "pattern": e.pattern.tolist()} for e in self.edges]}, indent=1)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | os.PathLike) -> Circuit:
+        """Read what :meth:`to_json` wrote (a JSON string or a file path)."""
+        if not str(text).lstrip().startswith("{"):
+            with open(text) as f:
+                text = f.read()
+        d = json.loads(text)
+        edges = [Edge(e["src"], e["dst"], float(e["strength"]), torch.tensor(e["pattern"]))
+                 for e in d["edges"]]
+        return cls(d["root"], list(d["nodes"]), edges, d["by"], list(d.get("layers", [])))
+
+    def plot(self, model: nn.Module | None = None, *, thumbnails: bool = True, path: str | None = None,
+             **render_kwargs):
+        """The Zoom In style diagram (``featviz.viz.plot_circuit``): a feature-visualization thumbnail per
+        node (rendered once and cached; needs the model, given here or kept from :func:`trace`), edges
+        red (excitatory) / blue (inhibitory) with width by strength, each with its weight pattern."""
+        from featviz.viz import plot_circuit
+
+        return plot_circuit(self, model=model if model is not None else self.model, thumbnails=thumbnails,
+                            path=path, **render_kwargs)
+
+
+def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> list[str]:
+    """The layers a trace from ``layer`` steps through, earliest first, ending with ``layer``: the model's
+    ``interesting_layers`` when it lists ``layer``, else the outputs of every conv unit (conv -> BN ->
+    activation) that runs before ``layer`` and is not inside it."""
+    hm = as_hooked(model)
+    listed = list(getattr(hm.model, "interesting_layers", None) or [])
+    if layer in listed:
+        return listed[:listed.index(layer) + 1]
+    graph = ModuleGraph(hm, example_input(hm, size))
+    stop = graph.call(layer).order
+    ends = []
+    for u in graph.conv_units():
+        if graph.calls[u.end].order < stop and not u.end.startswith(layer + ".") and u.end not in ends:
+            ends.append(u.end)
+    return ends + [layer]
+
+
+def _strongest(values: torch.Tensor, top_k: int) -> list[int]:
+    return [int(i) for i in values.abs().argsort(descending=True)[:top_k]]
+
+
+def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str = "expanded_weights",
+          inputs: torch.Tensor | None = None, *, layers: Sequence[str] | None = None, size: int | None = None,
+          progress: bool = True) -> Circuit:
+    """Follow the ``top_k`` strongest upstream connections of ``node`` for ``depth`` layers.
+
+    ``layers``: the chain to step through, earliest first, ending with node's layer (default:
+    :func:`upstream_layers`). Strength of src channel c for dst channel o:
+      * ``by="expanded_weights"``: the entry of largest magnitude of the (kh, kw) expanded weight (signed);
+      * ``by="attribution"``: ``attribute(..., method="grad_x_act")`` on ``inputs`` (images in [0, 1]).
+    Every edge carries its expanded-weight pattern. The circuit remembers the model for ``.plot()``.
+
+    Example:
+        >>> c = trace(model, "blocks.4:7", depth=2, top_k=3)     # doctest: +SKIP
+        >>> [e.src for e in c.upstream("blocks.4:7")]             # doctest: +SKIP
+        ['blocks.2:5', 'blocks.2:17', 'blocks.2:1']
+    """
+    if by not in ("expanded_weights", "attribution"):
+        raise ValueError(f"by must be 'expanded_weights' or 'attribution', got {by!r}")
+    if by == "attribution" and inputs is None:
+        raise ValueError("by='attribution' needs inputs= (images in [0, 1]) to attribute on")
+    if depth < 1 or top_k < 1:
+        raise ValueError(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
+    hm = as_hooked(model)
+    layer, channels = resolve_ref(hm, node)
+    if not channels or len(channels) != 1:
+        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+    chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)
+    if not chain or chain[-1] != layer:
+        raise ValueError(f"layers must end with the node's layer {layer!r}, got {chain}")
+    if len(chain) < 2:
+        raise ValueError(f"no layer upstream of {layer!r} to trace into; pass layers=[..., {layer!r}]")
+    x = example_input(hm, size)
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(x, names=[layer], stop_at_last=True)
+    (root,) = check_channels(hm, layer, channels, cache[layer].shape[1])
+    nodes, edges, frontier = [f"{layer}:{root}"], [], [root]
+    hops = list(zip(chain[-2::-1], chain[:0:-1]))[:depth]  # (src layer, dst layer), latest first
+    for src, dst in tqdm(hops, desc=f"trace {node}", disable=not progress):
+        pattern = expanded_weights(hm, src, dst, dst_channels=frontier, size=size, progress=False)
+        if by == "attribution":
+            strength = attribute(hm, inputs, src, dst, dst_channels=frontier)  # (n, C_src)
+        else:
+            flat = pattern.flatten(2)  # (n, C_src, kh*kw)
+            strength = flat.gather(2, flat.abs().argmax(2, keepdim=True))[..., 0]
+        nxt: list[int] = []
+        for row, o in enumerate(frontier):
+            for c in _strongest(strength[row], top_k):
+                edges.append(Edge(f"{src}:{c}", f"{dst}:{o}", float(strength[row, c]), pattern[row, c].cpu()))
+                if f"{src}:{c}" not in nodes:
+                    nodes.append(f"{src}:{c}")
+                    nxt.append(c)
+        frontier = nxt
+        if not frontier:
+            break
+    return Circuit(nodes[0], nodes, edges, by, chain, model=hm.model)
