@@ -17,13 +17,20 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from featviz.viz._store import write_text_atomic
 
-__all__ = ["write_site"]
+__all__ = ["write_site", "template_env", "write_css"]
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
+    """The jinja2 environment of featviz's page templates (autoescaped HTML, undefined names are errors)."""
     return Environment(loader=PackageLoader("featviz", "assets/templates"),
                        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                        trim_blocks=True, lstrip_blocks=True)
+
+
+def write_css(out: Path) -> None:
+    """Copy the pages' stylesheet to ``out/style.css``."""
+    css = package_files("featviz").joinpath("assets/templates/style.css").read_text()
+    write_text_atomic(Path(out) / "style.css", css)
 
 
 def _slug(name: str) -> str:
@@ -62,10 +69,9 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
     ``units[(layer, c)]`` is each channel's ``meta.json``; ``links[(src, dst)]`` the connection unit's.
     """
     out = Path(out)
-    env = _env()
+    env = template_env()
     size = manifest["settings"]["size"]
-    css = package_files("featviz").joinpath("assets/templates/style.css").read_text()
-    write_text_atomic(out / "style.css", css)
+    write_css(out)
     layers = manifest["layers"]
     summary = []
     for i, layer in enumerate(layers):
