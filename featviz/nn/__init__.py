@@ -7,6 +7,8 @@ Example:
     ...     conv(torch.rand(1, 3, 28, 28)).shape
     torch.Size([1, 5, 14, 14])
 """
+from torch.nn import Sequential
+
 from featviz.nn import functional
 from featviz.nn.backend import BACKENDS, get_backend, use_backend
 from featviz.nn.convert import from_torch
@@ -23,4 +25,5 @@ from featviz.nn.layers import (
 )
 
 __all__ = ["functional", "BACKENDS", "get_backend", "use_backend", "from_torch", "Conv2d", "MaxPool2d",
-           "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Flatten"]
+           "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Flatten",
+           "Sequential"]

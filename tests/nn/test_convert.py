@@ -73,3 +73,13 @@ def test_a_single_layer_converts_to_its_twin():
     conv = nn.Conv2d(3, 4, 3, bias=True)
     twin = fv.nn.from_torch(conv)
     assert type(twin) is fv.nn.Conv2d and twin.bias is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", [_resnet18, _googlenet])
+def test_converted_models_match_at_full_size_with_the_strided_backend(build):
+    original = build()
+    converted = fv.nn.from_torch(original, backend="strided")
+    x = torch.rand(4, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), original(x), atol=1e-5, rtol=1e-4)
