@@ -1,0 +1,139 @@
+"""Circuit diagrams: (Circuit, model) -> Zoom In style figure; feature-vis thumbnails cached per model.
+
+Layers are rows (latest at the top), nodes sit on their layer's row, edges run from src up to dst,
+red for excitation and blue for inhibition, width by |strength|, and each edge carries its (kh, kw)
+weight pattern as a small red/blue heat map at its midpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import weakref
+
+import torch
+from torch import nn
+
+from featviz.viz.figures import _figure, _hwc, save, weight_heatmap
+
+__all__ = ["plot_circuit", "thumbnails_for"]
+
+# model -> {(node, size, steps, seed): image}; weak, so a deleted model takes its thumbnails with it
+_THUMBS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> str:
+    h = hashlib.sha1(type(model).__name__.encode())
+    for p in list(model.parameters())[:4] + list(model.parameters())[-2:]:
+        h.update(p.detach().float().cpu().flatten()[:256].numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps: int = 64, seed: int = 0,
+                   cache_dir: str | os.PathLike | None = None,
+                   progress: bool = False) -> dict[str, torch.Tensor]:
+    """Feature visualizations (3, size, size) for ``nodes`` (``"layer:channel"``), rendered with
+    ``fv.render_layer`` one batch per layer, and cached: in memory per model object, and in
+    ``cache_dir`` (files keyed by a fingerprint of the weights, the node and the settings) when given.
+
+    Example:
+        >>> thumbs = thumbnails_for(model, ["blocks.2:5"], steps=32)   # doctest: +SKIP
+        >>> thumbs["blocks.2:5"].shape                                # doctest: +SKIP
+        torch.Size([3, 64, 64])
+    """
+    from featviz.optvis import render_layer
+
+    memo = _THUMBS.setdefault(model, {})
+    key = lambda node: (node, size, steps, seed)  # noqa: E731
+    prefix = _fingerprint(model) if cache_dir is not None else ""
+    out: dict[str, torch.Tensor] = {}
+    missing: dict[str, list[int]] = {}
+    for node in nodes:
+        if key(node) in memo:
+            out[node] = memo[key(node)]
+            continue
+        file = os.path.join(cache_dir, f"{prefix}_{node.replace(':', '_')}_{size}_{steps}_{seed}.pt") \
+            if cache_dir is not None else None
+        if file is not None and os.path.exists(file):
+            out[node] = memo[key(node)] = torch.load(file, weights_only=True)
+            continue
+        layer, _, ch = node.rpartition(":")
+        missing.setdefault(layer, []).append(int(ch))
+    for layer, channels in missing.items():
+        r = render_layer(model, layer, channels=channels, size=size, steps=steps, seed=seed,
+                         progress=progress)
+        for c, img in zip(channels, r.images):
+            node = f"{layer}:{c}"
+            out[node] = memo[key(node)] = img
+            if cache_dir is not None:
+                os.makedirs(cache_dir, exist_ok=True)
+                torch.save(img, os.path.join(cache_dir, f"{prefix}_{layer}_{c}_{size}_{steps}_{seed}.pt"))
+    return out
+
+
+def _positions(circuit) -> dict[str, tuple[float, float]]:
+    """Node -> (x, y) in figure fractions: one row per layer (deepest on top), nodes spread evenly."""
+    layers = []
+    for node in circuit.nodes:  # root first, then upstream: rows appear latest layer first
+        layer = node.rpartition(":")[0]
+        if layer not in layers:
+            layers.append(layer)
+    pos = {}
+    for row, layer in enumerate(layers):
+        members = [n for n in circuit.nodes if n.rpartition(":")[0] == layer]
+        y = 1 - (row + 0.5) / len(layers)
+        for i, n in enumerate(members):
+            pos[n] = ((i + 0.5) / len(members), y)
+    return pos
+
+
+def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = True, path: str | None = None,
+                 size: int = 64, steps: int = 64, seed: int = 0, cache_dir: str | None = None,
+                 node_size: float = 0.9, patterns: bool = True):
+    """Draw ``circuit`` (a ``featviz.circuits.Circuit``) Zoom In style; thumbnails need ``model``.
+
+    Example:
+        >>> fig = plot_circuit(circuit, thumbnails=False, path="circuit.png")   # doctest: +SKIP
+    """
+    from matplotlib.lines import Line2D
+
+    if thumbnails and model is None:
+        raise ValueError("thumbnails need the model: pass model=..., or thumbnails=False")
+    pos = _positions(circuit)
+    rows = len({y for _, y in pos.values()})
+    cols = max(sum(1 for p in pos.values() if p[1] == y) for y in {y for _, y in pos.values()})
+    width, height = max(4.0, 1.7 * cols * node_size), max(3.0, 2.4 * rows * node_size)
+    fig = _figure(width, height)
+    canvas = fig.add_axes((0, 0, 1, 1))
+    canvas.set_xlim(0, 1)
+    canvas.set_ylim(0, 1)
+    canvas.set_axis_off()
+    strongest = max((abs(e.strength) for e in circuit.edges), default=1.0) or 1.0
+    half_w, half_h = 0.5 * node_size / width, 0.5 * node_size / height  # thumbnail half-size, fig fractions
+    for e in circuit.edges:
+        (x0, y0), (x1, y1) = pos[e.src], pos[e.dst]
+        color = "#d62728" if e.strength >= 0 else "#1f77b4"
+        lw = 0.5 + 5.0 * abs(e.strength) / strongest
+        canvas.add_line(Line2D([x0, x1], [y0 + half_h, y1 - half_h], color=color, lw=lw, alpha=0.75,
+                               solid_capstyle="round"))
+        if patterns and e.pattern.dim() == 2:
+            mx, my = (x0 + x1) / 2, (y0 + half_h + y1 - half_h) / 2
+            s = 0.32 * node_size
+            inset = fig.add_axes((mx - s / width / 2, my - s / height / 2, s / width, s / height))
+            weight_heatmap(e.pattern, inset)
+            for spine in inset.spines.values():
+                spine.set_edgecolor(color)
+    thumbs = thumbnails_for(model, circuit.nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir) \
+        if thumbnails else {}
+    for node, (x, y) in pos.items():
+        ax = fig.add_axes((x - half_w, y - half_h, 2 * half_w, 2 * half_h))
+        if node in thumbs:
+            ax.imshow(_hwc(thumbs[node]))
+        else:
+            ax.set_facecolor("0.93")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        lw = 2.5 if node == circuit.root else 0.8
+        for spine in ax.spines.values():
+            spine.set_linewidth(lw)
+        ax.text(0.5, -0.04, node, transform=ax.transAxes, ha="center", va="top", fontsize=7)
+    return save(fig, path)

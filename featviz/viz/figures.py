@@ -1,0 +1,162 @@
+"""Matplotlib figures: (tensors or circuits results) -> ``matplotlib.figure.Figure``; PNG with ``path=``.
+
+Weight heatmaps in the Zoom In style (positive red, negative blue, symmetric scale, white at zero),
+image grids, tuning curves and dataset-example grids. Figures are built without pyplot (no global
+state, any backend); matplotlib is imported on first use.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["WEIGHT_CMAP", "image_grid", "plot_dataset_examples", "plot_tuning_curve", "plot_weights",
+           "save", "weight_heatmap"]
+
+WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
+
+
+def _figure(width: float, height: float, dpi: int = 100):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=dpi)
+
+
+def save(fig, path: str | None):
+    """Write ``fig`` to ``path`` (PNG by the extension) when a path is given; return ``fig``."""
+    if path is not None:
+        fig.savefig(path, bbox_inches="tight", facecolor="white")
+    return fig
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (H, W) tensor in [0, 1] -> array matplotlib can show."""
+    a = image.detach().float().cpu().clamp(0, 1)
+    return a.permute(1, 2, 0).numpy() if a.dim() == 3 else a.numpy()
+
+
+def weight_heatmap(kernel: torch.Tensor, ax=None, vmax: float | None = None, frame: bool = True):
+    """Draw one (kh, kw) kernel as a red/blue heat map on ``ax`` (a new figure when None); return the axes.
+
+    ``vmax``: the colour scale's bound (default: the kernel's largest magnitude), symmetric around zero.
+
+    Example:
+        >>> ax = weight_heatmap(torch.tensor([[1.0, -1.0], [0.0, 0.5]]))
+        >>> ax.images[0].get_clim()
+        (-1.0, 1.0)
+    """
+    k = kernel.detach().float().cpu()
+    if k.dim() != 2:
+        raise ValueError(f"kernel must be (kh, kw), got shape {tuple(k.shape)}")
+    if ax is None:
+        ax = _figure(2, 2).add_subplot()
+    bound = float(vmax) if vmax is not None else max(float(k.abs().max()), 1e-12)
+    ax.imshow(k.numpy(), cmap=WEIGHT_CMAP, vmin=-bound, vmax=bound, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not frame:
+        ax.set_axis_off()
+    return ax
+
+
+def plot_weights(w: torch.Tensor, path: str | None = None, dst_labels: Sequence[str] | None = None,
+                 src_labels: Sequence[str] | None = None, max_cells: int = 32, cell: float = 0.5):
+    """A grid of kernels from a (C_dst, C_src, kh, kw) tensor: one row per dst channel, one column per src
+    channel (at most ``max_cells`` of each), all on one symmetric red/blue scale.
+
+    Example:
+        >>> fig = plot_weights(torch.randn(4, 6, 3, 3))
+        >>> len(fig.axes)
+        24
+    """
+    if w.dim() != 4:
+        raise ValueError(f"weights must be (C_dst, C_src, kh, kw), got shape {tuple(w.shape)}")
+    w = w[:max_cells, :max_cells].detach().float().cpu()
+    n_dst, n_src = w.shape[:2]
+    fig = _figure(cell * n_src + 0.8, cell * n_dst + 0.4)
+    grid = fig.add_gridspec(n_dst, n_src, wspace=0.08, hspace=0.08)
+    bound = max(float(w.abs().max()), 1e-12)
+    for o in range(n_dst):
+        for c in range(n_src):
+            ax = weight_heatmap(w[o, c], fig.add_subplot(grid[o, c]), vmax=bound)
+            if c == 0:
+                ax.set_ylabel(dst_labels[o] if dst_labels else str(o), fontsize=7, rotation=0, ha="right")
+            if o == 0:
+                ax.set_title(src_labels[c] if src_labels else str(c), fontsize=7)
+    return save(fig, path)
+
+
+def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, ncol: int | None = None,
+               path: str | None = None, cell: float = 1.6):
+    """Show (N, 3, H, W) (or (N, H, W)) images in [0, 1] on a grid with optional titles.
+
+    Example:
+        >>> fig = image_grid(torch.rand(6, 3, 8, 8), titles=list("abcdef"), ncol=3)
+        >>> len(fig.axes)
+        6
+    """
+    if images.dim() not in (3, 4) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, 3, H, W) or (N, H, W) tensor, "
+                         f"got {tuple(images.shape)}")
+    n = len(images)
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    fig = _figure(cell * ncol, cell * nrow + (0.25 * nrow if titles else 0))
+    for i in range(n):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        ax.imshow(_hwc(images[i]), cmap="gray" if images.dim() == 3 else None, vmin=0, vmax=1)
+        ax.set_axis_off()
+        if titles:
+            ax.set_title(str(titles[i]), fontsize=8)
+    return save(fig, path)
+
+
+def plot_tuning_curve(curves, ax=None, path: str | None = None, polar: bool = False):
+    """Response vs angle for one ``TuningCurve`` or a list of them (one line each; faint lines for the
+    individual phases/curvatures that were averaged).
+
+    Example:
+        >>> from featviz.circuits import TuningCurve
+        >>> tc = TuningCurve("a:0", torch.arange(0., 180, 45), torch.tensor([1., 3, 1, 0]), torch.ones(4, 1))
+        >>> len(plot_tuning_curve(tc).axes[0].lines)
+        2
+    """
+    curves = curves if isinstance(curves, (list, tuple)) else [curves]
+    fig = None
+    if ax is None:
+        fig = _figure(4, 3)
+        ax = fig.add_subplot(projection="polar" if polar else None)
+    for tc in curves:
+        a = tc.angles.float().numpy()
+        x = np.deg2rad(a) if polar else a
+        (line,) = ax.plot(x, tc.responses.float().numpy(), marker="o", ms=3, label=tc.node)
+        raw = tc.raw.float().numpy()
+        if raw.shape[1] > 1 or len(curves) == 1:
+            ax.plot(x, raw, color=line.get_color(), alpha=0.25, lw=0.8)
+    if not polar:
+        ax.set_xlabel("angle (degrees)")
+        ax.set_ylabel("response")
+        ax.axhline(0, color="0.6", lw=0.6)
+    ax.legend(fontsize=7, loc="best")
+    fig = fig or ax.figure
+    return save(fig, path)
+
+
+def plot_dataset_examples(examples, path: str | None = None, crops: bool = True):
+    """Grid of a ``DatasetExamples``' crops (or full images with the box drawn), titled with scores.
+
+    Example:
+        >>> fig = plot_dataset_examples(ex, path="top.png")    # doctest: +SKIP
+    """
+    from matplotlib.patches import Rectangle
+
+    imgs = examples.crops if crops else examples.images
+    titles = [f"#{int(i)}: {float(s):.2f}" for i, s in zip(examples.indices, examples.scores)]
+    fig = image_grid(imgs, titles=titles, ncol=min(len(imgs), 5))
+    if not crops:
+        for ax, (r0, r1, c0, c1) in zip(fig.axes, examples.boxes.tolist()):
+            box = Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="yellow", lw=1.5)
+            ax.add_patch(box)
+    fig.suptitle(examples.node, fontsize=9)
+    return save(fig, path)
