@@ -142,10 +142,11 @@ class ChannelWorker:
         photos, tuning = self._layer(layer, early)
         if photos is not None:
             images, names = self.photos()
-            files["examples.png"], facts["examples"] = examples_png(photos[:, channel], images, names,
-                                                                    s.examples)
+            png, facts["examples"] = examples_png(self.model, ref, photos[:, channel], images, names,
+                                                  s.examples)
+            files["examples.png"] = png
         if tuning is not None:
-            files["tuning.png"], facts["tuning"] = tuning_png(tuning[:, channel], s.tuning_angles)
+            files["tuning.png"], facts["tuning"] = tuning_png(ref, tuning[..., channel], s.tuning_angles)
         return files, facts
 
     def run(self, job: tuple[str, int, bool]) -> tuple[str, int, dict[str, bytes], dict]:

@@ -4,7 +4,7 @@ The activations come from ``layer_maps`` (one forward pass per layer serves all 
 
 Example:
     >>> maps = layer_maps(model, "blocks.1", images)                       # (N, C, H', W')
-    >>> png, facts = examples_png(maps[:, 3], images, names, k=6)          # doctest: +SKIP
+    >>> png, facts = examples_png(model, "blocks.1:3", maps[:, 3], images, names, k=6)   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -46,47 +46,46 @@ def layer_maps(model: nn.Module, name: str, images: torch.Tensor, batch: int = 1
 
 
 def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int) -> torch.Tensor:
-    """(len(angles), C) mean activation of every channel of ``name`` per grating angle (phases averaged).
+    """(A, P, C) central-unit response of every channel of ``name`` to gratings: angle x phase (``PHASES``).
 
     Example:
         >>> grating_responses(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), "0", [0, 90], 16).shape
-        torch.Size([2, 2])
+        torch.Size([2, 4, 2])
     """
+    from featviz.circuits.tuning import layer_responses
     from featviz.data import gratings
+    from featviz.hooks import hooked
 
     stimuli = gratings(list(angles), size=size, phases=list(PHASES))  # (A * P, 3, size, size), angle-major
-    means = layer_maps(model, name, stimuli).mean(dim=(2, 3))  # (A * P, C)
-    return means.view(len(angles), len(PHASES), -1).mean(1)
+    responses = layer_responses(hooked(model), name, stimuli, position="center").cpu()  # (A * P, C)
+    return responses.view(len(angles), len(PHASES), -1)
 
 
-def examples_png(maps: torch.Tensor, images: torch.Tensor, names: Sequence[str],
+def examples_png(model: nn.Module, ref: str, maps: torch.Tensor, images: torch.Tensor, names: Sequence[str],
                  k: int) -> tuple[bytes, list[dict]]:
-    """The ``k`` photos whose strongest position in ``maps`` (N, H', W') is highest; photo, box and crop.
+    """The ``k`` photos whose strongest position in ``maps`` (N, H', W') of ``ref`` is highest.
 
-    The box is centred on the strongest position, its side the layer's stride times 4 (at least a
-    quarter of the photo), clipped to the photo.
+    Each is drawn with a box around the input pixels that reach that position (its receptive field,
+    ``fv.circuits.input_boxes``), with the crop inside the box below it.
     """
     from PIL import Image, ImageDraw
-    size = images.shape[-1]
+
+    from featviz.circuits import input_boxes
+
     best, where = maps.flatten(1).max(dim=1)
-    order = best.argsort(descending=True)[:k].tolist()
-    stride = size / maps.shape[-1]
-    side = int(min(size, max(size // 4, 4 * stride)))
+    order = best.argsort(descending=True, stable=True)[:k]
+    positions = torch.stack([where[order] // maps.shape[-1], where[order] % maps.shape[-1]], 1)  # (k, 2)
+    boxes = input_boxes(model, ref.rpartition(":")[0], tuple(images.shape[1:]), positions).tolist()
+    scale = THUMB / images.shape[-1]
     tiles, facts = [], []
-    for i in order:
-        y, x = divmod(int(where[i]), maps.shape[-1])
-        cy, cx = (y + 0.5) * stride, (x + 0.5) * stride
-        top = int(np.clip(cy - side / 2, 0, size - side))
-        left = int(np.clip(cx - side / 2, 0, size - side))
-        photo = Image.open(io.BytesIO(png_bytes(images[i]))).convert("RGB")
-        crop = photo.crop((left, top, left + side, top + side))
-        crop = crop.resize((THUMB, THUMB), Image.Resampling.LANCZOS)
-        scale = THUMB / size
+    for i, (r0, r1, c0, c1) in zip(order.tolist(), boxes):
+        photo = Image.fromarray(np.asarray(Image.open(io.BytesIO(png_bytes(images[i])))).copy())
+        crop = photo.crop((c0, r0, c1 + 1, r1 + 1)).resize((THUMB, THUMB), Image.Resampling.LANCZOS)
         photo = photo.resize((THUMB, THUMB), Image.Resampling.LANCZOS)
-        box = (left * scale, top * scale, (left + side) * scale - 1, (top + side) * scale - 1)
-        ImageDraw.Draw(photo).rectangle(box, outline=(255, 40, 40), width=2)
+        ImageDraw.Draw(photo).rectangle((c0 * scale, r0 * scale, (c1 + 1) * scale - 1, (r1 + 1) * scale - 1),
+                                        outline=(255, 40, 40), width=2)
         tiles.append((photo, crop))
-        facts.append({"name": names[i], "activation": round(float(best[i]), 6), "box": [top, left, side]})
+        facts.append({"name": names[i], "activation": round(float(best[i]), 6), "box": [r0, r1, c0, c1]})
     pad = 4
     strip = Image.new("RGB", (len(tiles) * (THUMB + pad) - pad, 2 * THUMB + pad), "white")
     for j, (photo, crop) in enumerate(tiles):
@@ -95,19 +94,15 @@ def examples_png(maps: torch.Tensor, images: torch.Tensor, names: Sequence[str],
     return png_bytes(np.asarray(strip)), facts
 
 
-def tuning_png(response: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
-    """A tuning curve, ``response`` (A,) against grating ``angles``, as a line plot PNG + facts."""
-    from matplotlib.figure import Figure
+def tuning_png(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
+    """Tuning curve PNG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``) + facts."""
+    from featviz.circuits import TuningCurve
+    from featviz.viz import plot_tuning_curve
 
-    angles = [int(a) for a in angles]
-    fig = Figure(figsize=(3.2, 2.2), dpi=100)
-    ax = fig.add_subplot()
-    ax.plot(angles, response.numpy(), marker="o", color="#c0392b")
-    ax.set_xlabel("grating orientation (°)")
-    ax.set_ylabel("mean activation")
-    ax.set_xticks(angles[:: max(1, len(angles) // 6)])
-    fig.subplots_adjust(left=0.25, bottom=0.22, right=0.97, top=0.95)
+    curve = TuningCurve(ref, torch.tensor([float(a) for a in angles]), raw.mean(1), raw)
+    fig = plot_tuning_curve(curve)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    preferred = angles[int(response.argmax())]
-    return buf.getvalue(), {"preferred": preferred, "response": [round(float(r), 6) for r in response]}
+    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight", facecolor="white",
+                metadata={"Software": None})
+    response = [round(float(r), 6) for r in curve.responses]
+    return buf.getvalue(), {"preferred": int(curve.peak), "response": response}
