@@ -6,7 +6,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import re
 from argparse import Namespace
 from pathlib import Path
@@ -102,13 +101,13 @@ def cmd_trace(args: Namespace) -> None:
 
     model = load_model(args.model, args.arch)
     name, channel = _parse_channel(fv.hooked(model), args.ref)
-    circuit = fv.circuits.trace(model, f"{name}:{channel}", depth=args.depth, top_k=args.top_k)
+    circuit = fv.circuits.trace(model, f"{name}:{channel}", depth=args.depth, top_k=args.top_k,
+                                progress=not args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"circuit_{_safe(f'{name}:{channel}')}"
-    fig = circuit.plot()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
-    stem.with_suffix(".json").write_text(json.dumps(circuit.to_dict(), indent=2))
+    circuit.to_json(stem.with_suffix(".json"))
+    circuit.plot(path=str(stem.with_suffix(".png")), size=args.thumb_size, steps=args.thumb_steps)
     print(stem.with_suffix(".png"))
     print(stem.with_suffix(".json"))
 

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", metavar="LAYER:CH", help="channel at the top of the circuit, e.g. blocks.4:3")
     p.add_argument("--depth", type=int, default=2, help="layers to go back (default: 2)")
     p.add_argument("--top-k", type=int, default=3, help="strongest inputs kept per node (default: 3)")
+    p.add_argument("--thumb-size", type=int, default=64, help="node thumbnail size in pixels (default: 64)")
+    p.add_argument("--thumb-steps", type=int, default=64, help="node thumbnail render steps (default: 64)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: current folder)")
 
     p = sub.add_parser("microscope", help="build a static microscope site (resumable; Ray workers)",

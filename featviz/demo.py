@@ -10,7 +10,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -49,9 +48,8 @@ def run_demo(out: str | Path = "featviz-demo", *, size: int = 96, steps: int = 6
     best = int(torch.tensor(grids[-1]["activations"]).argmax())
     ref = f"{DEMO_LAYERS[-1]}:{best}"
     circuit = fv.circuits.trace(model, ref, depth=depth, top_k=top_k, progress=progress)
-    fig = circuit.plot()
-    fig.savefig(out / "circuit.png", dpi=110)
-    write_text_atomic(out / "circuit.json", json.dumps(circuit.to_dict(), indent=1))
+    circuit.plot(path=str(out / "circuit.png"), size=64, steps=steps, seed=seed)
+    circuit.to_json(out / "circuit.json")
     write_css(out)
     html = template_env().get_template("demo.html").render(
         grids=grids, ref=ref, depth=depth, top_k=top_k, size=size, steps=steps, seed=seed,

@@ -90,3 +90,11 @@ def test_state_dict_without_arch_says_to_add_it(tmp_path, capsys):
     torch.save({"w": torch.zeros(1)}, tmp_path / "w.pt")
     assert main(["layers", str(tmp_path / "w.pt")]) == 2
     assert "--arch" in capsys.readouterr().err
+
+
+def test_trace_writes_diagram_and_json_with_the_wired_inputs(tmp_path):
+    assert main(["--quiet", "trace", "edges_and_curves", "relu2:0", "--depth", "1", "--top-k", "4",
+                 "--thumb-size", "16", "--thumb-steps", "1", "--out", str(tmp_path)]) == 0
+    circuit = json.loads((tmp_path / "circuit_relu2_0.json").read_text())
+    assert set(circuit["nodes"]) == {"relu2:0", "relu1:0", "relu1:1", "relu1:7", "relu1:4"}  # toy.py's table
+    assert Image.open(tmp_path / "circuit_relu2_0.png").format == "PNG"
