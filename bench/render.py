@@ -4,18 +4,20 @@ Setup (the same for every contender): torchvision googlenet (random init: timing
 on the weights), objective = channel(s) of ``inception4a``, 128 px images, Fourier parameterisation
 with colour decorrelation, lucid's standard transforms, Adam lr 0.05, batch 1 (one channel) and
 batch 8 (eight channels, one per batch item). All contenders run in one process with the same
-thread count, interleaved (round-robin). Each contender's time per step is
-(min over repeats of the time for N2 steps - min over repeats of the time for N1 steps) / (N2 - N1):
-per-run setup cancels out, and the minimum filters out slowdowns from other processes on a shared
-machine (noise only ever adds time).
+thread count, interleaved (round-robin: one run of each contender per round). Each step is timed on
+its own (a clock ticks once per step, right where the image enters the model; the first step of
+each run is dropped as warm-up), so per-run setup is excluded. Median and minimum step times are
+reported, and ratios of both: on a shared machine, load from other processes only ever adds time,
+so the minimum is the cleanest estimate and the median the more typical one.
 
 Contenders:
   featviz            fv.render at 128 px; the model sees the transformed image (~140 px on average).
   lucent (as-is)     lucent's render_vis, which upsamples images under 224 px to 224 before the model.
   featviz @224       featviz with the same final upsample to 224 px: like for like with lucent as-is.
-  floor @140/@128    bare forward conv1..inception4a + backward to the input, parameters frozen,
-                     no hooks, no parameterisation/transforms/optimiser, at 140 px (what featviz's
-                     model sees on average) and at 128 px.
+  floor              bare forward conv1..inception4a + backward to the input, parameters frozen,
+                     no hooks, no parameterisation/transforms/optimiser; once replaying the exact
+                     input sizes featviz's model saw in the run before it (standard transforms
+                     make them vary, ~140 px on average), once at a fixed 128 px.
 
 lucent registers hooks on every module and never removes them, so each lucent run gets a fresh copy
 of the model (copied outside the timed region). lucent 0.1.8 calls ``kornia.get_rotation_matrix2d``
@@ -23,8 +25,8 @@ and ``kornia.warp_affine``, which kornia >= 0.7 only has under ``kornia.geometry
 script aliases them (the computation is unchanged).
 
 Usage (bench-only dependencies: ``pip install --no-deps -r bench/requirements.txt``):
-    .venv/bin/python bench/render.py                  # 1 thread, N1=2, N2=10 steps, 5 repeats
-    .venv/bin/python bench/render.py --threads 2 --repeats 5
+    .venv/bin/python bench/render.py                  # 1 thread, 8 rounds x 4 steps
+    .venv/bin/python bench/render.py --threads 2 --rounds 12
     .venv/bin/python bench/render.py --smoke          # tiny run: checks the script works
 """
 from __future__ import annotations
@@ -58,44 +60,67 @@ def trunk(model: nn.Module) -> nn.Sequential:
     return nn.Sequential(*[getattr(model, n) for n in names])
 
 
-def featviz_run(model: nn.Module, batch: int, steps: int, size: int, upsample: int | None) -> None:
+class Clock:
+    """Timestamps one call per optimisation step; also notes the size of the image the model gets."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.sizes: list[tuple[int, int]] = []
+
+    def tick(self, x: torch.Tensor | None = None) -> None:
+        self.stamps.append(time.perf_counter())
+        if x is not None:
+            self.sizes.append(tuple(x.shape[-2:]))
+
+    def steps(self) -> list[float]:
+        """Durations between consecutive ticks, the first (warm-up) one dropped."""
+        return [b - a for a, b in zip(self.stamps[1:], self.stamps[2:])]
+
+
+def featviz_run(model: nn.Module, batch: int, steps: int, size: int, upsample: int | None,
+                clock: Clock) -> None:
     obj = sum(fv.objectives.batch(fv.objectives.channel(LAYER, c), c) for c in range(batch))
-    transforms = fv.optvis.standard_transforms()
-    if upsample:
-        std = transforms
-        transforms = lambda x, g=None: F.interpolate(std(x, g), size=(upsample, upsample),  # noqa: E731
-                                                     mode="bilinear", align_corners=True)
+    std = fv.optvis.standard_transforms()
+
+    def transforms(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        x = std(x, g)
+        if upsample:
+            x = F.interpolate(x, size=(upsample, upsample), mode="bilinear", align_corners=True)
+        clock.tick(x)  # once per step, just before the model
+        return x
+
     fv.render(model, obj, size=size, steps=steps, batch=batch, transforms=transforms, preprocess=NORMALIZE,
               progress=False)
 
 
-def lucent_run(model: nn.Module, batch: int, steps: int, size: int) -> None:
-    from lucent.optvis import objectives, param, render
+def lucent_run(model: nn.Module, batch: int, steps: int, size: int, clock: Clock) -> None:
+    from lucent.optvis import objectives, param, render, transform
+
+    def tick(x: torch.Tensor) -> torch.Tensor:
+        clock.tick()
+        return x
 
     obj = sum(objectives.channel(LAYER, c, batch=c) for c in range(batch))
     render.render_vis(model, obj, lambda: param.image(size, batch=batch, fft=True, decorrelate=True),
-                      thresholds=(steps,), show_image=False, progress=False)
+                      transforms=transform.standard_transforms + [tick], thresholds=(steps,),
+                      show_image=False, progress=False)
 
 
-def floor_run(model: nn.Module, batch: int, steps: int, size: int) -> None:
+def floor_run(model: nn.Module, batch: int, sizes: list[tuple[int, int]], clock: Clock) -> None:
     net = trunk(model)
     flags = [p.requires_grad for p in net.parameters()]
     for p in net.parameters():
         p.requires_grad_(False)
     try:
-        x = torch.rand(batch, 3, size, size, requires_grad=True)
-        for _ in range(steps):
-            act = net(x)  # (B, 508, h, w)
+        inputs = [torch.rand(batch, 3, h, w, requires_grad=True) for h, w in sizes]
+        for x in inputs:
+            clock.tick()
+            act = net(x)  # (B, 528, h, w)
             act[range(batch), range(batch)].mean().backward()
+        clock.tick()
     finally:
         for p, f in zip(net.parameters(), flags):
             p.requires_grad_(f)
-
-
-def wall(run: Callable[[int], None], n: int) -> float:
-    start = time.perf_counter()
-    run(n)
-    return time.perf_counter() - start
 
 
 def patch_kornia() -> bool:
@@ -110,50 +135,66 @@ def patch_kornia() -> bool:
     return True
 
 
+def bench_batch(base: nn.Module, batch: int, args: argparse.Namespace, have_lucent: bool) -> None:
+    """Time every contender at one batch size and print the table and ratios."""
+    last: list[Clock] = []  # the latest featviz run, whose input sizes the floor replays
+
+    def fv_plain(c: Clock, b: int = batch) -> None:
+        featviz_run(base, b, args.steps, 128, None, c)
+        last[:] = [c]
+
+    contenders: dict[str, Callable[[Clock], None]] = {
+        "featviz": fv_plain,
+        "floor, featviz's sizes": lambda c, b=batch: floor_run(base, b, last[0].sizes, c),
+        "floor @128": lambda c, b=batch: floor_run(base, b, [(128, 128)] * args.steps, c),
+        "featviz @224": lambda c, b=batch: featviz_run(base, b, args.steps, 128, 224, c),
+    }
+    if have_lucent:
+        contenders["lucent (as-is, 224)"] = lambda c, b=batch: lucent_run(copy.deepcopy(base), b,
+                                                                         args.steps, 128, c)
+    clocks: dict[str, list[Clock]] = {k: [] for k in contenders}
+    for _ in range(args.rounds):
+        for name, run in contenders.items():  # interleaved: one run of each per round
+            clocks[name].append(Clock())
+            run(clocks[name][-1])
+    steps = {k: [d for c in v for d in c.steps()] for k, v in clocks.items()}
+    med = {k: statistics.median(v) for k, v in steps.items()}
+    low = {k: min(v) for k, v in steps.items()}
+    side = statistics.mean(h * w for c in clocks["featviz"] for h, w in c.sizes) ** 0.5
+    print(f"\nbatch {batch}  (featviz's model saw {side:.0f} px on average)")
+    print(f"  {'':24s} {'median':>8s} {'min':>8s}  s/step")
+    for name in contenders:
+        print(f"  {name:24s} {med[name]:8.4f} {low[name]:8.4f}   n={len(steps[name])}")
+
+    def ratio(label: str, a: str, b: str, note: str = "") -> None:
+        print(f"  {label:34s} median {med[a] / med[b]:5.2f}x   min {low[a] / low[b]:5.2f}x  {note}")
+
+    ratio("featviz / floor (same sizes)", "featviz", "floor, featviz's sizes", "(target <= 1.2)")
+    ratio("featviz / floor @128", "featviz", "floor @128")
+    if have_lucent:
+        ratio("lucent as-is / featviz", "lucent (as-is, 224)", "featviz",
+              f"(lucent's model sees 224 px, featviz's ~{side:.0f})")
+        ratio("lucent as-is / featviz @224", "lucent (as-is, 224)", "featviz @224", "(both see 224 px)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--n1", type=int, default=2)
-    ap.add_argument("--n2", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=8, help="each round runs every contender once")
+    ap.add_argument("--steps", type=int, default=4, help="optimisation steps per run (the first is dropped)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--smoke", action="store_true", help="1 repeat, 1 and 2 steps, batch 1 only")
+    ap.add_argument("--smoke", action="store_true", help="1 round of 3 steps, batch 1 only")
     args = ap.parse_args()
     if args.smoke:
-        args.repeats, args.n1, args.n2, args.batches = 1, 1, 2, [1]
+        args.rounds, args.steps, args.batches = 1, 3, [1]
     torch.set_num_threads(args.threads)
     have_lucent = patch_kornia()
     base = googlenet()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), googlenet random init, {LAYER}, "
-          f"128 px, steps {args.n1}->{args.n2}, min of {args.repeats} runs each"
+          f"128 px; {args.rounds} interleaved rounds x {args.steps} steps (first step of each run dropped)"
           + ("" if have_lucent else "; lucent not installed: skipped"))
     for batch in args.batches:
-        contenders: dict[str, Callable[[int], None]] = {
-            "featviz": lambda n, b=batch: featviz_run(base, b, n, 128, None),
-            "featviz @224": lambda n, b=batch: featviz_run(base, b, n, 128, 224),
-            "floor @140": lambda n, b=batch: floor_run(base, b, n, 140),
-            "floor @128": lambda n, b=batch: floor_run(base, b, n, 128),
-        }
-        if have_lucent:
-            contenders["lucent (as-is, 224)"] = lambda n, b=batch: lucent_run(copy.deepcopy(base), b, n, 128)
-        short: dict[str, list[float]] = {k: [] for k in contenders}
-        long: dict[str, list[float]] = {k: [] for k in contenders}
-        for _ in range(args.repeats):
-            for name, run in contenders.items():  # interleaved: one of each per round
-                short[name].append(wall(run, args.n1))
-                long[name].append(wall(run, args.n2))
-        med = {k: (min(long[k]) - min(short[k])) / (args.n2 - args.n1) for k in contenders}
-        print(f"\nbatch {batch}")
-        for name, t in med.items():
-            spread = statistics.median(long[name]) / min(long[name])
-            print(f"  {name:22s} {t:8.4f} s/step   (median/min of the {args.n2}-step runs: {spread:.2f})")
-        print(f"  featviz / floor @140      {med['featviz'] / med['floor @140']:.2f}x  (target <= 1.2)")
-        print(f"  featviz / floor @128      {med['featviz'] / med['floor @128']:.2f}x")
-        if have_lucent:
-            luc = med["lucent (as-is, 224)"]
-            print(f"  lucent as-is / featviz     {luc / med['featviz']:.2f}x  (lucent's model sees 224 px, "
-                  "featviz's ~140)")
-            print(f"  lucent as-is / featviz@224 {luc / med['featviz @224']:.2f}x  (both models see 224 px)")
+        bench_batch(base, batch, args, have_lucent)
 
 
 if __name__ == "__main__":

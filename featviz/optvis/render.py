@@ -285,11 +285,7 @@ def render_layer(
             r.labels = [f"{name}:{c}" for c in chunk]
             parts.append(r)
             bar.update(len(chunk))
-    return Rendering(
-        torch.cat([r.images for r in parts]), torch.cat([r.losses for r in parts], dim=1),
-        torch.cat([r.activations for r in parts]), [lab for r in parts for lab in r.labels],
-        f"channels of {name}", {s: torch.cat([r.snapshots[s] for r in parts]) for s in parts[0].snapshots},
-    )
+    return Rendering.cat(parts, objective=f"channels of {name}")
 
 
 def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preprocess: Callable | None) -> int:

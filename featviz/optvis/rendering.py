@@ -41,6 +41,26 @@ class Rendering:
     objective: str
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
 
+    @staticmethod
+    def cat(parts: list[Rendering], objective: str | None = None) -> Rendering:
+        """Join renderings with the same number of steps into one (items in order).
+
+        Example:
+            >>> Rendering.cat([grid_a, grid_b]).save("both.png", ncol=8)  # doctest: +SKIP
+        """
+        if not parts:
+            raise ValueError("Rendering.cat needs at least one rendering")
+        steps = {r.losses.shape[0] for r in parts}
+        if len(steps) > 1:
+            raise ValueError(f"cannot join renderings with different step counts {sorted(steps)}")
+        shared = set.intersection(*(set(r.snapshots) for r in parts))
+        return Rendering(
+            torch.cat([r.images for r in parts]), torch.cat([r.losses for r in parts], dim=1),
+            torch.cat([r.activations for r in parts]), [lab for r in parts for lab in r.labels],
+            objective or " | ".join(dict.fromkeys(r.objective for r in parts)),
+            {s: torch.cat([r.snapshots[s] for r in parts]) for s in sorted(shared)},
+        )
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
@@ -61,6 +81,8 @@ class Rendering:
     def grid(self, ncol: int | None = None, pad: int = 2) -> torch.Tensor:
         """All images tiled in a grid with white gaps, (3, H', W'); ``ncol`` columns (default ~square).
 
+        A single image comes back as is, without a border.
+
         Example:
             >>> r = Rendering(torch.rand(4, 3, 8, 8), torch.zeros(1, 4), torch.zeros(4), list("abcd"), "o")
             >>> r.grid().shape
@@ -75,7 +97,7 @@ class Rendering:
 
         Example:
             >>> Rendering(torch.rand(1, 3, 8, 8), torch.zeros(1, 1), torch.zeros(1), ["a"], "o").to_pil().size
-            (12, 12)
+            (8, 8)
         """
         from PIL import Image
 
