@@ -107,12 +107,14 @@ def tuning_curve(model: nn.Module, node: str, stimuli: torch.Tensor, angles: Seq
 @dataclass
 class EdgeDetector:
     """A channel with single-peaked orientation tuning: preferred grating ``angle`` (degrees in [0, 180),
-    the wave direction: the edge's gradient), orientation selectivity ``osi`` and ``peak_trough`` ratio."""
+    the wave direction: the edge's gradient), orientation selectivity ``osi``, ``peak_trough`` ratio, and
+    the grating frequency ``freq`` (cycles/px) they were measured at."""
 
     node: str
     angle: float
     osi: float
     peak_trough: float
+    freq: float
     curve: TuningCurve = field(repr=False)
 
 
@@ -130,20 +132,20 @@ def orientation_stats(r: torch.Tensor, angles: torch.Tensor) -> tuple[float, flo
     return osi, angle, top / max(bottom, 1e-6 * max(top, 1e-12)), peaks
 
 
-def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.3, min_peak_trough: float = 3.0,
+def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.2, min_peak_trough: float = 3.0,
                         min_response: float = 0.1, step: float = 10.0, size: int = 64,
                         freqs: Sequence[float] = (0.0625, 0.125, 0.25),
                         preprocess: Callable | bool | None = None) -> list[EdgeDetector]:
     """Channels of ``layer`` that behave like oriented edge detectors, strongest selectivity first.
 
-    Criterion, over gratings (``size`` px) at angles 0, ``step``, ... < 180 with four phases (0, 90, 180,
-    270) averaged, response = the central unit, at the spatial frequency among ``freqs`` (cycles/px)
-    that drives the channel most:
+    Criterion, over gratings (``size`` px) at angles 0, ``step``, ... < 180 with eight phases (0, 45, ...,
+    315) averaged, response = the central unit; a channel qualifies if at one of the spatial
+    frequencies ``freqs`` (cycles/px; the most selective one is reported) its curve is:
       * single-peaked: the curve (circular over 180 degrees) has exactly one run above half its height;
       * selective: orientation selectivity ``osi = |sum r e^{2i theta}| / sum r >= min_osi``
         (1 - circular variance; 0 = untuned, 1 = one angle only);
       * peak/trough ratio of the rectified curve ``>= min_peak_trough``;
-      * responsive: peak ``>= min_response`` times the largest peak in the layer.
+      * responsive: peak ``>= min_response`` times the largest peak in the layer (same frequency).
 
     Example:
         >>> found = find_edge_detectors(model, "stem.relu")      # doctest: +SKIP
@@ -158,18 +160,21 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.3, m
     if channels is not None:
         raise ValueError(f"layer must be a layer name without a channel, got {layer!r}")
     angles = torch.arange(0.0, 180.0, step)
-    stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=[0, 90, 180, 270]) for f in freqs]
-    resp = torch.stack([layer_responses(hm, name, s, "center", preprocess).cpu().reshape(len(angles), 4, -1)
-                        for s in stimuli])  # (F, A, 4, C)
+    stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=list(range(0, 360, 45))) for f in freqs]
+    resp = torch.stack([layer_responses(hm, name, s, "center", preprocess).cpu().reshape(len(angles), 8, -1)
+                        for s in stimuli])  # (F, A, 8, C)
     curves = resp.mean(2)  # (F, A, C)
-    pick = curves.amax(1).argmax(0)  # (C,) the frequency each channel likes best
-    best = float(curves.amax())
     found = []
     for c in range(curves.shape[-1]):
-        r = curves[pick[c], :, c]
-        osi, angle, ratio, peaks = orientation_stats(r, angles)
-        strong = float(r.max()) >= min_response * best
-        if peaks == 1 and osi >= min_osi and ratio >= min_peak_trough and strong:
-            curve = TuningCurve(f"{name}:{c}", angles, r, resp[pick[c], :, :, c])
-            found.append(EdgeDetector(f"{name}:{c}", angle, osi, ratio, curve))
+        passing = []
+        for f in range(len(freqs)):
+            r = curves[f, :, c]
+            osi, angle, ratio, peaks = orientation_stats(r, angles)
+            strong = float(r.max()) >= min_response * float(curves[f].amax())
+            if peaks == 1 and osi >= min_osi and ratio >= min_peak_trough and strong:
+                passing.append((osi, angle, ratio, f))
+        if passing:
+            osi, angle, ratio, f = max(passing)
+            curve = TuningCurve(f"{name}:{c}", angles, curves[f, :, c], resp[f, :, :, c])
+            found.append(EdgeDetector(f"{name}:{c}", angle, osi, ratio, float(freqs[f]), curve))
     return sorted(found, key=lambda e: -e.osi)

@@ -17,7 +17,8 @@ def gabor(angle: float, size: int = 5, freq: float = 0.125, sigma: float = 1.5) 
     r = torch.arange(size, dtype=torch.float32)
     y, x = (c - r)[:, None].expand(size, size), (r - c)[None, :].expand(size, size)
     t = math.radians(angle)
-    return torch.sin(2 * math.pi * freq * (x * math.cos(t) + y * math.sin(t))) * torch.exp(-(x**2 + y**2) / (2 * sigma**2))
+    wave = torch.sin(2 * math.pi * freq * (x * math.cos(t) + y * math.sin(t)))
+    return wave * torch.exp(-(x**2 + y**2) / (2 * sigma**2))
 
 
 def planted() -> torch.Tensor:
@@ -41,7 +42,8 @@ class Wired(nn.Module):
         self.conv3 = nn.Conv2d(4, 3, 3)
         self.relu3 = nn.ReLU()
         with torch.no_grad():
-            self.conv1.weight.copy_(torch.stack([gabor(a) for a in ANGLES])[:, None].expand(-1, 3, -1, -1) / 3)
+            gabors = torch.stack([gabor(a) for a in ANGLES])  # (8, 5, 5)
+            self.conv1.weight.copy_(gabors[:, None].expand(-1, 3, -1, -1) / 3)
             self.conv2.weight.copy_(planted())
             self.bn2.weight.copy_(torch.tensor([1.0, 2.0, 0.5, 1.5]))
             self.bn2.running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 2.0]))

@@ -1,0 +1,49 @@
+"""trace finds the planted edges; Circuit round-trips JSON."""
+import torch
+from conftest import WIRING
+
+from featviz.circuits import Circuit, ablation_effect, trace
+
+
+def wired_edges(o):
+    return {(f"relu1:{c}", f"relu2:{o}") for c, _, _ in WIRING[o]}
+
+
+def test_trace_by_expanded_weights_finds_exactly_the_wiring(wired):
+    for o in WIRING:
+        c = trace(wired, f"relu2:{o}", depth=1, top_k=2, size=32, progress=False)
+        assert {(e.src, e.dst) for e in c.edges} == wired_edges(o)
+        assert all(e.strength > 0 for e in c.edges)
+
+
+def test_trace_by_attribution_finds_exactly_the_wiring(wired, noise):
+    c = trace(wired, "relu2:2", depth=1, top_k=2, by="attribution", inputs=noise, size=32, progress=False)
+    assert {(e.src, e.dst) for e in c.edges} == wired_edges(2)
+
+
+def test_trace_edge_pattern_shows_the_planted_offset(wired):
+    c = trace(wired, "relu2:1", depth=1, top_k=2, size=32, progress=False)
+    for e in c.edges:
+        (_, (u, v), _), = [link for link in WIRING[1] if f"relu1:{link[0]}" == e.src]
+        assert divmod(int(e.pattern.abs().argmax()), 5) == (u, v)
+
+
+def test_trace_depth_two_reaches_layer_one_only_through_wired_edges(wired):
+    c = trace(wired, "relu3:0", depth=2, top_k=2, size=32, progress=False)
+    deep = [e for e in c.edges if e.src.startswith("relu1:")]
+    assert deep and all((e.src, e.dst) in wired_edges(int(e.dst.split(":")[1])) for e in deep)
+
+
+def test_circuit_json_round_trip(wired):
+    c = trace(wired, "relu2:0", depth=1, top_k=2, size=32, progress=False)
+    back = Circuit.from_json(c.to_json())
+    assert back.nodes == c.nodes and [(e.src, e.dst, e.strength) for e in back.edges] == \
+        [(e.src, e.dst, e.strength) for e in c.edges]
+    assert all(torch.allclose(a.pattern, b.pattern) for a, b in zip(back.edges, c.edges))
+
+
+def test_ablating_a_wired_source_drops_dst_and_an_unwired_one_does_not(wired, noise):
+    drop_wired = ablation_effect(wired, "relu1:2", "relu2:1", noise)
+    drop_unwired = ablation_effect(wired, "relu1:0,3,4", "relu2:1", noise)
+    assert drop_wired > 0.2 * ablation_effect(wired, "relu1:2,6", "relu2:1", noise) > 0
+    assert drop_unwired == 0.0
