@@ -40,15 +40,15 @@ def run_demo(out: str | Path = "featviz-demo", *, size: int = 96, steps: int = 6
     model = fv.models.efficientnet_lite0(pretrained=True)
     grids = []
     for layer in DEMO_LAYERS:
-        r = fv.render_layer(model, layer, channels=range(channels), batch_size=channels, size=size,
-                            steps=steps, seed=seed, progress=progress)
+        r = fv.render_layer(model, layer, channels=range(channels), batch_size=8, size=size,
+                            steps=steps, seed=seed, progress=progress)  # batches of 8: a moving progress bar
         r.save(out / f"{layer}.png", ncol=8)
         grids.append({"layer": layer, "png": f"{layer}.png", "labels": r.labels,
                       "activations": [round(float(a), 3) for a in r.activations]})
     best = int(torch.tensor(grids[-1]["activations"]).argmax())
     ref = f"{DEMO_LAYERS[-1]}:{best}"
     circuit = fv.circuits.trace(model, ref, depth=depth, top_k=top_k, progress=progress)
-    circuit.plot(path=str(out / "circuit.png"), size=64, steps=steps, seed=seed)
+    circuit.plot(path=str(out / "circuit.png"), size=min(size, 64), steps=steps, seed=seed)
     circuit.to_json(out / "circuit.json")
     write_css(out)
     html = template_env().get_template("demo.html").render(

@@ -98,3 +98,14 @@ def test_trace_writes_diagram_and_json_with_the_wired_inputs(tmp_path):
     circuit = json.loads((tmp_path / "circuit_relu2_0.json").read_text())
     assert set(circuit["nodes"]) == {"relu2:0", "relu1:0", "relu1:1", "relu1:7", "relu1:4"}  # toy.py's table
     assert Image.open(tmp_path / "circuit_relu2_0.png").format == "PNG"
+
+
+def test_demo_page_shows_both_grids_and_the_circuit(tmp_path):
+    from featviz.demo import DEMO_LAYERS, run_demo
+
+    index = run_demo(tmp_path, size=32, steps=2, channels=4, depth=1, top_k=2, progress=False)
+    html = index.read_text()
+    shown = [f"{layer}.png" for layer in DEMO_LAYERS] + ["circuit.png"]
+    assert all(f'src="{png}"' in html and (tmp_path / png).stat().st_size > 0 for png in shown)
+    circuit = json.loads((tmp_path / "circuit.json").read_text())
+    assert len(circuit["nodes"]) == 3 and circuit["root"].startswith(DEMO_LAYERS[-1] + ":")
