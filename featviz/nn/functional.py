@@ -169,8 +169,9 @@ def _ceil_extra(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, name: s
 
 
 def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
-                  value: float) -> tuple[Tensor, tuple[int, int, int, int]]:
-    """Pad x (with ``value``, plus ceil_mode's extra) and gather its windows: (C, kh, kw, B, H', W')."""
+                  value: float, reduce) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Pad x (with ``value``, plus ceil_mode's extra), reduce its windows (C, kh, kw, b, H', W')
+    with ``reduce`` to (C, b, H', W'), a few images at a time; returns (B, C, H', W') and the pads."""
     if x.dim() != 4:
         raise ValueError(f"{name}: expected input (B, C, H, W), got shape {tuple(x.shape)}")
     k, s, p, d = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"),
@@ -178,10 +179,14 @@ def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, 
                                             (padding, "padding"), (dilation, "dilation")))
     _check_pool_padding(name, k, p)
     extra_h, extra_w = (_ceil_extra(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode, name)
-                                  for i in range(2))
+                        for i in range(2))
     pads = (p[1], p[1] + extra_w, p[0], p[0] + extra_h)                   # (left, right, top, bottom)
-    x = pad2d(x, *pads, value=value)
-    return im2col(x, k, s, d, name=name), pads
+    x = pad2d(x, *pads, value=value)                                      # (B, C, Hp, Wp)
+    per_image = x.shape[1] * k[0] * k[1] * output_size(x.shape[2], k[0], s[0], d=d[0]) \
+        * output_size(x.shape[3], k[1], s[1], d=d[1])
+    outs = [reduce(im2col(xb, k, s, d, name=name)).permute(1, 0, 2, 3)    # (b, C, H', W') each
+            for xb in x.split(max(1, COLS_BUDGET // per_image))]
+    return (outs[0] if len(outs) == 1 else torch.cat(outs)), pads
 
 
 def maxpool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -197,8 +202,9 @@ def maxpool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple
         >>> maxpool2d(torch.rand(1, 2, 28, 28), 3, stride=2, padding=1).shape
         torch.Size([1, 2, 14, 14])
     """
-    cols, _ = _pool_windows("maxpool2d", x, kernel_size, stride, padding, dilation, ceil_mode, -math.inf)
-    return cols.amax(dim=(1, 2)).permute(1, 0, 2, 3).contiguous()        # (C, B, H', W') -> (B, C, H', W')
+    out, _ = _pool_windows("maxpool2d", x, kernel_size, stride, padding, dilation, ceil_mode, -math.inf,
+                           reduce=lambda cols: cols.amax(dim=(1, 2)))
+    return out.contiguous()
 
 
 def avgpool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -214,8 +220,8 @@ def avgpool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple
         tensor([[[[1., 1.],
                   [1., 1.]]]])
     """
-    cols, pads = _pool_windows("avgpool2d", x, kernel_size, stride, padding, 1, ceil_mode, 0.0)
-    sums = cols.sum(dim=(1, 2))                                           # (C, B, H', W')
+    sums, pads = _pool_windows("avgpool2d", x, kernel_size, stride, padding, 1, ceil_mode, 0.0,
+                               reduce=lambda cols: cols.sum(dim=(1, 2)))   # (B, C, H', W')
     left, right, top, bottom = pads
     H, W = x.shape[2:]
     # which positions count in the divisor: a 0/1 mask of the padded plane, windowed the same way
@@ -224,7 +230,7 @@ def avgpool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple
     mask[..., top - p_h:top + H + p_h, left - p_w:left + W + p_w] = 1.0
     k, s = _pair(kernel_size), _pair(kernel_size if stride is None else stride)
     counts = im2col(mask, k, s, (1, 1), name="avgpool2d").sum(dim=(1, 2))  # (1, 1, H', W')
-    return (sums / counts).permute(1, 0, 2, 3).contiguous()
+    return (sums / counts).contiguous()
 
 
 def adaptive_avgpool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
