@@ -2,7 +2,7 @@
 import torch
 from conftest import WIRING
 
-from featviz.circuits import Circuit, ablation_effect, trace
+from featviz.circuits import Circuit, ablation_effect, attribute, trace
 
 
 def wired_edges(o):
@@ -47,3 +47,14 @@ def test_ablating_a_wired_source_drops_dst_and_an_unwired_one_does_not(wired, no
     drop_unwired = ablation_effect(wired, "relu1:0,3,4", "relu2:1", noise)
     assert drop_wired > 0.2 * ablation_effect(wired, "relu1:2,6", "relu2:1", noise) > 0
     assert drop_unwired == 0.0
+
+
+def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
+    x = photos[0][:3]
+    c = trace(effnet, "blocks.4:0", depth=1, top_k=3, by="attribution", inputs=x, progress=False)
+    contrib = attribute(effnet, x, "blocks.2", "blocks.4", dst_channels=[0])[0]
+    weakest = contrib.abs().argsort()[:3].tolist()
+    control = max(abs(ablation_effect(effnet, f"blocks.2:{k}", "blocks.4:0", x)) for k in weakest)
+    for e in c.upstream("blocks.4:0"):
+        effect = ablation_effect(effnet, e.src, "blocks.4:0", x)
+        assert effect * e.strength > 0 and abs(effect) > 2 * control
