@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import re
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -133,4 +134,6 @@ def cmd_demo(args: Namespace) -> None:
     from featviz.demo import run_demo
 
     kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
+    print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
+          f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)
     print(run_demo(args.out, seed=args.seed, progress=not args.quiet, **kwargs))

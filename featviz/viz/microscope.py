@@ -83,13 +83,13 @@ def _run_local(worker: ChannelWorker, todo, commit, bar) -> None:
 def _connections(model: nn.Module, out: Path, src: str, dst: str, chosen: dict[str, list[int]],
                  wkey: str, top_k: int) -> dict:
     """Unit ``data/_links/<src>__<dst>``: top-k links each way between the built channels, with thumbnails."""
-    from featviz.circuits.weights import expanded_weights
+    from featviz.circuits import expanded_weights
 
     key = content_key(wkey, {"src": src, "dst": dst, "top_k": top_k, "channels": [chosen[src], chosen[dst]]})
     folder = out / "data" / "_links" / f"{slug(src)}__{slug(dst)}"
     if not unit_done(folder, key):
         w = expanded_weights(model, src, dst, progress=False)  # (C_dst, C_src, kh, kw)
-        strength = w.flatten(2).norm(dim=2)  # (C_dst, C_src)
+        strength = w.flatten(2).norm(dim=2)  # (C_dst, C_src): L2 norm of each expanded kernel
         files, up, down = {}, {}, {}
         for d in chosen[dst]:  # strongest inputs of each built dst channel, among all src channels
             top = strength[d].topk(min(top_k, strength.shape[1])).indices.tolist()
@@ -136,6 +136,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str], out: str | Path, *
             raise ValueError(f"{ref!r} names a channel; give layer names (channels=N picks how many)")
     if channels is not None and int(channels) < 1:
         raise ValueError(f"channels must be a positive number of channels per layer, got {channels}")
+    if int(workers) < 1:
+        raise ValueError(f"workers must be 1 (in-process) or more (Ray), got {workers}")
     out = Path(out)
     shapes = _layer_shapes(model, layers)
     size = int(getattr(model, "input_size", 224))
