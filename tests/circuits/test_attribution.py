@@ -2,7 +2,7 @@
 import captum.attr as ca
 import pytest
 import torch
-from conftest import WIRING
+from circuit_models import WIRING
 from torch import nn
 
 import featviz as fv

@@ -1,6 +1,6 @@
 """trace finds the planted edges; Circuit round-trips JSON."""
 import torch
-from conftest import WIRING
+from circuit_models import WIRING
 
 from featviz.circuits import Circuit, ablation_effect, attribute, trace
 

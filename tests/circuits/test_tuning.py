@@ -1,7 +1,7 @@
 """Tuning curves peak at planted angles; edge detectors are found in the wired and the pretrained model."""
 import pytest
 import torch
-from conftest import ANGLES
+from circuit_models import ANGLES
 
 import featviz as fv
 from featviz.circuits import find_edge_detectors, tuning_curve

@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import planted
+from circuit_models import planted
 from torch import nn
 
 from featviz.circuits import expanded_weights, weights

@@ -1,0 +1,78 @@
+"""Figures render to PNG files with real content; the weight colour map is red for +, blue for -."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+import featviz as fv
+from featviz.circuits import TuningCurve, dataset_examples, trace
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "circuits"))
+from circuit_models import Wired  # noqa: E402
+
+
+@pytest.fixture
+def wired():
+    return Wired().eval()
+
+
+def nontrivial_png(path):
+    img = imread(path)[..., :3]
+    return img.shape[0] > 50 and img.shape[1] > 50 and float(img.std()) > 0.02
+
+
+def test_weight_heatmap_is_red_for_positive_and_blue_for_negative(tmp_path):
+    ax = fv.viz.weight_heatmap(torch.tensor([[1.0, -1.0]]))
+    fv.viz.save(ax.figure, tmp_path / "k.png")
+    rgba = ax.images[0].to_rgba(ax.images[0].get_array())  # (1, 2, 4)
+    (r_pos, _, b_pos), (r_neg, _, b_neg) = rgba[0, 0, :3], rgba[0, 1, :3]
+    assert r_pos > b_pos + 0.2 and b_neg > r_neg + 0.2 and nontrivial_png(tmp_path / "k.png")
+
+
+def test_weight_grid_png(tmp_path, wired):
+    fv.viz.plot_weights(fv.circuits.weights(wired, "relu1", "relu2", size=32), path=tmp_path / "w.png")
+    assert nontrivial_png(tmp_path / "w.png")
+
+
+def test_circuit_diagram_png_without_thumbnails(tmp_path, wired):
+    c = trace(wired, "relu3:0", depth=2, top_k=2, size=32, progress=False)
+    c.plot(thumbnails=False, path=tmp_path / "c.png")
+    assert nontrivial_png(tmp_path / "c.png")
+
+
+def test_circuit_thumbnails_are_rendered_once_and_cached(tmp_path, wired):
+    c = trace(wired, "relu2:0", depth=1, top_k=2, size=32, progress=False)
+    c.plot(path=tmp_path / "a.png", size=32, steps=2, cache_dir=tmp_path / "thumbs")
+    first = sorted(p.name for p in (tmp_path / "thumbs").iterdir())
+    thumbs = fv.viz.thumbnails_for(wired, c.nodes, size=32, steps=2, cache_dir=tmp_path / "thumbs")
+    assert len(first) == 3 and set(thumbs) == set(c.nodes) and nontrivial_png(tmp_path / "a.png")
+
+
+def test_circuit_plot_without_model_says_how_to_fix(wired):
+    text = trace(wired, "relu2:0", depth=1, top_k=1, size=32, progress=False).to_json()
+    c = fv.circuits.Circuit.from_json(text)
+    with pytest.raises(ValueError, match="thumbnails=False"):
+        c.plot()
+
+
+def test_tuning_curve_png(tmp_path):
+    tc = TuningCurve("a:0", torch.arange(0.0, 180, 15), torch.linspace(0, 1, 12), torch.rand(12, 4))
+    tc.plot(path=tmp_path / "t.png")
+    assert nontrivial_png(tmp_path / "t.png")
+
+
+def test_dataset_examples_png(tmp_path, wired):
+    ex = dataset_examples(wired, "relu2:1", torch.rand(6, 3, 24, 24), k=4, progress=False)
+    ex.plot(path=tmp_path / "crops.png")
+    fv.viz.plot_dataset_examples(ex, crops=False, path=tmp_path / "full.png")
+    assert nontrivial_png(tmp_path / "crops.png") and nontrivial_png(tmp_path / "full.png")
+
+
+def test_image_grid_shows_the_images():
+    imgs = torch.zeros(2, 3, 8, 8)
+    imgs[1] = 1.0
+    fig = fv.viz.image_grid(imgs, titles=["black", "white"])
+    assert [float(np.asarray(ax.images[0].get_array()).mean()) for ax in fig.axes] == [0.0, 1.0]
