@@ -101,7 +101,7 @@ class ChannelWorker:
     """Computes microscope channels for one model; usable in-process or as a Ray actor.
 
     ``threads`` sets torch's CPU thread count in this process (a Ray worker otherwise picks its own,
-    and a different thread count can change the last bits of a result).
+    and a different thread count can change the last bits of a result). The model is put in eval mode.
     """
 
     def __init__(self, model: nn.Module, settings: MicroscopeSettings, threads: int | None = None):
@@ -110,7 +110,7 @@ class ChannelWorker:
         self.model = model.eval()
         self.settings = settings
         self._photos: tuple[torch.Tensor, list[str]] | None = None
-        self._maps: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}  # the last layer's only
+        self._maps: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}  # the last layer's only
 
     def photos(self) -> tuple[torch.Tensor, list[str]]:
         """The bundled photos at the model's input size, loaded once per worker."""
@@ -154,8 +154,11 @@ class ChannelWorker:
         layer, channel, early = job
         return (layer, channel, *self.compute(layer, channel, early))
 
-    def _layer(self, layer: str, early: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Photo activations (N, C, H', W') and grating responses (A, C) of ``layer``, one pass each."""
+    def _layer(self, layer: str, early: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Photo activations (N, C, H', W') and grating responses (A, P, C) of ``layer``, one pass each.
+
+        None for what the settings (``examples=0``, no ``tuning_angles``) or a late layer leave out.
+        """
         from featviz.viz._examples import grating_responses, layer_maps
 
         if layer not in self._maps:
