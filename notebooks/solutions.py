@@ -104,6 +104,44 @@ def contrast_objective(layer: str, c_up: int, c_down: int):
     return fv.objectives.channel(layer, c_up) - fv.objectives.channel(layer, c_down)
 
 
+# ----------------------------------------------------------------------------- 04 circuits
+
+
+def fold_batchnorm(weight: Tensor, bn: nn.Module) -> tuple[Tensor, Tensor]:
+    """Conv weight (O, C, kh, kw) (no bias) followed by eval-mode BatchNorm -> one conv's (weight, bias)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)              # (O,) gamma / sqrt(var + eps)
+    return (weight * scale[:, None, None, None]).detach(), (bn.bias - bn.running_mean * scale).detach()
+
+
+def read_wiring(weights: Tensor, k: int) -> list[tuple[int, int, int, float]]:
+    """(C_dst, C_src, kh, kw) -> sorted (src, drow, dcol, weight) of unit k's non-zero kernel entries."""
+    ch, cw = weights.shape[-2] // 2, weights.shape[-1] // 2
+    return sorted((int(c), int(i) - ch, int(j) - cw, float(weights[k, c, i, j]))
+                  for c, i, j in torch.nonzero(weights[k]).tolist())
+
+
+# ----------------------------------------------------------------------------- 05 attribution
+
+
+def grad_times_input(f, x: Tensor, target: int) -> Tensor:
+    """(1, 3, H, W) -> x * d f(x)[0, target] / dx."""
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(x)[0, target], x)
+    return x.detach() * grad
+
+
+def integrated_gradients(f, x: Tensor, target: int, baseline: Tensor, n_steps: int = 32,
+                         batch_size: int = 8) -> Tensor:
+    """(1, 3, H, W) -> (x - baseline) * mean over alpha of the gradient at baseline + alpha (x - baseline)."""
+    alphas = (torch.arange(n_steps, dtype=x.dtype) + 0.5) / n_steps      # midpoints of n equal intervals
+    total = torch.zeros_like(x)
+    for chunk in alphas.split(batch_size):
+        path = (baseline + chunk[:, None, None, None] * (x - baseline)).requires_grad_(True)  # (b, 3, H, W)
+        (grad,) = torch.autograd.grad(f(path)[:, target].sum(), path)
+        total += grad.sum(0, keepdim=True)
+    return (x - baseline) * total / n_steps
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

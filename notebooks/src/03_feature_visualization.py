@@ -275,13 +275,14 @@ show_images(grid.images, grid.labels, "fv.render_layer: channels of blocks.2", n
 # channel fires most — show what it responds to *in practice*. The article argues you need both: each can mislead
 # on its own (a rendering may exaggerate one facet, examples may share an irrelevant correlate).
 #
-# Our "dataset" here is just the 10 bundled photos, each seen at two scales; a real study would use thousands.
-# For every photo we find the position where `blocks.4:CH` is largest and cut out the patch around it.
+# Our "dataset" here is just the 10 bundled photos (in full mode also at half scale, as 2×2 mosaics); a real study
+# would use thousands. For every image we find the position where `blocks.4:CH` is largest and cut out the patch
+# around it. (`fv.circuits.dataset_examples` does this for any stream of images; here we do it by hand once.)
 
 # %%
 images, names = fv.data.sample_images(size=224)
-dataset = torch.cat([images, torch.nn.functional.interpolate(images, scale_factor=0.5, mode="bilinear")
-                     .repeat(1, 1, 2, 2)])                     # 20 images: originals + 2x2 mosaics of half size
+dataset = images if FAST else torch.cat([images, torch.nn.functional.interpolate(
+    images, scale_factor=0.5, mode="bilinear").repeat(1, 1, 2, 2)])   # originals (+ 2x2 mosaics of half size)
 with torch.no_grad():
     _, c = hm.run_with_cache(model.preprocess(dataset), names=[LAYER], stop_at_last=True)
 amap = c[LAYER][:, CH]                                        # (20, 28, 28)
