@@ -82,7 +82,7 @@ def write_unit(folder: Path, files: Mapping[str, bytes], meta: Mapping) -> None:
             (tmp / name).write_bytes(data)
         (tmp / "meta.json").write_text(json.dumps(dict(meta), indent=1, sort_keys=True))
         if folder.exists():  # stale: move aside first, a rename cannot replace a non-empty folder
-            old = folder.with_name(f".{folder.name}.old")
+            old = folder.with_name(f".{folder.name}.old.tmp")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(folder, old)
             shutil.rmtree(old, ignore_errors=True)

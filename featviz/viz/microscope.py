@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -139,6 +140,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str], out: str | Path, *
     if int(workers) < 1:
         raise ValueError(f"workers must be 1 (in-process) or more (Ray), got {workers}")
     out = Path(out)
+    for stale in out.glob("**/.*.tmp"):  # left by a build that was killed without any cleanup (SIGKILL)
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     shapes = _layer_shapes(model, layers)
     size = int(getattr(model, "input_size", 224))
     chosen = {name: list(range(min(shape[1], channels or shape[1]))) for name, shape in shapes.items()}

@@ -8,7 +8,7 @@ import featviz as fv
 from featviz.viz.microscope import MicroscopeSettings, build_microscope
 
 TOY_LAYERS = ["relu1", "relu2"]               # 8 edge units, 7 curve/corner/line units (models/toy.py)
-TOY_SETTINGS = MicroscopeSettings(size=32, steps=4, diversity=2, examples=3)
+TOY_SETTINGS = MicroscopeSettings(size=32, steps=4)  # = the CLI's `--size 32 --steps 4`
 _built: dict[str, Path] = {}
 
 

@@ -135,3 +135,21 @@ def test_layer_names_are_escaped_in_pages(tmp_path):
 def test_unknown_layer_names_the_closest(tmp_path):
     with pytest.raises(KeyError, match="relu2"):
         build_microscope(toy_model(), ["relu3"], tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_build_resumes_to_the_same_files(tmp_path, tmp_path_factory):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "featviz.cli", "--quiet", "--threads", "1", "microscope", "edges_and_curves",
+           "--layers", ",".join(TOY_LAYERS), "--size", "32", "--steps", "4", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd)
+    while proc.poll() is None and len(list(tmp_path.glob("data/*/*/meta.json"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no cleanup at all: half-written temp folders may stay behind
+    proc.wait()
+    build_toy(tmp_path)
+    assert file_hashes(tmp_path) == file_hashes(toy_site(tmp_path_factory))
