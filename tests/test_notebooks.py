@@ -6,6 +6,7 @@ test with the cell's traceback.
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -57,6 +58,25 @@ def test_notebook_runs_in_fast_mode(path: Path, monkeypatch: pytest.MonkeyPatch)
     except nbclient.exceptions.CellExecutionError as err:
         pytest.fail(f"{path.name} raised while executing (FEATVIZ_FAST=1, python {sys.version.split()[0]}):"
                     f"\n{err}")
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOK_DIR / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_matches_its_source(path: Path) -> None:
+    src = NOTEBOOK_DIR / "src" / f"{path.stem}.py"
+    assert src.exists(), f"{path.name} has no source {src.relative_to(NOTEBOOK_DIR.parent)}"
+    built = [(c.cell_type, c.source) for c in _load_builder()._cells(src.read_text())]
+    committed = [(c.cell_type, c.source) for c in nbformat.read(path, as_version=4).cells]
+    assert committed == built, (
+        f"{path.name} differs from {src.name}; edit the source, then run "
+        f"python notebooks/build.py {path.stem[:2]}"
+    )
 
 
 def test_notebooks_are_numbered_in_reading_order() -> None:
