@@ -151,5 +151,6 @@ def test_sigkilled_cli_build_resumes_to_the_same_files(tmp_path, tmp_path_factor
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # no cleanup at all: half-written temp folders may stay behind
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL and len(list(tmp_path.glob("data/*/*/meta.json"))) < 15
     build_toy(tmp_path)
     assert file_hashes(tmp_path) == file_hashes(toy_site(tmp_path_factory))
