@@ -77,9 +77,9 @@ edge_angle = {e.node: e.angle for e in detectors}
 fig, ax = plt.subplots(figsize=(8, 4))
 for e in detectors[:6]:
     r = e.curve.responses
-    ax.plot(e.curve.angles, r / r.abs().max(), "o-", ms=3, label=f"{e.node} ({e.angle:.0f}°)")
+    ax.plot(e.curve.angles, (r - r.min()) / (r.max() - r.min()), "o-", ms=3, label=f"{e.node} ({e.angle:.0f}°)")
 ax.set(title=f"Tuning curves of the most selective edge detectors in {EDGE_LAYER}",
-       xlabel="grating angle (degrees)", ylabel="response (scaled to peak)")
+       xlabel="grating angle (degrees)", ylabel="response (rescaled: min 0, max 1)")
 ax.legend(fontsize=7, ncol=2)
 plt.show()
 
@@ -154,7 +154,7 @@ curve_tc = {k: fv.circuits.tuning_curve(model, CURVE_NODE, stimuli.view(12, 4, 3
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2, 3]})
 show = stimuli.view(12, 4, 3, 96, 96)[[0, 3, 6, 9], 2]                   # curvature 4 at 0, 90, 180, 270 degrees
 axes[0].imshow(torch.cat(list(show), dim=2).permute(1, 2, 0))
-axes[0].set(title="curve stimuli (curvature 4) bulging to 0°, 90°, 180°, 270°", xlabel="x (px)", ylabel="y (px)")
+axes[0].set(title="arcs (curvature 4) bulging to 0°, 90°, 180°, 270°", xlabel="x (px)", ylabel="y (px)")
 for k, tc in curve_tc.items():
     axes[1].plot(tc.angles, tc.responses, "o-", ms=3, label=f"curvature {k}" + (" (straight)" if k == 0 else ""))
 axes[1].set(title=f"{CURVE_NODE}: response to arcs by direction and curvature", xlabel="direction of bulge (degrees)",
@@ -243,10 +243,7 @@ fig, ax = plt.subplots(figsize=(10, 3.5))
 colors = ["tab:red" if a > 0 else "tab:blue" for a in attr]
 ax.bar(range(24), attr, color=colors)
 ax.bar(range(24), attr_captum, fill=False, edgecolor="k", lw=0.8, label="captum")
-for c in range(24):
-    if f"{EDGE_LAYER}:{c}" in edge_angle:
-        ax.text(c, 0, "E", ha="center", va="bottom" if attr[c] < 0 else "top", fontsize=7)
-ax.set(title=f"Contribution of each {EDGE_LAYER} channel to {CURVE_NODE} on {len(photos)} photos (E = edge detector)",
+ax.set(title=f"Contribution of each {EDGE_LAYER} channel to {CURVE_NODE} on {len(photos)} photos (red +, blue −)",
        xlabel=f"{EDGE_LAYER} channel", ylabel="gradient × activation")
 ax.legend()
 plt.show()

@@ -201,6 +201,8 @@ for name, errs in errors.items():
     ax.plot(steps_grid, errs, "o-", label=name)
 ax.set(xscale="log", yscale="log", title="Completeness error of integrated gradients",
        xlabel="number of steps", ylabel="|sum of attributions − (f(x) − f(x'))|")
+ax.set_xticks(steps_grid, [str(n) for n in steps_grid])
+ax.minorticks_off()
 ax.legend()
 plt.show()
 
