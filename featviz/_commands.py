@@ -6,22 +6,16 @@ Example:
 """
 from __future__ import annotations
 
-import re
 import sys
 from argparse import Namespace
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from featviz._modelfile import load_model
+from featviz.viz.microscope import layer_shapes, slug
 
 __all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers"]
-
-
-def _safe(ref: str) -> str:
-    """A layer reference as a file-name stem: 'blocks.2:7' -> 'blocks.2_7'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", ref)
 
 
 def _parse_channel(hm, ref: str) -> tuple[str, int]:
@@ -41,26 +35,15 @@ def layer_table(model: nn.Module, size: int | None = None) -> list[LayerRow]:
     did not run, or whose output is not a tensor, get shape ``()`` and channels ``None``.
 
     Example:
-        >>> rows = layer_table(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
+        >>> rows = layer_table(nn.Sequential(nn.Conv2d(3, 8, 3)), size=32)
         >>> rows[0]
         ('0', 'Conv2d', (1, 8, 30, 30), 8)
     """
     from featviz.hooks import hooked
 
     hm = hooked(model)
-    size = int(size or getattr(model, "input_size", 224))
-    param = next(model.parameters(), None)
-    x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
-    preprocess = getattr(model, "preprocess", None)
-    with torch.no_grad():
-        _, cache = hm.run_with_cache(preprocess(x) if preprocess is not None else x)
-    rows = []
-    for name in hm.hook_names:
-        out = cache[name] if name in cache else None
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-        channels = shape[1] if len(shape) >= 2 else None
-        rows.append((name, type(hm.module(name)).__name__, shape, channels))
-    return rows
+    return [(name, type(hm.module(name)).__name__, shape, shape[1] if len(shape) >= 2 else None)
+            for name, shape in layer_shapes(model, size=size).items()]
 
 
 def cmd_layers(args: Namespace) -> None:
@@ -92,7 +75,7 @@ def cmd_render(args: Namespace) -> None:
     for ref in refs:
         result = fv.render(model, ref, size=args.size, steps=args.steps, seed=args.seed,
                            progress=not args.quiet)
-        path = out / f"{_safe(ref)}.png"
+        path = out / f"{slug(ref)}.png"
         save_png(result.images[0], path)
         print(path)
 
@@ -106,7 +89,7 @@ def cmd_trace(args: Namespace) -> None:
                                 progress=not args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"circuit_{_safe(f'{name}:{channel}')}"
+    stem = out / f"circuit_{slug(f'{name}:{channel}')}"
     circuit.to_json(stem.with_suffix(".json"))
     circuit.plot(path=str(stem.with_suffix(".png")), size=args.thumb_size, steps=args.thumb_steps)
     print(stem.with_suffix(".png"))

@@ -33,7 +33,7 @@ from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
 from featviz.viz._store import content_key, read_meta, unit_done, weights_hash, write_text_atomic, write_unit
 
-__all__ = ["MicroscopeSettings", "build_microscope", "save_png", "EARLY_STRIDE"]
+__all__ = ["MicroscopeSettings", "build_microscope", "layer_shapes", "save_png", "slug", "EARLY_STRIDE"]
 
 EARLY_STRIDE = 8  # layers whose map is at least input_size / 8 wide count as early (get tuning curves)
 
@@ -58,15 +58,30 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def _layer_shapes(model: nn.Module, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
+def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
+                 size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Output shape of each layer in ``names`` (default: every hook name) for one mid-grey image.
+
+    The image has ``size`` pixels (default ``model.input_size``, else 224) and goes through
+    ``model.preprocess`` when the model has one. A layer that did not run or gave a non-tensor gets ``()``.
+
+    Example:
+        >>> layer_shapes(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
+        {'0': (1, 8, 30, 30)}
+    """
     hm = hooked(model)
-    size = int(getattr(model, "input_size", 224))
+    size = int(size or getattr(model, "input_size", 224))
     param = next(model.parameters(), None)
     x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
     prep = getattr(model, "preprocess", None) or (lambda t: t)
+    names = hm.hook_names if names is None else list(names)
     with torch.no_grad():
-        _, cache = hm.run_with_cache(prep(x), names=list(layers), stop_at_last=True)
-    shapes = {name: tuple(cache[name].shape) for name in layers}
+        _, cache = hm.run_with_cache(prep(x), names=names, stop_at_last=len(names) < len(hm.hook_names))
+    return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in names}
+
+
+def _conv_shapes(model: nn.Module, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    shapes = layer_shapes(model, layers)
     for name, shape in shapes.items():
         if len(shape) != 4:
             raise ValueError(f"layer {name!r} gives activations of shape {shape}; the microscope needs "
@@ -142,7 +157,7 @@ def build_microscope(model: nn.Module, layers: Sequence[str], out: str | Path, *
     out = Path(out)
     for stale in out.glob("**/.*.tmp"):  # left by a build that was killed without any cleanup (SIGKILL)
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    shapes = _layer_shapes(model, layers)
+    shapes = _conv_shapes(model, layers)
     size = int(getattr(model, "input_size", 224))
     chosen = {name: list(range(min(shape[1], channels or shape[1]))) for name, shape in shapes.items()}
     early = {name: shape[-1] * EARLY_STRIDE >= size for name, shape in shapes.items()}
