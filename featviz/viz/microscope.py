@@ -2,8 +2,8 @@
 
 Pages: ``index.html`` (the layers), ``layers/<layer>.html`` (every channel's feature visualization),
 ``channels/<layer>/<c>.html`` (feature visualization, diversity batch, dataset examples, tuning curve
-for early layers, top upstream/downstream connections with weight thumbnails). Links are relative;
-the site works from ``file://``.
+for early layers, i.e. maps at least ``input_size / 8`` wide, top upstream/downstream connections
+with weight thumbnails). Links are relative; the site works from ``file://``.
 
 Builds are resumable: each channel's results are one unit under ``data/`` (written to a temporary
 folder, then renamed), keyed by the hash of the model's weights and the settings. A rerun skips every
@@ -12,7 +12,7 @@ versions. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[dist
 
 Example:
     >>> index = build_microscope(model, ["blocks.1", "blocks.4"], "site", channels=8)   # doctest: +SKIP
-    >>> index
+    >>> index                                                                           # doctest: +SKIP
     PosixPath('site/index.html')
 """
 from __future__ import annotations
@@ -135,9 +135,12 @@ def build_microscope(model: nn.Module, layers: Sequence[str], out: str | Path, *
         workers: ``> 1`` computes channels on that many Ray workers; results are the same files.
         address: Ray cluster to join (default: a local Ray started for this build).
 
+    The model is used in eval mode. Ctrl-C keeps every finished channel; rerunning resumes.
+
     Example:
-        >>> build_microscope(model, ["conv1", "conv2"], "site", settings=MicroscopeSettings(steps=32))
-        PosixPath('site/index.html')                                        # doctest: +SKIP
+        >>> settings = MicroscopeSettings(size=64, steps=32)
+        >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings)   # doctest: +SKIP
+        PosixPath('site/index.html')
     """
     from featviz import __version__
     from featviz.viz._site import write_site
