@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from featviz.viz._store import write_text_atomic
+from featviz.viz._store import slug, write_text_atomic
 
 __all__ = ["write_site", "template_env", "write_css"]
 
@@ -33,12 +33,6 @@ def write_css(out: Path) -> None:
     write_text_atomic(Path(out) / "style.css", css)
 
 
-def _slug(name: str) -> str:
-    from featviz.viz.microscope import slug
-
-    return slug(name)
-
-
 def _links(layers: list[dict], i: int, c: int, links: dict) -> list[dict]:
     """Upstream and downstream connection groups of channel ``c`` of layer ``i`` for its page."""
     name = layers[i]["name"]
@@ -49,13 +43,13 @@ def _links(layers: list[dict], i: int, c: int, links: dict) -> list[dict]:
         other = layers[j]["name"]
         src, dst = (other, name) if direction == "upstream" else (name, other)
         meta = links[(src, dst)]
-        folder = f"../../data/_links/{_slug(src)}__{_slug(dst)}"
+        folder = f"../../data/_links/{slug(src)}__{slug(dst)}"
         items = []
         for o, strength in meta[direction].get(str(c), []):
             d, s = (c, o) if direction == "upstream" else (o, c)
             built = o in layers[j]["channels"]
             items.append({"label": f"{other}:{o}", "strength": strength, "thumb": f"{folder}/d{d}_s{s}.png",
-                          "href": f"../{_slug(other)}/{o}.html" if built else None})
+                          "href": f"../{slug(other)}/{o}.html" if built else None})
         title = f"Strongest {'inputs from' if direction == 'upstream' else 'outputs to'} {other}"
         kh, kw = meta["kernel"]
         groups.append({"title": f"{title} (expanded weights, {kh}×{kw}; red positive, blue negative)",
@@ -75,10 +69,10 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
     layers = manifest["layers"]
     summary = []
     for i, layer in enumerate(layers):
-        s = _slug(layer["name"])
+        s = slug(layer["name"])
         channels = [{"c": c, "href": f"../channels/{s}/{c}.html", "img": f"../data/{s}/{c}/fv.png"}
                     for c in layer["channels"]]
-        nav = {k: {"name": layers[j]["name"], "href": f"{_slug(layers[j]['name'])}.html"}
+        nav = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
                for k, j in (("prev", i - 1), ("next", i + 1)) if 0 <= j < len(layers)}
         html = env.get_template("layer.html").render(root="../", manifest=manifest, layer=layer, size=size,
                                                      channels=channels, prev=nav.get("prev"),

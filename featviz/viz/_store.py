@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,7 +24,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "write_text_atomic"]
+__all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "write_text_atomic"]
+
+
+def slug(name: str) -> str:
+    """A layer name as a file-name part: 'blocks.2' stays, anything outside [A-Za-z0-9._-] becomes '_'.
+
+    Example:
+        >>> slug("blocks.2"), slug("a<b>")
+        ('blocks.2', 'a_b_')
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def weights_hash(model: nn.Module) -> str:

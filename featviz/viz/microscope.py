@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -31,7 +30,15 @@ from tqdm.auto import tqdm
 
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
-from featviz.viz._store import content_key, read_meta, unit_done, weights_hash, write_text_atomic, write_unit
+from featviz.viz._store import (
+    content_key,
+    read_meta,
+    slug,
+    unit_done,
+    weights_hash,
+    write_text_atomic,
+    write_unit,
+)
 
 __all__ = ["MicroscopeSettings", "build_microscope", "layer_shapes", "save_png", "slug", "EARLY_STRIDE"]
 
@@ -51,11 +58,6 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
     tmp.write_bytes(png_bytes(image))
     tmp.replace(path)
     return path
-
-
-def slug(name: str) -> str:
-    """A layer name as a file-name part: 'blocks.2' stays, anything outside [A-Za-z0-9._-] becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
