@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,9 +116,9 @@ class Rendering:
             raise ValueError(f"Rendering.save writes PNG files; give a path ending in .png, "
                              f"got {str(path)!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "xb") as f:  # not mkstemp: that makes 0600 files; open() follows the umask
                 self.to_pil(ncol).save(f, format="PNG")
             os.replace(tmp, path)
         except BaseException:

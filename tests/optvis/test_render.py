@@ -121,6 +121,7 @@ def test_save_writes_a_png_grid_and_leaves_no_temp_file(tmp_path):
     path = r.save(tmp_path / "grid.png")
     assert Image.open(path).size == (2 * 18 + 2, 2 * 18 + 2)
     assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by others, like any file written with open()
 
 
 def test_class_logit_reads_the_model_output():
