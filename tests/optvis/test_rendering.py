@@ -44,3 +44,12 @@ def test_repr_png_is_the_image_or_a_grid_with_white_gaps():
 def test_save_refuses_other_formats(tmp_path):
     with pytest.raises(ValueError, match=".png"):
         make().save(tmp_path / "x.jpg")
+
+
+def test_show_draws_one_titled_panel_per_image():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = make(3).show()
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["l:0", "l:1", "l:2"] and len(fig.axes) == 4  # 2x2 grid, last panel empty
