@@ -67,20 +67,20 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
     (src, _), (dst, ref_channels) = split_ref(src), split_ref(dst)
     hm.module(src)
     hm.module(dst)
-    with torch.no_grad():
-        _, cache = hm.run_with_cache(x[:1], names=[src, dst], stop_at_last=True)
-    n_dst = cache[dst].shape[1]
-    wanted = dst_channels if dst_channels is not None else ref_channels
-    channels = check_channels(hm, dst, wanted, n_dst) if wanted is not None else list(range(n_dst))
-    if method == "grad_x_act":
-        out = _grad_x_act(hm, x, src, dst, channels)
-    elif method == "integrated_gradients":
-        out = _integrated_gradients(hm, x, src, dst, channels, steps, baseline, preprocess, batch_size)
-    elif isinstance(method, str) and method.startswith("captum:"):
-        out = _captum(hm, x, src, dst, channels, method.partition(":")[2], captum_kwargs or {})
-    else:
+    if method not in METHODS and not (isinstance(method, str) and method.startswith("captum:")):
         raise ValueError(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
                          f"'captum:<name>' with a name from {captum_methods()}")
+    wanted = dst_channels if dst_channels is not None else ref_channels
+
+    def resolve(n_dst: int) -> list[int]:
+        return check_channels(hm, dst, wanted, n_dst) if wanted is not None else list(range(n_dst))
+
+    if method == "grad_x_act":
+        out = _grad_x_act(hm, x, src, dst, resolve)
+    elif method == "integrated_gradients":
+        out = _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size)
+    else:
+        out = _captum(hm, x, src, dst, resolve, method.partition(":")[2], captum_kwargs or {})
     return out.detach() if keep_space else out.detach().sum((-2, -1))
 
 
@@ -99,14 +99,14 @@ def _batched_grads(outputs: torch.Tensor, a: torch.Tensor,
 
 
 def _cut_means(hm: HookedModel, x: torch.Tensor, src: str, dst: str, src_fn: Callable,
-               channels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+               resolve: Callable[[int], list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     a, d = run_cut(hm, x, src, dst, src_fn)
-    return a, d[:, list(channels)].mean((-2, -1))  # (B, n)
+    return a, d[:, resolve(d.shape[1])].mean((-2, -1))  # (B, n)
 
 
 def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
-                channels: Sequence[int]) -> torch.Tensor:
-    a, means = _cut_means(hm, x, src, dst, lambda out: out.detach().requires_grad_(True), channels)
+                resolve: Callable[[int], list[int]]) -> torch.Tensor:
+    a, means = _cut_means(hm, x, src, dst, lambda out: out.detach().requires_grad_(True), resolve)
     g = _batched_grads(means, a)  # (n, B, C, H, W)
     return (g * a.detach()).sum(1)
 
@@ -124,15 +124,16 @@ def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor((nodes + 1) / 2, dtype=torch.float32), torch.tensor(weights / 2, dtype=torch.float32)
 
 
-def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, channels: Sequence[int],
+def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable,
                           steps: int, baseline: torch.Tensor | float, preprocess,
                           batch_size: int) -> torch.Tensor:
     base_img = torch.full_like(x, float(baseline)) if not isinstance(baseline, torch.Tensor) else baseline
     x0 = preprocess_fn(hm, preprocess)(base_img.to(x).expand_as(x)) if isinstance(baseline, torch.Tensor) \
         else preprocess_fn(hm, preprocess)(base_img)
     with torch.no_grad():
-        _, cache = hm.run_with_cache(torch.cat([x, x0]), names=[src], stop_at_last=True)
+        _, cache = hm.run_with_cache(torch.cat([x, x0]), names=[src, dst], stop_at_last=True)
     act, act0 = cache[src][:len(x)], cache[src][len(x):]
+    channels = resolve(cache[dst].shape[1])
     alphas, weights = gauss_legendre(steps)
     pairs = [(s, i) for s in range(steps) for i in range(len(x))]  # (step, image), step-major
     total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
@@ -143,18 +144,21 @@ def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, 
         alpha = alphas[s_idx].to(x)[:, None, None, None]
         path = act0[i_idx] + alpha * (act[i_idx] - act0[i_idx])  # (b, C, H, W)
         a, means = _cut_means(hm, x[i_idx], src, dst, lambda out, p=path: p.clone().requires_grad_(True),
-                              channels)
+                              lambda n: channels)
         g = _batched_grads(means, a, weights[s_idx].to(x))  # (n, b, C, H, W)
         total += (g * (act[i_idx] - act0[i_idx])).sum(1)
     return total
 
 
-def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, channels: Sequence[int], name: str,
+def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable, name: str,
             kwargs: dict) -> torch.Tensor:
     import captum.attr as ca
 
     if name not in captum_methods():
         raise ValueError(f"unknown captum method {name!r}; available: {captum_methods()}")
+    with torch.no_grad():
+        _, probe = hm.run_with_cache(x[:1], names=[src, dst], stop_at_last=True)
+    channels, n_src = resolve(probe[dst].shape[1]), probe[src].shape[1]
     cls = getattr(ca, name)
     results = []
     if issubclass(cls, ca.LayerAttribution):
@@ -169,16 +173,10 @@ def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, channels: Sequ
             select = lambda out, c=c: out[:, c].mean((-2, -1))  # noqa: E731
             results.append(method.attribute(cache[src], neuron_selector=select, **kwargs))
     out = torch.stack([r[0] if isinstance(r, tuple) else r for r in results])  # (n, B, C?, H, W)
-    if out.dim() != 5 or out.shape[2] != cache_channels(hm, x, src):
+    if out.dim() != 5 or out.shape[2] != n_src:
         raise ValueError(f"captum:{name} returned shape {tuple(out.shape[1:])}, not per-channel attributions "
                          f"(B, C_src, H, W) of {src!r}")
     return out.sum(1)
-
-
-def cache_channels(hm: HookedModel, x: torch.Tensor, src: str) -> int:
-    with torch.no_grad():
-        _, cache = hm.run_with_cache(x[:1], names=[src], stop_at_last=True)
-    return cache[src].shape[1]
 
 
 class DstMeans(nn.Module):

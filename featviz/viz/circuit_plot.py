@@ -88,8 +88,10 @@ def _positions(circuit) -> dict[str, tuple[float, float]]:
 
 def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = True, path: str | None = None,
                  size: int = 64, steps: int = 64, seed: int = 0, cache_dir: str | None = None,
-                 node_size: float = 0.9, patterns: bool = True):
+                 node_size: float = 0.9, patterns: bool = True, notes: dict[str, str] | None = None):
     """Draw ``circuit`` (a ``featviz.circuits.Circuit``) Zoom In style; thumbnails need ``model``.
+
+    ``notes``: extra text under a node's label (e.g. ``{"blocks.0:6": "edge 86°"}``).
 
     Example:
         >>> fig = plot_circuit(circuit, thumbnails=False, path="circuit.png")   # doctest: +SKIP
@@ -135,5 +137,6 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
         lw = 2.5 if node == circuit.root else 0.8
         for spine in ax.spines.values():
             spine.set_linewidth(lw)
-        ax.text(0.5, -0.04, node, transform=ax.transAxes, ha="center", va="top", fontsize=7)
+        label = f"{node}\n{notes[node]}" if notes and node in notes else node
+        ax.text(0.5, -0.04, label, transform=ax.transAxes, ha="center", va="top", fontsize=7)
     return save(fig, path)
