@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from pathlib import Path
 
 import torch
@@ -28,6 +29,30 @@ def _from_zoo(name: str) -> nn.Module:
             raise KeyError(f"{e.args[0]}; or give a .py file defining `model`, or a state-dict file "
                            "with --arch") from None
     return zoo.get(name)
+
+
+def _zoo_params(name: str) -> set[str]:
+    """Parameter names of the zoo constructor called ``name`` (empty if ``name`` is not a zoo function)."""
+    import featviz.models as zoo
+
+    fn = getattr(zoo, name, None) if name in zoo.list_models() else None
+    return set(inspect.signature(fn).parameters) if callable(fn) else set()
+
+
+def _from_zoo_weights(name: str, path: Path) -> nn.Module:
+    import featviz.models as zoo
+
+    kwargs: dict[str, object] = {"weights": path}
+    if "pretrained" in _zoo_params(name):
+        kwargs["pretrained"] = False  # don't load the packaged weights first
+    return zoo.get(name, **kwargs)
+
+
+def _load_error_summary(e: Exception, limit: int = 300) -> str:
+    """The informative part of a ``load_state_dict`` error (missing / unexpected keys), shortened."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    detail = " ".join(lines[1:] or lines)
+    return detail if len(detail) <= limit else detail[:limit] + " ..."
 
 
 def _from_python_file(path: Path) -> nn.Module:
@@ -73,6 +98,11 @@ def load_model(ref: str, arch: str | None = None) -> nn.Module:
         if arch is None:
             raise ValueError(f"{path} is a state dict: say which architecture it belongs to with --arch "
                              "(a zoo name or a .py file defining `model`)")
+        if "weights" in _zoo_params(arch):  # the zoo's own loader knows its key mapping (lukemelas, aux keys)
+            try:
+                return _from_zoo_weights(arch, path)
+            except RuntimeError as e:
+                raise ValueError(f"{path} does not fit --arch {arch}: {_load_error_summary(e)}") from None
         model = _build(arch)
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -80,7 +110,7 @@ def load_model(ref: str, arch: str | None = None) -> nn.Module:
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            raise ValueError(f"{path} does not fit --arch {arch}: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"{path} does not fit --arch {arch}: {_load_error_summary(e)}") from None
     elif arch is not None:
         raise ValueError(f"--arch is only for state-dict files ({', '.join(STATE_DICT_SUFFIXES)}); "
                          f"{ref!r} is not one")

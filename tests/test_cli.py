@@ -86,6 +86,23 @@ def test_python_file_and_state_dict_load_the_same_weights(tmp_path):
     assert torch.equal(model[0].weight, trained[0].weight) and not model.training
 
 
+def test_zoo_arch_loads_torchvision_file_with_aux_keys(tmp_path):
+    import torchvision
+
+    tv = torchvision.models.googlenet(aux_logits=True, init_weights=True).eval()
+    torch.save(tv.state_dict(), tmp_path / "googlenet.pth")  # as downloaded: has aux1.*/aux2.* keys
+    model = load_model(str(tmp_path / "googlenet.pth"), arch="inception_v1")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), tv(x), atol=1e-4)
+
+
+def test_state_dict_for_wrong_zoo_arch_names_the_missing_keys(tmp_path):
+    torch.save(nn.Sequential(nn.Conv2d(3, 4, 3)).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="does not fit --arch resnet18: .*conv1.weight"):
+        load_model(str(tmp_path / "w.pt"), arch="resnet18")
+
+
 def test_state_dict_without_arch_says_to_add_it(tmp_path, capsys):
     torch.save({"w": torch.zeros(1)}, tmp_path / "w.pt")
     assert main(["layers", str(tmp_path / "w.pt")]) == 2
