@@ -133,7 +133,7 @@ def grad_times_input(f, x: Tensor, target: int) -> Tensor:
 def integrated_gradients(f, x: Tensor, target: int, baseline: Tensor, n_steps: int = 32,
                          batch_size: int = 8) -> Tensor:
     """(1, 3, H, W) -> (x - baseline) * mean over alpha of the gradient at baseline + alpha (x - baseline)."""
-    alphas = (torch.arange(n_steps, dtype=x.dtype) + 0.5) / n_steps      # midpoints of n equal intervals
+    alphas = torch.linspace(0.5 / n_steps, 1 - 0.5 / n_steps, n_steps)  # midpoints of n equal intervals
     total = torch.zeros_like(x)
     for chunk in alphas.split(batch_size):
         path = (baseline + chunk[:, None, None, None] * (x - baseline)).requires_grad_(True)  # (b, 3, H, W)

@@ -130,7 +130,7 @@ print("Exercise 1: all checks passed")
 #
 # Its key property is **completeness**: the attributions add up to $f_c(x) - f_c(x')$, the whole change of the
 # logit between baseline and photo. We approximate the integral with `n_steps` points at the middle of equal
-# intervals ($\alpha = (k + ½)/n$), evaluated in batches.
+# intervals ($\alpha = (k + ½)/n$ for $k = 0 … n-1$), evaluated in batches.
 #
 # ### Exercise 2 — integrated gradients
 # Fill in `integrated_gradients`. The check verifies completeness and compares with captum
@@ -140,8 +140,9 @@ print("Exercise 1: all checks passed")
 def integrated_gradients(x: torch.Tensor, target: int, baseline: torch.Tensor, n_steps: int = 32,
                          batch_size: int = 8) -> torch.Tensor:
     """(1, 3, H, W) -> (1, 3, H, W) IG attribution of the logit of `target`, midpoint rule."""
-    # EXERCISE: replace the next line. Hint: alphas = (torch.arange(n_steps) + 0.5) / n_steps; build the batch of
-    # path images baseline + alpha * (x - baseline); sum their gradients (in chunks of batch_size); multiply.
+    # EXERCISE: replace the next line. Hints: alphas = torch.linspace(0.5 / n_steps, 1 - 0.5 / n_steps, n_steps);
+    # build the batch of path images baseline + alpha * (x - baseline); sum their gradients (in chunks of
+    # batch_size); multiply by (x - baseline) / n_steps.
     return solutions.integrated_gradients(f, x, target, baseline, n_steps, batch_size)
 
 
@@ -156,8 +157,8 @@ assert abs(ig.sum().item() - delta) < 0.25 * abs(delta), "completeness: the attr
 
 ig_captum = IntegratedGradients(f).attribute(x_all[:1], baselines=black, target=target, n_steps=N_STEPS,
                                              method="riemann_middle", internal_batch_size=8)
-err = (ig - ig_captum).abs().max().item() / ig_captum.abs().max().item()
-print(f"relative max difference from captum: {err:.1e}")
+err = ((ig - ig_captum).norm() / ig_captum.norm()).item()
+print(f"relative difference from captum (L2 norm): {err:.1e}")
 assert err < 1e-3, "differs from captum's IntegratedGradients(method='riemann_middle')"
 print("Exercise 2: all checks passed")
 
