@@ -1,8 +1,9 @@
 """Attribution on data: (model, images, src, dst) -> (n_dst, C_src) contribution of each src channel.
 
 A dst channel's value is its spatial mean per image. ``"grad_x_act"`` and ``"integrated_gradients"``
-run on featviz's batched path: one forward pass, then all dst channels in one batched backward pass
-(``torch.autograd.grad(..., is_grads_batched=True)``). ``"captum:<ClassName>"`` runs any captum
+run on featviz's batched path: one forward pass (stopping at dst) serves every dst channel; the
+backward passes for all channels run batched (``is_grads_batched=True``) on a GPU, and one per
+channel over the retained graph on a CPU, where that measured faster. ``"captum:<ClassName>"`` runs any captum
 Layer*/Neuron* attribution class once per dst channel. Results are summed over images (and space,
 unless ``keep_space=True``, which gives (n_dst, C_src, H, W)).
 """
@@ -87,15 +88,21 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
 def _batched_grads(outputs: torch.Tensor, a: torch.Tensor,
                    weight: torch.Tensor | None = None) -> torch.Tensor:
     """Gradients of each column of ``outputs`` (B, n), summed over the batch (weighted per row by
-    ``weight`` (B,)), w.r.t. ``a``: (n, *a.shape), all columns in one batched backward pass."""
+    ``weight`` (B,)), w.r.t. ``a``: (n, *a.shape), all from the one forward pass that made ``outputs``.
+
+    On a GPU all columns go through one batched backward pass (``is_grads_batched=True``, vmap). On a
+    CPU, vmap's batched backward measured 2-3x slower than one backward per column over the retained
+    graph (bench/README.md), so the CPU path loops; both give the same numbers.
+    """
     n = outputs.shape[1]
     w = torch.ones(outputs.shape[0], device=outputs.device) if weight is None else weight
     go = torch.eye(n, device=outputs.device)[:, None, :] * w[None, :, None]  # (n, B, n)
-    try:
-        (g,) = torch.autograd.grad(outputs, a, go, is_grads_batched=True)
-    except RuntimeError:  # a layer vmap cannot batch: one backward per column instead
-        g = torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=True)[0] for k in range(n)])
-    return g
+    if outputs.device.type != "cpu":
+        try:
+            return torch.autograd.grad(outputs, a, go, is_grads_batched=True)[0]
+        except RuntimeError:  # a layer vmap cannot batch: fall through to the loop
+            pass
+    return torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=k < n - 1)[0] for k in range(n)])
 
 
 def _cut_means(hm: HookedModel, x: torch.Tensor, src: str, dst: str, src_fn: Callable,

@@ -1,8 +1,8 @@
 """Circuit diagrams: (Circuit, model) -> Zoom In style figure; feature-vis thumbnails cached per model.
 
 Layers are rows (latest at the top), nodes sit on their layer's row, edges run from src up to dst,
-red for excitation and blue for inhibition, width by |strength|, and each edge carries its (kh, kw)
-weight pattern as a small red/blue heat map at its midpoint.
+red for excitation and blue for inhibition, width by |strength| (relative within a layer), and each
+edge carries its (kh, kw) weight pattern as a small red/blue heat map at its midpoint.
 """
 from __future__ import annotations
 
@@ -109,16 +109,20 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
     canvas.set_xlim(0, 1)
     canvas.set_ylim(0, 1)
     canvas.set_axis_off()
-    strongest = max((abs(e.strength) for e in circuit.edges), default=1.0) or 1.0
+    strongest: dict[str, float] = {}  # per dst layer: strengths of different layer pairs are not comparable
+    for e in circuit.edges:
+        layer = e.dst.rpartition(":")[0]
+        strongest[layer] = max(strongest.get(layer, 0.0), abs(e.strength))
     half_w, half_h = 0.5 * node_size / width, 0.5 * node_size / height  # thumbnail half-size, fig fractions
     for e in circuit.edges:
         (x0, y0), (x1, y1) = pos[e.src], pos[e.dst]
         color = "#d62728" if e.strength >= 0 else "#1f77b4"
-        lw = 0.5 + 5.0 * abs(e.strength) / strongest
-        canvas.add_line(Line2D([x0, x1], [y0 + half_h, y1 - half_h], color=color, lw=lw, alpha=0.75,
+        lw = 0.5 + 5.0 * abs(e.strength) / (strongest[e.dst.rpartition(":")[0]] or 1.0)
+        below = y1 - half_h - 0.3 / height  # leave room for dst's label
+        canvas.add_line(Line2D([x0, x1], [y0 + half_h, below], color=color, lw=lw, alpha=0.75,
                                solid_capstyle="round"))
         if patterns and e.pattern.dim() == 2:
-            mx, my = (x0 + x1) / 2, (y0 + half_h + y1 - half_h) / 2
+            mx, my = (x0 + x1) / 2, (y0 + half_h + below) / 2
             s = 0.32 * node_size
             inset = fig.add_axes((mx - s / width / 2, my - s / height / 2, s / width, s / height))
             weight_heatmap(e.pattern, inset)
