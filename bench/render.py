@@ -6,9 +6,10 @@ with colour decorrelation, lucid's standard transforms, Adam lr 0.05, batch 1 (o
 batch 8 (eight channels, one per batch item). All contenders run in one process with the same
 thread count, interleaved (round-robin: one run of each contender per round). Each step is timed on
 its own (a clock ticks once per step, right where the image enters the model; the first step of
-each run is dropped as warm-up), so per-run setup is excluded. Median and minimum step times are
-reported, and ratios of both: on a shared machine, load from other processes only ever adds time,
-so the minimum is the cleanest estimate and the median the more typical one.
+each run is dropped as warm-up), so per-run setup is excluded. Each step is timed twice: CPU time
+of this process (``time.process_time``) and wall time. Ratios use median CPU time: on a shared
+machine, wall time mostly measures the other processes (medians moved 3x between runs on the
+2-core dev machine), while CPU time counts only the work done (with one thread, CPU time = busy time).
 
 Contenders:
   featviz            fv.render at 128 px; the model sees the transformed image (~140 px on average).
@@ -64,17 +65,20 @@ class Clock:
     """Timestamps one call per optimisation step; also notes the size of the image the model gets."""
 
     def __init__(self) -> None:
-        self.stamps: list[float] = []
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
         self.sizes: list[tuple[int, int]] = []
 
     def tick(self, x: torch.Tensor | None = None) -> None:
-        self.stamps.append(time.perf_counter())
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
         if x is not None:
             self.sizes.append(tuple(x.shape[-2:]))
 
-    def steps(self) -> list[float]:
-        """Durations between consecutive ticks, the first (warm-up) one dropped."""
-        return [b - a for a, b in zip(self.stamps[1:], self.stamps[2:])]
+    def steps(self, kind: str) -> list[float]:
+        """Durations ("wall" or "cpu") between consecutive ticks, the first (warm-up) one dropped."""
+        t = self.wall if kind == "wall" else self.cpu
+        return [b - a for a, b in zip(t[1:], t[2:])]
 
 
 def featviz_run(model: nn.Module, batch: int, steps: int, size: int, upsample: int | None,
@@ -157,17 +161,18 @@ def bench_batch(base: nn.Module, batch: int, args: argparse.Namespace, have_luce
         for name, run in contenders.items():  # interleaved: one run of each per round
             clocks[name].append(Clock())
             run(clocks[name][-1])
-    steps = {k: [d for c in v for d in c.steps()] for k, v in clocks.items()}
-    med = {k: statistics.median(v) for k, v in steps.items()}
-    low = {k: min(v) for k, v in steps.items()}
+    cpu = {k: [d for c in v for d in c.steps("cpu")] for k, v in clocks.items()}
+    wall = {k: [d for c in v for d in c.steps("wall")] for k, v in clocks.items()}
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    wmed = {k: statistics.median(v) for k, v in wall.items()}
     side = statistics.mean(h * w for c in clocks["featviz"] for h, w in c.sizes) ** 0.5
     print(f"\nbatch {batch}  (featviz's model saw {side:.0f} px on average)")
-    print(f"  {'':24s} {'median':>8s} {'min':>8s}  s/step")
+    print(f"  {'s/step':24s} {'CPU med':>8s} {'CPU min':>8s} {'wall med':>8s}")
     for name in contenders:
-        print(f"  {name:24s} {med[name]:8.4f} {low[name]:8.4f}   n={len(steps[name])}")
+        print(f"  {name:24s} {med[name]:8.4f} {min(cpu[name]):8.4f} {wmed[name]:8.4f}   n={len(cpu[name])}")
 
     def ratio(label: str, a: str, b: str, note: str = "") -> None:
-        print(f"  {label:34s} median {med[a] / med[b]:5.2f}x   min {low[a] / low[b]:5.2f}x  {note}")
+        print(f"  {label:30s} CPU {med[a] / med[b]:5.2f}x   (wall {wmed[a] / wmed[b]:5.2f}x)  {note}")
 
     ratio("featviz / floor (same sizes)", "featviz", "floor, featviz's sizes", "(target <= 1.2)")
     ratio("featviz / floor @128", "featviz", "floor @128")
