@@ -41,8 +41,8 @@ torch.manual_seed(0)
 model = fv.models.efficientnet_lite0()
 images, names = fv.data.sample_images(size=224)
 photos = images[2:4] if FAST else images                    # "data" for attribution and ablation
-EDGE_LAYER = "blocks.1"      # 24 channels, 11-pixel receptive field (docs/models.md)
-CURVE_NODE = "blocks.4:7"    # a curve-like channel of block 4 (67-pixel receptive field), found below
+EDGE_LAYER = "blocks.1.depthwise_relu"  # 96 channels, 56x56 map, 11-pixel receptive field (docs/models.md)
+CURVE_NODE = "blocks.4:36"              # a curve-like channel of block 4 (67-pixel receptive field), see A3
 
 # %% [markdown]
 # # Part A — EfficientNet-Lite0
@@ -67,10 +67,12 @@ plt.tight_layout()
 plt.show()
 
 detectors = fv.circuits.find_edge_detectors(model, EDGE_LAYER)
-print(f"{len(detectors)} edge detectors among the 24 channels of {EDGE_LAYER}:")
-for e in detectors:
+_, cache = fv.hooked(model).run_with_cache(model.preprocess(images[:1]), names=[EDGE_LAYER], stop_at_last=True)
+n_channels = cache[EDGE_LAYER].shape[1]
+print(f"{len(detectors)} edge detectors among the {n_channels} channels of {EDGE_LAYER}; the 12 most selective:")
+for e in detectors[:12]:
     ratio = "∞ (trough ≤ 0)" if e.peak_trough > 1e5 else f"{e.peak_trough:.1f}"
-    print(f"  {e.node:12s} preferred angle {e.angle:5.1f}°  OSI {e.osi:.2f}  peak/trough {ratio}")
+    print(f"  {e.node:28s} preferred angle {e.angle:5.1f}°  OSI {e.osi:.2f}  peak/trough {ratio}")
 edge_angle = {e.node: e.angle for e in detectors}
 
 # %%
@@ -86,10 +88,12 @@ plt.show()
 # %% [markdown]
 # Each detector has one preferred orientation, and together they cover the circle — the same family of
 # "oriented edge" features that *An Overview of Early Vision* finds in InceptionV1's early layers (universality!).
+# The first depthwise layer of stage 2 is such an edge-detector bank; `docs/efficientnet_lite0_features.md` maps
+# where the edge detectors of this model sit, layer by layer.
 #
-# A note on signs: a block output of EfficientNet (`blocks.N`) is a linear projection plus a skip connection, with
-# no ReLU after it, so its activations can be **negative**. An inhibitory weight from a channel that is negative on
-# an image therefore *adds* to the destination. Keep this in mind when reading contributions below.
+# A note on signs: the edge detectors come after a ReLU6, so they are never negative. But a block *output* of
+# EfficientNet (`blocks.2`, `blocks.4`) is a linear projection plus a skip connection with no ReLU after it, so its
+# activations can be **negative**. Keep this in mind when reading the curve channel's responses below.
 #
 # ## A2. Weights between adjacent layers
 #
@@ -142,7 +146,7 @@ display(fig)
 #
 # Going deeper, we looked for channels that answer **curves** more than straight lines: we showed block 4 white arcs
 # (`fv.data.curves`) bulging in 12 directions, at several curvatures, and measured the central unit.
-# `blocks.4:7` stood out. Its tuning curves:
+# `blocks.4:36` stood out (the same unit `docs/efficientnet_lite0_features.md` reports). Its tuning curves:
 
 # %%
 angles = list(range(0, 360, 30))
@@ -167,7 +171,8 @@ print(f"peak for curvature 4: {best:.1f} at {curve_tc[4].peak:.0f}°; best strai
 assert best > max(curve_tc[0].responses), "the channel should prefer curves to straight lines"
 
 # %% [markdown]
-# It prefers arcs bulging one way (curvature 2–6) over straight lines — but a tuning curve alone is weak evidence.
+# It answers arcs bulging upward (90°), more strongly the tighter the arc, and never a straight line (curvature 0)
+# at any orientation — curve-detector behaviour. But a tuning curve alone is weak evidence.
 # *Curve Detectors* adds feature visualization and dataset examples:
 
 # %%
@@ -194,25 +199,25 @@ plt.show()
 #
 # ## A4. Expanded weights: skipping layers
 #
-# `blocks.1` and `blocks.4` are not adjacent: blocks 2 and 3 (each expand → depthwise → project, with ReLU6s and a
-# skip connection) lie between. **Expanded weights** replace the nonlinearities by identities and multiply the
+# `blocks.1.depthwise_relu` and `blocks.4` are not adjacent: block 1's projection, then blocks 2 to 4 (each
+# expand → depthwise → project, with ReLU6s, and skip connections) lie between. **Expanded weights** replace the nonlinearities by identities and multiply the
 # whole linear path out (autograd does it: the gradient of the destination's central unit with respect to the
-# source map). The result is again one kernel per (destination, source) pair — here 15×15 positions of
-# `blocks.1`'s map, i.e. the destination's full receptive field at that resolution.
+# source map). The result is again one kernel per (destination, source) pair — here 15×15 positions of the
+# edge detectors' 56×56 map, i.e. the destination's full receptive field at that resolution.
 
 # %%
-EW = fv.circuits.expanded_weights(model, EDGE_LAYER, CURVE_NODE, size=128, progress=False)[0]   # (24, 15, 15)
+EW = fv.circuits.expanded_weights(model, EDGE_LAYER, CURVE_NODE, size=128, progress=False)[0]   # (96, 15, 15)
 order = EW.flatten(1).abs().amax(1).argsort(descending=True).tolist()
 fig, axes = plt.subplots(2, 6, figsize=(13, 6))
 bound = EW.abs().max()
 for ax, c in zip(axes.flat, order[:12]):
     ax.imshow(EW[c], cmap="RdBu_r", vmin=-bound, vmax=bound)
     tag = f"edge {edge_angle[f'{EDGE_LAYER}:{c}']:.0f}°" if f"{EDGE_LAYER}:{c}" in edge_angle else "—"
-    ax.set_title(f"{EDGE_LAYER}:{c}\n{tag}", fontsize=8)
+    ax.set_title(f"channel {c}\n{tag}", fontsize=8)
     ax.set(xticks=[0, 7, 14], yticks=[0, 7, 14])
     ax.tick_params(labelsize=6)
 for ax in axes[-1]:
-    ax.set_xlabel("column (blocks.1 map)", fontsize=7)
+    ax.set_xlabel("column (source map)", fontsize=7)
 for ax in axes[:, 0]:
     ax.set_ylabel("row", fontsize=7)
 fig.suptitle(f"Expanded weights {EDGE_LAYER} → {CURVE_NODE}: the 12 strongest sources (red +, blue −)")
@@ -233,17 +238,17 @@ plt.show()
 # `LayerGradientXActivation` computes the same numbers, so we can check ours.
 
 # %%
-attr = fv.circuits.attribute(model, photos, EDGE_LAYER, CURVE_NODE)[0]                      # (24,)
+attr = fv.circuits.attribute(model, photos, EDGE_LAYER, CURVE_NODE)[0]                      # (96,)
 attr_captum = fv.circuits.attribute(model, photos, EDGE_LAYER, CURVE_NODE,
                                     method="captum:LayerGradientXActivation")[0]
 print(f"max |featviz - captum| = {(attr - attr_captum).abs().max():.1e} (largest contribution {attr.abs().max():.2f})")
 assert torch.allclose(attr, attr_captum, rtol=1e-3, atol=1e-4)
 
-fig, ax = plt.subplots(figsize=(10, 3.5))
+fig, ax = plt.subplots(figsize=(12, 3.5))
 colors = ["tab:red" if a > 0 else "tab:blue" for a in attr]
-ax.bar(range(24), attr, color=colors)
-ax.bar(range(24), attr_captum, fill=False, edgecolor="k", lw=0.8, label="captum")
-ax.set(title=f"Contribution of each {EDGE_LAYER} channel to {CURVE_NODE} on {len(photos)} photos (red +, blue −)",
+ax.bar(range(len(attr)), attr, color=colors)
+ax.bar(range(len(attr)), attr_captum, fill=False, edgecolor="k", lw=0.5, label="captum")
+ax.set(title=f"Contribution of each {EDGE_LAYER} channel to {CURVE_NODE} on {len(photos)} photos",
        xlabel=f"{EDGE_LAYER} channel", ylabel="gradient × activation")
 ax.legend()
 plt.show()
@@ -258,13 +263,13 @@ plt.show()
 
 # %%
 drops = torch.tensor([fv.circuits.ablation_effect(model, f"{EDGE_LAYER}:{c}", CURVE_NODE, photos)
-                      for c in range(24)])
+                      for c in range(len(attr))])
 predicted = attr / len(photos)                       # attribution is summed over images; the drop is a mean
 corr = torch.corrcoef(torch.stack([predicted, drops]))[0, 1].item()
 
 fig, ax = plt.subplots(figsize=(5.5, 5))
 ax.scatter(predicted, drops)
-for c in range(24):
+for c in predicted.abs().argsort(descending=True)[:8].tolist():          # label the 8 largest
     ax.annotate(str(c), (predicted[c], drops[c]), fontsize=7, xytext=(3, 3), textcoords="offset points")
 lim = float(max(predicted.abs().max(), drops.abs().max())) * 1.1
 ax.plot([-lim, lim], [-lim, lim], "--", c="gray", label="prediction = effect")
@@ -406,8 +411,9 @@ assert set(toy_drop.nonzero().flatten().tolist()) <= {0, 1, 7, 4}, "only wired e
 #
 # ## Summary
 #
-# - **Features:** tuning curves find oriented edge detectors in `blocks.1`, the same family InceptionV1 has
-#   (*An Overview of Early Vision*); `blocks.4:7` prefers curves to lines (*Curve Detectors* style evidence).
+# - **Features:** tuning curves find a bank of oriented edge detectors in `blocks.1.depthwise_relu`, the same family
+#   InceptionV1 has (*An Overview of Early Vision*); `blocks.4:36` answers curves, not lines (*Curve Detectors*
+#   style evidence).
 # - **Circuits:** weights (BatchNorm folded) and expanded weights show how a channel reads earlier ones; attribution
 #   (checked against captum) measures the flow on real images, and ablation confirms it causally.
 # - **Ground truth:** on a hand-wired model the same tools recover the planted circuit exactly.
