@@ -119,8 +119,8 @@ def plot_tuning_curve(curves, ax=None, path: str | None = None, polar: bool = Fa
     Example:
         >>> from featviz.circuits import TuningCurve
         >>> tc = TuningCurve("a:0", torch.arange(0., 180, 45), torch.tensor([1., 3, 1, 0]), torch.ones(4, 1))
-        >>> len(plot_tuning_curve(tc).axes[0].lines)
-        2
+        >>> len(plot_tuning_curve(tc).axes[0].lines)   # the curve, its one raw column, the zero line
+        3
     """
     curves = curves if isinstance(curves, (list, tuple)) else [curves]
     fig = None
