@@ -1,4 +1,5 @@
 """trace finds the planted edges; Circuit round-trips JSON."""
+import pytest
 import torch
 from circuit_models import WIRING
 
@@ -58,3 +59,11 @@ def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
     for e in c.upstream("blocks.4:0"):
         effect = ablation_effect(effnet, e.src, "blocks.4:0", x)
         assert effect * e.strength > 0 and abs(effect) > 2 * control
+
+
+def test_no_hooks_are_left_behind_even_after_an_error(wired, noise):
+    trace(wired, "relu3:0", depth=2, top_k=2, by="attribution", inputs=noise, size=32, progress=False)
+    with pytest.raises(IndexError):
+        attribute(wired, noise, "relu1", "relu2", dst_channels=[9])
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in wired.modules())
+    assert wired.relu2.inplace  # turned off while linearising, restored after
