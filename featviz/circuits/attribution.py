@@ -85,19 +85,19 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
     return out.detach() if keep_space else out.detach().sum((-2, -1))
 
 
-def _batched_grads(outputs: torch.Tensor, a: torch.Tensor,
-                   weight: torch.Tensor | None = None) -> torch.Tensor:
+def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,
+                   vmap: bool | None = None) -> torch.Tensor:
     """Gradients of each column of ``outputs`` (B, n), summed over the batch (weighted per row by
     ``weight`` (B,)), w.r.t. ``a``: (n, *a.shape), all from the one forward pass that made ``outputs``.
 
     On a GPU all columns go through one batched backward pass (``is_grads_batched=True``, vmap). On a
     CPU, vmap's batched backward measured 2-3x slower than one backward per column over the retained
-    graph (bench/README.md), so the CPU path loops; both give the same numbers.
+    graph (bench/README.md), so the CPU path loops; both give the same numbers. ``vmap`` forces a path.
     """
     n = outputs.shape[1]
     w = torch.ones(outputs.shape[0], device=outputs.device) if weight is None else weight
     go = torch.eye(n, device=outputs.device)[:, None, :] * w[None, :, None]  # (n, B, n)
-    if outputs.device.type != "cpu":
+    if vmap if vmap is not None else outputs.device.type != "cpu":
         try:
             return torch.autograd.grad(outputs, a, go, is_grads_batched=True)[0]
         except RuntimeError:  # a layer vmap cannot batch: fall through to the loop

@@ -60,3 +60,14 @@ def test_wired_sources_rank_first_and_unwired_get_nothing(wired, noise):
         sources = {c for c, _, _ in links}
         assert set(contrib[o].argsort(descending=True)[:2].tolist()) == sources
         assert contrib[o, [c for c in range(8) if c not in sources]].abs().max() == 0
+
+
+def test_vmap_backward_used_on_gpu_equals_the_cpu_loop(small, noise):
+    from featviz.circuits._linear import run_cut
+    from featviz.circuits.attribution import _batched_grads
+
+    grads = []
+    for vmap in (True, False):
+        a, d = run_cut(fv.hooked(small), noise, "1", "5", lambda out: out.detach().requires_grad_(True))
+        grads.append(_batched_grads(d.mean((-2, -1)), a, vmap=vmap))  # (4, B, C, H, W)
+    assert torch.allclose(grads[0], grads[1], atol=1e-7)
