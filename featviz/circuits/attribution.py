@@ -6,6 +6,15 @@ backward passes for all channels run batched (``is_grads_batched=True``) on a GP
 channel over the retained graph on a CPU, where that measured faster. ``"captum:<ClassName>"`` runs any captum
 Layer*/Neuron* attribution class once per dst channel. Results are summed over images (and space,
 unless ``keep_space=True``, which gives (n_dst, C_src, H, W)).
+
+Where the time goes, and what avoids it (bench/README.md): the layers before src run with detached
+parameters, so they build no autograd graph and no backward pass computes weight gradients. On a CPU
+the images (integrated gradients: the interpolation steps) go through in chunks small enough that the
+16-odd backward passes over one chunk's graph stay in cache (2-4x faster per row than over a 32-row
+graph). Integrated gradients run one image up to src once per chunk and continue from src with that
+image's chunk of interpolated activations in its place, instead of re-running the image once per step;
+a skip from before src then meets a batch of 1, which broadcasts to the values a repeated image gives
+(if it fails or changes the batch, the image is repeated instead).
 """
 from __future__ import annotations
 
@@ -56,7 +65,8 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
             ``"captum:<ClassName>"`` for any name in :func:`captum_methods` (``captum_kwargs`` go to its
             ``attribute``; Neuron* classes attribute to ``src`` with dst's mean as the neuron).
         keep_space: return (n_dst, C_src, H, W) instead of summing over space.
-        batch_size: images per forward pass for integrated gradients (images x steps are chunked).
+        batch_size: at most this many interpolation steps (of one image) per forward pass for
+            integrated gradients; on a CPU chunks are smaller, sized to stay in cache.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
@@ -105,17 +115,40 @@ def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor 
     return torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=k < n - 1)[0] for k in range(n)])
 
 
-def _cut_means(hm: HookedModel, x: torch.Tensor, src: str, dst: str, src_fn: Callable,
-               resolve: Callable[[int], list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    a, d = run_cut(hm, x, src, dst, src_fn)
-    return a, d[:, resolve(d.shape[1])].mean((-2, -1))  # (B, n)
+def _frozen(hm: HookedModel) -> dict[str, torch.Tensor]:
+    """The model's parameters, detached: with them the layers before src build no autograd graph and
+    the backward passes compute no weight gradients (nobody reads them)."""
+    return {n: p.detach() for n, p in hm.model.named_parameters()}
+
+
+def _rows(x: torch.Tensor, per_row: int, cap: int) -> int:
+    """How many batch rows one forward/backward chunk takes: ``cap`` on a GPU; on a CPU as many as keep
+    the src activation within ``_CPU_CHUNK_BYTES`` (16 backward passes over a cache-sized graph measured
+    2-4x faster per row than over a 32-row one), at least one."""
+    if x.device.type != "cpu":
+        return max(1, cap)
+    return max(1, min(cap, _CPU_CHUNK_BYTES // max(1, per_row)))
+
+
+_CPU_CHUNK_BYTES = 1 << 20
 
 
 def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
                 resolve: Callable[[int], list[int]]) -> torch.Tensor:
-    a, means = _cut_means(hm, x, src, dst, lambda out: out.detach().requires_grad_(True), resolve)
-    g = _batched_grads(means, a)  # (n, B, C, H, W)
-    return (g * a.detach()).sum(1)
+    def leaf(out: torch.Tensor) -> torch.Tensor:
+        return out.detach().requires_grad_(True)
+
+    params, total, k, rows = _frozen(hm), None, 0, 1  # the first chunk (one image) tells src's size
+    while k < len(x):
+        a, d = run_cut(hm, x[k:k + rows], src, dst, leaf, params=params)
+        if total is None:
+            channels = resolve(d.shape[1])
+            total = torch.zeros(len(channels), *a.shape[1:], device=x.device)
+        g = _batched_grads(d[:, channels].mean((-2, -1)), a)  # (n, b, C, H, W)
+        total += (g * a.detach()).sum(1)
+        k += len(a)
+        rows = _rows(x, a[0].numel() * a.element_size(), len(x))
+    return total
 
 
 def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,20 +174,34 @@ def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, 
         _, cache = hm.run_with_cache(torch.cat([x, x0]), names=[src, dst], stop_at_last=True)
     act, act0 = cache[src][:len(x)], cache[src][len(x):]
     channels = resolve(cache[dst].shape[1])
-    alphas, weights = gauss_legendre(steps)
-    pairs = [(s, i) for s in range(steps) for i in range(len(x))]  # (step, image), step-major
+    alphas, weights = (t.to(x) for t in gauss_legendre(steps))
+    params, rows = _frozen(hm), _rows(x, act[0].numel() * act.element_size(), batch_size)
     total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
-    for k in range(0, len(pairs), batch_size):
-        chunk = pairs[k:k + batch_size]
-        s_idx = torch.tensor([s for s, _ in chunk])
-        i_idx = torch.tensor([i for _, i in chunk])
-        alpha = alphas[s_idx].to(x)[:, None, None, None]
-        path = act0[i_idx] + alpha * (act[i_idx] - act0[i_idx])  # (b, C, H, W)
-        a, means = _cut_means(hm, x[i_idx], src, dst, lambda out, p=path: p.clone().requires_grad_(True),
-                              lambda n: channels)
-        g = _batched_grads(means, a, weights[s_idx].to(x))  # (n, b, C, H, W)
-        total += (g * (act[i_idx] - act0[i_idx])).sum(1)
+    for i in range(len(x)):  # chunks of steps of one image: the rows share that image's forward up to src
+        diff = act[i] - act0[i]
+        for s in range(0, steps, rows):
+            path = act0[i] + alphas[s:s + rows, None, None, None] * diff  # (b, C, H, W)
+            a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, params)
+            total += _batched_grads(means, a, weights[s:s + rows]).sum(1) * diff
     return total
+
+
+def _path_means(hm: HookedModel, image: torch.Tensor, src: str, dst: str, path: torch.Tensor,
+                channels: list[int], params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one image up to src, then go on from src with the b rows of ``path`` in its place: the layers
+    before src run once per chunk, not b times. A model that mixes a tensor from before src into later
+    layers (a skip around src) sees batch 1 there: broadcasting gives the values b copies of the image
+    would give, and an op that fails or changes the batch instead sends us to the plain way (the image
+    repeated b times)."""
+    leaf = path.requires_grad_(True)
+    try:
+        a, d = run_cut(hm, image, src, dst, lambda out: leaf, params=params)
+        if d.shape[0] == len(path):
+            return a, d[:, channels].mean((-2, -1))
+    except RuntimeError:
+        pass
+    a, d = run_cut(hm, image.repeat(len(path), 1, 1, 1), src, dst, lambda out: leaf, params=params)
+    return a, d[:, channels].mean((-2, -1))
 
 
 def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable, name: str,

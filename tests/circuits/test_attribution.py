@@ -71,3 +71,27 @@ def test_vmap_backward_used_on_gpu_equals_the_cpu_loop(small, noise):
         a, d = run_cut(fv.hooked(small), noise, "1", "5", lambda out: out.detach().requires_grad_(True))
         grads.append(_batched_grads(d.mean((-2, -1)), a, vmap=vmap))  # (4, B, C, H, W)
     assert torch.allclose(grads[0], grads[1], atol=1e-7)
+
+
+class Skip(nn.Module):
+    """A skip from before src ("relu") joins after it; ``reshape_like_h`` also takes the batch from it."""
+
+    def __init__(self, reshape_like_h: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.relu = nn.Conv2d(3, 6, 3), nn.ReLU()
+        self.conv2, self.conv3 = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 4, 3)
+        self.reshape_like_h = reshape_like_h
+
+    def forward(self, x):
+        h = self.conv1(x)
+        y = torch.tanh(self.conv2(self.relu(h))) + h
+        return self.conv3(y.reshape(len(h), -1, *y.shape[2:]) if self.reshape_like_h else y)
+
+
+@pytest.mark.parametrize("reshape_like_h", [False, True])
+def test_integrated_gradients_across_a_skip_around_src_equal_captum(noise, reshape_like_h):
+    model = Skip(reshape_like_h).eval()
+    ref = captum_loop(ca.LayerIntegratedGradients, model, noise, "relu", "conv3", 4, n_steps=6).sum((-2, -1))
+    got = attribute(model, noise, "relu", "conv3", method="integrated_gradients", steps=6, batch_size=4)
+    assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)
