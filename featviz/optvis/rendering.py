@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,17 +114,11 @@ class Rendering:
         if path.suffix.lower() != ".png":
             raise ValueError(f"Rendering.save writes PNG files; give a path ending in .png, "
                              f"got {str(path)!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "xb") as f:  # not mkstemp: that makes 0600 files; open() follows the umask
-                self.to_pil(ncol).save(f, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        from featviz._io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        self.to_pil(ncol).save(buf, format="PNG")
+        return atomic_write_bytes(path, buf.getvalue())
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
