@@ -15,7 +15,7 @@ Example:
 from featviz.data.labels import imagenet_labels
 from featviz.data.photos import SAMPLE_PHOTOS, Images, load_images, resize_and_crop, sample_images
 from featviz.data.preprocess import Normalize
-from featviz.data.stimuli import curves, dots, edges, gratings
+from featviz.data.stimuli import circles, corners, curves, dots, edges, gratings, lines
 
-__all__ = ["Images", "Normalize", "SAMPLE_PHOTOS", "curves", "dots", "edges", "gratings", "imagenet_labels",
-           "load_images", "resize_and_crop", "sample_images"]
+__all__ = ["Images", "Normalize", "SAMPLE_PHOTOS", "circles", "corners", "curves", "dots", "edges",
+           "gratings", "imagenet_labels", "lines", "load_images", "resize_and_crop", "sample_images"]
