@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Images", "SAMPLE_PHOTOS", "sample_images", "load_images", "resize_and_crop"]
+from featviz.errors import BadFile, BadValue, MissingFile, UnsupportedImage
+
+__all__ = ["Images", "SAMPLE_PHOTOS", "decode_image", "sample_images", "load_images", "resize_and_crop"]
 
 # name -> scikit-image loader; all ship inside the scikit-image wheel (no download, no pooch).
 # Sources and licences are listed in featviz/assets/README.md.
@@ -95,44 +97,123 @@ def _image_files(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike
     if isinstance(folder_or_files, (str, os.PathLike)):
         path = Path(folder_or_files)
         if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            raise MissingFile(f"no such file or folder: {path}; give a folder of images or an image file")
         if path.is_file():
             return [path]
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ValueError(f"folder {path} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+            raise BadValue(f"folder {path} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
         return files
     files = [Path(p) for p in folder_or_files]
     if not files:
-        raise ValueError("got an empty list of image files; give a folder or at least one file")
+        raise BadValue("got an empty list of image files; give a folder or at least one file")
     for p in files:
         if not p.is_file():
-            raise FileNotFoundError(f"no such image file: {p}")
+            raise MissingFile(f"no such image file: {p}; check the path")
     return files
 
 
-def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike], size: int = 224) -> Images:
+# PIL modes and how they become RGB in [0, 1]. Alpha modes (and palette / grey / RGB images with a
+# transparent colour) are composited over ``background``. Anything else is refused by name.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA = ("RGBA", "RGBa", "LA", "PA")
+_EIGHT_BIT = ("1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "HSV", "LAB")
+
+
+def _refuse(path: Path, mode: str, why: str) -> UnsupportedImage:
+    return UnsupportedImage(f"{path}: {why} (PIL mode {mode!r}); featviz will not guess its brightness: save "
+                            "it as an 8- or 16-bit PNG, or a float TIFF with values in [0, 1]")
+
+
+def decode_image(im, path: str | os.PathLike = "<image>", background: float | None = 1.0) -> np.ndarray:
+    """A PIL image of any supported mode -> (H, W, 3) float32 array in [0, 1], white = 1.0.
+
+    8-bit modes (1, L, P, RGB, RGBX, CMYK, YCbCr, HSV, LAB) go through PIL's own RGB conversion (CMYK
+    without a colour profile: naive). 16-bit grey (I;16*) is divided by 65535; 32-bit integer grey
+    (I) likewise when its values fit 0..65535 (how 16-bit PNGs open in older Pillow), else it is
+    refused; 32-bit float grey (F) is used as is when its values lie in [0, 1], else refused.
+    Transparency (RGBA, LA, PA, or a palette / grey / RGB transparent colour) is composited over a
+    grey level ``background`` (1.0: white, as a web page shows it); ``background=None`` drops alpha
+    and keeps the stored colours. Other modes raise :class:`~featviz.errors.UnsupportedImage` naming
+    the mode.
+
+    Example:
+        >>> from PIL import Image
+        >>> grey16 = Image.fromarray(np.full((2, 2), 32768, dtype=np.uint16))    # mid-grey, 16 bit
+        >>> grey16.mode, round(float(decode_image(grey16)[0, 0, 0]), 3)
+        ('I;16', 0.5)
+        >>> half_clear = Image.new("RGBA", (2, 2), (0, 0, 0, 128))               # black, 50 % alpha
+        >>> over_white, dropped = decode_image(half_clear), decode_image(half_clear, background=None)
+        >>> round(float(over_white[0, 0, 0]), 2), float(dropped.max())
+        (0.5, 0.0)
+    """
+    path, mode = Path(path), im.mode
+    if mode in _SIXTEEN_BIT:
+        array = np.asarray(im).astype(np.float32) / 65535
+    elif mode == "I":
+        raw = np.asarray(im)
+        lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise _refuse(path, mode, f"32-bit integer image with values {lo}..{hi}, beyond 16 bits")
+        array = raw.astype(np.float32) / 65535
+    elif mode == "F":
+        array = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise _refuse(path, mode, "float image with NaN or infinite values")
+        lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise _refuse(path, mode, f"float image with values in [{lo:g}, {hi:g}], outside [0, 1]")
+        array = array.clip(0, 1)
+    elif mode in _ALPHA or (mode in ("L", "P", "RGB") and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255
+        rgb, alpha = rgba[..., :3], rgba[..., 3:]
+        array = rgb if background is None else rgb * alpha + float(background) * (1 - alpha)
+    elif mode in _EIGHT_BIT:
+        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+    else:
+        raise _refuse(path, mode, "unsupported pixel format")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)  # grey -> RGB
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike], size: int = 224, *,
+                background: float | None = 1.0) -> Images:
     """Load a folder of images (sorted by name; files with an image suffix) or a list of files with PIL,
     as RGB, shorter side resized to ``size`` and centre-cropped.
 
-    Returns ``Images(images, names)`` with images (N, 3, size, size) in [0, 1] and the file names
-    without suffix. A file PIL cannot read raises ``ValueError`` naming the file.
+    Returns ``Images(images, names)`` with images (N, 3, size, size) float32 in [0, 1] and the file
+    names without suffix. Every bit depth is read at its own scale (16-bit mid-grey 32768 -> 0.5, a
+    float TIFF holding 0.5 -> 0.5); transparent pixels are composited over ``background`` (1.0,
+    white; ``None`` drops alpha); the EXIF orientation of a photo is applied; of an animated or
+    multi-page file the first frame is used. See :func:`decode_image` for every PIL mode. A file PIL
+    cannot read raises :class:`~featviz.errors.BadFile` naming the file; a pixel format featviz does
+    not read (e.g. an int32 image beyond 16 bits, a float image outside [0, 1]) raises
+    :class:`~featviz.errors.UnsupportedImage` naming the mode.
 
     Example:
         >>> images, names = load_images("my_photos/", size=224)   # doctest: +SKIP
         >>> images.shape                                            # doctest: +SKIP
         torch.Size([5, 3, 224, 224])
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise BadValue(f"size must be a positive number of pixels, got {size!r}; e.g. size=224")
+    if background is not None and not 0 <= float(background) <= 1:
+        raise BadValue(f"background is a grey level in [0, 1] (or None to drop alpha), got {background!r}")
     images, names = [], []
     for path in _image_files(folder_or_files):
         try:
             with Image.open(path) as im:
-                array = np.asarray(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"cannot read {path} as an image ({err}); give PNG, JPEG or another format "
-                             "PIL opens") from err
-        images.append(resize_and_crop(_to_tensor(array), size))
+                im.load()
+                array = decode_image(ImageOps.exif_transpose(im) or im, path, background)
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:  # SyntaxError: PIL's broken-file error
+            raise BadFile(f"cannot read {path} as an image ({err}); give PNG, JPEG or another format "
+                          "PIL opens") from err
+        if min(array.shape[:2]) < 1:
+            raise BadFile(f"{path} has no pixels ({array.shape[1]}x{array.shape[0]}); give a non-empty image")
+        x = torch.from_numpy(array).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        images.append(resize_and_crop(x, size))
         names.append(path.stem)
     return Images(torch.cat(images), names)

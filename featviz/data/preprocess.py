@@ -1,4 +1,4 @@
-"""Preprocessing callables: (B, 3, H, W) float images in [0, 1] -> the tensor a model's forward takes."""
+"""Preprocessing: (B, 3, H, W) images (float in [0, 1] or uint8) -> the tensor a model's forward takes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,7 +6,36 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Normalize"]
+from featviz.errors import BadType
+
+__all__ = ["Normalize", "as_float_images"]
+
+
+def as_float_images(images: Tensor, what: str = "images") -> Tensor:
+    """The one uint8 rule of featviz: uint8 pixels (0..255) become float32 in [0, 1] (divided by 255);
+    float tensors pass unchanged (their dtype kept); bool becomes 0.0 / 1.0. Other integer dtypes are
+    ambiguous (0..255? 0..65535? labels?) and raise :class:`~featviz.errors.BadType` with the fix.
+
+    Used by every function that takes images (``predict``, ``attribute``, ``dataset_examples``, ...).
+    Shapes are not checked here.
+
+    Example:
+        >>> as_float_images(torch.tensor([0, 51, 255], dtype=torch.uint8))
+        tensor([0.0000, 0.2000, 1.0000])
+        >>> as_float_images(torch.tensor([0.5])).dtype
+        torch.float32
+    """
+    if not isinstance(images, Tensor):
+        raise BadType(f"{what} must be a torch.Tensor (B, 3, H, W) in [0, 1], got {type(images).__name__}; "
+                      "convert with torch.as_tensor(...)")
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    if images.dtype == torch.bool:
+        return images.float()
+    if images.is_floating_point():
+        return images
+    raise BadType(f"{what} have dtype {images.dtype}, which featviz cannot read as pixels; give float values "
+                  "in [0, 1] or uint8 in 0..255 (e.g. images.to(torch.uint8) or images.float() / 255)")
 
 
 def _per_channel(value: float | Sequence[float], what: str) -> tuple[float, ...]:

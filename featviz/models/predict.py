@@ -7,6 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from featviz.data.photos import resize_and_crop
+from featviz.data.preprocess import as_float_images
+from featviz.errors import BadType, BadValue
 
 __all__ = ["predict"]
 
@@ -15,10 +17,12 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
             preprocess: Callable[[Tensor], Tensor] | None = None) -> list[list[tuple[str, float]]]:
     """Top-``k`` classes per image with their softmax probabilities, most likely first.
 
-    Images of any size are resized (shorter side) and centre-cropped to ``model.input_size`` when
-    the model has one, normalised with ``preprocess`` (default ``model.preprocess``, else
-    unchanged) and run without gradients on the model's device. Labels come from ``labels``,
-    else ``model.labels``, else the class indices as strings. The model should be in eval mode.
+    ``images`` are float in [0, 1] or uint8 in 0..255 (divided by 255, the rule of
+    :func:`~featviz.data.preprocess.as_float_images`). Images of any size are resized (shorter side)
+    and centre-cropped to ``model.input_size`` when the model has one, normalised with ``preprocess``
+    (default ``model.preprocess``, else unchanged) and run without gradients on the model's device.
+    Labels come from ``labels``, else ``model.labels``, else the class indices as strings. The model
+    should be in eval mode.
 
     Example:
         >>> import featviz as fv
@@ -27,12 +31,15 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
         >>> predict(model, images[names.index("coffee")][None], k=1)[0][0][0]
         'espresso'
     """
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}; "
-                         "add a batch dimension with images[None] for a single image")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be float in [0, 1], got dtype {images.dtype}; divide uint8 by 255")
+    images = as_float_images(images)
+    if images.dim() != 4 or images.shape[1] != 3:
+        hint = ("add a batch dimension with images[None] for a single image" if images.dim() == 3 else
+                "RGB images have 3 channels: repeat grey ones with x.expand(-1, 3, -1, -1)")
+        raise BadValue(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}; {hint}")
+    if images.shape[0] == 0:
+        raise BadValue("images is an empty batch (B = 0); give at least one image")
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise BadType(f"k must be an int, got {type(k).__name__}")
     size = getattr(model, "input_size", None)
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         images = resize_and_crop(images, size)
@@ -43,16 +50,17 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
     with torch.no_grad():
         logits = model(preprocess(images))
     if logits.dim() != 2:
-        raise ValueError(f"predict needs a classifier with (B, classes) outputs; the model gave "
+        raise BadValue(f"predict needs a classifier with (B, classes) outputs; the model gave "
                          f"{tuple(logits.shape)}")
     n_classes = logits.shape[1]
     if not 1 <= k <= n_classes:
-        raise ValueError(f"k must be between 1 and the number of classes ({n_classes}), got {k}")
+        raise BadValue(f"k must be between 1 and the number of classes ({n_classes}), got {k}")
     labels = labels if labels is not None else getattr(model, "labels", None)
     if labels is None:
         labels = [str(i) for i in range(n_classes)]
     elif len(labels) != n_classes:
-        raise ValueError(f"got {len(labels)} labels for a model with {n_classes} outputs")
+        raise BadValue(f"got {len(labels)} labels for a model with {n_classes} outputs; give one label "
+                       "per output, or labels=None for the class indices")
     probs, idx = logits.softmax(dim=1).topk(k, dim=1)
     return [[(labels[j], float(p)) for p, j in zip(row_p.tolist(), row_i.tolist())]
             for row_p, row_i in zip(probs, idx)]
