@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from featviz.data.preprocess import as_float_images
 from featviz.hooks import HookedModel, hooked
 
 ACTIVATIONS = {"ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Tanh"}
@@ -88,7 +89,7 @@ def check_images(images: torch.Tensor, what: str = "inputs") -> torch.Tensor:
         raise TypeError(f"{what} must be a (B, C, H, W) float tensor, got {type(images).__name__}")
     if images.dim() != 4:
         raise ValueError(f"{what} must have shape (B, C, H, W), got {tuple(images.shape)}")
-    return images.float()
+    return as_float_images(images, what).float()  # the one uint8 rule: uint8 / 255
 
 
 def split_ref(ref: str) -> tuple[str, list[int] | None]:

@@ -48,7 +48,7 @@ def _batches(images: torch.Tensor | Iterable, batch_size: int) -> Iterable[torch
     if isinstance(images, torch.Tensor):
         check_images(images, "images")
         for k in range(0, len(images), batch_size):
-            yield images[k:k + batch_size]
+            yield check_images(images[k:k + batch_size], "images")  # uint8 -> [0, 1] per batch
         return
     for item in images:  # a DataLoader: tensors or (images, labels, ...) tuples
         batch = item[0] if isinstance(item, (tuple, list)) else item
