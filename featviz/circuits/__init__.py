@@ -10,13 +10,14 @@ Example:
     >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3)   # doctest: +SKIP
     >>> c.plot(path="circuit.png")                                      # doctest: +SKIP
 """
-from featviz.circuits.ablation import ablation_effect
+from featviz.circuits.ablation import AblationTest, ablation_effect, ablation_test
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods
 from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
 from featviz.circuits.trace import Circuit, Edge, trace, upstream_layers
 from featviz.circuits.tuning import EdgeDetector, TuningCurve, find_edge_detectors, tuning_curve
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
-__all__ = ["Circuit", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "TuningCurve", "ablation_effect",
-           "attribute", "captum_methods", "dataset_examples", "expanded_weights", "find_edge_detectors",
-           "full_weight", "input_boxes", "trace", "tuning_curve", "upstream_layers", "weights"]
+__all__ = ["AblationTest", "Circuit", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "TuningCurve",
+           "ablation_effect", "ablation_test", "attribute", "captum_methods", "dataset_examples",
+           "expanded_weights", "find_edge_detectors", "full_weight", "input_boxes", "trace", "tuning_curve",
+           "upstream_layers", "weights"]
