@@ -3,7 +3,9 @@
 Every subcommand takes its model as ``MODEL``: a zoo name (``featviz models``), a Python file that defines
 ``model`` (an ``nn.Module`` or a zero-argument function returning one), or a state-dict file together
 with ``--arch`` (a zoo name or such a Python file). Mistakes (unknown model, layer or channel, missing
-file) print one line naming what was wrong and the closest valid names, and exit with status 2.
+or unreadable file, impossible size, unwritable ``--out``) are raised as :class:`featviz.errors.UserError`
+at this boundary and print one line naming what was wrong and how to fix it, exit status 2. Anything
+else is a bug in featviz: one line saying so, exit status 1, the traceback with ``--debug``.
 
 Example:
     $ featviz layers efficientnet_lite0
@@ -17,11 +19,33 @@ import os
 import sys
 from collections.abc import Sequence
 
+from featviz.errors import BadValue, UserError
+
 __all__ = ["main", "build_parser"]
 
+REPORT = "this is a bug in featviz, please report it; rerun with --debug for the traceback"
 
-class CLIError(Exception):
-    """A user mistake: printed as one line, exit status 2, no traceback."""
+
+class CLIError(BadValue):
+    """A user mistake found by the command itself: printed as one line, exit status 2, no traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (not the usage block), exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number (1 or more), got {value}")
+    return value
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -39,28 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
         >>> build_parser().parse_args(["layers", "efficientnet_lite0"]).command
         'layers'
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="featviz", description="See inside convolutional networks: feature visualizations, circuits "
                                     "and a static microscope site.")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_positive_int, default=None,
                         help="torch CPU threads (default: $OMP_NUM_THREADS, else CPU cores - 1, at most 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: FEATVIZ_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="pretrained default model: layer grids, one circuit, DIR/index.html",
                        description="Render feature-visualization grids for an early and a middle layer of "
                                    "the pretrained default model, trace one circuit, write DIR/index.html.")
     p.add_argument("--out", default="featviz-demo", metavar="DIR", help="output folder")
-    p.add_argument("--size", type=int, default=None, help="render size in pixels (default: the demo's own)")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the demo's own)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="render size in pixels (default: the demo's own)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="optimisation steps (default: the demo's own)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     p = sub.add_parser("render", help="feature visualizations of channels, as PNGs",
                        description="Optimise an image that maximally excites each LAYER:CH; one PNG each.")
     _add_model(p)
     p.add_argument("refs", nargs="+", metavar="LAYER:CH", help="channels to render, e.g. blocks.2:7")
-    p.add_argument("--size", type=int, default=128, help="image size in pixels (default: 128)")
-    p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: 256)")
+    p.add_argument("--size", type=_positive_int, default=128, help="image size in pixels (default: 128)")
+    p.add_argument("--steps", type=_positive_int, default=256, help="optimisation steps (default: 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: current folder)")
 
@@ -69,10 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "diagram (PNG) and its nodes and edges (JSON).")
     _add_model(p)
     p.add_argument("ref", metavar="LAYER:CH", help="channel at the top of the circuit, e.g. blocks.4:3")
-    p.add_argument("--depth", type=int, default=2, help="layers to go back (default: 2)")
-    p.add_argument("--top-k", type=int, default=3, help="strongest inputs kept per node (default: 3)")
-    p.add_argument("--thumb-size", type=int, default=64, help="node thumbnail size in pixels (default: 64)")
-    p.add_argument("--thumb-steps", type=int, default=64, help="node thumbnail render steps (default: 64)")
+    p.add_argument("--depth", type=_positive_int, default=2, help="layers to go back (default: 2)")
+    p.add_argument("--top-k", type=_positive_int, default=3,
+                   help="strongest inputs kept per node (default: 3)")
+    p.add_argument("--thumb-size", type=_positive_int, default=64,
+                   help="node thumbnail size in pixels (default: 64)")
+    p.add_argument("--thumb-steps", type=_positive_int, default=64,
+                   help="node thumbnail render steps (default: 64)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: current folder)")
 
     p = sub.add_parser("microscope", help="build a static microscope site (resumable; Ray workers)",
@@ -82,11 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default=None, metavar="L1,L2",
                    help="comma-separated layer names (default: the model's interesting_layers)")
     p.add_argument("--out", default="featviz-microscope", metavar="DIR", help="site folder")
-    p.add_argument("--channels", type=int, default=None, metavar="N", help="first N channels per layer (all)")
-    p.add_argument("--size", type=int, default=128, help="render size in pixels (default: 128)")
-    p.add_argument("--steps", type=int, default=128, help="optimisation steps (default: 128)")
+    p.add_argument("--channels", type=_positive_int, default=None, metavar="N",
+                   help="first N channels per layer (all)")
+    p.add_argument("--size", type=_positive_int, default=128, help="render size in pixels (default: 128)")
+    p.add_argument("--steps", type=_positive_int, default=128, help="optimisation steps (default: 128)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="N > 1: distribute channels over N Ray workers (pip install 'featviz[distributed]')")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray)")
@@ -97,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run one forward pass at the model's input size and list every hookable "
                                    "layer with its output shape and channel count.")
     _add_model(p)
-    p.add_argument("--size", type=int, default=None, help="input size (default: model.input_size, else 224)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="input size (default: model.input_size, else 224)")
+    for command in sub.choices.values():  # --debug also after the subcommand
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
     return parser
 
 
@@ -114,8 +150,14 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``featviz`` command; returns the exit status (0 ok, 2 user error).
+    """Run the ``featviz`` command; returns the exit status (0 ok, 1 a bug in featviz, 2 a user error,
+    130 interrupted). Bad arguments exit with status 2 from the parser, also as one line.
 
     Example:
         >>> main(["models"])   # doctest: +SKIP
@@ -123,20 +165,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     args = build_parser().parse_args(argv)
-    from featviz import _commands
-
+    debug = bool(getattr(args, "debug", False) or os.environ.get("FEATVIZ_DEBUG"))
     try:
+        from featviz import _commands
+
         _set_threads(args.threads)
         getattr(_commands, f"cmd_{args.command}")(args)
-    except (CLIError, KeyError, IndexError, ValueError, FileNotFoundError, ImportError) as e:
-        if os.environ.get("FEATVIZ_DEBUG"):
+    except UserError as e:
+        if debug:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"featviz {args.command}: error: {msg}", file=sys.stderr)
+        print(f"featviz {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"featviz {args.command}: interrupted (finished work is kept)", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"featviz {args.command}: internal error ({type(e).__name__}: {_one_line(e, 200)}); {REPORT}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

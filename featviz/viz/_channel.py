@@ -1,25 +1,28 @@
-"""One microscope channel: (model, "layer:channel", settings) -> PNG bytes and the facts its page shows.
+"""One microscope channel: (model, "layer:channel", settings, parts) -> PNG bytes and facts for its page.
 
-``ChannelWorker`` keeps a model and its stimuli (bundled photos, gratings) and computes channels one
-at a time; the same class runs in-process or as a Ray actor, and returns bytes rather than writing
-files, so workers on other machines need no shared disk.
+``ChannelWorker`` keeps a model and its gratings and computes channels one at a time; the same class
+runs in-process or as a Ray actor, and returns bytes rather than writing files, so workers on other
+machines need no shared disk. Dataset examples are made by the build itself (``_examples``), from
+activations it caches on disk.
 
 Example:
     >>> worker = ChannelWorker(model, MicroscopeSettings(size=64, steps=32))   # doctest: +SKIP
     >>> files, facts = worker.compute("blocks.1", 3, early=True)              # doctest: +SKIP
     >>> sorted(files)                                                         # doctest: +SKIP
-    ['diversity.png', 'examples.png', 'fv.png', 'tuning.png']
+    ['diversity.png', 'fv.png', 'tuning.png']
 """
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "kernel_png"]
+__all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "kernel_png", "is_dead",
+           "evidence_rows"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,32 @@ class MicroscopeSettings:
                 raise ValueError(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
 
     def channel_settings(self) -> dict:
-        """The settings a channel's results depend on (its content key is made from these)."""
+        """The settings a channel's results depend on (its content keys are made from these)."""
         d = asdict(self)
         d.pop("top_k")
         d["tuning_angles"] = list(self.tuning_angles)
         return d
+
+    def parts(self, early: bool, conv: bool = True) -> dict[str, dict]:
+        """The parts of a channel's page these settings ask for, each with the settings it depends on.
+
+        ``fv`` always; ``diversity`` when ``diversity > 1``; ``examples`` when ``examples > 0``;
+        ``tuning`` for early conv layers when there are ``tuning_angles``. A settings change recomputes
+        only the parts whose settings changed.
+
+        Example:
+            >>> sorted(MicroscopeSettings(diversity=0).parts(early=False))
+            ['examples', 'fv']
+        """
+        base = {"size": self.size, "steps": self.steps, "seed": self.seed}
+        out: dict[str, dict] = {"fv": base}
+        if self.diversity > 1:
+            out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight}
+        if self.examples > 0:
+            out["examples"] = {"examples": self.examples}
+        if early and conv and self.tuning_angles:
+            out["tuning"] = {"tuning_angles": list(self.tuning_angles)}
+        return out
 
 
 def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
@@ -75,6 +99,20 @@ def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
         image = image.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
+    """(H, W, 3) uint8 -> JPEG file bytes (photos: a fraction of a PNG's size).
+
+    Example:
+        >>> jpeg_bytes(np.zeros((8, 8, 3), np.uint8))[:2]
+        b'\\xff\\xd8'
+    """
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -107,64 +145,90 @@ class ChannelWorker:
     def __init__(self, model: nn.Module, settings: MicroscopeSettings, threads: int | None = None):
         if threads:
             torch.set_num_threads(int(threads))
-        self.model = model.eval()
+        self.model = model  # the build puts it in eval mode (and back) around its work
         self.settings = settings
-        self._photos: tuple[torch.Tensor, list[str]] | None = None
-        self._maps: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}  # the last layer's only
+        self._maps: dict[str, torch.Tensor] = {}  # the last layer's grating responses only
 
-    def photos(self) -> tuple[torch.Tensor, list[str]]:
-        """The bundled photos at the model's input size, loaded once per worker."""
-        if self._photos is None:
-            from featviz.data import sample_images
-
-            images, names = sample_images(size=int(getattr(self.model, "input_size", 224)))
-            self._photos = (images, list(names))
-        return self._photos
-
-    def compute(self, layer: str, channel: int, early: bool) -> tuple[dict[str, bytes], dict]:
-        """Render, diversity batch, dataset examples and (``early``) tuning curve of ``layer:channel``.
+    def compute(self, layer: str, channel: int, early: bool,
+                parts: Sequence[str] = ("fv", "diversity", "tuning")) -> tuple[dict[str, bytes], dict]:
+        """The ``parts`` (of ``fv``, ``diversity``, ``tuning``) of ``layer:channel``'s page.
 
         Returns ``(files, facts)``: PNG bytes by file name, and JSON-able facts for the page.
+        ``facts["dead"]`` is True when the optimisation found no input that excites the channel
+        (``is_dead``).
         """
         from featviz.optvis import objectives, render
-        from featviz.viz._examples import examples_png, tuning_png
+        from featviz.viz._examples import tuning_png
 
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
-        r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
-        files["fv.png"] = png_bytes(r.images[0])
-        facts: dict = {"activation": round(float(r.activations[0]), 6)}
-        if s.diversity > 1:
+        facts: dict = {}
+        if "fv" in parts:
+            r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
+            files["fv.png"] = png_bytes(r.images[0])
+            facts["activation"] = round(float(r.activations[0]), 6)
+            facts["dead"] = is_dead(r)
+        if "diversity" in parts and s.diversity > 1:
             obj = objectives.channel(layer, channel) + s.diversity_weight * objectives.diversity(layer)
             d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
                        progress=False)
             files["diversity.png"] = png_bytes(d.grid(ncol=s.diversity))
-        photos, tuning = self._layer(layer, early)
-        if photos is not None:
-            images, names = self.photos()
-            png, facts["examples"] = examples_png(self.model, ref, photos[:, channel], images, names,
-                                                  s.examples)
-            files["examples.png"] = png
-        if tuning is not None:
+        if "tuning" in parts and early and s.tuning_angles:
+            tuning = self._tuning(layer)
             files["tuning.png"], facts["tuning"] = tuning_png(ref, tuning[..., channel], s.tuning_angles)
         return files, facts
 
-    def run(self, job: tuple[str, int, bool]) -> tuple[str, int, dict[str, bytes], dict]:
-        """``compute`` for one job ``(layer, channel, early)``, returned with its job's layer and channel."""
-        layer, channel, early = job
-        return (layer, channel, *self.compute(layer, channel, early))
+    def run(self, job: tuple) -> tuple[str, int, dict[str, bytes], dict]:
+        """``compute`` for one job ``(layer, channel, early, parts)``, returned with its layer and channel."""
+        layer, channel, early, parts = job
+        return (layer, channel, *self.compute(layer, channel, early, parts))
 
-    def _layer(self, layer: str, early: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Photo activations (N, C, H', W') and grating responses (A, P, C) of ``layer``, one pass each.
-
-        None for what the settings (``examples=0``, no ``tuning_angles``) or a late layer leave out.
-        """
-        from featviz.viz._examples import grating_responses, layer_maps
+    def _tuning(self, layer: str) -> torch.Tensor:
+        """Grating responses (A, P, C) of ``layer``, one pass per layer (the last layer's are kept)."""
+        from featviz.viz._examples import grating_responses
 
         if layer not in self._maps:
             size = int(getattr(self.model, "input_size", 224))
-            photos = layer_maps(self.model, layer, self.photos()[0]) if self.settings.examples else None
-            tuning = (grating_responses(self.model, layer, self.settings.tuning_angles, size)
-                      if early and self.settings.tuning_angles else None)
-            self._maps = {layer: (photos, tuning)}
+            self._maps = {layer: grating_responses(self.model, layer, self.settings.tuning_angles, size)}
         return self._maps[layer]
+
+
+def is_dead(r) -> bool:
+    """True when a rendering found no response: ``r.dead`` if the renderer sets it, else a flat first image
+    (every pixel within 1/255 of the mean) or a final activation at or below 0.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> is_dead(NS(images=torch.full((1, 3, 4, 4), 0.5), activations=torch.tensor([0.3])))
+        True
+    """
+    dead = getattr(r, "dead", None)
+    if dead is not None:
+        return bool(torch.as_tensor(dead).reshape(-1)[0])
+    flat = float((r.images[0] - r.images[0].mean()).abs().max()) < 1 / 255
+    return flat or float(r.activations[0]) <= 0
+
+
+def evidence_rows(evidence: dict | None) -> list[dict]:
+    """Rows ``{"label", "value"}`` for a channel page's evidence section, from an evidence dict (e.g.
+    ``fv.circuits.evidence(...).to_dict()`` stored in a unit's facts as ``"evidence"``); [] for None.
+
+    Numbers are shown with 3 significant digits; nested dicts become ``label › key`` rows.
+
+    Example:
+        >>> evidence_rows({"ablation": {"z": 3.14159, "p": 0.002}})
+        [{'label': 'ablation › z', 'value': '3.14'}, {'label': 'ablation › p', 'value': '0.002'}]
+    """
+    rows: list[dict] = []
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                add(f"{prefix} › {k}" if prefix else str(k), v)
+        elif isinstance(value, float):
+            rows.append({"label": prefix, "value": f"{value:.3g}"})
+        else:
+            rows.append({"label": prefix, "value": str(value)})
+
+    add("", evidence or {})
+    return rows

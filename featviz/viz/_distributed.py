@@ -1,4 +1,4 @@
-"""Ray distribution of microscope channels: jobs (layer, channel, early) -> results committed by the driver.
+"""Ray distribution of microscope channels: jobs (layer, channel, early, parts) -> results the driver commits.
 
 Each of ``workers`` Ray actors holds one copy of the model (shipped once through the object store) and
 computes channels as they come; results travel back as bytes and the driver writes them, so a cluster
@@ -28,7 +28,7 @@ def _ray():
     return ray
 
 
-def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple[str, int, bool]],
+def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple],
             commit: Callable[[str, int, dict, dict], None], bar, *, workers: int,
             address: str | None = None) -> None:
     """Compute ``todo`` on ``workers`` Ray actors and ``commit`` each result as it arrives.
@@ -38,7 +38,7 @@ def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple
     by the caller is used as it is.
 
     Example:
-        >>> jobs = [("conv1", 0, True), ("conv1", 1, True)]
+        >>> jobs = [("conv1", 0, True, ("fv",)), ("conv1", 1, True, ("fv",))]
         >>> run_ray(model, MicroscopeSettings(), jobs, commit, bar, workers=2)  # doctest: +SKIP
     """
     ray = _ray()

@@ -1,48 +1,266 @@
-"""Microscope evidence panels: (model, "layer:channel", stimuli) -> PNG + facts (dataset examples, tuning).
+"""Microscope evidence from photos and gratings: (model, layers, photos) -> cached per-channel statistics ->
+each channel's top and bottom dataset examples (JPEG tiles + facts); grating tuning curves (PNG + facts).
 
-The activations come from ``layer_maps`` (one forward pass per layer serves all its channels).
+Photos are streamed in batches (bundled samples, or every image under ``--images DIR``). One pass records,
+for every layer, image and channel: the strongest position (ranked by the pre-activation when the layer
+is a ReLU/ReLU6 module, so ties at ReLU6's cap are broken by how far past the cap the input went), the
+activation there, and the weakest position. These (N, C) statistics are cached on disk per layer,
+keyed by the weights and the photo set, so a rebuild does not run the photos again.
 
 Example:
-    >>> maps = layer_maps(model, "blocks.1", images)                       # (N, C, H', W')
-    >>> png, facts = examples_png(model, "blocks.1:3", maps[:, 3], images, names, k=6)   # doctest: +SKIP
+    >>> photos = bundled_photos(64)                                              # doctest: +SKIP
+    >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"))  # doctest: +SKIP
+    >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from featviz.viz._channel import png_bytes
+from featviz._io import atomic_write_bytes
+from featviz.viz._channel import jpeg_bytes
+from featviz.viz._store import content_key, slug
 
-__all__ = ["layer_maps", "grating_responses", "examples_png", "tuning_png", "PHASES"]
+__all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
+           "example_files", "grating_responses", "tuning_png", "PHASES", "TILE"]
 
 PHASES = (0, 90, 180, 270)  # grating phases averaged in a tuning curve
+TILE = 128  # px of each example tile
+MIN_CROP = 1 / 3  # a crop shows at least this fraction of the photo's side, centred on the receptive field
+_MONOTONE = {"ReLU", "ReLU6", "LeakyReLU", "Hardtanh", "ELU", "CELU"}  # activation = f(pre), f increasing
 
-THUMB = 96  # px of each photo in the examples strip
+
+@dataclass
+class PhotoSet:
+    """Photos for dataset examples: names, a content key, and loading by index at ``size`` px."""
+
+    names: list[str]
+    key: str
+    size: int
+    files: list[Path] | None = None      # an image folder's files, loaded on demand
+    tensor: torch.Tensor | None = None   # or the images themselves, (N, 3, size, size)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        """(n, 3, size, size) float in [0, 1] for ``indices``."""
+        if self.tensor is not None:
+            return self.tensor[list(indices)]
+        from featviz.data import load_images
+
+        return load_images([self.files[i] for i in indices], size=self.size).images
+
+    def batches(self, batch: int) -> Iterator[torch.Tensor]:
+        """The photos in order, ``batch`` at a time."""
+        for start in range(0, len(self), batch):
+            yield self.load(range(start, min(start + batch, len(self))))
 
 
-def layer_maps(model: nn.Module, name: str, images: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """(N, C, H', W') activations of layer ``name`` for ``images`` (N, 3, H, W) in [0, 1], on the CPU.
+def bundled_photos(size: int) -> PhotoSet:
+    """The photos featviz ships (``fv.data.sample_images``) at ``size`` px.
 
     Example:
-        >>> layer_maps(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), "0", torch.rand(5, 3, 8, 8)).shape
-        torch.Size([5, 2, 6, 6])
+        >>> len(bundled_photos(32))
+        10
+    """
+    from featviz.data import sample_images
+
+    images, names = sample_images(size=size)
+    return PhotoSet(list(names), content_key("bundled", {"names": list(names), "size": size}), size,
+                    tensor=images)
+
+
+def image_folder(folder: str | os.PathLike, size: int) -> PhotoSet:
+    """Every image file under ``folder`` (recursively, sorted by path) at ``size`` px; nothing loaded yet.
+
+    The key covers each file's path, size and modification time. Raises ``FileNotFoundError`` for a missing
+    folder and ``ValueError`` for a folder without images.
+
+    Example:
+        >>> image_folder("my_photos", 224).names[:2]   # doctest: +SKIP
+        ['beach/0001', 'beach/0002']
+    """
+    from featviz.data.photos import IMAGE_SUFFIXES
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--images: no such folder: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"--images: {root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+    names = [str(p.relative_to(root).with_suffix("")) for p in files]
+    stamp = [(n, p.stat().st_size, p.stat().st_mtime_ns) for n, p in zip(names, files)]
+    key = content_key(str(root.resolve()), {"files": stamp, "size": size})
+    return PhotoSet(names, key, size, files=files)
+
+
+@dataclass
+class LayerStats:
+    """Per image and channel of one layer, (N, C) each; positions are flat indices into (H, W)."""
+
+    top: torch.Tensor        # ranking value of the strongest position (pre-activation where known)
+    top_act: torch.Tensor    # the activation at that position
+    top_pos: torch.Tensor
+    bottom: torch.Tensor     # the weakest position's value (pre-activation where known)
+    bottom_pos: torch.Tensor
+    hw: tuple[int, ...]      # (H, W) of the layer's map; () for a (B, C) layer
+    pre: bool                # whether top/bottom are pre-activations
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save({**{k: getattr(self, k) for k in ("top", "top_act", "top_pos", "bottom", "bottom_pos")},
+                    "hw": torch.tensor(self.hw, dtype=torch.long), "pre": torch.tensor(self.pre)}, buf)
+        return buf.getvalue()
+
+    @staticmethod
+    def from_file(path: Path) -> LayerStats:
+        d = torch.load(path, weights_only=True)
+        return LayerStats(d["top"], d["top_act"], d["top_pos"], d["bottom"], d["bottom_pos"],
+                          tuple(d["hw"].tolist()), bool(d["pre"]))
+
+
+def _reduce(act: torch.Tensor, pre: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """(b, C, H, W) or (b, C) activations (and pre-activations) -> per-channel (b, C) statistics."""
+    a = act.float().flatten(2) if act.dim() > 2 else act.float()[..., None]   # (b, C, P)
+    r = a if pre is None else (pre.float().flatten(2) if pre.dim() > 2 else pre.float()[..., None])
+    top, top_pos = r.max(-1)
+    bottom, bottom_pos = r.min(-1)
+    return {"top": top, "top_act": a.gather(-1, top_pos[..., None])[..., 0], "top_pos": top_pos,
+            "bottom": bottom, "bottom_pos": bottom_pos}
+
+
+def stats_path(cache: Path, layer: str, photos: PhotoSet, weights: str) -> Path:
+    """Cache file of ``layer``'s statistics over ``photos`` for a model with weights hash ``weights``.
+
+    Example:
+        >>> stats_path(Path("_acts"), "relu1", bundled_photos(16), "abc").name.startswith("relu1-")
+        True
+    """
+    return Path(cache) / f"{slug(layer)}-{content_key(weights, {'photos': photos.key, 'layer': layer})}.pt"
+
+
+def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache: Path, *, batch: int = 32,
+                weights: str = "", progress: bool = True) -> dict[str, LayerStats]:
+    """Statistics of every layer in ``layers`` over ``photos``, from ``cache`` where present, else from one
+    streamed pass (``batch`` photos at a time, progress bar) whose results are written to ``cache``.
+
+    ``weights`` (the model's weights hash) is part of each cache file's name, so other weights recompute.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())
+        >>> import tempfile
+        >>> s = layer_stats(net, bundled_photos(16), ["1"], Path(tempfile.mkdtemp()), progress=False)
+        >>> s["1"].top.shape, s["1"].pre
+        (torch.Size([10, 2]), True)
     """
     from featviz.hooks import hooked
 
+    def path(layer: str) -> Path:
+        return stats_path(cache, layer, photos, weights)
+
+    out = {n: LayerStats.from_file(path(n)) for n in layers if path(n).is_file()}
+    todo = [n for n in layers if n not in out]
+    if not todo:
+        return out
     hm = hooked(model)
     prep = getattr(model, "preprocess", None) or (lambda t: t)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    maps = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            x = prep(images[start:start + batch].to(device))
-            _, cache = hm.run_with_cache(x, names=[name], stop_at_last=True)
-            maps.append(cache[name].float().cpu())
-    return torch.cat(maps)
+    monotone = [n for n in todo if type(hm.module(n)).__name__ in _MONOTONE]
+    pres: dict[str, torch.Tensor] = {}
+
+    def keep_input(name: str):
+        def hook(module, inputs, output):
+            pres[name] = inputs[0].detach()
+        return hook
+
+    parts: dict[str, list[dict]] = {n: [] for n in todo}
+    hw: dict[str, tuple[int, ...]] = {}
+    bar = tqdm(total=len(photos), desc="photos through the model", unit="photo", disable=not progress)
+    with bar, torch.no_grad(), hm.hooks([(n, keep_input(n)) for n in monotone]):
+        for x in photos.batches(batch):
+            _, acts = hm.run_with_cache(prep(x.to(device)), names=todo, stop_at_last=True)
+            for n in todo:
+                hw[n] = tuple(acts[n].shape[2:])
+                parts[n].append({k: v.cpu() for k, v in _reduce(acts[n], pres.get(n)).items()})
+            bar.update(len(x))
+    for n in todo:
+        cat = {k: torch.cat([p[k] for p in parts[n]]) for k in parts[n][0]}
+        out[n] = LayerStats(**cat, hw=hw[n], pre=n in monotone)
+        atomic_write_bytes(path(n), out[n].to_bytes())
+    return out
+
+
+def _tile(photo: torch.Tensor, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """(3, S, S) photo -> (TILE, TILE, 3) uint8: a crop around ``box`` (at least MIN_CROP of the side),
+    the receptive field outlined; the whole photo when ``box`` is None."""
+    from PIL import Image, ImageDraw
+
+    s = photo.shape[-1]
+    img = Image.fromarray((photo.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+    if box is None:
+        return np.asarray(img.resize((TILE, TILE), Image.Resampling.LANCZOS))
+    r0, r1, c0, c1 = box
+    side = min(s, max(r1 - r0 + 1, c1 - c0 + 1, round(s * MIN_CROP)))
+    top = min(max(0, (r0 + r1 + 1) // 2 - side // 2), s - side)
+    left = min(max(0, (c0 + c1 + 1) // 2 - side // 2), s - side)
+    crop = img.crop((left, top, left + side, top + side)).resize((TILE, TILE), Image.Resampling.LANCZOS)
+    k = TILE / side
+    ImageDraw.Draw(crop).rectangle(((c0 - left) * k, (r0 - top) * k, (c1 + 1 - left) * k - 1,
+                                    (r1 + 1 - top) * k - 1), outline=(255, 40, 40), width=2)
+    return np.asarray(crop)
+
+
+def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats, photos: PhotoSet,
+                  k: int) -> tuple[dict[str, bytes], dict]:
+    """JPEG tiles and facts of the ``k`` photos that excite ``layer:channel`` most and the ``k`` that
+    inhibit it most.
+
+    "Excites" lists only photos whose activation at the strongest position is above 0; "inhibits" only
+    photos whose weakest position is below 0 (pre-activation for ReLU layers). Each tile is a crop around
+    the receptive field of that position (``fv.circuits.input_boxes``), at least a third of the photo wide.
+
+    Example:
+        >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)   # doctest: +SKIP
+        >>> facts["top"][0]["activation"] > 0                                             # doctest: +SKIP
+        True
+    """
+    from featviz.circuits import input_boxes
+
+    top = stats.top[:, channel]
+    order = sorted(range(len(top)), key=lambda i: (-float(top[i]), i))
+    chosen = {"top": [i for i in order if float(stats.top_act[i, channel]) > 0][:k]}
+    bottom = stats.bottom[:, channel]
+    order = sorted(range(len(bottom)), key=lambda i: (float(bottom[i]), i))
+    chosen["bottom"] = [i for i in order if float(bottom[i]) < 0][:k]
+    files: dict[str, bytes] = {}
+    facts: dict = {"pre": stats.pre, "top": [], "bottom": []}
+    for kind, idx in chosen.items():
+        if not idx:
+            continue
+        flat = (stats.top_pos if kind == "top" else stats.bottom_pos)[idx, channel]
+        images = photos.load(idx)
+        boxes: list = [None] * len(idx)
+        if stats.hw:
+            w = stats.hw[-1]
+            positions = torch.stack([flat // w, flat % w], 1)  # (n, 2) rows, cols
+            boxes = [tuple(b) for b in input_boxes(model, layer, tuple(images.shape[1:]), positions).tolist()]
+        for j, (i, box) in enumerate(zip(idx, boxes)):
+            name = f"{kind}{j}.jpg"
+            files[name] = jpeg_bytes(_tile(images[j], box))
+            value = float(stats.top_act[i, channel] if kind == "top" else stats.bottom[i, channel])
+            rank = float((stats.top if kind == "top" else stats.bottom)[i, channel])
+            facts[kind].append({"name": photos.names[i], "file": name, "value": round(value, 6),
+                                "rank_value": round(rank, 6), "box": list(box) if box else None})
+    return files, facts
 
 
 def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int) -> torch.Tensor:
@@ -61,41 +279,10 @@ def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: 
     return responses.view(len(angles), len(PHASES), -1)
 
 
-def examples_png(model: nn.Module, ref: str, maps: torch.Tensor, images: torch.Tensor, names: Sequence[str],
-                 k: int) -> tuple[bytes, list[dict]]:
-    """The ``k`` photos whose strongest position in ``maps`` (N, H', W') of ``ref`` is highest.
-
-    Each is drawn with a box around the input pixels that reach that position (its receptive field,
-    ``fv.circuits.input_boxes``), with the crop inside the box below it.
-    """
-    from PIL import Image, ImageDraw
-
-    from featviz.circuits import input_boxes
-
-    best, where = maps.flatten(1).max(dim=1)
-    order = best.argsort(descending=True, stable=True)[:k]
-    positions = torch.stack([where[order] // maps.shape[-1], where[order] % maps.shape[-1]], 1)  # (k, 2)
-    boxes = input_boxes(model, ref.rpartition(":")[0], tuple(images.shape[1:]), positions).tolist()
-    scale = THUMB / images.shape[-1]
-    tiles, facts = [], []
-    for i, (r0, r1, c0, c1) in zip(order.tolist(), boxes):
-        photo = Image.fromarray(np.asarray(Image.open(io.BytesIO(png_bytes(images[i])))).copy())
-        crop = photo.crop((c0, r0, c1 + 1, r1 + 1)).resize((THUMB, THUMB), Image.Resampling.LANCZOS)
-        photo = photo.resize((THUMB, THUMB), Image.Resampling.LANCZOS)
-        ImageDraw.Draw(photo).rectangle((c0 * scale, r0 * scale, (c1 + 1) * scale - 1, (r1 + 1) * scale - 1),
-                                        outline=(255, 40, 40), width=2)
-        tiles.append((photo, crop))
-        facts.append({"name": names[i], "activation": round(float(best[i]), 6), "box": [r0, r1, c0, c1]})
-    pad = 4
-    strip = Image.new("RGB", (len(tiles) * (THUMB + pad) - pad, 2 * THUMB + pad), "white")
-    for j, (photo, crop) in enumerate(tiles):
-        strip.paste(photo, (j * (THUMB + pad), 0))
-        strip.paste(crop, (j * (THUMB + pad), THUMB + pad))
-    return png_bytes(np.asarray(strip)), facts
-
-
 def tuning_png(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
     """Tuning curve PNG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``) + facts."""
+    import matplotlib.pyplot as plt
+
     from featviz.circuits import TuningCurve
     from featviz.viz import plot_tuning_curve
 
@@ -104,5 +291,6 @@ def tuning_png(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[byte
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=72, bbox_inches="tight", facecolor="white",
                 metadata={"Software": None})
+    plt.close(fig)
     response = [round(float(r), 6) for r in curve.responses]
     return buf.getvalue(), {"preferred": int(curve.peak), "response": response}

@@ -2,7 +2,8 @@
 
 Templates live in ``featviz/assets/templates`` and are rendered with autoescaping; every link is
 relative (each page gets ``root``, the way back to the site's top folder), so the site works from
-``file://``. Pages are rewritten on every build; they are cheap next to the units they show.
+``file://``, and without JavaScript (the index's jump-to-unit box is the only script, and the page reads
+the same without it). Pages are rewritten on every build; they are cheap next to the units they show.
 
 Example:
     >>> write_site(Path("site"), manifest, units, links)   # doctest: +SKIP
@@ -10,14 +11,17 @@ Example:
 """
 from __future__ import annotations
 
+import json
 from importlib.resources import files as package_files
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from featviz.viz._store import slug, write_text_atomic
+from featviz._io import atomic_write_text
+from featviz.viz._channel import evidence_rows
+from featviz.viz._store import slug
 
-__all__ = ["write_site", "template_env", "write_css"]
+__all__ = ["write_site", "site_paths", "template_env", "write_css"]
 
 
 def template_env() -> Environment:
@@ -30,10 +34,44 @@ def template_env() -> Environment:
 def write_css(out: Path) -> None:
     """Copy the pages' stylesheet to ``out/style.css``."""
     css = package_files("featviz").joinpath("assets/templates/style.css").read_text()
-    write_text_atomic(Path(out) / "style.css", css)
+    atomic_write_text(Path(out) / "style.css", css)
 
 
-def _links(layers: list[dict], i: int, c: int, links: dict) -> list[dict]:
+def site_paths(layers: list[str], chosen: dict[str, list[int]], extra: dict[str, list[int]],
+               links: dict) -> set[str]:
+    """Every file and unit folder (relative to the site) a complete build of these units writes.
+
+    Example:
+        >>> sorted(site_paths(["a"], {"a": [0]}, {"a": []}, {}))[:3]
+        ['channels/a/0.html', 'data/a/0', 'index.html']
+    """
+    paths = {"index.html", "style.css", "manifest.json"}
+    for n in layers:
+        s = slug(n)
+        paths.add(f"layers/{s}.html")
+        for c in [*chosen[n], *extra[n]]:
+            paths |= {f"channels/{s}/{c}.html", f"data/{s}/{c}"}
+    paths |= {f"data/_links/{slug(a)}__{slug(b)}" for a, b in links}
+    return paths
+
+
+def _unit_label(layer: str, c: int, labels: list[str] | None, n_channels: int) -> str:
+    """``layer:c``, with the class name for an output unit (``labels`` as long as the layer is wide)."""
+    if labels and len(labels) == n_channels and 0 <= c < len(labels):
+        return f"{layer}:{c} “{labels[c]}”"
+    return f"{layer}:{c}"
+
+
+def _flatten(meta: dict) -> tuple[set[str], dict]:
+    """A unit's files and its facts, over all its parts."""
+    files, facts = set(), {}
+    for part in meta["parts"].values():
+        files |= set(part["files"])
+        facts |= part["facts"]
+    return files, facts
+
+
+def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, label) -> list[dict]:
     """Upstream and downstream connection groups of channel ``c`` of layer ``i`` for its page."""
     name = layers[i]["name"]
     groups = []
@@ -42,55 +80,81 @@ def _links(layers: list[dict], i: int, c: int, links: dict) -> list[dict]:
             continue
         other = layers[j]["name"]
         src, dst = (other, name) if direction == "upstream" else (name, other)
+        if (src, dst) not in links:
+            continue
         meta = links[(src, dst)]
         folder = f"../../data/_links/{slug(src)}__{slug(dst)}"
         items = []
         for o, strength in meta[direction].get(str(c), []):
             d, s = (c, o) if direction == "upstream" else (o, c)
-            built = o in layers[j]["channels"]
-            items.append({"label": f"{other}:{o}", "strength": strength, "thumb": f"{folder}/d{d}_s{s}.png",
-                          "href": f"../{slug(other)}/{o}.html" if built else None})
-        title = f"Strongest {'inputs from' if direction == 'upstream' else 'outputs to'} {other}"
+            partner = units.get((other, o))
+            dead = bool(partner and _flatten(partner)[1].get("dead"))
+            items.append({"label": label(other, o), "strength": strength, "kernel": f"{folder}/d{d}_s{s}.png",
+                          "fv": f"../../data/{slug(other)}/{o}/fv.png" if partner and not dead else None,
+                          "dead": dead, "href": f"../{slug(other)}/{o}.html" if partner else None})
         kh, kw = meta["kernel"]
-        groups.append({"title": f"{title} (expanded weights, {kh}×{kw}; red positive, blue negative)",
-                       "links": items})
+        groups.append({"direction": direction, "other": other, "links": items, "method": meta["method"],
+                       "kernel": f"{kh}×{kw}", "cut_off": meta.get("cut_off", False),
+                       "typical": meta.get("typical")})
     return groups
 
 
-def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], links: dict) -> Path:
-    """Write ``index.html``, one page per layer and one per channel into ``out``; returns index.html.
+def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], links: dict, *,
+               labels: list[str] | None = None, complete: bool = True) -> Path:
+    """Write ``index.html``, one page per layer and one per finished unit into ``out``; returns index.html.
 
-    ``units[(layer, c)]`` is each channel's ``meta.json``; ``links[(src, dst)]`` the connection unit's.
+    ``units[(layer, c)]`` is each finished unit's ``meta.json``; ``links[(src, dst)]`` the connection
+    unit's. ``complete=False`` (an interrupted build) says so on the index.
     """
     out = Path(out)
     env = template_env()
-    size = manifest["settings"]["size"]
     write_css(out)
     layers = manifest["layers"]
-    summary = []
+    nav = [{"name": la["name"], "href": f"layers/{slug(la['name'])}.html"} for la in layers]
+    common = {"manifest": manifest, "nav": nav, "size": manifest["settings"]["size"]}
+    index_units, summary = [], []
+    widths = {la["name"]: la["shape"][0] for la in layers}
+
+    def label(n: str, c: int) -> str:
+        return _unit_label(n, c, labels, widths[n])
+
     for i, layer in enumerate(layers):
-        s = slug(layer["name"])
-        channels = [{"c": c, "href": f"../channels/{s}/{c}.html", "img": f"../data/{s}/{c}/fv.png"}
-                    for c in layer["channels"]]
-        nav = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
-               for k, j in (("prev", i - 1), ("next", i + 1)) if 0 <= j < len(layers)}
-        html = env.get_template("layer.html").render(root="../", manifest=manifest, layer=layer, size=size,
-                                                     channels=channels, prev=nav.get("prev"),
-                                                     next=nav.get("next"))
-        write_text_atomic(out / "layers" / f"{s}.html", html)
-        preview = [{"c": ch["c"], "img": ch["img"][3:]} for ch in channels[:8]]
-        summary.append({**layer, "href": f"layers/{s}.html", "preview": preview})
-        for k, c in enumerate(layer["channels"]):
-            meta = units[(layer["name"], c)]
-            img = {f[:-4]: f"../../data/{s}/{c}/{f}" for f in meta["files"]}
-            nb = layer["channels"]
+        name, s = layer["name"], slug(layer["name"])
+
+        built = [c for c in layer["channels"] if (name, c) in units]
+        pages = sorted(c for c in [*layer["channels"], *layer["extra"]] if (name, c) in units)
+        cells = []
+        for c in built:
+            dead = bool(_flatten(units[(name, c)])[1].get("dead"))
+            cells.append({"c": c, "label": label(name, c), "href": f"../channels/{s}/{c}.html",
+                          "img": None if dead else f"../data/{s}/{c}/fv.png"})
+        prev_next = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
+                     if 0 <= j < len(layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
+        html = env.get_template("layer.html").render(root="../", layer=layer, channels=cells,
+                                                     n_extra=len(pages) - len(built), **prev_next, **common)
+        atomic_write_text(out / "layers" / f"{s}.html", html)
+        preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
+        summary.append({**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)})
+        for k, c in enumerate(pages):
+            files, facts = _flatten(units[(name, c)])
+            img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
+            ex = facts.get("examples") or {}
+            for kind in ("top", "bottom"):
+                for e in ex.get(kind, []):
+                    e["src"] = f"../../data/{s}/{c}/{e['file']}"
             html = env.get_template("channel.html").render(
-                root="../../", manifest=manifest, layer=layer, c=c, size=size, img=img, facts=meta["facts"],
-                layer_href=f"../../layers/{s}.html", connections=_links(layers, i, c, links),
-                prev=f"{nb[k - 1]}.html" if k > 0 else None,
-                next=f"{nb[k + 1]}.html" if k + 1 < len(nb) else None)
-            write_text_atomic(out / "channels" / s / f"{c}.html", html)
+                root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
+                full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
+                connections=_connections(layers, i, c, links, units, label) if c in layer["channels"] else [],
+                evidence=evidence_rows(facts.get("evidence")),
+                prev={"c": pages[k - 1], "href": f"{pages[k - 1]}.html"} if k > 0 else None,
+                next={"c": pages[k + 1], "href": f"{pages[k + 1]}.html"} if k + 1 < len(pages) else None,
+                **common)
+            atomic_write_text(out / "channels" / s / f"{c}.html", html)
+            index_units.append([label(name, c), f"channels/{s}/{c}.html"])
     index = out / "index.html"
-    html = env.get_template("index.html").render(root="", manifest=manifest, layers=summary)
-    write_text_atomic(index, html)
+    units_json = json.dumps(dict(index_units)).replace("<", "\\u003c")  # safe inside <script>
+    html = env.get_template("index.html").render(root="", layers=summary, complete=complete,
+                                                 units=index_units, units_json=units_json, **common)
+    atomic_write_text(index, html)
     return index

@@ -1,4 +1,5 @@
-"""Resumable build storage: content keys (weights + settings -> hex), atomic all-or-nothing result folders.
+"""Resumable build storage: content keys (weights + settings -> hex), atomic all-or-nothing result folders,
+and the site folder's guard (marker of what the builder wrote, lock, removal of only the builder's files).
 
 A *unit* (one channel's results, one layer pair's connections) is a folder of files with a ``meta.json``
 that records the unit's content key. It is written into a temporary sibling folder and renamed into
@@ -17,14 +18,17 @@ import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "write_text_atomic"]
+from featviz._io import temp_path
+
+__all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "read_files",
+           "MARKER", "LOCK", "SiteError", "SiteLock", "read_marker", "check_site_folder", "write_marker",
+           "remove_stale", "clean_temps"]
 
 
 def slug(name: str) -> str:
@@ -81,20 +85,23 @@ def unit_done(folder: Path, key: str) -> bool:
 def write_unit(folder: Path, files: Mapping[str, bytes], meta: Mapping) -> None:
     """Write ``files`` and ``meta.json`` as one unit: a temporary folder renamed to ``folder``.
 
-    A stale unit already at ``folder`` (other key) is replaced. ``meta`` must hold the ``key``.
+    A stale unit already at ``folder`` (other key) is replaced. ``meta`` must hold the ``key``. Folders
+    and files get the umask's modes (``featviz._io``); temporary names are ``featviz._io.temp_path``'s.
     """
     folder = Path(folder)
     if "meta.json" in files or "key" not in meta:
         raise ValueError("write_unit: 'meta.json' is written from meta, and meta needs a 'key'")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = temp_path(folder)
+    tmp.mkdir()  # 0o777 & ~umask
     try:
         for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        (tmp / "meta.json").write_text(json.dumps(dict(meta), indent=1, sort_keys=True))
+            with open(tmp / name, "xb") as f:
+                f.write(data)
+        with open(tmp / "meta.json", "xb") as f:
+            f.write(json.dumps(dict(meta), indent=1, sort_keys=True).encode())
         if folder.exists():  # stale: move aside first, a rename cannot replace a non-empty folder
-            old = folder.with_name(f".{folder.name}.old.tmp")
-            shutil.rmtree(old, ignore_errors=True)
+            old = temp_path(folder)
             os.replace(folder, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, folder)
@@ -102,15 +109,126 @@ def write_unit(folder: Path, files: Mapping[str, bytes], meta: Mapping) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def read_files(folder: Path, names: Sequence[str]) -> dict[str, bytes]:
+    """The bytes of each of ``names`` in a unit ``folder`` (to carry finished parts into a new unit)."""
+    return {n: (Path(folder) / n).read_bytes() for n in names}
+
+
+MARKER = ".featviz-site.json"   # says "a featviz microscope site" and lists what the builder wrote
+LOCK = ".featviz-lock"          # held (flock) by the one build writing the site; holds its pid
+
+
+class SiteError(ValueError):
+    """The site folder cannot be built into: not a featviz site, or another build holds its lock."""
+
+
+def read_marker(out: Path) -> dict | None:
+    """The site marker of ``out`` (``{"featviz_site": 1, "written": [relative paths]}``), None if absent."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        marker = json.loads((Path(out) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("featviz_site") == 1 else None
+
+
+def check_site_folder(out: Path, force: bool = False) -> set[str]:
+    """Paths the builder wrote into ``out`` before (from its marker); raises ``SiteError`` when ``out`` is a
+    non-empty folder that is not a featviz site, unless ``force`` (then nothing of it counts as written).
+
+    Example:
+        >>> check_site_folder(Path("new-folder"))   # doctest: +SKIP
+        set()
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SiteError(f"{out} is a file; give a folder for the site")
+    marker = read_marker(out)
+    if marker is not None:
+        return {p for p in marker.get("written", []) if _inside(p)}
+    if out.is_dir() and any(p.name not in (LOCK,) for p in out.iterdir()) and not force:
+        raise SiteError(f"{out} is not empty and is not a featviz site (no {MARKER}); choose a new or empty "
+                        "folder, or pass --force to build into it anyway (files already there are never "
+                        "deleted, but ones with the site's file names are overwritten)")
+    return set()
+
+
+def _inside(rel: str) -> bool:
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
+
+
+def write_marker(out: Path, written: set[str]) -> None:
+    """Record ``written`` (paths relative to ``out``) as the files and unit folders the builder owns."""
+    from featviz._io import atomic_write_text
+
+    marker = {"featviz_site": 1, "written": sorted(written)}
+    atomic_write_text(Path(out) / MARKER, json.dumps(marker, indent=0))
+
+
+def remove_stale(out: Path, stale: set[str]) -> list[str]:
+    """Delete each path of ``stale`` (relative to ``out``, written by an earlier build), then the folders it
+    leaves empty; returns what was removed. Paths outside ``out`` are never touched."""
+    out, removed = Path(out), []
+    for rel in sorted(stale):
+        p = out / rel
+        if not _inside(rel) or not os.path.lexists(p):
+            continue
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        removed.append(rel)
+        parent = p.parent
+        while parent != out and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return removed
+
+
+def clean_temps(out: Path, written: set[str]) -> None:
+    """Remove the builder's own temporary files and folders (``featviz._io.temp_path`` names) left by a
+    killed build, looking only in the folders that hold what the builder writes; nothing else is touched."""
+    from featviz._io import is_temp_name
+
+    out = Path(out)
+    folders = {out} | {(out / rel).parent for rel in written if _inside(rel)}
+    for folder in sorted(folders):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if is_temp_name(p.name):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+class SiteLock:
+    """An exclusive lock on a site folder for one build (``flock`` on ``LOCK``; released when the process
+    ends, however it ends). A second build gets ``SiteError`` naming the first one's pid.
+
+    Example:
+        >>> with SiteLock(Path("site")):   # doctest: +SKIP
+        ...     build()
+    """
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> SiteLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SiteError(f"another featviz microscope build (pid {other}) is writing to "
+                            f"{self.path.parent}; wait for it to end (or stop it), then rebuild") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no pid once free (a killed build's pid stays, harmlessly: no flock)
+            os.close(self._fd)  # closing releases the flock; the file stays (it is the site's)
+            self._fd = None

@@ -1,14 +1,19 @@
-"""A static microscope site: (model, layers) -> a folder of HTML pages and PNGs, built resumably.
+"""A static microscope site: (model, layers, photos) -> a folder of HTML pages and images, built resumably.
 
-Pages: ``index.html`` (the layers), ``layers/<layer>.html`` (every channel's feature visualization),
-``channels/<layer>/<c>.html`` (feature visualization, diversity batch, dataset examples, tuning curve
-for early layers, i.e. maps at least ``input_size / 8`` wide, top upstream/downstream connections
-with weight thumbnails). Links are relative; the site works from ``file://``.
+Pages: ``index.html`` (how to read the site, the layers, a jump-to-unit box), ``layers/<layer>.html``
+(every channel's feature visualization), ``channels/<layer>/<c>.html`` (feature visualization, diversity
+batch, top and bottom dataset examples, tuning curve for early layers, i.e. maps at least
+``input_size / 8`` wide, strongest upstream/downstream connections with the partner's feature
+visualization and the connecting weights). Links are relative; the site works from ``file://``.
 
-Builds are resumable: each channel's results are one unit under ``data/`` (written to a temporary
-folder, then renamed), keyed by the hash of the model's weights and the settings. A rerun skips every
-finished unit, so Ctrl-C loses nothing already finished. ``manifest.json`` records the settings and
-versions. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[distributed]'``).
+Builds are resumable and never touch what they did not write: the folder must be new, empty or a
+featviz site (``.featviz-site.json`` lists what the builder wrote; ``force=True`` builds into another
+folder without deleting anything of it); one build at a time holds its lock. Each channel's results are
+one unit under ``data/`` (written to a temporary folder, then renamed) made of parts (``fv``,
+``diversity``, ``examples``, ``tuning``), each keyed by the hash of the model's weights and the settings
+it depends on: a rerun computes only missing or changed parts, and pages or units of an earlier build
+that this one no longer has are removed. Ctrl-C keeps every finished unit and writes a browsable site of
+them. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[distributed]'``).
 
 Example:
     >>> index = build_microscope(model, ["blocks.1", "blocks.4"], "site", channels=8)   # doctest: +SKIP
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -28,44 +33,48 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from featviz._io import atomic_write_bytes, atomic_write_text
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
 from featviz.viz._store import (
+    SiteLock,
+    check_site_folder,
+    clean_temps,
     content_key,
+    read_files,
     read_meta,
+    remove_stale,
     slug,
     unit_done,
     weights_hash,
-    write_text_atomic,
+    write_marker,
     write_unit,
 )
 
-__all__ = ["MicroscopeSettings", "build_microscope", "layer_shapes", "save_png", "slug", "EARLY_STRIDE"]
+__all__ = ["MicroscopeSettings", "build_microscope", "check_layers", "default_layers", "layer_shapes",
+           "save_png", "slug", "EARLY_STRIDE"]
 
 EARLY_STRIDE = 8  # layers whose map is at least input_size / 8 wide count as early (get tuning curves)
 
 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
-    """Write one (3, H, W) image in [0, 1] as a PNG, atomically.
+    """Write one (3, H, W) image in [0, 1] as a PNG, atomically (``featviz._io``).
 
     Example:
         >>> save_png(torch.rand(3, 8, 8), "x.png")   # doctest: +SKIP
         PosixPath('x.png')
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png_bytes(image))
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, png_bytes(image))
 
 
 def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
                  size: int | None = None) -> dict[str, tuple[int, ...]]:
-    """Output shape of each layer in ``names`` (default: every hook name) for one mid-grey image.
+    """Output shape of each layer in ``names`` (default: every hook name) for one mid-grey image, in the
+    order the layers first run.
 
     The image has ``size`` pixels (default ``model.input_size``, else 224) and goes through
-    ``model.preprocess`` when the model has one. A layer that did not run or gave a non-tensor gets ``()``.
+    ``model.preprocess`` when the model has one. A layer that did not run or gave a non-tensor gets ``()``
+    (and comes last).
 
     Example:
         >>> layer_shapes(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
@@ -77,124 +86,299 @@ def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
     x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
     prep = getattr(model, "preprocess", None) or (lambda t: t)
     names = hm.hook_names if names is None else list(names)
-    with torch.no_grad():
+    with torch.no_grad(), _frozen(model):  # eval: BatchNorm stats stay as they are
         _, cache = hm.run_with_cache(prep(x), names=names, stop_at_last=len(names) < len(hm.hook_names))
-    return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in names}
+    ran = [n for n in cache if n in names] + [n for n in names if n not in cache]
+    return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in ran}
 
 
-def _conv_shapes(model: nn.Module, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
+def default_layers(model: nn.Module) -> list[str]:
+    """Every layer of ``model.interesting_layers``, then the output layer when ``model.labels`` names its
+    units (the last hook name whose output is (B, len(labels))).
+
+    Example:
+        >>> import featviz as fv
+        >>> default_layers(fv.models.get("edges_and_curves"))
+        ['relu1', 'relu2']
+    """
+    layers = list(getattr(model, "interesting_layers", None) or [])
+    labels = getattr(model, "labels", None)
+    if labels:
+        shapes = layer_shapes(model)
+        outputs = [n for n, s in shapes.items() if s == (1, len(labels))]
+        if outputs and outputs[-1] not in layers:
+            layers.append(outputs[-1])
+    return layers
+
+
+def check_layers(model: nn.Module, layers: Sequence[str], flag: str = "layers") -> dict[str, tuple[int, ...]]:
+    """Shapes of ``layers``; raises (naming ``flag``) unless they are layer names of conv-like (B, C, H, W) or
+    (B, C) layers, early to late. One forward pass; no other work.
+
+    Example:
+        >>> import featviz as fv
+        >>> check_layers(fv.models.get("edges_and_curves"), ["relu2", "relu1"], "--layers")
+        Traceback (most recent call last):
+        ...
+        ValueError: --layers: layers must go from early to late, in the order the model runs them: relu1,relu2
+    """
+    hm = hooked(model)
+    for ref in layers:
+        if hm.parse(ref)[1] is not None:
+            raise ValueError(f"{flag}: {ref!r} names a channel; give layer names (channels=N / --channels N "
+                             "picks how many channels)")
     shapes = layer_shapes(model, layers)
     for name, shape in shapes.items():
-        if len(shape) != 4:
-            raise ValueError(f"layer {name!r} gives activations of shape {shape}; the microscope needs "
-                             "conv-like (B, C, H, W) layers (see `featviz layers MODEL`)")
+        if len(shape) not in (2, 4):
+            raise ValueError(f"{flag}: layer {name!r} gives activations of shape {shape}; the microscope "
+                             "needs (B, C, H, W) or (B, C) layers (see `featviz layers MODEL`)")
+    ran = list(shapes)
+    if ran != list(layers):
+        raise ValueError(f"{flag}: layers must go from early to late, in the order the model runs them: "
+                         f"{','.join(ran)}")
     return shapes
 
 
-def _run_local(worker: ChannelWorker, todo, commit, bar) -> None:
-    for layer, c, early in todo:
-        files, facts = worker.compute(layer, c, early)
-        commit(layer, c, files, facts)
-        bar.update(1)
+def _frozen(model: nn.Module):
+    from featviz.optvis.render import frozen  # eval mode and frozen parameters, both restored on exit
+
+    return frozen(model)
 
 
-def _connections(model: nn.Module, out: Path, src: str, dst: str, chosen: dict[str, list[int]],
-                 wkey: str, top_k: int) -> dict:
-    """Unit ``data/_links/<src>__<dst>``: top-k links each way between the built channels, with thumbnails."""
-    from featviz.circuits import expanded_weights
-
-    key = content_key(wkey, {"src": src, "dst": dst, "top_k": top_k, "channels": [chosen[src], chosen[dst]]})
-    folder = out / "data" / "_links" / f"{slug(src)}__{slug(dst)}"
-    if not unit_done(folder, key):
-        w = expanded_weights(model, src, dst, progress=False)  # (C_dst, C_src, kh, kw)
-        strength = w.flatten(2).norm(dim=2)  # (C_dst, C_src): L2 norm of each expanded kernel
-        files, up, down = {}, {}, {}
-        for d in chosen[dst]:  # strongest inputs of each built dst channel, among all src channels
-            top = strength[d].topk(min(top_k, strength.shape[1])).indices.tolist()
-            up[d] = [(s, round(float(strength[d, s]), 6)) for s in top]
-        for s in chosen[src]:  # strongest outputs of each built src channel, among all dst channels
-            top = strength[:, s].topk(min(top_k, strength.shape[0])).indices.tolist()
-            down[s] = [(d, round(float(strength[d, s]), 6)) for d in top]
-        pairs = {(d, s) for d, lst in up.items() for s, _ in lst}
-        pairs |= {(d, s) for s, lst in down.items() for d, _ in lst}
-        for d, s in sorted(pairs):
-            files[f"d{d}_s{s}.png"] = kernel_png(w[d, s])
-        write_unit(folder, files, {"key": key, "src": src, "dst": dst, "kernel": list(w.shape[2:]),
-                                   "upstream": up, "downstream": down})
-    return read_meta(folder)
-
-
-def build_microscope(model: nn.Module, layers: Sequence[str], out: str | Path, *,
-                     settings: MicroscopeSettings | None = None, channels: int | None = None,
-                     workers: int = 1, address: str | None = None, progress: bool = True) -> Path:
+def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
+                     out: str | Path = "featviz-microscope", *, settings: MicroscopeSettings | None = None,
+                     channels: int | None = None, images: str | Path | None = None, workers: int = 1,
+                     address: str | None = None, force: bool = False, progress: bool = True) -> Path:
     """Build (or resume) the microscope site for ``layers`` of ``model`` in ``out``; returns index.html.
 
     Args:
-        layers: layer names (from ``fv.hooked(model).hook_names``), early to late; consecutive
-            layers are linked by their expanded weights.
+        layers: layer names (from ``fv.hooked(model).hook_names``), early to late; consecutive layers are
+            linked by their expanded weights. Default: ``default_layers(model)`` (the whole model).
         settings: what to compute per channel (``MicroscopeSettings()`` by default).
-        channels: build the first ``channels`` channels of each layer (default: all).
+        channels: build the first ``channels`` channels of each layer (default: all). Connections to
+            channels outside them get a feature visualization and a short page too.
+        images: folder of the user's photos for dataset examples (default: the bundled photos).
         workers: ``> 1`` computes channels on that many Ray workers; results are the same files.
         address: Ray cluster to join (default: a local Ray started for this build).
+        force: build into a non-empty folder that is not a featviz site (nothing of it is deleted).
 
-    The model is used in eval mode. Ctrl-C keeps every finished channel; rerunning resumes.
+    The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
     Example:
         >>> settings = MicroscopeSettings(size=64, steps=32)
         >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings)   # doctest: +SKIP
         PosixPath('site/index.html')
     """
+    with _frozen(model):
+        return _build(model, layers, Path(out), settings or MicroscopeSettings(), channels, images,
+                      int(workers), address, force, progress)
+
+
+def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, images, workers, address, force,
+           progress) -> Path:
     from featviz import __version__
-    from featviz.viz._site import write_site
+    from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path
+    from featviz.viz._site import site_paths, write_site
 
-    settings = settings or MicroscopeSettings()
-    hm = hooked(model)
-    layers = list(dict.fromkeys(layers))
+    # 1. every argument, before any work
+    layers = list(dict.fromkeys(layers if layers is not None else default_layers(model)))
     if not layers:
-        raise ValueError("build_microscope needs at least one layer name, e.g. layers=['blocks.1']")
-    for ref in layers:
-        if hm.parse(ref)[1] is not None:
-            raise ValueError(f"{ref!r} names a channel; give layer names (channels=N picks how many)")
+        raise ValueError("no layers: name them (layers=[...] / --layers L1,L2); this model declares no "
+                         "interesting_layers (see `featviz layers MODEL`)")
     if channels is not None and int(channels) < 1:
-        raise ValueError(f"channels must be a positive number of channels per layer, got {channels}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be 1 (in-process) or more (Ray), got {workers}")
-    out = Path(out)
-    for stale in out.glob("**/.*.tmp"):  # left by a build that was killed without any cleanup (SIGKILL)
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    shapes = _conv_shapes(model, layers)
+        raise ValueError(f"channels (--channels) must be a positive number per layer, got {channels}")
+    if workers < 1:
+        raise ValueError(f"workers (--workers) must be 1 (in-process) or more (Ray), got {workers}")
+    shapes = check_layers(model, layers, "layers")
     size = int(getattr(model, "input_size", 224))
-    chosen = {name: list(range(min(shape[1], channels or shape[1]))) for name, shape in shapes.items()}
-    early = {name: shape[-1] * EARLY_STRIDE >= size for name, shape in shapes.items()}
-    wkey = weights_hash(model)
-    key = content_key(wkey, settings.channel_settings())
+    photos = image_folder(images, size) if images is not None else bundled_photos(size)
+    old = check_site_folder(out, force)
 
-    def unit(layer: str, c: int) -> Path:
-        return out / "data" / slug(layer) / str(c)
+    with SiteLock(out):
+        clean_temps(out, old)
+        chosen = {n: list(range(min(s[1], channels or s[1]))) for n, s in shapes.items()}
+        early = {n: len(s) == 4 and s[-1] * EARLY_STRIDE >= size for n, s in shapes.items()}
+        wkey = weights_hash(model)
+        # 2. connections first (cheap, and they say which partner channels need a feature visualization)
+        links = {(a, b): connections(model, out, a, b, chosen, wkey, settings.top_k, size)
+                 for a, b in zip(layers, layers[1:])}
+        extra = _partners(layers, chosen, links)
+        units = {(n, c): settings.parts(early[n], len(shapes[n]) == 4) for n in layers for c in chosen[n]}
+        units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
+        photo_key = {"examples": {"photos": photos.key}}
+        keys = {u: {p: content_key(wkey, {"part": p, **v, **photo_key.get(p, {})}) for p, v in parts.items()}
+                for u, parts in units.items()}
+        planned = site_paths(layers, chosen, extra, links)
+        if settings.examples:
+            planned |= {str(stats_path(Path("data/_acts"), n, photos, wkey)) for n in layers}
+        write_marker(out, old | planned)  # before any file: a killed build's files are known as ours
 
-    def commit(layer: str, c: int, files: dict, facts: dict) -> None:
-        write_unit(unit(layer, c), files, {"key": key, "layer": layer, "channel": c, "files": sorted(files),
-                                          "facts": facts})
+        def folder(layer: str, c: int) -> Path:
+            return out / "data" / slug(layer) / str(c)
 
-    todo = [(name, c, early[name]) for name in layers for c in chosen[name]
-            if not unit_done(unit(name, c), key)]
-    total = sum(len(v) for v in chosen.values())
-    with tqdm(total=total, initial=total - len(todo), desc=f"microscope {out}", disable=not progress) as bar:
-        if workers > 1 and todo:
-            from featviz.viz._distributed import run_ray
+        todo = []
+        for (n, c), want in keys.items():
+            meta = read_meta(folder(n, c)) or {}
+            have = {p: v["key"] for p, v in meta.get("parts", {}).items()}
+            missing = [p for p, k in want.items() if have.get(p) != k]
+            if missing:
+                todo.append((n, c, early[n], tuple(missing)))
+        stats = {}
+        if settings.examples and any("examples" in job[3] for job in todo):
+            need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
+            stats = layer_stats(model, photos, need, out / "data" / "_acts", weights=wkey, progress=progress)
 
-            run_ray(model, settings, todo, commit, bar, workers=workers, address=address)
-        elif todo:
-            _run_local(ChannelWorker(model, settings), todo, commit, bar)
-    links = {(a, b): _connections(model, out, a, b, chosen, wkey, settings.top_k)
-             for a, b in zip(layers, layers[1:])}
-    manifest = {
-        "featviz": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "model": type(model).__name__, "weights_sha256": wkey, "channel_key": key,
-        "settings": {**asdict(settings), "tuning_angles": list(settings.tuning_angles)},
-        "layers": [{"name": n, "shape": list(shapes[n][1:]), "channels": chosen[n], "early": early[n]}
-                   for n in layers],
-    }
-    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-    units = {(n, c): read_meta(unit(n, c)) for n in layers for c in chosen[n]}
-    return write_site(out, manifest, units, links)
+        def commit(layer: str, c: int, files: dict, facts: dict) -> None:
+            _commit(model, folder(layer, c), layer, c, keys[(layer, c)], files, facts, stats, photos,
+                    settings)
+
+        total, interrupted = len(keys), False
+        try:
+            with tqdm(total=total, initial=total - len(todo), desc=f"microscope {out}", unit="channel",
+                      disable=not progress) as bar:
+                if workers > 1 and todo:
+                    from featviz.viz._distributed import run_ray
+
+                    run_ray(model, settings, todo, commit, bar, workers=workers, address=address)
+                elif todo:
+                    worker = ChannelWorker(model, settings)
+                    for job in todo:
+                        commit(job[0], job[1], *worker.compute(*job))
+                        bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+        manifest = {
+            "featviz": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "model": getattr(model, "name", None) or type(model).__name__, "weights_sha256": wkey,
+            "photos": {"count": len(photos), "source": "your images" if images is not None else "bundled"},
+            "settings": {**asdict(settings), "tuning_angles": list(settings.tuning_angles)},
+            "layers": [{"name": n, "shape": list(shapes[n][1:]), "channels": chosen[n], "extra": extra[n],
+                        "early": early[n]} for n in layers],
+        }
+        done = {u: read_meta(folder(*u)) for u in keys}
+        done = {u: m for u, m in done.items() if m and all(m["parts"].get(p, {}).get("key") == k
+                                                          for p, k in keys[u].items())}
+        labels = getattr(model, "labels", None)
+        if interrupted:
+            index = write_site(out, manifest, done, links, labels=labels, complete=False)
+            raise KeyboardInterrupt
+        atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+        index = write_site(out, manifest, done, links, labels=labels)
+        remove_stale(out, old - planned)
+        write_marker(out, planned)
+    return index
+
+
+def connections(model: nn.Module, out: Path, src: str, dst: str, chosen: dict[str, list[int]], wkey: str,
+                top_k: int, size: int) -> dict:
+    """Unit ``data/_links/<src>__<dst>``: the top-k links each way of every built channel, with kernel PNGs.
+
+    A link's strength is the L2 norm of its expanded kernel (``fv.circuits.expanded_weights``; for a (B, C)
+    layer, the gradient at a mid-grey image) divided by the median over all channel pairs of the two
+    layers, so numbers from different layer pairs compare: 5 means five times a typical connection.
+    """
+    key = content_key(wkey, {"src": src, "dst": dst, "top_k": top_k, "channels": [chosen[src], chosen[dst]],
+                             "format": 2})
+    folder = out / "data" / "_links" / f"{slug(src)}__{slug(dst)}"
+    if unit_done(folder, key):
+        return read_meta(folder)
+    w, method, cut = _link_weights(model, src, dst, size)  # (C_dst, C_src, kh, kw)
+    strength = w.flatten(2).norm(dim=2)  # (C_dst, C_src)
+    typical = float(strength.flatten().median()) or float(strength.max()) or 1.0
+    rel = strength / typical
+    up, down = {}, {}
+    for d in chosen[dst]:  # strongest inputs of each built dst channel, among all src channels
+        up[d] = [(s, round(float(rel[d, s]), 4))
+                 for s in rel[d].topk(min(top_k, rel.shape[1])).indices.tolist()]
+    for s in chosen[src]:  # strongest outputs of each built src channel, among all dst channels
+        down[s] = [(d, round(float(rel[d, s]), 4))
+                   for d in rel[:, s].topk(min(top_k, rel.shape[0])).indices.tolist()]
+    pairs = {(d, s) for d, lst in up.items() for s, _ in lst}
+    pairs |= {(d, s) for s, lst in down.items() for d, _ in lst}
+    files = {f"d{d}_s{s}.png": kernel_png(w[d, s]) for d, s in sorted(pairs)}
+    write_unit(folder, files, {"key": key, "src": src, "dst": dst, "kernel": list(w.shape[2:]),
+                               "method": method, "cut_off": cut, "typical": typical, "upstream": up,
+                               "downstream": down})
+    return read_meta(folder)
+
+
+def _link_weights(model: nn.Module, src: str, dst: str, size: int) -> tuple[torch.Tensor, str, bool]:
+    """(C_dst, C_src, kh, kw) weights from ``src`` to ``dst``, how they were found, and whether the kernels
+    are cut off at the map's edge (even at twice the input size)."""
+    from featviz.circuits import expanded_weights
+
+    try:
+        for s in (size, 2 * size):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                w = expanded_weights(model, src, dst, size=s, progress=False)
+            if not caught:
+                break
+        return w, "expanded weights", bool(caught)
+    except ValueError:  # a (B, C) layer: no kernels to expand
+        return _gradient_weights(model, src, dst, size), "gradient at a mid-grey image", False
+
+
+def _gradient_weights(model: nn.Module, src: str, dst: str, size: int, chunk: int = 64) -> torch.Tensor:
+    """(C_dst, C_src, h, w) gradient of each ``dst`` unit (mean over positions) with respect to ``src``'s
+    map, at a mid-grey image; ``src`` replaced by a leaf so only the layers after it matter."""
+    hm = hooked(model)
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = (getattr(model, "preprocess", None) or (lambda t: t))(torch.full((1, 3, size, size), 0.5, device=dev))
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(x, names=[src, dst])
+    a, n_dst = cache[src], cache[dst].shape[1]
+    rows = []
+    for start in range(0, n_dst, chunk):
+        idx = torch.arange(start, min(start + chunk, n_dst), device=dev)
+        z = a.expand(len(idx), *a.shape[1:]).clone().requires_grad_(True)
+        got: dict[str, torch.Tensor] = {}
+        fns = [(src, lambda m, i, o, z=z: z), (dst, lambda m, i, o, got=got: got.__setitem__("y", o))]
+        with torch.enable_grad(), hm.hooks(fns):
+            hm(x.expand(len(idx), *x.shape[1:]))
+            y = got["y"].flatten(2).mean(2) if got["y"].dim() > 2 else got["y"]  # (n, C_dst)
+            y[torch.arange(len(idx)), idx].sum().backward()
+        rows.append(z.grad.detach().cpu())
+    g = torch.cat(rows)  # (C_dst, C_src, ...)
+    return g if g.dim() == 4 else g.reshape(*g.shape[:2], 1, 1)
+
+
+def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict) -> dict[str, list[int]]:
+    """Channels that some connection of a built channel points at but that are not built themselves."""
+    extra: dict[str, set[int]] = {n: set() for n in layers}
+    for (src, dst), meta in links.items():
+        extra[src] |= {s for lst in meta["upstream"].values() for s, _ in lst}
+        extra[dst] |= {d for lst in meta["downstream"].values() for d, _ in lst}
+    return {n: sorted(extra[n] - set(chosen[n])) for n in layers}
+
+
+def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files: dict, facts: dict, stats,
+            photos, settings: MicroscopeSettings) -> None:
+    """Write unit ``folder`` from the new parts (``files``/``facts`` of the worker, plus dataset examples)
+    and the old unit's parts whose keys still hold."""
+    from featviz.viz._examples import example_files
+
+    old = read_meta(folder) or {}
+    parts: dict[str, dict] = {}
+    blobs: dict[str, bytes] = {}
+    for p, k in keys.items():
+        prev = old.get("parts", {}).get(p)
+        if prev and prev["key"] == k:
+            parts[p] = prev
+            blobs |= read_files(folder, prev["files"])
+    by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.png"]}
+    fact_part = {"activation": "fv", "dead": "fv", "tuning": "tuning"}
+    for p in keys:
+        if p in parts:
+            continue
+        if p == "examples":
+            ex_files, ex_facts = example_files(model, layer, c, stats[layer], photos, settings.examples)
+            parts[p] = {"key": keys[p], "files": sorted(ex_files), "facts": {"examples": ex_facts}}
+            blobs |= ex_files
+            continue
+        mine = [f for f in by_part[p] if f in files]
+        parts[p] = {"key": keys[p], "files": mine,
+                    "facts": {f: v for f, v in facts.items() if fact_part.get(f) == p}}
+        blobs |= {f: files[f] for f in mine}
+    unit_key = content_key("", {p: v["key"] for p, v in sorted(parts.items())})
+    write_unit(folder, blobs, {"key": unit_key, "layer": layer, "channel": c, "parts": parts})

@@ -24,21 +24,23 @@ def resumed(tmp_path_factory):
     original, runs = _channel.ChannelWorker.compute, {"first": [], "rerun": []}
     mp = pytest.MonkeyPatch()
 
-    def interrupting(self, layer, c, early):
+    def interrupting(self, layer, c, early, parts):
         if len(runs["first"]) == 3:
             raise KeyboardInterrupt
         runs["first"].append((layer, c))
-        return original(self, layer, c, early)
+        return original(self, layer, c, early, parts)
 
     mp.setattr(_channel.ChannelWorker, "compute", interrupting)
     with pytest.raises(KeyboardInterrupt):
         build_toy(out)
     data = out / "data"
-    runs["after_interrupt"] = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_dir())
+    runs["after_interrupt"] = sorted(str(p.relative_to(data)) for p in data.rglob("*")
+                                     if p.is_dir() and not str(p.relative_to(data)).startswith("_"))
+    runs["index_after_interrupt"] = (out / "index.html").read_text()
 
-    def recording(self, layer, c, early):
+    def recording(self, layer, c, early, parts):
         runs["rerun"].append((layer, c))
-        return original(self, layer, c, early)
+        return original(self, layer, c, early, parts)
 
     mp.setattr(_channel.ChannelWorker, "compute", recording)
     build_toy(out)
@@ -66,7 +68,7 @@ def test_curve_page_links_to_its_wired_edge_inputs(site):
 def test_edge_page_shows_tuning_curve_and_examples(site):
     html = (site / "channels" / "relu1" / "2.html").read_text()
     assert 'src="../../data/relu1/2/tuning.png"' in html
-    assert 'src="../../data/relu1/2/examples.png"' in html
+    assert 'src="../../data/relu1/2/top0.jpg"' in html and (site / "data/relu1/2/top0.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
 def test_manifest_records_settings_and_versions(site):
@@ -81,6 +83,12 @@ def test_interrupt_keeps_exactly_the_finished_channels(resumed):
     assert runs["after_interrupt"] == ["relu1", "relu1/0", "relu1/1", "relu1/2"]  # no temp folders either
 
 
+def test_interrupt_leaves_a_browsable_index_of_the_finished_channels(resumed):
+    _, runs = resumed
+    html = runs["index_after_interrupt"]
+    assert "interrupted" in html and "3 of 8 channels shown" in html and "0 of 7 channels shown" in html
+
+
 def test_rerun_computes_only_the_missing_channels(resumed):
     _, runs = resumed
     everything = [(layer, c) for layer, n in (("relu1", 8), ("relu2", 7)) for c in range(n)]
@@ -92,7 +100,7 @@ def test_resumed_build_equals_uninterrupted_build(resumed, site):
     assert file_hashes(out) == file_hashes(site)
 
 
-def test_changed_settings_recompute_every_channel(tmp_path, monkeypatch):
+def test_changed_steps_recompute_the_renders_of_every_channel(tmp_path, monkeypatch):
     model = toy_model()
     build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=2, examples=0),
                      channels=2, progress=False)
@@ -101,14 +109,15 @@ def test_changed_settings_recompute_every_channel(tmp_path, monkeypatch):
     monkeypatch.setattr(_channel.ChannelWorker, "compute", lambda s, *a: calls.append(a) or original(s, *a))
     build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=3, examples=0),
                      channels=2, progress=False)
-    assert [c for _, c, _ in calls] == [0, 1]
+    assert [(c, parts) for _, c, _, parts in calls] == [(0, ("fv", "diversity")), (1, ("fv", "diversity"))]
+    assert json.loads((tmp_path / "manifest.json").read_text())["settings"]["steps"] == 3
 
 
 def test_interrupted_unit_write_leaves_no_trace(tmp_path, monkeypatch):
-    def boom(self, data):
+    def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_store.Path, "write_bytes", boom)
+    monkeypatch.setattr(_store.json, "dumps", boom)  # after the files, before meta.json and the rename
     with pytest.raises(KeyboardInterrupt):
         _store.write_unit(tmp_path / "unit", {"a.png": b"x"}, {"key": "k"})
     assert list(tmp_path.iterdir()) == []
