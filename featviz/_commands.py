@@ -7,22 +7,77 @@ Example:
 from __future__ import annotations
 
 import sys
+import tempfile
 from argparse import Namespace
 from pathlib import Path
 
 from torch import nn
 
 from featviz._modelfile import load_model
+from featviz.errors import BadValue, OutOfRange, OutputError, UnknownName
+from featviz.hooks import hooked
 from featviz.viz.microscope import layer_shapes, slug
 
 __all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers"]
 
 
-def _parse_channel(hm, ref: str) -> tuple[str, int]:
-    name, channel = hm.parse(ref)
-    if channel is None:
-        raise ValueError(f"{ref!r} names a layer, not a channel: write LAYER:CH, e.g. {name}:0")
-    return name, channel
+def _out_dir(folder: str) -> Path:
+    """``--out`` as a folder that exists and can be written, or an OutputError saying why not."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder: give a folder path (created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write into --out {out} ({e.strerror or e}): choose a folder you can "
+                          "write to") from None
+    return out
+
+
+def _probe(model: nn.Module, names: list[str] | None, size: int | None) -> dict[str, tuple[int, ...]]:
+    """Output shapes of ``names`` for one image of ``size`` pixels; a model that cannot run on that size
+    is a user error naming the size and the model's own."""
+    try:
+        return layer_shapes(model, names, size=size)
+    except RuntimeError as e:  # conv kernel larger than its input, shape mismatch of a user's model, ...
+        own = getattr(model, "input_size", None)
+        shown = size or own or 224
+        first = " ".join(str(e).split())[:200]
+        fix = f"use --size {own} (the model's input size)" if own and own != shown else \
+            "check --size and the model's forward"
+        raise BadValue(f"the model cannot run on {shown}x{shown} images ({first}); {fix}") from None
+
+
+def _channel_refs(model: nn.Module, refs: list[str], size: int | None) -> list[tuple[str, int]]:
+    """``["layer:ch", ...]`` -> ``[(layer, ch), ...]`` checked against the model (names, channel counts,
+    the model running at ``size``); a negative channel counts from the end, as in Python."""
+    hm = hooked(model)
+    parsed = []
+    for ref in refs:
+        try:
+            name, channel = hm.parse(ref)
+        except KeyError as e:
+            raise UnknownName(e.args[0] if e.args else str(e)) from None
+        except (ValueError, TypeError) as e:
+            raise BadValue(str(e)) from None
+        if channel is None:
+            raise BadValue(f"{ref!r} names a layer, not a channel: write LAYER:CH, e.g. {name}:0")
+        parsed.append((name, channel))
+    shapes = _probe(model, list(dict.fromkeys(n for n, _ in parsed)), size)
+    out = []
+    for name, channel in parsed:
+        shape = shapes.get(name, ())
+        if len(shape) < 2:
+            raise BadValue(f"layer {name!r} gave no (B, C, ...) tensor on a {size or 'default'}-pixel input "
+                           "(it did not run, or its output is not a tensor); pick another layer from "
+                           "`featviz layers MODEL`")
+        n = shape[1]
+        if not -n <= channel < n:
+            raise OutOfRange(f"layer {name!r} has {n} channels (0..{n - 1}); got channel {channel}")
+        out.append((name, channel % n))
+    return out
 
 
 LayerRow = tuple[str, str, tuple[int, ...], "int | None"]
@@ -39,15 +94,16 @@ def layer_table(model: nn.Module, size: int | None = None) -> list[LayerRow]:
         >>> rows[0]
         ('0', 'Conv2d', (1, 8, 30, 30), 8)
     """
-    from featviz.hooks import hooked
-
     hm = hooked(model)
     return [(name, type(hm.module(name)).__name__, shape, shape[1] if len(shape) >= 2 else None)
-            for name, shape in layer_shapes(model, size=size).items()]
+            for name, shape in _probe(model, None, size).items()]
 
 
 def cmd_layers(args: Namespace) -> None:
     rows = layer_table(load_model(args.model, args.arch), args.size)
+    if not rows:
+        raise BadValue(f"{args.model} has no hookable layers (no submodules); wrap its layers in nn.Module "
+                       "attributes or an nn.Sequential")
     width = max(len("layer"), *(len(r[0]) for r in rows))
     type_width = max(len("type"), *(len(r[1]) for r in rows))
     print(f"{'layer':<{width}}  {'type':<{type_width}}  {'output shape':<20}  channels")
@@ -68,10 +124,8 @@ def cmd_render(args: Namespace) -> None:
     from featviz.viz.microscope import save_png
 
     model = load_model(args.model, args.arch)
-    hm = fv.hooked(model)
-    refs = [f"{name}:{channel}" for name, channel in (_parse_channel(hm, r) for r in args.refs)]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    refs = [f"{name}:{channel}" for name, channel in _channel_refs(model, args.refs, args.size)]
+    out = _out_dir(args.out)
     for ref in refs:
         result = fv.render(model, ref, size=args.size, steps=args.steps, seed=args.seed,
                            progress=not args.quiet)
@@ -84,16 +138,16 @@ def cmd_trace(args: Namespace) -> None:
     import featviz as fv
 
     model = load_model(args.model, args.arch)
-    name, channel = _parse_channel(fv.hooked(model), args.ref)
+    ((name, channel),) = _channel_refs(model, [args.ref], None)
+    out = _out_dir(args.out)
     circuit = fv.circuits.trace(model, f"{name}:{channel}", depth=args.depth, top_k=args.top_k,
                                 progress=not args.quiet)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"circuit_{slug(f'{name}:{channel}')}"
-    circuit.to_json(stem.with_suffix(".json"))
-    circuit.plot(path=str(stem.with_suffix(".png")), size=args.thumb_size, steps=args.thumb_steps)
-    print(stem.with_suffix(".png"))
-    print(stem.with_suffix(".json"))
+    stem = f"circuit_{slug(f'{name}:{channel}')}"  # e.g. circuit_blocks.7_13: layer and channel kept
+    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"  # not with_suffix: '.7_13' is no suffix
+    circuit.to_json(json_path)
+    circuit.plot(path=str(png_path), size=args.thumb_size, steps=args.thumb_steps)
+    print(png_path)
+    print(json_path)
 
 
 def cmd_microscope(args: Namespace) -> None:
@@ -105,8 +159,8 @@ def cmd_microscope(args: Namespace) -> None:
     else:
         layers = list(getattr(model, "interesting_layers", []))[:2]
         if not layers:
-            raise ValueError("this model declares no interesting_layers: name them with --layers L1,L2 "
-                             "(see `featviz layers MODEL`)")
+            raise BadValue("this model declares no interesting_layers: name them with --layers L1,L2 "
+                           "(see `featviz layers MODEL`)")
     settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed)
     index = build_microscope(model, layers, args.out, settings=settings, channels=args.channels,
                              workers=args.workers, address=args.address, progress=not args.quiet)
@@ -116,6 +170,7 @@ def cmd_microscope(args: Namespace) -> None:
 def cmd_demo(args: Namespace) -> None:
     from featviz.demo import run_demo
 
+    _out_dir(args.out)
     kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
     print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
           f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)

@@ -107,7 +107,7 @@ def as_objective(obj: Objective | str) -> Objective:
         return obj
     if isinstance(obj, str):
         layer, sep, c = obj.rpartition(":")
-        if not sep or not layer or not c.strip().isdigit():
+        if not sep or not layer or not c.strip().lstrip("-").isdigit():  # "-1": a channel, not a layer
             raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
                              f"for a whole layer use objectives.deepdream({obj!r})")
         return channel(layer.strip(), int(c))
@@ -116,7 +116,7 @@ def as_objective(obj: Objective | str) -> Objective:
 
 def _check_channel_arg(c: object) -> int:
     if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
-        raise ValueError(f"channel must be a non-negative int, got {c!r}")
+        raise ValueError(f"channel must be a non-negative int, got {c!r}; channels count from 0 (0..C-1)")
     return int(c)
 
 
