@@ -151,19 +151,48 @@ def cmd_trace(args: Namespace) -> None:
 
 
 def cmd_microscope(args: Namespace) -> None:
-    from featviz.viz.microscope import MicroscopeSettings, build_microscope
+    import time
 
+    from featviz.errors import BadValue, MissingFile, OutputError, UnknownName
+    from featviz.viz._store import SiteError, read_marker
+    from featviz.viz.microscope import MicroscopeSettings, build_microscope, check_layers, default_layers
+
+    if args.examples < 0:
+        raise BadValue(f"--examples must be 0 or more, got {args.examples}")
+    if args.images is not None and not Path(args.images).is_dir():
+        raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
     model = load_model(args.model, args.arch)
     if args.layers:
-        layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+        layers = list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
     else:
-        layers = list(getattr(model, "interesting_layers", []))[:2]
+        layers = default_layers(model)
         if not layers:
             raise BadValue("this model declares no interesting_layers: name them with --layers L1,L2 "
-                           "(see `featviz layers MODEL`)")
-    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed)
-    index = build_microscope(model, layers, args.out, settings=settings, channels=args.channels,
-                             workers=args.workers, address=args.address, progress=not args.quiet)
+                             "(see `featviz layers MODEL`)")
+    try:
+        check_layers(model, layers, "--layers")
+    except KeyError as e:
+        raise UnknownName(e.args[0] if e.args else str(e)) from None
+    except (ValueError, IndexError) as e:
+        raise BadValue(str(e)) from None
+    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples)
+    out, start = Path(args.out), time.perf_counter()
+    try:
+        index = build_microscope(model, layers, out, settings=settings, channels=args.channels,
+                                 images=args.images, workers=args.workers, address=args.address,
+                                 force=args.force, progress=not args.quiet)
+    except SiteError as e:  # a file, a folder that is not a site, another build's lock
+        raise OutputError(str(e)) from None
+    except KeyboardInterrupt:
+        if (out / "index.html").is_file():
+            print(f"featviz microscope: interrupted; {out / 'index.html'} shows the finished channels; "
+                  "run the same command again to finish (nothing finished is lost)", file=sys.stderr)
+        raise
+    written = (read_marker(out) or {}).get("written", [])
+    pages = sum(p.endswith(".html") for p in written)
+    units = sum(p.startswith("channels/") for p in written)
+    print(f"featviz microscope: {pages} pages ({units} channels of {len(layers)} layers) in "
+          f"{time.perf_counter() - start:.0f} s; open {index}", file=sys.stderr)
     print(index)
 
 

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a page per channel. Finished channels are kept: rerunning resumes.")
     _add_model(p)
     p.add_argument("--layers", default=None, metavar="L1,L2",
-                   help="comma-separated layer names (default: the model's interesting_layers)")
+                   help="comma-separated layer names, early to late (default: the whole model: every layer "
+                        "of its interesting_layers, then its output units when it has class names)")
     p.add_argument("--out", default="featviz-microscope", metavar="DIR", help="site folder")
     p.add_argument("--channels", type=_positive_int, default=None, metavar="N",
                    help="first N channels per layer (all)")
@@ -122,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N > 1: distribute channels over N Ray workers (pip install 'featviz[distributed]')")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray)")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="folder of your own photos (searched recursively) for dataset examples "
+                        "(default: the bundled photos)")
+    p.add_argument("--examples", type=int, default=6, metavar="N",
+                   help="dataset examples shown per channel, top and bottom each (default: 6; 0: none)")
+    p.add_argument("--force", action="store_true",
+                   help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
+    p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
 
     sub.add_parser("models", help="list the model zoo", description="List the models `MODEL` can name.")
 
