@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes
+from featviz.errors import BadValue, MissingFile
 from featviz.viz._channel import jpeg_bytes
 from featviz.viz._store import content_key, slug
 
@@ -82,8 +83,8 @@ def bundled_photos(size: int) -> PhotoSet:
 def image_folder(folder: str | os.PathLike, size: int) -> PhotoSet:
     """Every image file under ``folder`` (recursively, sorted by path) at ``size`` px; nothing loaded yet.
 
-    The key covers each file's path, size and modification time. Raises ``FileNotFoundError`` for a missing
-    folder and ``ValueError`` for a folder without images.
+    The key covers each file's path, size and modification time. Raises ``MissingFile`` for a missing
+    folder and ``BadValue`` for a folder without images.
 
     Example:
         >>> image_folder("my_photos", 224).names[:2]   # doctest: +SKIP
@@ -93,10 +94,10 @@ def image_folder(folder: str | os.PathLike, size: int) -> PhotoSet:
 
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"--images: no such folder: {root}")
+        raise MissingFile(f"--images: no such folder: {root}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ValueError(f"--images: {root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+        raise BadValue(f"--images: {root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
     names = [str(p.relative_to(root).with_suffix("")) for p in files]
     stamp = [(n, p.stat().st_size, p.stat().st_mtime_ns) for n, p in zip(names, files)]
     key = content_key(str(root.resolve()), {"files": stamp, "size": size})

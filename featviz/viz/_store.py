@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from featviz._io import temp_path
+from featviz.errors import OutputError
 
 __all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "read_files",
            "MARKER", "LOCK", "SiteError", "SiteLock", "read_marker", "check_site_folder", "write_marker",
@@ -118,7 +119,7 @@ MARKER = ".featviz-site.json"   # says "a featviz microscope site" and lists wha
 LOCK = ".featviz-lock"          # held (flock) by the one build writing the site; holds its pid
 
 
-class SiteError(ValueError):
+class SiteError(OutputError):
     """The site folder cannot be built into: not a featviz site, or another build holds its lock."""
 
 

@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes, atomic_write_text
+from featviz.errors import BadValue, UnknownName
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
 from featviz.viz._store import (
@@ -86,9 +87,14 @@ def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
     x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
     prep = getattr(model, "preprocess", None) or (lambda t: t)
     names = hm.hook_names if names is None else list(names)
-    with torch.no_grad(), _frozen(model):  # eval: BatchNorm stats stay as they are
+    order: list[str] = []
+
+    def seen(name: str):
+        return lambda module, inputs, output: None if name in order else order.append(name)
+
+    with torch.no_grad(), _frozen(model), hm.hooks([(n, seen(n)) for n in dict.fromkeys(names)]):
         _, cache = hm.run_with_cache(prep(x), names=names, stop_at_last=len(names) < len(hm.hook_names))
-    ran = [n for n in cache if n in names] + [n for n in names if n not in cache]
+    ran = order + [n for n in names if n not in order]
     return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in ran}
 
 
@@ -117,24 +123,29 @@ def check_layers(model: nn.Module, layers: Sequence[str], flag: str = "layers") 
 
     Example:
         >>> import featviz as fv
-        >>> check_layers(fv.models.get("edges_and_curves"), ["relu2", "relu1"], "--layers")
-        Traceback (most recent call last):
-        ...
-        ValueError: --layers: layers must go from early to late, in the order the model runs them: relu1,relu2
+        >>> try:
+        ...     check_layers(fv.models.get("edges_and_curves"), ["relu2", "relu1"], "--layers")
+        ... except ValueError as e:
+        ...     print(str(e).split(": ")[-1])
+        relu1,relu2
     """
     hm = hooked(model)
     for ref in layers:
-        if hm.parse(ref)[1] is not None:
-            raise ValueError(f"{flag}: {ref!r} names a channel; give layer names (channels=N / --channels N "
+        try:
+            channel = hm.parse(ref)[1]
+        except KeyError as e:
+            raise UnknownName(f"{flag}: {e.args[0] if e.args else e}") from None
+        if channel is not None:
+            raise BadValue(f"{flag}: {ref!r} names a channel; give layer names (channels=N / --channels N "
                              "picks how many channels)")
     shapes = layer_shapes(model, layers)
     for name, shape in shapes.items():
         if len(shape) not in (2, 4):
-            raise ValueError(f"{flag}: layer {name!r} gives activations of shape {shape}; the microscope "
+            raise BadValue(f"{flag}: layer {name!r} gives activations of shape {shape}; the microscope "
                              "needs (B, C, H, W) or (B, C) layers (see `featviz layers MODEL`)")
     ran = list(shapes)
     if ran != list(layers):
-        raise ValueError(f"{flag}: layers must go from early to late, in the order the model runs them: "
+        raise BadValue(f"{flag}: layers must go from early to late, in the order the model runs them: "
                          f"{','.join(ran)}")
     return shapes
 
@@ -183,12 +194,12 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
     # 1. every argument, before any work
     layers = list(dict.fromkeys(layers if layers is not None else default_layers(model)))
     if not layers:
-        raise ValueError("no layers: name them (layers=[...] / --layers L1,L2); this model declares no "
+        raise BadValue("no layers: name them (layers=[...] / --layers L1,L2); this model declares no "
                          "interesting_layers (see `featviz layers MODEL`)")
     if channels is not None and int(channels) < 1:
-        raise ValueError(f"channels (--channels) must be a positive number per layer, got {channels}")
+        raise BadValue(f"channels (--channels) must be a positive number per layer, got {channels}")
     if workers < 1:
-        raise ValueError(f"workers (--workers) must be 1 (in-process) or more (Ray), got {workers}")
+        raise BadValue(f"workers (--workers) must be 1 (in-process) or more (Ray), got {workers}")
     shapes = check_layers(model, layers, "layers")
     size = int(getattr(model, "input_size", 224))
     photos = image_folder(images, size) if images is not None else bundled_photos(size)
