@@ -82,6 +82,8 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
         raise ValueError(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
                          f"'captum:<name>' with a name from {captum_methods()}")
     wanted = dst_channels if dst_channels is not None else ref_channels
+    if wanted is not None and len(wanted) == 0:
+        raise ValueError("dst_channels is empty: give at least one channel, or None for every channel")
 
     def resolve(n_dst: int) -> list[int]:
         return check_channels(hm, dst, wanted, n_dst) if wanted is not None else list(range(n_dst))

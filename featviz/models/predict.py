@@ -45,8 +45,8 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
         images = resize_and_crop(images, size)
     preprocess = preprocess or getattr(model, "preprocess", None) or (lambda x: x)
     param = next(model.parameters(), None)
-    if param is not None:
-        images = images.to(param.device)
+    if param is not None:  # the model's device, and its float dtype (float64 images into a float32 model)
+        images = images.to(param.device, param.dtype if param.is_floating_point() else images.dtype)
     with torch.no_grad():
         logits = model(preprocess(images))
     if logits.dim() != 2:

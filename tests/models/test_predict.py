@@ -46,8 +46,13 @@ def test_predict_a_raw_photo_of_odd_size_batch_of_one(effnet):
     assert all(a[1] >= b[1] for a, b in zip(top5, top5[1:]))
 
 
-def test_predict_rejects_unbatched_or_integer_images():
+def test_predict_rejects_unbatched_or_int64_images():
     with pytest.raises(ValueError, match=r"images\[None\]"):
         fv.models.predict(MeanColour(), torch.rand(3, 8, 8))
-    with pytest.raises(ValueError, match="divide uint8 by 255"):
-        fv.models.predict(MeanColour(), torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="uint8 in 0..255"):
+        fv.models.predict(MeanColour(), torch.zeros(1, 3, 8, 8, dtype=torch.int64))
+
+
+def test_predict_reads_uint8_as_0_to_255():  # the one uint8 rule: x / 255
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    assert fv.models.predict(MeanColour(), x, k=3) == fv.models.predict(MeanColour(), x.float() / 255, k=3)
