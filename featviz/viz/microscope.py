@@ -285,17 +285,17 @@ def connections(model: nn.Module, out: Path, src: str, dst: str, chosen: dict[st
     """Unit ``data/_links/<src>__<dst>``: the top-k links each way of every built channel, with kernel PNGs.
 
     A link's strength is the L2 norm of its expanded kernel (``fv.circuits.expanded_weights``; for a (B, C)
-    layer, the gradient at a mid-grey image) divided by the median over all channel pairs of the two
-    layers, so numbers from different layer pairs compare: 5 means five times a typical connection.
+    layer, the gradient at a mid-grey image) divided by the mean over all channel pairs of the two
+    layers, so numbers from different layer pairs compare: 5 means five times the average connection.
     """
     key = content_key(wkey, {"src": src, "dst": dst, "top_k": top_k, "channels": [chosen[src], chosen[dst]],
-                             "format": 2})
+                             "format": 3})
     folder = out / "data" / "_links" / f"{slug(src)}__{slug(dst)}"
     if unit_done(folder, key):
         return read_meta(folder)
     w, method, cut = _link_weights(model, src, dst, size)  # (C_dst, C_src, kh, kw)
     strength = w.flatten(2).norm(dim=2)  # (C_dst, C_src)
-    typical = float(strength.flatten().median()) or float(strength.max()) or 1.0
+    typical = float(strength.mean()) or 1.0
     rel = strength / typical
     up, down = {}, {}
     for d in chosen[dst]:  # strongest inputs of each built dst channel, among all src channels
