@@ -197,9 +197,9 @@ def cmd_microscope(args: Namespace) -> None:
 
 
 def cmd_demo(args: Namespace) -> None:
+    _out_dir(args.out)
     from featviz.demo import run_demo
 
-    _out_dir(args.out)
     kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
     print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
           f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)
