@@ -126,3 +126,56 @@ def test_demo_page_shows_both_grids_and_the_circuit(tmp_path):
     assert all(f'src="{png}"' in html and (tmp_path / png).stat().st_size > 0 for png in shown)
     circuit = json.loads((tmp_path / "circuit.json").read_text())
     assert len(circuit["nodes"]) == 3 and circuit["root"].startswith(DEMO_LAYERS[-1] + ":")
+
+
+def test_an_internal_error_is_a_bug_report_line_exit_1(monkeypatch, capsys):
+    import featviz._commands as commands
+
+    def broken(args):
+        raise KeyError("internal cache slot")  # not a UserError: a bug, even though it is a KeyError
+
+    monkeypatch.setattr(commands, "cmd_models", broken)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert "this is a bug in featviz" in err and "--debug" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["--debug", "models"], ["models", "--debug"]])
+def test_debug_lets_the_traceback_through(argv, monkeypatch):
+    import featviz._commands as commands
+
+    monkeypatch.setattr(commands, "cmd_models", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(argv)
+
+
+def test_bad_argument_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["layers", "edges_and_curves", "--size", "-1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--size" in err
+
+
+def test_model_file_imports_its_neighbour_like_python_does(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "mylib.py").write_text("import torch.nn as nn\ndef block():\n    return nn.Conv2d(3, 5, 3)\n")
+    (tmp_path / "net.py").write_text(
+        "from __future__ import annotations\nfrom dataclasses import dataclass\nimport torch.nn as nn\n"
+        "from mylib import block\n\n@dataclass\nclass Config:\n    width: int = 5\n\n"
+        "model = nn.Sequential(block(), nn.ReLU())\n")
+    assert main(["layers", str(tmp_path / "net.py"), "--size", "8"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert rows[0].split()[2:] == ["1x5x6x6", "5"]
+
+
+def test_trace_file_names_keep_layer_and_channel(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\nmodel = nn.Sequential()\nmodel.add_module('blocks', nn.Sequential(\n"
+        "    nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), nn.Sequential(nn.Conv2d(4, 6, 3), nn.ReLU())))\n")
+    for ch in ("3", "5"):
+        assert main(["--quiet", "trace", str(tmp_path / "net.py"), f"blocks.1:{ch}", "--depth", "1",
+                     "--thumb-size", "8", "--thumb-steps", "1", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        f"circuit_blocks.1_{ch}.{ext}" for ch in (3, 5) for ext in ("json", "png")]
