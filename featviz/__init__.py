@@ -1,16 +1,52 @@
 """featviz: see inside convolutional networks — readable layers, hooks, feature visualization, circuits.
 
+``import featviz`` is cheap: the subpackages (and torch, torchvision, matplotlib behind them) are
+imported on first use of ``fv.models``, ``fv.render``, ... (PEP 562 module ``__getattr__``).
+
 Example:
     >>> import featviz as fv
+    >>> fv.__version__
+    '0.1.0'
     >>> model = fv.models.efficientnet_lite0(pretrained=True)   # doctest: +SKIP
     >>> logits, cache = fv.hooked(model).run_with_cache(x)     # doctest: +SKIP
 """
-from featviz import circuits, data, models, nn, optvis, viz
-from featviz.hooks import ActivationCache, HookedModel, hooked
-from featviz.optvis import objectives, render, render_layer
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"  # the one version string: setup.cfg reads it (version = attr: featviz.__version__)
+
+_SUBPACKAGES = ("circuits", "data", "errors", "models", "nn", "optvis", "viz")
+_NAMES = {  # public name -> module that defines it
+    "ActivationCache": "featviz.hooks",
+    "HookedModel": "featviz.hooks",
+    "hooked": "featviz.hooks",
+    "objectives": "featviz.optvis",
+    "render": "featviz.optvis",
+    "render_layer": "featviz.optvis",
+}
 
 __all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
-__all__ += ["circuits", "viz"]
+__all__ += ["circuits", "viz", "errors"]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
+    from featviz import circuits, data, errors, models, nn, optvis, viz
+    from featviz.hooks import ActivationCache, HookedModel, hooked
+    from featviz.optvis import objectives, render, render_layer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        value = importlib.import_module(f"featviz.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'featviz' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

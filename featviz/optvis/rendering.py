@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid
 
 
 @dataclass
@@ -89,6 +88,8 @@ class Rendering:
         """
         b = len(self)
         ncol = ncol or max(1, int(round(b**0.5 + 0.49)))
+        from torchvision.utils import make_grid  # lazy: torchvision takes ~1.4 s to import
+
         return make_grid(self.images.float().clamp(0, 1), nrow=ncol, padding=pad, pad_value=1.0)
 
     def to_pil(self, ncol: int | None = None):
