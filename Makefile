@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    ?= featviz-demo
 
-.PHONY: demo test test-slow lint notebooks bench clean
+.PHONY: demo test test-slow test-oldest wheel lint notebooks bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,29 @@ test: lint
 test-slow: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
+# The oldest torch setup.cfg declares (torch>=2.2), with its torchvision, in a second environment.
+# numpy<2: torch 2.2 wheels are built against numpy 1.x. TESTS picks a subset (default: the whole suite).
+OLDEST_VENV := .venv-oldest
+OLDEST_PINS := torch==2.2.2 torchvision==0.17.2 "numpy<2"
+TESTS ?=
+
+$(OLDEST_VENV)/.installed-dev: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install $(OLDEST_PINS)
+	$(OLDEST_VENV)/bin/python -m pip install -e '.[dev]' $(OLDEST_PINS)
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed-dev
+	$(OLDEST_VENV)/bin/python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	OMP_NUM_THREADS=1 $(OLDEST_VENV)/bin/python -m pytest -q $(TESTS)
+
+# The wheel a user installs (not the editable install), into dist/.
+wheel: $(PY)
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
+
 notebooks: $(VENV)/.installed-dev
 	FEATVIZ_FAST=$${FEATVIZ_FAST:-0} $(VENV)/bin/jupyter nbconvert --to html --execute --output-dir docs notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) dist build *.egg-info .pytest_cache .ruff_cache
