@@ -12,12 +12,22 @@ Example:
 """
 from featviz.circuits.ablation import AblationTest, ablation_effect, ablation_test
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods
+from featviz.circuits.curves import CurveDetector, CurveScan, curve_scan, find_curve_detectors
 from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
+from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.trace import Circuit, Edge, trace, upstream_layers
-from featviz.circuits.tuning import EdgeDetector, TuningCurve, find_edge_detectors, tuning_curve
+from featviz.circuits.tuning import (
+    ControlCount,
+    EdgeDetector,
+    TuningCurve,
+    control_counts,
+    find_edge_detectors,
+    tuning_curve,
+)
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
-__all__ = ["AblationTest", "Circuit", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "TuningCurve",
-           "ablation_effect", "ablation_test", "attribute", "captum_methods", "dataset_examples",
-           "expanded_weights", "find_edge_detectors", "full_weight", "input_boxes", "trace", "tuning_curve",
-           "upstream_layers", "weights"]
+__all__ = ["AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan", "DatasetExamples",
+           "DstMeans", "Edge", "EdgeDetector", "ReceptiveField", "TuningCurve", "ablation_effect",
+           "ablation_test", "attribute", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
+           "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight", "input_boxes",
+           "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights"]

@@ -1,0 +1,248 @@
+"""Curve detectors that survive controls: (model, layer) -> channels tuned to one arc direction, nothing else.
+
+A channel is called a curve detector only when synthetic stimuli placed at its receptive-field centre,
+*and moved a few pixels*, all say so (the tests Cammarata et al. use in Distill's "Curve Detectors"):
+
+1. **Arcs beat lines.** At every stimulus position, its best arc (``n_directions`` bulge directions x
+   several radii) drives it at least ``min_curve_vs_line`` times as hard as its best straight line
+   (all orientations, several offsets from the centre).
+2. **Arcs beat rings and discs.** At every position the best arc beats the best ring (outline) and the
+   best filled disc centred there — so small-loop and blob units do not qualify.
+3. **Tuned to one direction.** At the centre, the response over bulge directions (at the preferred
+   radius) has a single peak and a direction selectivity ``|Σ r e^{iθ}| / Σ r >= min_selectivity``.
+4. **The direction stays put.** The preferred direction moves by at most ``max_drift`` degrees when the
+   stimuli move by ``shift`` px up, down, left or right.
+5. **It responds at all**: its best arc response is at least ``min_response`` of the strongest in the layer.
+
+Responses are *evoked*: the unit's response to a stimulus minus its response to the blank (black)
+background. Angles follow ``featviz.data.stimuli`` (degrees counter-clockwise from +x, image y up; an
+arc's angle is the direction it bulges toward).
+
+Example:
+    >>> scan = curve_scan(model, "blocks.4", size=96)                  # doctest: +SKIP
+    >>> [(d.node, d.direction) for d in scan.detectors()]               # doctest: +SKIP
+    []
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from featviz.circuits._common import as_hooked, check_images, raw_model, split_ref
+from featviz.circuits.receptive_field import ReceptiveField, receptive_field
+from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, shift_list
+
+__all__ = ["CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
+
+_TINY = 1e-6
+_FLOOR = 0.01  # denominators of the ratios are at least 1 % of the layer's strongest arc response
+
+
+@dataclass
+class CurveDetector:
+    """One channel that passed every test of ``find_curve_detectors``.
+
+    Attributes:
+        channel: the channel index; ``node`` is ``"layer:channel"``.
+        direction: preferred bulge direction in degrees (circular mean at the centre).
+        radius: preferred arc radius in px.
+        curve_vs_line: the smallest ratio, over stimulus positions, of its best arc to its best line.
+        curve_vs_blob: the same against the best ring or disc.
+        selectivity: direction selectivity at the centre (0 = untuned, 1 = one direction only).
+        drift: the largest move of the preferred direction over the shifted positions, degrees.
+        response: its best evoked arc response at the centre.
+        curve: the direction tuning curve at the preferred radius (with the shifted curves).
+    """
+
+    channel: int
+    node: str
+    direction: float
+    radius: float
+    curve_vs_line: float
+    curve_vs_blob: float
+    selectivity: float
+    drift: float
+    response: float
+    curve: TuningCurve = field(repr=False)
+
+
+@dataclass
+class CurveScan:
+    """Every channel's evoked responses to the synthetic curve battery, (P positions, ..., C channels).
+
+    ``arcs`` (P, D, R, C) over ``directions`` x ``radii``; ``lines`` (P, O, K, C) over ``orientations`` x
+    ``offsets``; ``rings`` and ``discs`` (P, R, C). Position 0 is the receptive-field centre, the others
+    are ``shifts`` from it. ``detectors(...)`` applies the rule of the module docstring.
+    """
+
+    layer: str
+    rf: ReceptiveField
+    size: int
+    width: float
+    directions: torch.Tensor
+    radii: list[float]
+    orientations: torch.Tensor
+    offsets: list[float]
+    shifts: list[tuple[float, float]]
+    arcs: torch.Tensor = field(repr=False)
+    lines: torch.Tensor = field(repr=False)
+    rings: torch.Tensor = field(repr=False)
+    discs: torch.Tensor = field(repr=False)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.arcs.shape[-1])
+
+    def best(self) -> dict[str, torch.Tensor]:
+        """Per position and channel, the best response of each stimulus family: each (P, C)."""
+        return {"arc": self.arcs.amax((1, 2)), "line": self.lines.amax((1, 2)),
+                "ring": self.rings.amax(1), "disc": self.discs.amax(1)}
+
+    def direction_curve(self, channel: int) -> TuningCurve:
+        """The channel's response over bulge directions at its preferred radius (centre + shifted)."""
+        r = int(self.arcs[0, :, :, channel].amax(0).argmax())
+        per_pos = self.arcs[:, :, r, channel]  # (P, D)
+        return TuningCurve(f"{self.layer}:{channel}", self.directions, per_pos[0], per_pos[0][:, None],
+                           self.rf, self.rf.center, list(self.shifts), per_pos[1:], 360.0)
+
+    def detectors(self, *, min_curve_vs_line: float = 1.25, min_curve_vs_blob: float = 1.0,
+                  min_selectivity: float = 0.2, max_drift: float = 45.0,
+                  min_response: float = 0.1) -> list[CurveDetector]:
+        """The channels that pass every test (module docstring), strongest margin over lines first."""
+        best = self.best()
+        arc, line = best["arc"], best["line"]
+        blob = torch.maximum(best["ring"], best["disc"])
+        layer_max = float(arc[0].max())
+        found = []
+        for c in range(self.n_channels):
+            if layer_max <= 0 or float(arc[0, c]) < max(min_response * layer_max, _TINY):
+                continue
+            if bool((arc[:, c] <= _TINY).any()):
+                continue
+            floor = _FLOOR * layer_max  # ratios over a response of ~0 are capped, not astronomical
+            vs_line = float((arc[:, c] / line[:, c].clamp_min(floor)).min())
+            vs_blob = float((arc[:, c] / blob[:, c].clamp_min(floor)).min())
+            if vs_line < min_curve_vs_line or vs_blob < min_curve_vs_blob:
+                continue
+            tc = self.direction_curve(c)
+            sel, peaks = direction_selectivity(tc.responses, self.directions)
+            if peaks != 1 or sel < min_selectivity or tc.drift > max_drift:
+                continue
+            r = int(self.arcs[0, :, :, c].amax(0).argmax())
+            found.append(CurveDetector(c, f"{self.layer}:{c}", tc.preferred, self.radii[r], vs_line, vs_blob,
+                                       sel, tc.drift, float(arc[0, c]), tc))
+        return sorted(found, key=lambda d: -d.curve_vs_line)
+
+    def summary(self, channel: int) -> dict[str, float]:
+        """The numbers behind the verdict for one channel (also for channels that fail)."""
+        best = self.best()
+        arc, line = best["arc"][:, channel], best["line"][:, channel]
+        blob = torch.maximum(best["ring"], best["disc"])[:, channel]
+        tc = self.direction_curve(channel)
+        sel, peaks = direction_selectivity(tc.responses, self.directions)
+        floor = max(_FLOOR * float(best["arc"][0].max()), _TINY)
+        return {"arc": float(arc[0]), "line": float(line[0]), "ring": float(best["ring"][0, channel]),
+                "disc": float(best["disc"][0, channel]),
+                "curve_vs_line": float((arc / line.clamp_min(floor)).min()),
+                "curve_vs_blob": float((arc / blob.clamp_min(floor)).min()),
+                "direction": tc.preferred, "selectivity": sel, "peaks": peaks, "drift": tc.drift}
+
+
+def _default_geometry(rf: ReceptiveField, size: int | None, model_size: int | None
+                      ) -> tuple[int, float, list[float]]:
+    stride = max(rf.stride)
+    shift = max(2.0, stride / 2)
+    ext = min(max(rf.size), 4 * 64)
+    if size is None:
+        need = ext + 2 * shift + 8
+        size = int(32 * math.ceil(max(64, need) / 32))
+        if model_size:
+            size = min(size, int(model_size))
+    r_lo = max(3.0, stride)
+    r_hi = max(2 * r_lo, ext / 3)
+    radii = sorted({round(2 * r_lo * (r_hi / r_lo) ** (k / 3)) / 2 for k in range(4)})
+    return size, shift, radii
+
+
+def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: Sequence[float] | None = None,
+               n_directions: int = 24, shift: float | None = None, width: float | None = None,
+               preprocess: Callable | bool | None = None, batch_size: int = 64) -> CurveScan:
+    """Show every channel of ``layer`` the curve battery (arcs, lines, rings, discs) at its receptive-field
+    centre and at four positions ``shift`` px away, and keep the evoked responses.
+
+    Defaults follow the layer's geometry (``receptive_field``): ``shift`` = half the layer's stride (at
+    least 2 px: the furthest a stimulus can be from some unit's centre), radii from max(3, stride) to a
+    third of the field, stroke ``width`` = max(2, stride / 4) px, ``size`` large enough for the field
+    (capped at ``model.input_size``).
+
+    Example:
+        >>> scan = curve_scan(fv.models.toy.edges_and_curves(), "relu2", size=32, radii=[4], shift=1)
+        >>> scan.arcs.shape      # (positions, directions, radii, channels)
+        torch.Size([5, 24, 1, 7])
+    """
+    from featviz.data import circles, curves, lines
+
+    hm = as_hooked(model)
+    name, channels = split_ref(layer)
+    hm.module(name)
+    if channels is not None:
+        raise ValueError(f"layer must be a layer name without a channel, got {layer!r}")
+    if n_directions < 4:
+        raise ValueError(f"n_directions must be at least 4 to measure direction tuning, got {n_directions}")
+    model_size = getattr(raw_model(hm), "input_size", None)
+    rf0 = receptive_field(hm, name, size=size or model_size or 224)
+    size, d_shift, d_radii = _default_geometry(rf0, size, model_size)
+    shift = d_shift if shift is None else float(shift)
+    radii = d_radii if radii is None else [float(r) for r in radii]
+    if not radii or min(radii) <= 0:
+        raise ValueError(f"radii must be positive numbers of pixels, got {radii}")
+    width = max(2.0, max(rf0.stride) / 4) if width is None else float(width)
+    rf = receptive_field(hm, name, size=size)
+    directions = torch.arange(n_directions, dtype=torch.float32) * (360.0 / n_directions)
+    orientations = directions[directions < 180]
+    offsets = [-shift, -shift / 2, 0.0, shift / 2, shift]
+    arc_len = [min(r * 2 * math.pi / 3, 0.9 * size) for r in radii]  # a third of the circle
+    line_len = max(arc_len) / size
+    shifts = shift_list(shift)
+    centres = [rf.center] + [(rf.center[0] + dr, rf.center[1] + dc) for dr, dc in shifts]
+
+    def respond(images: torch.Tensor) -> torch.Tensor:
+        return layer_responses(hm, name, check_images(images, "stimuli"), rf.position, preprocess,
+                               batch_size).cpu()
+
+    blank = respond(torch.zeros(1, 3, size, size))[0]  # (C,)
+    arcs, lns, rings, discs = [], [], [], []
+    for ctr in centres:
+        arcs.append(torch.stack([respond(curves(directions.tolist(), size / r, size=size, length=ln / size,
+                                                width=width, center=ctr))
+                                 for r, ln in zip(radii, arc_len)], 1))  # (D, R, C)
+        ls = respond(lines(orientations.tolist(), offsets, size=size, length=line_len, width=width,
+                           center=ctr))
+        lns.append(ls.reshape(len(orientations), len(offsets), -1))
+        rings.append(respond(circles(radii, size=size, width=width, center=ctr)))
+        discs.append(respond(circles(radii, size=size, filled=True, center=ctr)))
+    return CurveScan(name, rf, size, width, directions, list(radii), orientations, offsets, shifts,
+                     torch.stack(arcs) - blank, torch.stack(lns) - blank, torch.stack(rings) - blank,
+                     torch.stack(discs) - blank)
+
+
+def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, *,
+                         radii: Sequence[float] | None = None, shift: float | None = None,
+                         width: float | None = None, min_curve_vs_line: float = 1.25,
+                         min_curve_vs_blob: float = 1.0, min_selectivity: float = 0.2,
+                         max_drift: float = 45.0, min_response: float = 0.1,
+                         preprocess: Callable | bool | None = None) -> list[CurveDetector]:
+    """Channels of ``layer`` that are curve detectors by every test of the module docstring, strongest
+    margin over lines first. An empty list is an answer: no channel survives the controls.
+
+    Example:
+        >>> found = find_curve_detectors(model, "blocks.4")                 # doctest: +SKIP
+        >>> [(d.node, round(d.direction), d.drift) for d in found]          # doctest: +SKIP
+    """
+    scan = curve_scan(model, layer, size, radii=radii, shift=shift, width=width, preprocess=preprocess)
+    return scan.detectors(min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
+                          min_selectivity=min_selectivity, max_drift=max_drift, min_response=min_response)
