@@ -24,9 +24,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--hide-scrollbars", "--remote-debugging-pipe"]
 
-# Every image with its load state, every link; awaited until each image has loaded or failed.
+# Every image with its load state, every link; awaited until each image has loaded or failed (lazy images
+# are switched to eager first: off screen they would never load, and every one must resolve).
 _PAGE_JS = """
 (async () => {
+  Array.from(document.images).forEach(i => { if (i.loading === "lazy") i.loading = "eager"; });
   await Promise.all(Array.from(document.images).map(i => i.complete ? 0 :
       new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })));
   return {images: Array.from(document.images).map(i => [i.src, i.naturalWidth]),
@@ -157,6 +159,19 @@ class Chromium:
         found = self._send("Runtime.evaluate", {"expression": _PAGE_JS, "awaitPromise": True,
                                                 "returnByValue": True}, session=True)["result"]["value"]
         return Page(url, found["title"], [tuple(i) for i in found["images"]], found["links"], self._errors())
+
+    def viewport(self, width: int, height: int = 900, mobile: bool = False) -> None:
+        """Emulate a ``width`` x ``height`` CSS-pixel screen (``mobile``: a phone's viewport rules)."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+        self._send("Emulation.setDeviceMetricsOverride", metrics, session=True)
+
+    def evaluate(self, expression: str):
+        """The JSON value of a JavaScript ``expression`` (awaited if it is a promise) in the current page."""
+        reply = self._send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session=True)
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"javascript failed: {reply['exceptionDetails'].get('text')}")
+        return reply["result"].get("value")
 
     def _errors(self) -> list[str]:
         errors = []

@@ -1,10 +1,48 @@
-"""The microscope site in a real browser: headless Chromium follows every link from file://index.html."""
-from urllib.parse import urldefrag
+"""The microscope site in a real browser: headless Chromium follows every link from file://index.html at a
+desktop width (1400 px) and a phone width (390 px), and measures what a reader would meet."""
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
 
 import numpy as np
 import pytest
 from chromium_cdp import Chromium, find_or_install_chromium
-from microscope_helpers import toy_site
+from microscope_helpers import toy_model, toy_site
+
+from featviz.viz.microscope import MicroscopeSettings, build_microscope
+
+WIDTHS = {"desktop": (1400, False), "phone": (390, True)}
+
+# What a reader meets on the page: sideways overflow, visible text under 12 px or under 4.5:1 contrast,
+# images without alt text, and each connection's (has a link, shows the partner) pair.
+_MEASURE_JS = """
+(() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255;
+      return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const background = el => { for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c; } return [255, 255, 255]; };
+  const small = [], low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!node.textContent.trim() || el.closest("script") || !el.checkVisibility()) continue;
+    const cs = getComputedStyle(el), text = node.textContent.trim().slice(0, 30);
+    if (parseFloat(cs.fontSize) < 12) small.push(text + " " + cs.fontSize);
+    const a = lum(rgb(cs.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(text + " " + ratio.toFixed(2));
+  }
+  return {overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          small: small, low: low,
+          noAlt: Array.from(document.images).filter(i => !(i.getAttribute("alt") || "").trim())
+                                            .map(i => i.src),
+          connections: Array.from(document.querySelectorAll("ul.links > li")).map(li => [
+            !!li.querySelector("a[href$='.html']"),
+            !!li.querySelector("img[src$='fv.png']") || !!li.querySelector(".dead")])};
+})()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -17,47 +55,107 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def crawl(chromium, tmp_path_factory):
-    """The toy site (2 layers, 15 channels), every page reachable from index.html visited in Chromium."""
-    out = toy_site(tmp_path_factory)
-    root = (out / "index.html").as_uri()
-    pages, queue = {}, [root]
+def sites(tmp_path_factory):
+    """The full toy site (2 layers, 15 channels) and a partial one (2 channels per layer: most connections
+    lead to short pages of partner channels)."""
+    partial = tmp_path_factory.mktemp("partial_site")
+    build_microscope(toy_model(), ["relu1", "relu2"], partial, settings=MicroscopeSettings(size=32, steps=4),
+                     channels=2, progress=False)
+    return {"full": toy_site(tmp_path_factory), "partial": partial}
+
+
+@pytest.fixture(scope="module")
+def crawl(chromium, sites, tmp_path_factory):
+    """Every page reachable from each site's index.html, visited at each width: (site, width) -> pages."""
+    visits, shots = {}, {}
     with Chromium(chromium) as browser:
-        while queue:
-            url = queue.pop()
-            if url in pages:
-                continue
-            pages[url] = browser.open(url)
-            queue += [urldefrag(u).url for u in pages[url].links if u.startswith(out.as_uri())]
-        browser.open(root)
-        shot = tmp_path_factory.getbasetemp() / "microscope-screenshot.png"  # kept as a test artifact
-        browser.screenshot(str(shot))
-    return out, pages, shot
+        for name, out in sites.items():
+            for width_name, (width, mobile) in WIDTHS.items():
+                browser.viewport(width, mobile=mobile)
+                root = (out / "index.html").as_uri()
+                pages, queue = {}, [root]
+                while queue:
+                    url = queue.pop()
+                    if url in pages:
+                        continue
+                    page = browser.open(url)
+                    page.measured = browser.evaluate(_MEASURE_JS)
+                    pages[url] = page
+                    queue += [urldefrag(u).url for u in page.links
+                              if u.startswith(out.as_uri()) and u.endswith(".html")]
+                visits[(name, width_name)] = pages
+                if name == "full":
+                    browser.open(root)
+                    shots[width_name] = tmp_path_factory.getbasetemp() / f"microscope-{width_name}.png"
+                    browser.screenshot(str(shots[width_name]))  # kept as test artifacts
+    return visits, shots
 
 
-def test_every_page_is_reachable_from_the_index(crawl):
-    out, pages, _ = crawl
-    on_disk = {p.as_uri() for p in out.rglob("*.html")}
-    html_links = {u for u in pages if u.endswith(".html")}
-    assert html_links == on_disk
+def _path(url: str) -> Path:
+    return Path(unquote(urlparse(url).path))
 
 
-def test_every_image_loads(crawl):
-    _, pages, _ = crawl
-    broken = [(url, src) for url, page in pages.items() for src, width in page.images if width == 0]
-    assert broken == []
-    assert sum(len(p.images) for p in pages.values()) > 15 * 3  # the channel pages do show images
+def test_every_page_is_reachable_from_the_index(crawl, sites):
+    visits, _ = crawl
+    for (name, _), pages in visits.items():
+        assert set(pages) == {p.as_uri() for p in sites[name].rglob("*.html")}
+
+
+def test_every_link_and_image_resolves(crawl):
+    visits, _ = crawl
+    for pages in visits.values():
+        broken = [(url, src) for url, page in pages.items() for src, width in page.images if width == 0]
+        dead_links = [(url, u) for url, page in pages.items() for u in page.links
+                      if u.startswith("file:") and not _path(urldefrag(u).url).exists()]
+        assert broken == [] and dead_links == []
+        assert sum(len(p.images) for p in pages.values()) > 2 * len(pages)
 
 
 def test_no_page_has_console_errors(crawl):
-    _, pages, _ = crawl
-    assert {url: page.errors for url, page in pages.items() if page.errors} == {}
+    visits, _ = crawl
+    for pages in visits.values():
+        assert {url: page.errors for url, page in pages.items() if page.errors} == {}
 
 
-def test_screenshot_is_a_png_of_the_index(crawl):
-    _, _, path = crawl
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_nothing_scrolls_sideways_and_text_is_readable(crawl, width):
+    visits, _ = crawl
+    for (_, w), pages in visits.items():
+        if w != width:
+            continue
+        for url, page in pages.items():
+            m = page.measured
+            assert (m["overflow"], m["small"], m["low"], m["noAlt"]) == (0, [], [], []), url
+
+
+def test_every_connection_has_a_thumbnail_and_a_link(crawl):
+    visits, _ = crawl
+    for pages in visits.values():
+        connections = [c for page in pages.values() for c in page.measured["connections"]]
+        assert connections and all(link and thumb for link, thumb in connections)
+
+
+def test_the_jump_box_goes_to_a_unit(chromium, sites):
+    with Chromium(chromium) as browser:
+        browser.open((sites["full"] / "index.html").as_uri())
+        visible = browser.evaluate("!document.getElementById('jump').hidden")
+        browser.evaluate("document.getElementById('jump-input').value = 'relu2:3';"
+                         "document.getElementById('jump').requestSubmit(); 0")
+        import time
+
+        for _ in range(50):
+            href = browser.evaluate("location.href")
+            if href.endswith("channels/relu2/3.html"):
+                break
+            time.sleep(0.1)
+    assert visible and href.endswith("channels/relu2/3.html")
+
+
+def test_screenshots_are_pngs_of_the_index(crawl):
+    _, shots = crawl
     from PIL import Image
 
-    with Image.open(path) as shot:
-        assert shot.format == "PNG" and shot.size[0] == 1200
-        assert len(np.unique(np.asarray(shot.convert("L")))) > 10  # not a blank page
+    for width_name, path in shots.items():
+        with Image.open(path) as shot:
+            assert shot.format == "PNG" and shot.size[0] == WIDTHS[width_name][0]
+            assert len(np.unique(np.asarray(shot.convert("L")))) > 10  # not a blank page
