@@ -159,10 +159,12 @@ def test_bad_argument_is_one_line_exit_2(capsys):
 
 def test_model_file_imports_its_neighbour_like_python_does(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "path", list(sys.path))
-    (tmp_path / "mylib.py").write_text("import torch.nn as nn\ndef block():\n    return nn.Conv2d(3, 5, 3)\n")
+    # a name no other test imports: sys.modules keeps the first module of a name for the whole process
+    (tmp_path / "cli_neighbour_lib.py").write_text(
+        "import torch.nn as nn\ndef block():\n    return nn.Conv2d(3, 5, 3)\n")
     (tmp_path / "net.py").write_text(
         "from __future__ import annotations\nfrom dataclasses import dataclass\nimport torch.nn as nn\n"
-        "from mylib import block\n\n@dataclass\nclass Config:\n    width: int = 5\n\n"
+        "from cli_neighbour_lib import block\n\n@dataclass\nclass Config:\n    width: int = 5\n\n"
         "model = nn.Sequential(block(), nn.ReLU())\n")
     assert main(["layers", str(tmp_path / "net.py"), "--size", "8"]) == 0
     rows = capsys.readouterr().out.splitlines()[1:]
