@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from featviz._modelfile import load_model
-from featviz.errors import BadValue, OutOfRange, OutputError, UnknownName
+from featviz.errors import BadValue, MissingFile, OutOfRange, OutputError, UnknownName
 from featviz.hooks import hooked
 from featviz.viz.microscope import layer_shapes, slug
 
@@ -153,7 +153,6 @@ def cmd_trace(args: Namespace) -> None:
 def cmd_microscope(args: Namespace) -> None:
     import time
 
-    from featviz.errors import BadValue, MissingFile, OutputError, UnknownName
     from featviz.viz._store import SiteError, read_marker
     from featviz.viz.microscope import MicroscopeSettings, build_microscope, check_layers, default_layers
 
