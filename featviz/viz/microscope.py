@@ -203,6 +203,10 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
     shapes = check_layers(model, layers, "layers")
     size = int(getattr(model, "input_size", 224))
     photos = image_folder(images, size) if images is not None else bundled_photos(size)
+    if workers > 1:
+        from featviz.viz._distributed import _ray
+
+        _ray()  # Ray missing: say so now, not after the first part of the work
     old = check_site_folder(out, force)
 
     with SiteLock(out):
@@ -210,41 +214,50 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
         chosen = {n: list(range(min(s[1], channels or s[1]))) for n, s in shapes.items()}
         early = {n: len(s) == 4 and s[-1] * EARLY_STRIDE >= size for n, s in shapes.items()}
         wkey = weights_hash(model)
-        # 2. connections first (cheap, and they say which partner channels need a feature visualization)
-        links = {(a, b): connections(model, out, a, b, chosen, wkey, settings.top_k, size)
-                 for a, b in zip(layers, layers[1:])}
-        extra = _partners(layers, chosen, links)
-        units = {(n, c): settings.parts(early[n], len(shapes[n]) == 4) for n in layers for c in chosen[n]}
-        units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
-        photo_key = {"examples": {"photos": photos.key}}
-        keys = {u: {p: content_key(wkey, {"part": p, **v, **photo_key.get(p, {})}) for p, v in parts.items()}
-                for u, parts in units.items()}
-        planned = site_paths(layers, chosen, extra, links)
-        if settings.examples:
-            planned |= {str(stats_path(Path("data/_acts"), n, photos, wkey)) for n in layers}
+        pairs = list(zip(layers, layers[1:]))
+        acts = {str(stats_path(Path("data/_acts"), n, photos, wkey)) for n in layers if settings.examples}
+        planned = site_paths(layers, chosen, {n: [] for n in layers}, pairs) | acts
         write_marker(out, old | planned)  # before any file: a killed build's files are known as ours
 
         def folder(layer: str, c: int) -> Path:
             return out / "data" / slug(layer) / str(c)
 
-        todo = []
-        for (n, c), want in keys.items():
-            meta = read_meta(folder(n, c)) or {}
-            have = {p: v["key"] for p, v in meta.get("parts", {}).items()}
-            missing = [p for p, k in want.items() if have.get(p) != k]
-            if missing:
-                todo.append((n, c, early[n], tuple(missing)))
-        stats = {}
-        if settings.examples and any("examples" in job[3] for job in todo):
-            need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
-            stats = layer_stats(model, photos, need, out / "data" / "_acts", weights=wkey, progress=progress)
-
-        def commit(layer: str, c: int, files: dict, facts: dict) -> None:
-            _commit(model, folder(layer, c), layer, c, keys[(layer, c)], files, facts, stats, photos,
-                    settings)
-
-        total, interrupted = len(keys), False
+        links: dict = {}
+        extra: dict[str, list[int]] = {n: [] for n in layers}
+        keys: dict = {}
+        interrupted = False
         try:
+            # 2. connections first (cheap, and they say which partner channels need a feature visualization)
+            for a, b in pairs:
+                links[(a, b)] = connections(model, out, a, b, chosen, wkey, settings.top_k, size)
+            extra = _partners(layers, chosen, links)
+            units = {(n, c): settings.parts(early[n], len(shapes[n]) == 4) for n in layers for c in chosen[n]}
+            units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
+            photo_key = {"examples": {"photos": photos.key}}
+            keys = {u: {p: content_key(wkey, {"part": p, **v, **photo_key.get(p, {})})
+                        for p, v in parts.items()} for u, parts in units.items()}
+            planned = site_paths(layers, chosen, extra, pairs) | acts
+            write_marker(out, old | planned)
+            todo = []
+            for (n, c), want in keys.items():
+                meta = read_meta(folder(n, c)) or {}
+                have = {p: v["key"] for p, v in meta.get("parts", {}).items()}
+                missing = [p for p, k in want.items() if have.get(p) != k]
+                if missing:
+                    todo.append((n, c, early[n], tuple(missing)))
+            # 3. photo statistics (one streamed pass for every layer that needs examples; cached on disk)
+            stats = {}
+            if settings.examples and any("examples" in job[3] for job in todo):
+                need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
+                stats = layer_stats(model, photos, need, out / "data" / "_acts", weights=wkey,
+                                    progress=progress)
+
+            def commit(layer: str, c: int, files: dict, facts: dict) -> None:
+                _commit(model, folder(layer, c), layer, c, keys[(layer, c)], files, facts, stats, photos,
+                        settings)
+
+            # 4. the channels
+            total = len(keys)
             with tqdm(total=total, initial=total - len(todo), desc=f"microscope {out}", unit="channel",
                       disable=not progress) as bar:
                 if workers > 1 and todo:
@@ -346,7 +359,12 @@ def _gradient_weights(model: nn.Module, src: str, dst: str, size: int, chunk: in
         got: dict[str, torch.Tensor] = {}
         fns = [(src, lambda m, i, o, z=z: z), (dst, lambda m, i, o, got=got: got.__setitem__("y", o))]
         with torch.enable_grad(), hm.hooks(fns):
-            hm(x.expand(len(idx), *x.shape[1:]))
+            try:  # one image up to src, the batch of n copies only after it (broadcasts over a skip)
+                hm(x)
+                if got["y"].shape[0] != len(idx):
+                    raise RuntimeError("batch did not carry through")
+            except RuntimeError:
+                hm(x.expand(len(idx), *x.shape[1:]))
             y = got["y"].flatten(2).mean(2) if got["y"].dim() > 2 else got["y"]  # (n, C_dst)
             y[torch.arange(len(idx)), idx].sum().backward()
         rows.append(z.grad.detach().cpu())
