@@ -13,6 +13,7 @@ Example:
 from featviz.circuits.ablation import AblationTest, ablation_effect, ablation_test
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods
 from featviz.circuits.curves import CurveDetector, CurveScan, curve_scan, find_curve_detectors
+from featviz.circuits.evidence import Evidence, evidence
 from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.trace import Circuit, Edge, trace, upstream_layers
@@ -27,7 +28,7 @@ from featviz.circuits.tuning import (
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
 __all__ = ["AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan", "DatasetExamples",
-           "DstMeans", "Edge", "EdgeDetector", "ReceptiveField", "TuningCurve", "ablation_effect",
+           "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField", "TuningCurve", "ablation_effect",
            "ablation_test", "attribute", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
-           "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight", "input_boxes",
-           "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights"]
+           "evidence", "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight",
+           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights"]

@@ -1,0 +1,63 @@
+"""evidence(): each line of evidence against a planted answer (the toy's wiring, the planted curve units)."""
+import json
+
+import pytest
+import torch
+from curve_models import RADII, SHIFT, WIDTH, S, planted_curves
+
+import featviz as fv
+from featviz.circuits import curve_scan, evidence
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return fv.models.toy.edges_and_curves()
+
+
+def test_upstream_and_ablation_follow_the_toy_wiring(toy):
+    ev = evidence(toy, "relu2:1", render=False, n_random=10)
+    wired = {c for c, _, _, w in toy.ground_truth["conv2"][1]["inputs"] if w > 0}  # edges 1, 2, 3
+    assert ev.upstream == "relu1"
+    assert {c for c, _ in ev.excitatory} == wired
+    assert all(c == 6 for c, _ in ev.inhibitory)  # the only inhibitory input there is
+    # zeroing every excitatory input silences the unit (bias -1): a -100 % change
+    assert ev.ablation is not None and ev.ablation.effect == pytest.approx(-1.0)
+    assert set(ev.top[0:1]) and ev.top[0][1] >= ev.bottom[0][1]
+    d = json.loads(json.dumps(ev.to_dict()))
+    assert d["upstream"]["layer"] == "relu1" and d["feature_visualization"]["activation"] is None
+
+
+def test_verdict_sentences_carry_the_numbers(toy):
+    ev = evidence(toy, "relu2:1", render=False, n_random=10)
+    text = " ".join(ev.verdict)
+    rf = ev.rf
+    assert f"{rf.size[0]}x{rf.size[1]} px field" in text
+    assert f"ranks {ev.curve_rank} of {ev.n_channels}" in text
+    # the toy's curve units read an arc passing 2 px outside their centre: at the centre, none responds
+    assert ev.curve["arc"] == 0 and "no arc at the receptive-field centre evokes a response" in text
+    assert ev.ablation.summary() in ev.verdict
+
+
+def test_planted_curve_unit_passes_with_its_direction():
+    net = planted_curves()
+    scan = curve_scan(net, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    ev = evidence(net, "1:1", torch.rand(4, 3, S, S), scan=scan, render=False, upstream=None)
+    assert ev.curve["passes"] == 1.0 and abs(ev.curve["direction"] - 90) < 5
+    assert ev.curve_rank <= 4  # one of the four curve units has the top arc/line ratio
+    assert "Curve tests: passes" in " ".join(ev.verdict)
+    ev_line = evidence(net, "1:4", torch.rand(4, 3, S, S), scan=scan, render=False, upstream=None)
+    assert ev_line.curve["passes"] == 0.0 and "Curve tests: fails" in " ".join(ev_line.verdict)
+
+
+def test_render_line_and_plot(toy, tmp_path):
+    ev = evidence(toy, "relu1:2", render=True, render_steps=8, n_random=4)
+    assert ev.render_image.shape[0] == 3 and ev.render_activation == ev.render_activation  # not NaN
+    fig = ev.plot(path=tmp_path / "ev.png")
+    assert (tmp_path / "ev.png").stat().st_size > 1000 and len(fig.axes) >= 8
+
+
+def test_bad_node(toy):
+    with pytest.raises(ValueError, match="one channel"):
+        evidence(toy, "relu2", render=False)
+    with pytest.raises(IndexError, match="7 channels"):
+        evidence(toy, "relu2:9", render=False)
