@@ -201,6 +201,12 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
     if workers < 1:
         raise BadValue(f"workers (--workers) must be 1 (in-process) or more (Ray), got {workers}")
     shapes = check_layers(model, layers, "layers")
+    try:  # the renders run the model on size-px images: a size too small for the deepest layer fails here
+        layer_shapes(model, layers, size=settings.size)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:160]
+        raise BadValue(f"the model cannot run on {settings.size} px renders up to {layers[-1]!r} ({first}); "
+                       f"use a larger size (--size), e.g. {getattr(model, 'input_size', 224)}") from None
     size = int(getattr(model, "input_size", 224))
     photos = image_folder(images, size) if images is not None else bundled_photos(size)
     if workers > 1:

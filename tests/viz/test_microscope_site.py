@@ -172,3 +172,11 @@ def test_cli_names_the_flag_of_a_wrong_layer_order(tmp_path, capsys):
 
     code = main(["microscope", "edges_and_curves", "--layers", "relu2,relu1", "--out", str(tmp_path / "s")])
     assert code == 2 and "--layers" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_a_render_size_too_small_for_the_model_fails_before_any_work(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 2, 5), nn.ReLU(), nn.Conv2d(2, 2, 5))
+    net.input_size = 32
+    with pytest.raises(ValueError, match=r"cannot run on 6 px.*--size"):
+        build(tmp_path / "site", layers=("2",), model=net, settings=MicroscopeSettings(size=6, steps=1))
+    assert not (tmp_path / "site").exists()
