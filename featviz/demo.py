@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from featviz._io import atomic_write_text
 from featviz.viz._site import template_env, write_css
-from featviz.viz._store import write_text_atomic
 
 __all__ = ["run_demo", "DEMO_LAYERS"]
 
@@ -55,5 +55,5 @@ def run_demo(out: str | Path = "featviz-demo", *, size: int = 96, steps: int = 6
         grids=grids, ref=ref, depth=depth, top_k=top_k, size=size, steps=steps, seed=seed,
         seconds=round(time.perf_counter() - start), threads=torch.get_num_threads(), version=fv.__version__)
     index = out / "index.html"
-    write_text_atomic(index, html)
+    atomic_write_text(index, html)
     return index
