@@ -66,9 +66,9 @@ class MicroscopeSettings:
     def parts(self, early: bool, conv: bool = True) -> dict[str, dict]:
         """The parts of a channel's page these settings ask for, each with the settings it depends on.
 
-        ``fv`` always; ``diversity`` when ``diversity > 1``; ``examples`` when ``examples > 0``;
-        ``tuning`` for early conv layers when there are ``tuning_angles``. A settings change recomputes
-        only the parts whose settings changed.
+        ``fv`` always; ``diversity`` when ``diversity > 1`` on a conv layer; ``examples`` when
+        ``examples > 0``; ``tuning`` for early conv layers when there are ``tuning_angles``. A settings
+        change recomputes only the parts whose settings changed.
 
         Example:
             >>> sorted(MicroscopeSettings(diversity=0).parts(early=False))
@@ -76,7 +76,7 @@ class MicroscopeSettings:
         """
         base = {"size": self.size, "steps": self.steps, "seed": self.seed}
         out: dict[str, dict] = {"fv": base}
-        if self.diversity > 1:
+        if self.diversity > 1 and conv:  # the diversity objective compares spatial maps
             out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight}
         if self.examples > 0:
             out["examples"] = {"examples": self.examples}

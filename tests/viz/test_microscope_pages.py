@@ -100,7 +100,8 @@ class Classifier(nn.Module):
 def test_output_units_come_by_default_with_class_names_and_connections(tmp_path):
     model = Classifier()
     assert default_layers(model) == ["relu", "fc"]
-    build_microscope(model, None, tmp_path, settings=FAST, progress=False)
+    settings = MicroscopeSettings(size=16, steps=2, diversity=2, examples=2, tuning_angles=())
+    build_microscope(model, None, tmp_path, settings=settings, progress=False)
     html = (tmp_path / "channels" / "fc" / "1.html").read_text()
     assert "fc:1 “dog”" in html and "Strongest inputs from relu" in html
     meta = json.loads((tmp_path / "data" / "_links" / "relu__fc" / "meta.json").read_text())
