@@ -20,8 +20,11 @@ from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
 from featviz.optvis.param import fft_image
-from featviz.optvis.rendering import Rendering
+from featviz.optvis.redirect import redirected_relus
+from featviz.optvis.rendering import Rendering, dead_items
 from featviz.optvis.transform import Transform, compose, standard_transforms
+
+STUCK_TOL = 1e-5  # max pixel change from the start below which an item never moved (Adam moves ~lr per step)
 
 
 @contextlib.contextmanager
@@ -168,6 +171,7 @@ def render(
     device: torch.device | str | None = None,
     progress: bool = True,
     thresholds: Sequence[int] = (),
+    redirect_steps: int = 16,
 ) -> Rendering:
     """Optimise ``batch`` images of ``size`` px so that ``objective`` is as large as possible.
 
@@ -184,6 +188,19 @@ def render(
         seed: seeds the initial image and the random transformations (the global RNG is not used).
         device: where the image lives; default the model's device.
         thresholds: steps at which to keep a copy of the images (``Rendering.snapshots``).
+        redirect_steps: for the first this many steps the model's ReLU/ReLU6 *modules* pass the
+            gradient that lifts a dead unit back into its active range (``optvis.redirect``, lucid's
+            trick), so a channel that is off everywhere for the starting image can still be optimised.
+            Forward values are unchanged. 0 disables it. The default 16 is lucid's: enough for a dead
+            channel to switch on (the redirect applies only to items whose ordinary gradient is all
+            zero), short enough that the rest of the run optimises the true objective. ``F.relu``
+            calls inside a model's ``forward`` are not redirected.
+
+    ``Rendering.dead`` flags the items where no response was found and they are drawn as "no
+    response found" tiles: final activation ~0 (``rendering.dead_items``), or an image that never
+    changed from its start (no pixel moved by more than 1e-5: the gradient was zero at every step,
+    so the value is the unit's constant response to the start image, e.g. a BatchNorm shift passed
+    through when the unit's inputs are all off).
 
     Raises:
         KeyError / IndexError: unknown layer / channel out of range, before the first step.
@@ -198,6 +215,9 @@ def render(
     obj = as_objective(objective)
     thresholds = sorted(set(thresholds))
     _check_args(size, steps, lr, batch, thresholds)
+    if isinstance(redirect_steps, bool) or not isinstance(redirect_steps, numbers.Integral) \
+            or redirect_steps < 0:
+        raise ValueError(f"redirect_steps must be an int >= 0 (0 disables), got {redirect_steps!r}")
     check_objective(hm, obj)
     device = _resolve_device(hm.model, device)
     prep = _preprocess_fn(hm, preprocess)
@@ -211,11 +231,13 @@ def render(
     with frozen(hm.model):
         for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
             images = image_fn()  # (B, 3, H, W) in [0, 1]
-            acts = capture(hm, prep(transform(images, gen)), obj)
+            with redirected_relus(hm.model) if step <= redirect_steps else contextlib.nullcontext():
+                acts = capture(hm, prep(transform(images, gen)), obj)
             acts[INPUT] = images
             if step == 1:
                 _check_images(images, batch, size)
                 check_objective(hm, obj, acts)
+                start = images.detach().clone()  # (B, 3, H, W): to tell a stuck item from a found one
             values = obj(acts)  # (B,)
             loss = -values.sum()
             if not torch.isfinite(loss):
@@ -234,9 +256,12 @@ def render(
             acts = capture(hm, prep(images), obj)
             acts[INPUT] = images
             final = obj(acts)
+    images, final = images.detach().cpu(), final.detach().cpu()
+    # an image the optimiser never changed (zero gradient at every step) shows the start, not a feature
+    stuck = (images - start.cpu()).abs().flatten(1).amax(dim=1) <= STUCK_TOL
     labels = [obj.name] * batch
-    return Rendering(images.detach().cpu(), torch.stack(history).cpu(), final.detach().cpu(), labels,
-                     obj.name, snapshots)
+    return Rendering(images, torch.stack(history).cpu(), final, labels, obj.name, snapshots,
+                     dead_items(images, final) | stuck)
 
 
 def render_layer(

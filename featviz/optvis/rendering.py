@@ -1,7 +1,9 @@
 """Rendering: the result of a feature-visualization run, images (B, 3, H, W) in [0, 1] plus its history.
 
 It indexes like a sequence of batch items (``r[3]``, ``r[:4]``), draws itself as a grid
-(``grid``/``save``/``show``) and shows inline in notebooks through ``_repr_png_``.
+(``grid``/``save``/``show``) and shows inline in notebooks through ``_repr_png_``. Items the
+optimisation could not switch on (``Rendering.dead``, rule in :func:`dead_items`) are drawn as a
+crossed-out "no response found" tile (:func:`no_response_tile`), never as the grey start image.
 """
 from __future__ import annotations
 
@@ -11,6 +13,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+DEAD_TOL = 1e-4     # |activation| <= DEAD_TOL * max(1, max |activation| in the batch): no response
+FLAT_STD = 0.01     # pixel std below this: the image never left its start (fft_image starts at ~0.003)
+FLAT_TOL = 1e-2     # ... and then |activation| <= FLAT_TOL * max(1, max |activation|) is no response too
+
+
+def dead_items(images: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the items whose optimisation found no response (a dead channel, a flat grey image).
+
+    With ``scale = max(1, max_i |activations[i]|)`` (over the batch), item ``i`` is dead when
+    ``|activations[i]| <= 1e-4 * scale``, or when its image is flat (std over its (3, H, W) pixels
+    below 0.01, i.e. it barely moved from the near-uniform start) and ``|activations[i]| <= 1e-2 * scale``.
+
+    Example:
+        >>> imgs = torch.rand(3, 3, 8, 8); imgs[2] = 0.5
+        >>> dead_items(imgs, torch.tensor([2.0, 1e-5, 0.01])).tolist()
+        [False, True, True]
+    """
+    a = activations.detach().float().reshape(-1).abs()
+    if a.numel() == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    scale = float(a.max().clamp(min=1.0)) if torch.isfinite(a).all() else 1.0
+    flat = images.detach().float().reshape(len(images), -1).std(dim=1, correction=0) < FLAT_STD
+    return ((a <= DEAD_TOL * scale) | (flat & (a <= FLAT_TOL * scale))).cpu()
+
+
+def no_response_tile(h: int, w: int) -> torch.Tensor:
+    """(3, h, w) light-grey tile, finely hatched and crossed out corner to corner in dark red.
+
+    Drawn in place of a dead item's image: no optimised feature looks like it.
+
+    Example:
+        >>> t = no_response_tile(16, 16)
+        >>> t.shape, t[:, 0, 0].tolist() == t[:, 15, 15].tolist(), float(t.std()) > 0.05
+        (torch.Size([3, 16, 16]), True, True)
+    """
+    rows = torch.arange(h, dtype=torch.float32)[:, None]
+    cols = torch.arange(w, dtype=torch.float32)[None, :]
+    half = max(0.5, min(h, w) / 40)  # half-width of the cross's strokes in pixels
+    # distance (in pixels) to the two diagonals of the h x w rectangle
+    u, v = rows / max(h - 1, 1), cols / max(w - 1, 1)
+    span = min(h, w) - 1 or 1
+    cross = ((u - v).abs() * span <= half) | ((u + v - 1).abs() * span <= half)
+    hatch = ((rows - cols) % max(4, min(h, w) // 8)) == 0  # thin diagonal hatching
+    tile = torch.full((3, h, w), 0.85)
+    tile[:, hatch.expand(h, w)] = 0.65
+    for c, value in enumerate((0.75, 0.1, 0.1)):
+        tile[c][cross] = value
+    return tile
 
 
 @dataclass
@@ -25,6 +76,10 @@ class Rendering:
         labels: one label per item (e.g. ``"blocks.2:7"``), used as titles by ``show``.
         objective: the objective's readable name.
         snapshots: step -> (B, 3, H, W) images recorded at the ``thresholds`` asked for.
+        dead: (B,) bool, True for items where no response was found: :func:`dead_items` of
+            ``images`` and ``activations`` when not given; ``fv.render`` also flags items whose image
+            never changed from its start (zero gradient throughout). ``grid``/``save``/``show``
+            draw those as a "no response found" tile; viewers (circuit plots, microscope) should too.
 
     Example:
         >>> r = Rendering(torch.rand(2, 3, 8, 8), torch.zeros(5, 2), torch.zeros(2), ["a", "b"], "obj")
@@ -38,6 +93,14 @@ class Rendering:
     labels: list[str]
     objective: str
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    dead: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.dead is None:
+            self.dead = dead_items(self.images, self.activations)
+        self.dead = torch.as_tensor(self.dead, dtype=torch.bool).reshape(-1).cpu()
+        if len(self.dead) != len(self.images):
+            raise ValueError(f"dead has {len(self.dead)} flags for {len(self.images)} images")
 
     @staticmethod
     def cat(parts: list[Rendering], objective: str | None = None) -> Rendering:
@@ -57,6 +120,7 @@ class Rendering:
             torch.cat([r.activations for r in parts]), [lab for r in parts for lab in r.labels],
             objective or " | ".join(dict.fromkeys(r.objective for r in parts)),
             {s: torch.cat([r.snapshots[s] for r in parts]) for s in sorted(shared)},
+            torch.cat([r.dead for r in parts]),
         )
 
     def __len__(self) -> int:
@@ -69,17 +133,20 @@ class Rendering:
         if isinstance(idx, int) and idx < 0:
             sel = slice(len(self) + idx, len(self) + idx + 1)
         return Rendering(self.images[sel], self.losses[:, sel], self.activations[sel], self.labels[sel],
-                         self.objective, {k: v[sel] for k, v in self.snapshots.items()})
+                         self.objective, {k: v[sel] for k, v in self.snapshots.items()}, self.dead[sel])
 
     def __repr__(self) -> str:
         b, _, h, w = self.images.shape
         n = self.losses.shape[0]
-        return f"Rendering({b} image{'s' * (b != 1)} of {h}x{w}, {n} steps, {self.objective})"
+        dead = int(self.dead.sum())
+        note = f", {dead} with no response" if dead else ""
+        return f"Rendering({b} image{'s' * (b != 1)} of {h}x{w}, {n} steps, {self.objective}{note})"
 
     def grid(self, ncol: int | None = None, pad: int = 2) -> torch.Tensor:
         """All images tiled in a grid with white gaps, (3, H', W'); ``ncol`` columns (default ~square).
 
-        A single image comes back as is, without a border.
+        A single image comes back as is, without a border. Dead items (``self.dead``) are drawn as
+        :func:`no_response_tile`, not as their (flat grey) image.
 
         Example:
             >>> r = Rendering(torch.rand(4, 3, 8, 8), torch.zeros(1, 4), torch.zeros(4), list("abcd"), "o")
@@ -88,9 +155,13 @@ class Rendering:
         """
         b = len(self)
         ncol = ncol or max(1, int(round(b**0.5 + 0.49)))
+        images = self.images.float().clamp(0, 1)  # (B, 3, H, W)
+        if self.dead.any():
+            images = images.clone()
+            images[self.dead] = no_response_tile(*images.shape[-2:])
         from torchvision.utils import make_grid  # lazy: torchvision takes ~1.4 s to import
 
-        return make_grid(self.images.float().clamp(0, 1), nrow=ncol, padding=pad, pad_value=1.0)
+        return make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
 
     def to_pil(self, ncol: int | None = None):
         """The grid as a ``PIL.Image`` (8-bit RGB).
@@ -129,6 +200,8 @@ class Rendering:
     def show(self, ncol: int | None = None, scale: float = 1.5):
         """Draw the images in a matplotlib figure, one panel per item titled with its label; returns it.
 
+        A dead item's panel shows the crossed-out tile with the words "no response found".
+
         Example:
             >>> fig = r.show()  # doctest: +SKIP
         """
@@ -140,8 +213,13 @@ class Rendering:
         fig, axes = plt.subplots(nrow, ncol, figsize=(scale * ncol, scale * nrow + 0.3), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, img, label in zip(axes.flat, self.images, self.labels):
+        for ax, img, label, dead in zip(axes.flat, self.images, self.labels, self.dead.tolist()):
+            if dead:
+                img = no_response_tile(*img.shape[-2:])
             ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
             ax.set_title(label, fontsize=8)
+            if dead:
+                ax.text(0.5, 0.5, "no response\nfound", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=7, color="0.15", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
         fig.tight_layout()
         return fig

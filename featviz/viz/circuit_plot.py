@@ -13,7 +13,7 @@ import weakref
 import torch
 from torch import nn
 
-from featviz.viz.figures import _figure, _hwc, save, weight_heatmap
+from featviz.viz.figures import _figure, _hwc, draw_no_response, save, weight_heatmap
 
 __all__ = ["plot_circuit", "thumbnails_for"]
 
@@ -35,38 +35,53 @@ def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps:
     ``fv.render_layer`` one batch per layer, and cached: in memory per model object, and in
     ``cache_dir`` (files keyed by a fingerprint of the weights, the node and the settings) when given.
 
+    A node whose render found no response (``Rendering.dead``) comes back as the crossed-out
+    ``no_response_tile``, never as the flat grey image the optimiser left.
+
     Example:
         >>> thumbs = thumbnails_for(model, ["blocks.2:5"], steps=32)   # doctest: +SKIP
         >>> thumbs["blocks.2:5"].shape                                # doctest: +SKIP
         torch.Size([3, 64, 64])
     """
+    from featviz.optvis.rendering import no_response_tile
+
+    found = _thumbnails(model, nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir,
+                        progress=progress)
+    return {node: no_response_tile(*img.shape[-2:]) if dead else img for node, (img, dead) in found.items()}
+
+
+def _thumbnails(model: nn.Module, nodes: list[str], *, size: int, steps: int, seed: int,
+                cache_dir: str | os.PathLike | None, progress: bool) -> dict[str, tuple[torch.Tensor, bool]]:
+    """node -> (image (3, size, size), dead flag); the cached work behind ``thumbnails_for``."""
     from featviz.optvis import render_layer
 
     memo = _THUMBS.setdefault(model, {})
     key = lambda node: (node, size, steps, seed)  # noqa: E731
     prefix = _fingerprint(model) if cache_dir is not None else ""
-    out: dict[str, torch.Tensor] = {}
+    # "_v2": files hold {"image", "dead"}; older files (a bare image, no dead flag) are not read
+    file_of = lambda node: os.path.join(  # noqa: E731
+        cache_dir, f"{prefix}_{node.replace(':', '_')}_{size}_{steps}_{seed}_v2.pt")
+    out: dict[str, tuple[torch.Tensor, bool]] = {}
     missing: dict[str, list[int]] = {}
     for node in nodes:
         if key(node) in memo:
             out[node] = memo[key(node)]
             continue
-        file = os.path.join(cache_dir, f"{prefix}_{node.replace(':', '_')}_{size}_{steps}_{seed}.pt") \
-            if cache_dir is not None else None
-        if file is not None and os.path.exists(file):
-            out[node] = memo[key(node)] = torch.load(file, weights_only=True)
+        if cache_dir is not None and os.path.exists(file_of(node)):
+            saved = torch.load(file_of(node), weights_only=True)
+            out[node] = memo[key(node)] = (saved["image"], bool(saved["dead"]))
             continue
         layer, _, ch = node.rpartition(":")
         missing.setdefault(layer, []).append(int(ch))
     for layer, channels in missing.items():
         r = render_layer(model, layer, channels=channels, size=size, steps=steps, seed=seed,
                          progress=progress)
-        for c, img in zip(channels, r.images):
+        for c, img, dead in zip(channels, r.images, r.dead.tolist()):
             node = f"{layer}:{c}"
-            out[node] = memo[key(node)] = img
+            out[node] = memo[key(node)] = (img, bool(dead))
             if cache_dir is not None:
                 os.makedirs(cache_dir, exist_ok=True)
-                torch.save(img, os.path.join(cache_dir, f"{prefix}_{layer}_{c}_{size}_{steps}_{seed}.pt"))
+                torch.save({"image": img, "dead": torch.tensor(bool(dead))}, file_of(node))
     return out
 
 
@@ -90,6 +105,9 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
                  size: int = 64, steps: int = 64, seed: int = 0, cache_dir: str | None = None,
                  node_size: float = 0.9, patterns: bool = True, notes: dict[str, str] | None = None):
     """Draw ``circuit`` (a ``featviz.circuits.Circuit``) Zoom In style; thumbnails need ``model``.
+
+    A node whose thumbnail render found no response (``Rendering.dead``) is drawn as a crossed-out
+    "no response found" tile.
 
     ``notes``: extra text under a node's label (e.g. ``{"blocks.0:6": "edge 86°"}``).
 
@@ -128,12 +146,14 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
             weight_heatmap(e.pattern, inset)
             for spine in inset.spines.values():
                 spine.set_edgecolor(color)
-    thumbs = thumbnails_for(model, circuit.nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir) \
-        if thumbnails else {}
+    thumbs = _thumbnails(model, circuit.nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir,
+                         progress=False) if thumbnails else {}
     for node, (x, y) in pos.items():
         ax = fig.add_axes((x - half_w, y - half_h, 2 * half_w, 2 * half_h))
-        if node in thumbs:
-            ax.imshow(_hwc(thumbs[node]))
+        if node in thumbs and thumbs[node][1]:  # dead: no response found, not a grey square
+            draw_no_response(ax, *thumbs[node][0].shape[-2:], fontsize=6)
+        elif node in thumbs:
+            ax.imshow(_hwc(thumbs[node][0]))
         else:
             ax.set_facecolor("0.93")
         ax.set_xticks([])

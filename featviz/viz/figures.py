@@ -7,12 +7,16 @@ state, any backend); matplotlib is imported on first use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-__all__ = ["WEIGHT_CMAP", "image_grid", "plot_dataset_examples", "plot_tuning_curve", "plot_weights",
-           "save", "weight_heatmap"]
+if TYPE_CHECKING:
+    from featviz.optvis.rendering import Rendering
+
+__all__ = ["WEIGHT_CMAP", "draw_no_response", "image_grid", "plot_dataset_examples", "plot_tuning_curve",
+           "plot_weights", "save", "weight_heatmap"]
 
 WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
 
@@ -34,6 +38,22 @@ def _hwc(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (H, W) tensor in [0, 1] -> array matplotlib can show."""
     a = image.detach().float().cpu().clamp(0, 1)
     return a.permute(1, 2, 0).numpy() if a.dim() == 3 else a.numpy()
+
+
+def draw_no_response(ax, h: int = 64, w: int = 64, fontsize: float = 7):
+    """Draw a dead render (``Rendering.dead``) on ``ax``: the crossed-out tile and "no response found".
+
+    Example:
+        >>> ax = draw_no_response(_figure(1, 1).add_subplot(), 16, 16)
+        >>> ax.texts[0].get_text().split()
+        ['no', 'response', 'found']
+    """
+    from featviz.optvis.rendering import no_response_tile  # here: keeps ``fv.viz`` import light
+
+    ax.imshow(_hwc(no_response_tile(h, w)))
+    ax.text(0.5, 0.5, "no response\nfound", transform=ax.transAxes, ha="center", va="center",
+            fontsize=fontsize, color="0.15", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
+    return ax
 
 
 def weight_heatmap(kernel: torch.Tensor, ax=None, vmax: float | None = None, frame: bool = True):
@@ -87,25 +107,41 @@ def plot_weights(w: torch.Tensor, path: str | None = None, dst_labels: Sequence[
     return save(fig, path)
 
 
-def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, ncol: int | None = None,
-               path: str | None = None, cell: float = 1.6):
+def image_grid(images: torch.Tensor | Rendering, titles: Sequence[str] | None = None, ncol: int | None = None,
+               path: str | None = None, cell: float = 1.6, dead: Sequence[bool] | torch.Tensor | None = None):
     """Show (N, 3, H, W) (or (N, H, W)) images in [0, 1] on a grid with optional titles.
 
+    ``images`` may also be a ``Rendering``: its images, its labels as default titles and its
+    ``dead`` flags. Items flagged in ``dead`` are drawn as "no response found" (:func:`draw_no_response`),
+    never as their (flat grey) image.
+
     Example:
-        >>> fig = image_grid(torch.rand(6, 3, 8, 8), titles=list("abcdef"), ncol=3)
-        >>> len(fig.axes)
-        6
+        >>> fig = image_grid(torch.rand(6, 3, 8, 8), titles=list("abcdef"), ncol=3, dead=[0, 0, 0, 0, 0, 1])
+        >>> len(fig.axes), fig.axes[5].texts[0].get_text().split()
+        (6, ['no', 'response', 'found'])
     """
+    from featviz.optvis.rendering import Rendering
+
+    if isinstance(images, Rendering):
+        titles = titles if titles is not None else images.labels
+        dead = images.dead if dead is None else dead
+        images = images.images
     if images.dim() not in (3, 4) or len(images) == 0:
         raise ValueError(f"images must be a non-empty (N, 3, H, W) or (N, H, W) tensor, "
                          f"got {tuple(images.shape)}")
     n = len(images)
+    dead_flags = [False] * n if dead is None else [bool(d) for d in dead]
+    if len(dead_flags) != n:
+        raise ValueError(f"dead has {len(dead_flags)} flags for {n} images")
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
     fig = _figure(cell * ncol, cell * nrow + (0.25 * nrow if titles else 0))
     for i in range(n):
         ax = fig.add_subplot(nrow, ncol, i + 1)
-        ax.imshow(_hwc(images[i]), cmap="gray" if images.dim() == 3 else None, vmin=0, vmax=1)
+        if dead_flags[i]:
+            draw_no_response(ax, *images.shape[-2:])
+        else:
+            ax.imshow(_hwc(images[i]), cmap="gray" if images.dim() == 3 else None, vmin=0, vmax=1)
         ax.set_axis_off()
         if titles:
             ax.set_title(str(titles[i]), fontsize=8)

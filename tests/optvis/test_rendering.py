@@ -6,19 +6,20 @@ import torch
 from PIL import Image
 
 from featviz.optvis import Rendering
+from featviz.optvis.rendering import dead_items, no_response_tile
 
 
 def make(b=3, steps=4, fill=None):
     images = torch.rand(b, 3, 8, 8) if fill is None else torch.full((b, 3, 8, 8), fill)
     return Rendering(images, torch.arange(steps * b, dtype=torch.float).reshape(steps, b),
-                     torch.arange(b, dtype=torch.float), [f"l:{i}" for i in range(b)], "obj")
+                     torch.arange(1, b + 1, dtype=torch.float), [f"l:{i}" for i in range(b)], "obj")
 
 
 def test_indexing_selects_the_same_item_everywhere():
     r = make()
     one = r[-1]
     assert torch.equal(one.images, r.images[2:]) and one.labels == ["l:2"]
-    assert torch.equal(one.losses, r.losses[:, 2:]) and one.activations.tolist() == [2.0]
+    assert torch.equal(one.losses, r.losses[:, 2:]) and one.activations.tolist() == [3.0]
 
 
 def test_cat_joins_items_in_order():
@@ -53,3 +54,61 @@ def test_show_draws_one_titled_panel_per_image():
     fig = make(3).show()
     titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titled == ["l:0", "l:1", "l:2"] and len(fig.axes) == 4  # 2x2 grid, last panel empty
+
+
+def with_acts(acts, flat=()):
+    """Rendering with the given final activations; items in ``flat`` are uniform grey (never moved)."""
+    images = torch.rand(len(acts), 3, 8, 8)
+    for i in flat:
+        images[i] = 0.5
+    labels = [f"l:{i}" for i in range(len(acts))]
+    return Rendering(images, torch.zeros(2, len(acts)), torch.tensor(acts), labels, "obj")
+
+
+def test_dead_rule_by_hand():
+    # scale = max(1, 5) = 5: dead at |a| <= 5e-4; a flat image is also dead at |a| <= 5e-2
+    r = with_acts([5.0, 4e-4, -4e-4, 6e-4, 0.04, 0.06, 0.04], flat=[4, 5])
+    assert r.dead.tolist() == [False, True, True, False, True, False, False]
+    # small batch maximum: scale is 1, so the thresholds are 1e-4 and 1e-2
+    assert with_acts([0.5, 2e-4, 5e-5]).dead.tolist() == [False, False, True]
+    assert dead_items(torch.full((1, 3, 4, 4), 0.5), torch.tensor([0.0])).tolist() == [True]
+
+
+def test_dead_flags_survive_indexing_and_cat():
+    a, b = with_acts([5.0, 0.0, 1.0]), with_acts([0.0, 2.0])
+    assert a[1].dead.tolist() == [True] and a[-1].dead.tolist() == [False]
+    assert a[:2].dead.tolist() == [False, True]
+    both = Rendering.cat([a, b])
+    assert both.dead.tolist() == [False, True, False, True, False]
+    # flags are kept, not recomputed against the joined batch's scale
+    assert Rendering.cat([with_acts([1e-3]), with_acts([100.0])]).dead.tolist() == [False, False]
+
+
+def test_explicit_dead_flags_win():
+    r = Rendering(torch.rand(2, 3, 8, 8), torch.zeros(1, 2), torch.tensor([0.0, 1.0]), ["a", "b"], "o",
+                  dead=torch.tensor([False, True]))
+    assert r.dead.tolist() == [False, True] and "1 with no response" in repr(r)
+
+
+def test_grid_draws_a_dead_item_as_the_crossed_out_tile_not_a_grey_square():
+    r = with_acts([0.0, 3.0], flat=[0])  # item 0: the flat grey start image, activation 0
+    grid = r.grid(ncol=2, pad=0)  # (3, 8, 16)
+    dead_tile, live = grid[:, :, :8], grid[:, :, 8:]
+    assert torch.equal(dead_tile, no_response_tile(8, 8)) and torch.equal(live, r.images[1])
+    assert float(dead_tile.std()) > 0.1 and not torch.allclose(dead_tile, r.images[0], atol=0.2)
+    assert dead_tile[0, 0, 0] > dead_tile[1, 0, 0] + 0.5  # the cross is red-dominant at the corners
+
+
+def test_save_writes_the_tile_for_a_dead_item(tmp_path):
+    r = with_acts([0.0], flat=[0])
+    png = torch.tensor(list(Image.open(r.save(tmp_path / "d.png")).getdata())).float() / 255  # (64, 3)
+    assert png.T.reshape(3, 8, 8).sub(no_response_tile(8, 8)).abs().max() < 1 / 255
+
+
+def test_show_writes_no_response_found_on_a_dead_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = with_acts([0.0, 2.0], flat=[0]).show(ncol=2)
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert texts == [["no response\nfound"], []]
