@@ -318,8 +318,11 @@ def _verdict(ev: Evidence) -> list[str]:
     out.append(f"Selectivity: its worst-position arc/line ratio {cv['curve_vs_line']:.2f} ranks "
                f"{ev.curve_rank} of {ev.n_channels} in its layer; {100 * ev.random_exceeding:.0f} % of the "
                f"channels of a randomly initialised copy reach it.")
-    out.append(f"Step edges: direction selectivity {ev.edge_selectivity:.2f}, preferred "
-               f"{ev.edge.preferred:.0f} deg, drift {ev.edge.drift:.0f} deg over the same shifts.")
+    if ev.edge.preferred != ev.edge.preferred:  # NaN: no step edge raises it above uniform grey
+        out.append("Step edges: none evokes a response above uniform grey at the receptive-field centre.")
+    else:
+        out.append(f"Step edges: direction selectivity {ev.edge_selectivity:.2f}, preferred "
+                   f"{ev.edge.preferred:.0f} deg, drift {ev.edge.drift:.0f} deg over the same shifts.")
     if ev.upstream is not None:
         ex = ", ".join(f"{j} ({v:+.2f})" for j, v in ev.excitatory) or "none"
         inh = ", ".join(f"{j} ({v:+.2f})" for j, v in ev.inhibitory) or "none"
