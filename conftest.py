@@ -4,7 +4,7 @@ Every ``.py`` file under ``featviz/`` is collected as ``--doctest-modules`` woul
 itself would also import ``tests/`` helpers and clash on their several ``conftest.py``). Every example
 may use the names ``fv``, ``torch``, ``nn`` and ``functools``; each runs in its own empty temporary
 folder (files it writes, such as ``"render.png"`` or a microscope ``"site"``, never land in the
-checkout), with matplotlib drawing off screen.
+checkout), with matplotlib drawing off screen; models an example registers are forgotten after it.
 """
 import functools
 from pathlib import Path
@@ -37,7 +37,10 @@ def _doctest_names(request, doctest_namespace):
     import matplotlib.pyplot as plt
 
     matplotlib.use("Agg")
+    from featviz.models import registry
+
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(request.getfixturevalue("tmp_path"))
+        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # an example's register() is undone
         yield
     plt.close("all")

@@ -7,8 +7,11 @@ Example:
     >>> import featviz as fv
     >>> fv.__version__
     '0.1.0'
-    >>> model = fv.models.efficientnet_lite0(pretrained=True)   # doctest: +SKIP
-    >>> logits, cache = fv.hooked(model).run_with_cache(x)     # doctest: +SKIP
+    >>> model = fv.models.efficientnet_lite0(pretrained=True)
+    >>> x = torch.rand(1, 3, 224, 224)                          # (B, 3, H, W) in [0, 1]
+    >>> logits, cache = fv.hooked(model).run_with_cache(model.preprocess(x), names=["blocks.2"])
+    >>> logits.shape, cache["blocks.2"].shape
+    (torch.Size([1, 1000]), torch.Size([1, 24, 56, 56]))
 """
 from __future__ import annotations
 

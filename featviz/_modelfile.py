@@ -1,9 +1,15 @@
 """Command-line model references -> nn.Module: a zoo name, a Python file defining ``model``, or a state dict.
 
 Example:
-    >>> model = load_model("efficientnet_lite0")                 # doctest: +SKIP
-    >>> model = load_model("my_net.py")                          # doctest: +SKIP
-    >>> model = load_model("weights.pt", arch="my_net.py")       # doctest: +SKIP
+    >>> model = load_model("efficientnet_lite0")
+    >>> from pathlib import Path
+    >>> _ = Path("my_net.py").write_text("from torch import nn\\nmodel = nn.Sequential(nn.Conv2d(3, 4, 3))")
+    >>> model = load_model("my_net.py")
+    >>> torch.save(model.state_dict(), "weights.pt")
+    >>> load_model("weights.pt", arch="my_net.py")
+    Sequential(
+      (0): Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1))
+    )
 """
 from __future__ import annotations
 
@@ -109,9 +115,12 @@ def load_python_file(path: str | Path) -> object:
     :class:`~featviz.errors.ModelFileError` naming the file and the error.
 
     Example:
-        >>> module = load_python_file("my_net.py")    # doctest: +SKIP
-        >>> module.model                               # doctest: +SKIP
-        MyNet(...)
+        >>> from pathlib import Path
+        >>> _ = Path("mylib.py").write_text("from torch import nn\\nclass MyNet(nn.Sequential): pass\\n")
+        >>> _ = Path("my_net.py").write_text("import mylib\\nmodel = mylib.MyNet()\\n")
+        >>> module = load_python_file("my_net.py")    # finds mylib.py beside it
+        >>> module.model
+        MyNet()
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -185,7 +194,8 @@ def load_model(ref: str, arch: str | None = None) -> nn.Module:
     :class:`~featviz.errors.UserError` subclass that also is the built-in error older callers caught.
 
     Example:
-        >>> load_model("weights.pt", arch="resnet18").training   # doctest: +SKIP
+        >>> torch.save(fv.models.resnet18().state_dict(), "weights.pt")   # random weights
+        >>> load_model("weights.pt", arch="resnet18").training
         False
     """
     path = Path(ref)

@@ -7,8 +7,9 @@ channel is and that an edge is causal.
 
 Example:
     >>> import featviz as fv
-    >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3)   # doctest: +SKIP
-    >>> c.plot(path="circuit.png")                                      # doctest: +SKIP
+    >>> model = fv.models.efficientnet_lite0()
+    >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3, progress=False)
+    >>> fig = c.plot(path="circuit.png", size=32, steps=8)   # thumbnails: tiny renders, to stay quick
 """
 from featviz.circuits.ablation import AblationTest, ablation_effect, ablation_test
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods

@@ -50,9 +50,9 @@ class ModuleGraph:
     """Which module produced each tensor of one forward pass, in execution order.
 
     Example:
-        >>> g = ModuleGraph(model, torch.rand(1, 3, 64, 64))   # doctest: +SKIP
-        >>> g.unit("bn2").conv                                  # doctest: +SKIP
-        'conv2'
+        >>> g = ModuleGraph(fv.models.resnet18(), torch.rand(1, 3, 64, 64))
+        >>> g.unit("layer1.0.bn2").conv
+        'layer1.0.conv2'
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor):

@@ -242,7 +242,7 @@ class DstMeans(nn.Module):
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
-        >>> DstMeans(fv.hooked(net), "0")(torch.rand(2, 3, 8, 8)).shape   # doctest: +SKIP
+        >>> DstMeans(fv.hooked(net), "0")(torch.rand(2, 3, 8, 8)).shape
         torch.Size([2, 4])
     """
 

@@ -98,9 +98,11 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
     images, whatever the stream's length.
 
     Example:
-        >>> ex = dataset_examples(model, "blocks.4:7", photos, k=4)   # doctest: +SKIP
-        >>> ex.images.shape, ex.crops.shape[:2]                       # doctest: +SKIP
-        (torch.Size([4, 3, 224, 224]), torch.Size([4, 3]))
+        >>> model = fv.models.efficientnet_lite0()
+        >>> photos, names = fv.data.sample_images(size=64)
+        >>> ex = dataset_examples(model, "blocks.4:7", photos, k=4, progress=False)
+        >>> ex.images.shape, ex.crops.shape[:2]
+        (torch.Size([4, 3, 64, 64]), torch.Size([4, 3]))
     """
     hm = as_hooked(model)
     layer, channels = resolve_ref(hm, node)

@@ -192,9 +192,14 @@ def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike]
     :class:`~featviz.errors.UnsupportedImage` naming the mode.
 
     Example:
-        >>> images, names = load_images("my_photos/", size=224)   # doctest: +SKIP
-        >>> images.shape                                            # doctest: +SKIP
-        torch.Size([5, 3, 224, 224])
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> Path("my_photos").mkdir()
+        >>> for name in ["b", "a"]:
+        ...     Image.new("RGB", (320, 240), "teal").save(f"my_photos/{name}.jpg")
+        >>> images, names = load_images("my_photos/", size=224)
+        >>> images.shape, names
+        (torch.Size([2, 3, 224, 224]), ['a', 'b'])
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 

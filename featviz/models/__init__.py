@@ -19,7 +19,7 @@ Example:
     >>> import featviz as fv
     >>> model = fv.models.efficientnet_lite0()              # pretrained, offline
     >>> images, names = fv.data.sample_images()
-    >>> fv.models.predict(model, images, k=1)[names.index("chelsea")]    # doctest: +SKIP
+    >>> fv.models.predict(model, images, k=1)[names.index("chelsea")]
     [('Egyptian cat', 0.39...)]
 """
 from featviz.models import toy

@@ -15,7 +15,9 @@ def register(name: str, constructor: Callable[..., nn.Module]) -> None:
     """Make ``constructor`` available as ``get(name)``; a taken name raises ``ValueError``.
 
     Example:
-        >>> register("my_net", lambda: nn.Linear(2, 2))     # doctest: +SKIP
+        >>> register("my_net", lambda: nn.Linear(2, 2))
+        >>> get("my_net")
+        Linear(in_features=2, out_features=2, bias=True)
     """
     if name in _REGISTRY:
         raise ValueError(f"a model named {name!r} is already registered")

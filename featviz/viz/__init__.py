@@ -6,8 +6,9 @@ The static HTML site lives in ``featviz.viz.microscope``.
 
 Example:
     >>> import featviz as fv
-    >>> w = fv.circuits.weights(model, "stem.conv", "blocks.0.depthwise_conv")   # doctest: +SKIP
-    >>> fv.viz.plot_weights(w, path="weights.png")                              # doctest: +SKIP
+    >>> model = fv.models.efficientnet_lite0()
+    >>> w = fv.circuits.weights(model, "stem.conv", "blocks.0.depthwise_conv")   # (C_dst, C_src, 3, 3)
+    >>> fig = fv.viz.plot_weights(w[:8, :8], path="weights.png")
 """
 from featviz.viz.circuit_plot import plot_circuit, thumbnails_for
 from featviz.viz.figures import (
