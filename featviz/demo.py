@@ -4,9 +4,8 @@ Sized to finish in a few minutes on a 2-core CPU: 96 px renders, 64 steps, 24 ch
 layer and of a middle layer, one circuit of depth 2 into the middle channel that the optimisation
 excited most.
 
-Example:
-    >>> run_demo("featviz-demo")      # doctest: +SKIP
-    PosixPath('featviz-demo/index.html')
+Example (the command line's ``featviz demo --out DIR`` calls ``run_demo(DIR)``):
+    >>> from featviz.demo import run_demo
 """
 from __future__ import annotations
 
@@ -29,8 +28,10 @@ def run_demo(out: str | Path = "featviz-demo", *, size: int = 96, steps: int = 6
     """Render grids for an early and a middle layer, trace one circuit, write ``out/index.html``.
 
     Example:
-        >>> run_demo("demo", size=64, steps=16, channels=8, progress=False)   # doctest: +SKIP
+        >>> run_demo("demo", size=32, steps=2, channels=4, depth=1, top_k=2, progress=False)  # seconds
         PosixPath('demo/index.html')
+        >>> sorted(p.name for p in Path("demo").iterdir())
+        ['blocks.2.png', 'blocks.7.png', 'circuit.json', 'circuit.png', 'index.html', 'style.css']
     """
     import featviz as fv
 
