@@ -6,9 +6,12 @@ Pieces: ``param`` (image parameterisations), ``transform`` (random robustness tr
 
 Example:
     >>> import featviz as fv
-    >>> r = fv.render(model, "blocks.2:7", size=64, steps=64)            # doctest: +SKIP
+    >>> model = fv.models.efficientnet_lite0()
+    >>> r = fv.render(model, "blocks.2:7", size=64, steps=8, progress=False)   # steps=256 for a real picture
     >>> obj = fv.objectives.channel("blocks.2", 7) + 0.5 * fv.objectives.diversity("blocks.2")
-    >>> r = fv.render(model, obj, batch=4, param=fv.optvis.pixel_image)  # doctest: +SKIP
+    >>> r = fv.render(model, obj, batch=4, size=64, steps=8, param=fv.optvis.pixel_image, progress=False)
+    >>> r.images.shape                                                          # (B, 3, H, W) in [0, 1]
+    torch.Size([4, 3, 64, 64])
 """
 from featviz.optvis import objectives, param, transform
 from featviz.optvis.param import fft_image, pixel_image

@@ -34,8 +34,11 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     Both are restored on exit, also when the block raises.
 
     Example:
-        >>> with frozen(model):  # doctest: +SKIP
+        >>> model = fv.models.toy.edges_and_curves()
+        >>> with frozen(model):
         ...     assert not any(p.requires_grad for p in model.parameters())
+        >>> all(p.requires_grad for p in model.parameters())
+        True
     """
     grads = [(p, p.requires_grad) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()]
@@ -78,7 +81,10 @@ def capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str,
     (then the whole model runs).
 
     Example:
-        >>> acts = capture(fv.hooked(model), x, objectives.channel("blocks.2", 0))  # doctest: +SKIP
+        >>> model, x = fv.models.toy.edges_and_curves(), torch.rand(1, 3, 32, 32)
+        >>> acts = capture(fv.hooked(model), x, fv.objectives.channel("relu1", 0))   # conv2 never runs
+        >>> {name: a.shape for name, a in acts.items()}
+        {'relu1': torch.Size([1, 8, 32, 32])}
     """
     names = [n for n in objective.layers if n not in (INPUT, OUTPUT)]
     acts: dict[str, torch.Tensor] = {}
@@ -97,8 +103,9 @@ def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = N
     """Raise ``KeyError`` for unknown layer names; with ``acts``, ``IndexError`` for channels out of range.
 
     Example:
-        >>> check_objective(fv.hooked(model), objectives.channel("nope", 0))  # doctest: +SKIP
-        KeyError: ...
+        >>> check_objective(fv.hooked(fv.models.toy.edges_and_curves()), fv.objectives.channel("nope", 0))
+        Traceback (most recent call last):
+        KeyError: "unknown layer 'nope'; 4 names, e.g. ['conv1', 'relu1', 'conv2', 'relu2']"
     """
     for name in objective.layers:
         if name not in (INPUT, OUTPUT):
@@ -207,8 +214,9 @@ def render(
         FloatingPointError: the objective became NaN or Inf (names the step).
 
     Example:
-        >>> r = fv.render(model, "blocks.2:7", size=64, steps=32, progress=False)  # doctest: +SKIP
-        >>> r.images.shape, r.activations.shape                                     # doctest: +SKIP
+        >>> model = fv.models.efficientnet_lite0()
+        >>> r = fv.render(model, "blocks.2:7", size=64, steps=8, progress=False)   # 256 steps look better
+        >>> r.images.shape, r.activations.shape
         (torch.Size([1, 3, 64, 64]), torch.Size([1]))
     """
     hm = hooked(model)
@@ -284,9 +292,10 @@ def render_layer(
     ``"layer:c"``.
 
     Example:
-        >>> grid = fv.render_layer(model, "blocks.0", channels=range(8), steps=64)  # doctest: +SKIP
-        >>> grid.images.shape, grid.labels[:2]                                     # doctest: +SKIP
-        (torch.Size([8, 3, 128, 128]), ['blocks.0:0', 'blocks.0:1'])
+        >>> model = fv.models.efficientnet_lite0()
+        >>> grid = fv.render_layer(model, "blocks.0", channels=range(8), size=64, steps=8, progress=False)
+        >>> grid.images.shape, grid.labels[:2]
+        (torch.Size([8, 3, 64, 64]), ['blocks.0:0', 'blocks.0:1'])
     """
     hm = hooked(model)
     name, ch = hm.parse(layer)
