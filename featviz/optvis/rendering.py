@@ -107,7 +107,12 @@ class Rendering:
         """Join renderings with the same number of steps into one (items in order).
 
         Example:
-            >>> Rendering.cat([grid_a, grid_b]).save("both.png", ncol=8)  # doctest: +SKIP
+            >>> model = fv.models.toy.edges_and_curves()
+            >>> a = fv.render_layer(model, "relu1", channels=range(4), size=32, steps=4, progress=False)
+            >>> b = fv.render_layer(model, "relu2", channels=range(3), size=32, steps=4, progress=False)
+            >>> both = Rendering.cat([a, b])
+            >>> len(both), both.labels[3:5]
+            (7, ['relu1:3', 'relu2:0'])
         """
         if not parts:
             raise ValueError("Rendering.cat needs at least one rendering")
@@ -179,7 +184,8 @@ class Rendering:
         """Write the grid as a PNG; atomic (temporary file, then rename), so no half-written files.
 
         Example:
-            >>> r.save("render.png")  # doctest: +SKIP
+            >>> r = fv.render(fv.models.toy.edges_and_curves(), "relu2:0", size=32, steps=4, progress=False)
+            >>> r.save("render.png")
             PosixPath('render.png')
         """
         path = Path(path)
@@ -203,7 +209,10 @@ class Rendering:
         A dead item's panel shows the crossed-out tile with the words "no response found".
 
         Example:
-            >>> fig = r.show()  # doctest: +SKIP
+            >>> model = fv.models.toy.edges_and_curves()
+            >>> fig = fv.render_layer(model, "relu2", size=32, steps=4, progress=False).show()
+            >>> len(fig.axes)                  # 7 channels on a 3 x 3 grid
+            9
         """
         import matplotlib.pyplot as plt
 
