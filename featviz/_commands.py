@@ -2,7 +2,13 @@
 
 Example:
     >>> from featviz.cli import main
-    >>> main(["layers", "efficientnet_lite0"])   # doctest: +SKIP
+    >>> main(["layers", "edges_and_curves"])
+    layer  type    output shape          channels
+    conv1  Conv2d  1x8x64x64             8
+    relu1  ReLU    1x8x64x64             8
+    conv2  Conv2d  1x7x64x64             7
+    relu2  ReLU    1x7x64x64             7
+    0
 """
 from __future__ import annotations
 

@@ -169,8 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted). Bad arguments exit with status 2 from the parser, also as one line.
 
     Example:
-        >>> main(["models"])   # doctest: +SKIP
-        efficientnet_lite0 ...
+        >>> main(["models"])
+        edges_and_curves
+        efficientnet_lite0
+        inception_v1
+        resnet18
         0
     """
     args = build_parser().parse_args(argv)
