@@ -6,9 +6,9 @@ machines need no shared disk. Dataset examples are made by the build itself (``_
 activations it caches on disk.
 
 Example:
-    >>> worker = ChannelWorker(model, MicroscopeSettings(size=64, steps=32))   # doctest: +SKIP
-    >>> files, facts = worker.compute("blocks.1", 3, early=True)              # doctest: +SKIP
-    >>> sorted(files)                                                         # doctest: +SKIP
+    >>> worker = ChannelWorker(fv.models.toy.edges_and_curves(), MicroscopeSettings(size=32, steps=4))
+    >>> files, facts = worker.compute("relu1", 3, early=True)
+    >>> sorted(files)
     ['diversity.png', 'fv.png', 'tuning.png']
 """
 from __future__ import annotations

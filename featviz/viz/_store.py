@@ -7,8 +7,8 @@ place, so a unit on disk is either complete or absent, whatever interrupts the b
 
 Example:
     >>> key = content_key(weights_hash(torch.nn.Linear(2, 2)), {"steps": 64})
-    >>> write_unit(Path("site/data/conv/3"), {"fv.png": b"..."}, {"key": key})   # doctest: +SKIP
-    >>> unit_done(Path("site/data/conv/3"), key)                                 # doctest: +SKIP
+    >>> write_unit(Path("site/data/conv/3"), {"fv.png": b"..."}, {"key": key})
+    >>> unit_done(Path("site/data/conv/3"), key)
     True
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ def check_site_folder(out: Path, force: bool = False) -> set[str]:
     non-empty folder that is not a featviz site, unless ``force`` (then nothing of it counts as written).
 
     Example:
-        >>> check_site_folder(Path("new-folder"))   # doctest: +SKIP
+        >>> check_site_folder(Path("new-folder"))
         set()
     """
     out = Path(out)
@@ -203,8 +203,11 @@ class SiteLock:
     ends, however it ends). A second build gets ``SiteError`` naming the first one's pid.
 
     Example:
-        >>> with SiteLock(Path("site")):   # doctest: +SKIP
-        ...     build()
+        >>> Path("site").mkdir()
+        >>> with SiteLock(Path("site")):
+        ...     SiteLock(Path("site")).__enter__()      # a second build
+        Traceback (most recent call last):
+        featviz.viz._store.SiteError: another featviz microscope build (pid ...) is writing to site; ...
     """
 
     def __init__(self, out: Path):

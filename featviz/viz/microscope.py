@@ -16,8 +16,9 @@ that this one no longer has are removed. Ctrl-C keeps every finished unit and wr
 them. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[distributed]'``).
 
 Example:
-    >>> index = build_microscope(model, ["blocks.1", "blocks.4"], "site", channels=8)   # doctest: +SKIP
-    >>> index                                                                           # doctest: +SKIP
+    >>> model = fv.models.toy.edges_and_curves()
+    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)  # default 128 px, 128 steps
+    >>> build_microscope(model, ["relu1", "relu2"], "site", settings=settings, channels=2, progress=False)
     PosixPath('site/index.html')
 """
 from __future__ import annotations
@@ -62,7 +63,7 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
     """Write one (3, H, W) image in [0, 1] as a PNG, atomically (``featviz._io``).
 
     Example:
-        >>> save_png(torch.rand(3, 8, 8), "x.png")   # doctest: +SKIP
+        >>> save_png(torch.rand(3, 8, 8), "x.png")
         PosixPath('x.png')
     """
     return atomic_write_bytes(path, png_bytes(image))
@@ -176,8 +177,9 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
     Example:
-        >>> settings = MicroscopeSettings(size=64, steps=32)
-        >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings)   # doctest: +SKIP
+        >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)
+        >>> model = fv.models.toy.edges_and_curves()
+        >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings, channels=1, progress=False)
         PosixPath('site/index.html')
     """
     with _frozen(model):
