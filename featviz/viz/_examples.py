@@ -8,9 +8,12 @@ activation there, and the weakest position. These (N, C) statistics are cached o
 keyed by the weights and the photo set, so a rebuild does not run the photos again.
 
 Example:
-    >>> photos = bundled_photos(64)                                              # doctest: +SKIP
-    >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"))  # doctest: +SKIP
-    >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)  # doctest: +SKIP
+    >>> model = fv.models.toy.edges_and_curves()
+    >>> photos = bundled_photos(64)
+    >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"), progress=False)
+    >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)
+    >>> sorted(files)[:2], facts["top"][0]["name"]
+    (['bottom0.jpg', 'bottom1.jpg'], 'camera')
 """
 from __future__ import annotations
 
@@ -87,7 +90,11 @@ def image_folder(folder: str | os.PathLike, size: int) -> PhotoSet:
     folder and ``BadValue`` for a folder without images.
 
     Example:
-        >>> image_folder("my_photos", 224).names[:2]   # doctest: +SKIP
+        >>> from PIL import Image
+        >>> Path("my_photos/beach").mkdir(parents=True)
+        >>> for name in ["0002", "0001"]:
+        ...     Image.new("RGB", (48, 32), "teal").save(f"my_photos/beach/{name}.jpg")
+        >>> image_folder("my_photos", 224).names[:2]
         ['beach/0001', 'beach/0002']
     """
     from featviz.data.photos import IMAGE_SUFFIXES
@@ -230,8 +237,10 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
     the receptive field of that position (``fv.circuits.input_boxes``), at least a third of the photo wide.
 
     Example:
-        >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)   # doctest: +SKIP
-        >>> facts["top"][0]["activation"] > 0                                             # doctest: +SKIP
+        >>> model, photos = fv.models.toy.edges_and_curves(), bundled_photos(64)
+        >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"), progress=False)
+        >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)
+        >>> facts["top"][0]["value"] > 0 > facts["bottom"][0]["value"]
         True
     """
     from featviz.circuits import input_boxes
