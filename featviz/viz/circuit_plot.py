@@ -39,9 +39,10 @@ def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps:
     ``no_response_tile``, never as the flat grey image the optimiser left.
 
     Example:
-        >>> thumbs = thumbnails_for(model, ["blocks.2:5"], steps=32)   # doctest: +SKIP
-        >>> thumbs["blocks.2:5"].shape                                # doctest: +SKIP
-        torch.Size([3, 64, 64])
+        >>> model = fv.models.toy.edges_and_curves()
+        >>> thumbs = thumbnails_for(model, ["relu2:5"], size=32, steps=8)
+        >>> thumbs["relu2:5"].shape
+        torch.Size([3, 32, 32])
     """
     from featviz.optvis.rendering import no_response_tile
 
@@ -112,7 +113,8 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
     ``notes``: extra text under a node's label (e.g. ``{"blocks.0:6": "edge 86°"}``).
 
     Example:
-        >>> fig = plot_circuit(circuit, thumbnails=False, path="circuit.png")   # doctest: +SKIP
+        >>> circuit = fv.circuits.trace(fv.models.toy.edges_and_curves(), "relu2:0", depth=1, progress=False)
+        >>> fig = plot_circuit(circuit, thumbnails=False, path="circuit.png")
     """
     from matplotlib.lines import Line2D
 

@@ -183,7 +183,10 @@ def plot_dataset_examples(examples, path: str | None = None, crops: bool = True)
     """Grid of a ``DatasetExamples``' crops (or full images with the box drawn), titled with scores.
 
     Example:
-        >>> fig = plot_dataset_examples(ex, path="top.png")    # doctest: +SKIP
+        >>> photos, names = fv.data.sample_images(size=64)
+        >>> ex = fv.circuits.dataset_examples(fv.models.toy.edges_and_curves(), "relu2:0", photos, k=4,
+        ...                                   progress=False)
+        >>> fig = plot_dataset_examples(ex, path="top.png")
     """
     from matplotlib.patches import Rectangle
 
