@@ -28,16 +28,19 @@ _NAMES = {  # public name -> module that defines it
     "objectives": "featviz.optvis",
     "render": "featviz.optvis",
     "render_layer": "featviz.optvis",
+    "factorize": "featviz.optvis",
 }
 
 __all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
 __all__ += ["circuits", "viz", "errors"]
+__all__ += ["factorize"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from featviz import circuits, data, errors, models, nn, optvis, viz
     from featviz.hooks import ActivationCache, HookedModel, hooked
     from featviz.optvis import objectives, render, render_layer
+    from featviz.optvis import factorize
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ Example:
     torch.Size([4, 3, 64, 64])
 """
 from featviz.optvis import objectives, param, transform
+from featviz.optvis.factorize import Factorization, factorize
 from featviz.optvis.param import fft_image, pixel_image
 from featviz.optvis.render import render, render_layer
 from featviz.optvis.rendering import Rendering
@@ -30,3 +31,4 @@ __all__ = [
     "Rendering", "compose", "fft_image", "jitter", "objectives", "pad", "param", "pixel_image",
     "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
 ]
+__all__ += ["Factorization", "factorize"]

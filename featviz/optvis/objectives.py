@@ -157,24 +157,89 @@ def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Ob
     return Objective(fn, f"neuron({layer}:{c}{where})", [layer], [(layer, c)])
 
 
-def direction(layer: str, vector: torch.Tensor | Sequence[float]) -> Objective:
-    """Dot product of the activation vector at each position with ``vector`` (C,), mean over positions.
+def _as_vectors(layer: str, vector: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    """``vector`` as a float (K, C) tensor: one row per batch item, or K = 1 for one shared vector."""
+    vec = torch.as_tensor(vector).detach().float()
+    if vec.dim() == 1:
+        vec = vec[None]
+    if vec.dim() != 2 or vec.numel() == 0:
+        raise ValueError(f"direction vectors for {layer} must be (C,) or (B, C), "
+                         f"got shape {tuple(vec.shape)}")
+    return vec
+
+
+def _matched(layer: str, t: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """``vec`` (K, C) on ``t``'s device, shaped (K, C, 1, ...) to broadcast against ``t`` (B, C, ...)."""
+    if t.shape[1] != vec.shape[1]:
+        raise ValueError(f"direction vector has {vec.shape[1]} entries, but {layer} has "
+                         f"{t.shape[1]} channels")
+    if len(vec) not in (1, t.shape[0]):
+        raise ValueError(f"{len(vec)} direction vectors for a batch of {t.shape[0]}: give one vector, or "
+                         f"one per batch item (render with batch={len(vec)})")
+    return vec.to(t.device, t.dtype).view(*vec.shape, *([1] * (t.dim() - 2)))
+
+
+def _dot_cossim(t: torch.Tensor, v: torch.Tensor, cossim_pow: float) -> torch.Tensor:
+    """(B, C, ...) x (K, C, ...) -> (B, ...): dot product over channels, times max(cos, 0.1) ** cossim_pow."""
+    dot = (t * v).sum(1)
+    if not cossim_pow:
+        return dot
+    cos = dot / (t.norm(dim=1) * v.norm(dim=1) + 1e-8)
+    return dot * cos.clamp(min=0.1) ** cossim_pow
+
+
+def direction(layer: str, vector: torch.Tensor | Sequence[float], cossim_pow: float = 0.0) -> Objective:
+    """Dot product of the activation vector at each position with ``vector``, mean over positions.
+
+    ``vector`` is one (C,) direction for every batch item, or (B, C): item ``i`` follows row ``i``, so
+    ``B`` directions (the groups of a factorization, the cells of an atlas) render in one run. With
+    ``cossim_pow > 0`` each position's dot product is multiplied by ``max(cos, 0.1) ** cossim_pow``
+    (lucid's ``direction_cossim``): the angle counts, not only the length along the direction.
 
     Example:
         >>> direction("conv", [1.0, -1.0])({"conv": torch.ones(1, 2, 3, 3)})
         tensor([0.])
+        >>> direction("conv", torch.eye(2))({"conv": torch.arange(2.).view(1, 2, 1, 1).repeat(2, 1, 3, 3)})
+        tensor([0., 1.])
     """
-    vec = torch.as_tensor(vector, dtype=torch.float32).flatten()
+    vec = _as_vectors(layer, vector)  # (K, C)
 
     def fn(acts: Acts) -> torch.Tensor:
         t = acts[layer]  # (B, C, ...)
-        if t.shape[1] != vec.numel():
-            raise ValueError(f"direction vector has {vec.numel()} entries, but {layer} has "
-                             f"{t.shape[1]} channels")
-        v = vec.to(t.device, t.dtype).view(1, -1, *([1] * (t.dim() - 2)))
-        return _spatial_mean((t * v).sum(1, keepdim=True))
+        return _spatial_mean(_dot_cossim(t, _matched(layer, t, vec), cossim_pow).unsqueeze(1))
 
-    return Objective(fn, f"direction({layer})", [layer])
+    batched = f", {len(vec)} vectors" if len(vec) > 1 else ""
+    pow_ = f", cossim_pow={cossim_pow:g}" if cossim_pow else ""
+    return Objective(fn, f"direction({layer}{batched}{pow_})", [layer])
+
+
+def direction_neuron(layer: str, vector: torch.Tensor | Sequence[float], x: int | None = None,
+                     y: int | None = None, cossim_pow: float = 0.0) -> Objective:
+    """Dot product of the activation vector at one position (default the centre) with ``vector``.
+
+    ``vector`` and ``cossim_pow`` as in :func:`direction`: (B, C) gives each batch item its own vector.
+
+    Example:
+        >>> t = torch.zeros(2, 2, 3, 3); t[:, :, 1, 1] = torch.tensor([1.0, 2.0])
+        >>> direction_neuron("conv", [[1.0, 0.0], [0.0, 1.0]])({"conv": t})
+        tensor([1., 2.])
+    """
+    vec = _as_vectors(layer, vector)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        t = acts[layer]  # (B, C, H, W)
+        if t.dim() != 4:
+            raise ValueError(f"direction_neuron needs (B, C, H, W) activations, {layer} gives "
+                             f"{tuple(t.shape)}")
+        h, w = t.shape[-2:]
+        yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
+        if not (0 <= yy < h and 0 <= xx < w):
+            raise IndexError(f"position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
+        return _dot_cossim(t[:, :, yy, xx], _matched(layer, t[:, :, 0, 0], vec), cossim_pow)
+
+    where = "" if x is None and y is None else f", x={x}, y={y}"
+    batched = f", {len(vec)} vectors" if len(vec) > 1 else ""
+    return Objective(fn, f"direction_neuron({layer}{where}{batched})", [layer])
 
 
 def deepdream(layer: str) -> Objective:
@@ -281,5 +346,5 @@ def batch(obj: Objective | str, i: int) -> Objective:
 
 __all__ = [
     "INPUT", "OUTPUT", "Objective", "as_objective", "batch", "blur", "channel", "class_logit", "deepdream",
-    "direction", "diversity", "neuron", "total_variation",
+    "direction", "direction_neuron", "diversity", "neuron", "total_variation",
 ]
