@@ -4,7 +4,9 @@ Sized to finish in a few minutes on a 2-core CPU: 96 px renders, 64 steps, 24 ch
 layer and of a middle layer, one circuit of depth 2 into the middle channel that the optimisation
 excited most.
 
-Example (the command line's ``featviz demo --out DIR`` calls ``run_demo(DIR)``):
+Example:
+    The command line's ``featviz demo --out DIR`` calls ``run_demo(DIR)``.
+
     >>> from featviz.demo import run_demo
 """
 from __future__ import annotations

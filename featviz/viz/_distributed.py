@@ -4,8 +4,10 @@ Each of ``workers`` Ray actors holds one copy of the model (shipped once through
 computes channels as they come; results travel back as bytes and the driver writes them, so a cluster
 needs no shared disk and the files are the same as an in-process build's.
 
-Example (skipped in the doctests: it starts Ray and its worker processes, tens of seconds on a small CPU;
-``tests/viz/test_microscope_ray.py`` runs it):
+Example:
+    Skipped in the doctests: it starts Ray and its worker processes, tens of seconds on a small CPU
+    (``tests/viz/test_microscope_ray.py`` runs it).
+
     >>> run_ray(model, settings, todo, commit, bar, workers=2)   # doctest: +SKIP
 """
 from __future__ import annotations
@@ -38,7 +40,9 @@ def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple
     the cluster at ``address`` (e.g. ``"auto"`` or ``"ray://head:10001"``). A Ray already initialised
     by the caller is used as it is.
 
-    Example (skipped in the doctests: Ray worker processes; ``tests/viz/test_microscope_ray.py`` runs it):
+    Example:
+        Skipped in the doctests: Ray worker processes (``tests/viz/test_microscope_ray.py`` runs it).
+
         >>> jobs = [("conv1", 0, True, ("fv",)), ("conv1", 1, True, ("fv",))]
         >>> run_ray(model, MicroscopeSettings(), jobs, commit, bar, workers=2)  # doctest: +SKIP
     """

@@ -5,7 +5,9 @@ relative (each page gets ``root``, the way back to the site's top folder), so th
 ``file://``, and without JavaScript (the index's jump-to-unit box is the only script, and the page reads
 the same without it). Pages are rewritten on every build; they are cheap next to the units they show.
 
-Example (``build_microscope`` calls it with what it built; here: the pages again, as if no unit were done):
+Example:
+    ``build_microscope`` calls it with what it built; here, the pages again as if no unit were done.
+
     >>> from featviz.viz.microscope import MicroscopeSettings, build_microscope
     >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)
     >>> _ = build_microscope(fv.models.toy.edges_and_curves(), ["relu1"], "site", settings=settings,
