@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    ?= featviz-demo
 
-.PHONY: demo test test-slow test-oldest wheel lint notebooks bench clean
+.PHONY: demo test test-slow test-oldest wheel lint notebooks docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,18 @@ test-oldest: $(OLDEST_VENV)/.installed-dev
 wheel: $(PY)
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
 
+# The API reference (mkdocs.yml, pages under docs/, generated from the docstrings) into site-docs/, strict:
+# a broken link or cross-reference fails the build. First every docs/generate/*.py script rewrites the pages
+# and figures it owns (slow: CPU-minutes; `make docs GENERATE=` skips them).
+GENERATE ?= $(sort $(wildcard docs/generate/*.py))
+
+docs: $(VENV)/.installed
+	for script in $(GENERATE); do echo "== $$script"; OMP_NUM_THREADS=1 $(PY) $$script || exit 1; done
+	$(PY) -m pip install -e '.[docs]'
+	$(VENV)/bin/mkdocs build --strict -d site-docs
+
 notebooks: $(VENV)/.installed-dev
 	FEATVIZ_FAST=$${FEATVIZ_FAST:-0} $(VENV)/bin/jupyter nbconvert --to html --execute --output-dir docs notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) dist build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) dist build *.egg-info .pytest_cache .ruff_cache site-docs

@@ -176,8 +176,8 @@ class HookedModel:
             for h in handles:
                 h.remove()
 
-    def run_with_cache(self, x, names: Sequence[str] | None = None, *, stop_at_last: bool = False,
-                       detach: bool = True):
+    def run_with_cache(self, x: Tensor | tuple, names: Sequence[str] | None = None, *,
+                       stop_at_last: bool = False, detach: bool = True):
         """Run the model on ``x`` and return ``(output, ActivationCache)``.
 
         Args:

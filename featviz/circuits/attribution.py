@@ -57,7 +57,8 @@ def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
     Args:
         inputs: images (B, C, H, W) as the model's ``preprocess`` expects them (e.g. in [0, 1]);
             ``preprocess`` is applied (``preprocess=False`` to skip it, or pass a callable).
-        src, dst: hook names; ``dst`` may carry channels (``"blocks.4:3,7"``) instead of ``dst_channels``
+        src: hook name of the layer whose channels get the credit.
+        dst: hook name; it may carry channels (``"blocks.4:3,7"``) instead of ``dst_channels``
             (default: every dst channel). A dst channel's value is its spatial mean.
         method: ``"grad_x_act"`` (gradient times activation), ``"integrated_gradients"`` (the src
             activation moves on a straight line from its value on ``baseline`` images to its value on
