@@ -7,7 +7,8 @@ A channel is called a curve detector only when synthetic stimuli placed at its r
    several radii) drives it at least ``min_curve_vs_line`` times as hard as its best straight line
    (all orientations, several offsets from the centre).
 2. **Arcs beat rings and discs.** At every position the best arc beats the best ring (outline) and the
-   best filled disc centred there — so small-loop and blob units do not qualify.
+   best filled disc centred there by ``min_curve_vs_blob`` (1.1x) — so small-loop and blob units do not
+   qualify.
 3. **Tuned to one direction.** At the centre, the response over bulge directions (at the preferred
    radius) has a single peak and a direction selectivity ``|Σ r e^{iθ}| / Σ r >= min_selectivity``.
 4. **The direction stays put.** The preferred direction moves by at most ``max_drift`` degrees when the
@@ -52,6 +53,8 @@ class CurveDetector:
         radius: preferred arc radius in px.
         curve_vs_line: the smallest ratio, over stimulus positions, of its best arc to its best line.
         curve_vs_blob: the same against the best ring or disc.
+        margin: the smallest, over positions, of (best arc - best line, ring or disc), in units of the
+            layer's strongest arc response: how much more an arc drives it than anything else.
         selectivity: direction selectivity at the centre (0 = untuned, 1 = one direction only).
         drift: the largest move of the preferred direction over the shifted positions, degrees.
         response: its best evoked arc response at the centre.
@@ -64,6 +67,7 @@ class CurveDetector:
     radius: float
     curve_vs_line: float
     curve_vs_blob: float
+    margin: float
     selectivity: float
     drift: float
     response: float
@@ -109,10 +113,11 @@ class CurveScan:
         return TuningCurve(f"{self.layer}:{channel}", self.directions, per_pos[0], per_pos[0][:, None],
                            self.rf, self.rf.center, list(self.shifts), per_pos[1:], 360.0)
 
-    def detectors(self, *, min_curve_vs_line: float = 1.25, min_curve_vs_blob: float = 1.0,
+    def detectors(self, *, min_curve_vs_line: float = 1.25, min_curve_vs_blob: float = 1.1,
                   min_selectivity: float = 0.2, max_drift: float = 45.0,
                   min_response: float = 0.1) -> list[CurveDetector]:
-        """The channels that pass every test (module docstring), strongest margin over lines first."""
+        """The channels that pass every test (module docstring), largest ``margin`` first (arcs over
+        everything else at the worst position, relative to the layer's strongest arc response)."""
         best = self.best()
         arc, line = best["arc"], best["line"]
         blob = torch.maximum(best["ring"], best["disc"])
@@ -133,9 +138,10 @@ class CurveScan:
             if peaks != 1 or sel < min_selectivity or tc.drift > max_drift:
                 continue
             r = int(self.arcs[0, :, :, c].amax(0).argmax())
+            margin = float((arc[:, c] - torch.maximum(line[:, c], blob[:, c])).min()) / layer_max
             found.append(CurveDetector(c, f"{self.layer}:{c}", tc.preferred, self.radii[r], vs_line, vs_blob,
-                                       sel, tc.drift, float(arc[0, c]), tc))
-        return sorted(found, key=lambda d: -d.curve_vs_line)
+                                       margin, sel, tc.drift, float(arc[0, c]), tc))
+        return sorted(found, key=lambda d: -d.margin)
 
     def summary(self, channel: int) -> dict[str, float]:
         """The numbers behind the verdict for one channel (also for channels that fail)."""
@@ -233,11 +239,12 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
 def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, *,
                          radii: Sequence[float] | None = None, shift: float | None = None,
                          width: float | None = None, min_curve_vs_line: float = 1.25,
-                         min_curve_vs_blob: float = 1.0, min_selectivity: float = 0.2,
+                         min_curve_vs_blob: float = 1.1, min_selectivity: float = 0.2,
                          max_drift: float = 45.0, min_response: float = 0.1,
                          preprocess: Callable | bool | None = None) -> list[CurveDetector]:
-    """Channels of ``layer`` that are curve detectors by every test of the module docstring, strongest
-    margin over lines first. An empty list is an answer: no channel survives the controls.
+    """Channels of ``layer`` that are curve detectors by every test of the module docstring, largest
+    ``margin`` over lines, rings and discs first. An empty list is an answer: no channel survives the
+    controls.
 
     Example:
         >>> found = find_curve_detectors(model, "blocks.4")                 # doctest: +SKIP

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -38,6 +39,9 @@ from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
+
+if TYPE_CHECKING:
+    from featviz.optvis.rendering import Rendering
 
 __all__ = ["Evidence", "evidence"]
 
@@ -160,9 +164,14 @@ def _wrap(text: str, width: int) -> str:
 
 
 def _previous_layer(hm, layer: str) -> str | None:
-    listed = list(getattr(raw_model(hm), "interesting_layers", None) or [])
-    if layer in listed and listed.index(layer) > 0:
-        return listed[listed.index(layer) - 1]
+    """The last of ``model.interesting_layers`` that runs before ``layer`` (its own parents excluded: a
+    container runs after its children), else the previous conv unit."""
+    names = hm.hook_names
+    listed = [n for n in (getattr(raw_model(hm), "interesting_layers", None) or []) if n in names]
+    here = names.index(layer)
+    before = [n for n in listed if names.index(n) < here and not layer.startswith(n + ".") and n != layer]
+    if before:
+        return before[-1]
     from featviz.circuits.trace import upstream_layers
 
     try:
@@ -175,15 +184,17 @@ def _previous_layer(hm, layer: str) -> str | None:
 def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *, upstream: str | None = None,
              scan: CurveScan | None = None, random_scan: CurveScan | None = None, render: bool = True,
              render_size: int | None = None, render_steps: int = 128, n_random: int = 20, top_k: int = 3,
-             seed: int = 0, progress: bool = False) -> Evidence:
+             seed: int = 0, progress: bool = False, rendering: Rendering | None = None) -> Evidence:
     """Collect every line of evidence for ``node`` (``"layer:channel"``), each with its control.
 
     ``images``: photos (N, 3, H, W) in [0, 1] for dataset examples, attribution and ablation (default: the
     bundled sample photos at the model's input size). ``upstream``: the layer whose channels are credited
-    and ablated (default: the previous entry of ``model.interesting_layers``, else the previous conv unit).
+    and ablated (default: the last of ``model.interesting_layers`` that runs before it, else the previous conv
+    unit).
     ``scan`` / ``random_scan``: ``curve_scan`` results of the layer in the model and in
     ``fv.models.randomized(model, seed)`` to reuse (computed when not given). ``render=False`` skips the
-    feature visualization.
+    feature visualization; ``rendering``: a ``fv.render`` result of ``node`` made before (e.g. by the
+    microscope) whose first image, activation and ``dead`` flag are used instead of rendering again.
 
     Example:
         >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)
@@ -214,7 +225,10 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     means = layer_responses(hm, layer, images, "mean").cpu()[:, c]
     photo_act = float(means.max())
     render_image, render_act, dead = None, float("nan"), False
-    if render:
+    if rendering is not None:
+        render_image, render_act = rendering.images[0].detach().cpu(), float(rendering.activations[0])
+        dead = bool(rendering.dead[0]) if getattr(rendering, "dead", None) is not None else False
+    elif render:
         from featviz.optvis import render as fv_render
 
         r = fv_render(hm, node, size=render_size or min(size, 128), steps=render_steps, seed=seed,
