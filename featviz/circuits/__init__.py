@@ -26,10 +26,22 @@ from featviz.circuits.tuning import (
     find_edge_detectors,
     tuning_curve,
 )
+from featviz.circuits.universality import (
+    Family,
+    LayerFamilies,
+    UnitLink,
+    UnitMatch,
+    augment_images,
+    families,
+    match_units,
+    unit_links,
+)
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
 __all__ = ["AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan", "DatasetExamples",
            "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField", "TuningCurve", "ablation_effect",
            "ablation_test", "attribute", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
            "evidence", "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight",
-           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights"]
+           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights",
+           "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families", "match_units",
+           "unit_links"]
