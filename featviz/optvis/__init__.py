@@ -15,6 +15,7 @@ Example:
 """
 from featviz.optvis import objectives, param, transform
 from featviz.optvis.factorize import Factorization, factorize
+from featviz.optvis.invert import caricature, invert
 from featviz.optvis.param import fft_image, pixel_image
 from featviz.optvis.render import render, render_layer
 from featviz.optvis.rendering import Rendering
@@ -31,4 +32,4 @@ __all__ = [
     "Rendering", "compose", "fft_image", "jitter", "objectives", "pad", "param", "pixel_image",
     "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
 ]
-__all__ += ["Factorization", "factorize"]
+__all__ += ["Factorization", "caricature", "factorize", "invert"]
