@@ -29,7 +29,8 @@ def list_models() -> list[str]:
 
     Example:
         >>> list_models()
-        ['edges_and_curves', 'efficientnet_lite0', 'inception_v1', 'resnet18']
+        ['edges_and_curves', 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'inception_v1',
+         'resnet18']
     """
     return sorted(_REGISTRY)
 
