@@ -50,6 +50,30 @@ def to_rgb(t: torch.Tensor, decorrelate: bool = True, sigmoid: bool = True) -> t
     return torch.sigmoid(t) if sigmoid else t.clamp(0, 1)
 
 
+def _with_alpha(rgb: torch.Tensor, raw: torch.Tensor, alpha: bool) -> torch.Tensor:
+    """(B, 3, H, W) colours, plus sigmoid(raw[:, 3:]) as a fourth channel when ``alpha``."""
+    return torch.cat([rgb, torch.sigmoid(raw[:, 3:4])], dim=1) if alpha else rgb
+
+
+def random_background(shape: tuple[int, ...], generator: torch.Generator | None = None, sd: float = 0.2,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """Smooth random colour images of ``shape`` (B, 3, H, W) in [0, 1]: 1/f noise through the colour matrix.
+
+    A fresh one behind a transparent rendering each step (lucid's recipe) teaches the optimiser that
+    the background cannot be relied on, so only what the unit needs stays opaque.
+
+    Example:
+        >>> random_background((2, 3, 16, 16), torch.Generator().manual_seed(0)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    b, _, h, w = shape
+    freqs = rfft2d_freqs(h, w)
+    scale = 1.0 / torch.clamp(freqs, min=1.0 / max(h, w))
+    spectrum = torch.randn((b, 3, *freqs.shape, 2), generator=generator) * sd
+    pixels = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho") / 4.0
+    return to_rgb(pixels.to(device))
+
+
 def pixel_image(
     size: int | tuple[int, int],
     batch: int = 1,
@@ -59,20 +83,24 @@ def pixel_image(
     decorrelate: bool = True,
     sigmoid: bool = True,
     device: torch.device | str | None = None,
+    alpha: bool = False,
 ) -> Param:
     """One free parameter per pixel and colour channel (in decorrelated colour space).
 
+    With ``alpha=True`` a fourth channel, an opacity in [0, 1] (sigmoid, starting at 0.5), is
+    optimised too: ``image_fn()`` is then (B, 4, H, W) RGBA.
+
     Example:
         >>> params, image_fn = pixel_image(32, batch=2, seed=0)
-        >>> image_fn().shape
-        torch.Size([2, 3, 32, 32])
+        >>> image_fn().shape, pixel_image(8, alpha=True)[1]().shape
+        (torch.Size([2, 3, 32, 32]), torch.Size([1, 4, 8, 8]))
     """
     h, w = _size_hw(size)
     _check_batch(batch)
-    pixels = _randn((batch, 3, h, w), sd, seed, device).requires_grad_(True)  # (B, 3, H, W)
+    pixels = _randn((batch, 3 + alpha, h, w), sd, seed, device).requires_grad_(True)  # (B, 3|4, H, W)
 
     def image_fn() -> torch.Tensor:
-        return to_rgb(pixels, decorrelate, sigmoid)
+        return _with_alpha(to_rgb(pixels[:, :3], decorrelate, sigmoid), pixels, alpha)
 
     return [pixels], image_fn
 
@@ -99,12 +127,14 @@ def fft_image(
     decorrelate: bool = True,
     sigmoid: bool = True,
     device: torch.device | str | None = None,
+    alpha: bool = False,
 ) -> Param:
     """Images parameterised by their Fourier spectrum, scaled by 1/f so every frequency gets equal energy.
 
     The spectrum (B, 3, H, W//2+1) starts as normal noise of std ``sd``; each frequency is scaled by
     ``1 / max(f, 1/max(H, W)) ** decay_power``, inverted with an orthonormal ``irfft2`` and divided
-    by 4 (lucid's constant, keeps the sigmoid out of saturation).
+    by 4 (lucid's constant, keeps the sigmoid out of saturation). ``alpha=True`` adds a fourth,
+    opacity channel (same spectrum parameterisation, sigmoid, no colour matrix): (B, 4, H, W) RGBA.
 
     Example:
         >>> params, image_fn = fft_image((32, 48), batch=2, seed=0)
@@ -115,14 +145,14 @@ def fft_image(
     _check_batch(batch)
     freqs = rfft2d_freqs(h, w)
     scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power).to(device)  # (H, W//2+1)
-    spectrum = _randn((batch, 3, *freqs.shape, 2), sd, seed, device).requires_grad_(True)
+    spectrum = _randn((batch, 3 + alpha, *freqs.shape, 2), sd, seed, device).requires_grad_(True)
 
     def image_fn() -> torch.Tensor:
-        coeffs = torch.view_as_complex(spectrum) * scale  # (B, 3, H, W//2+1) complex
-        pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho") / 4.0  # (B, 3, H, W)
-        return to_rgb(pixels, decorrelate, sigmoid)
+        coeffs = torch.view_as_complex(spectrum) * scale  # (B, 3|4, H, W//2+1) complex
+        pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho") / 4.0  # (B, 3|4, H, W)
+        return _with_alpha(to_rgb(pixels[:, :3], decorrelate, sigmoid), pixels, alpha)
 
     return [spectrum], image_fn
 
 
-__all__ = ["COLOR_CORRELATION", "fft_image", "pixel_image", "rfft2d_freqs", "to_rgb"]
+__all__ = ["COLOR_CORRELATION", "fft_image", "pixel_image", "random_background", "rfft2d_freqs", "to_rgb"]

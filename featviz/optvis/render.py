@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
-from featviz.optvis.param import fft_image
+from featviz.optvis.param import fft_image, random_background
 from featviz.optvis.redirect import redirected_relus
 from featviz.optvis.rendering import Rendering, dead_items
 from featviz.optvis.transform import Transform, compose, standard_transforms
 
 STUCK_TOL = 1e-5  # max pixel change from the start below which an item never moved (Adam moves ~lr per step)
+ALPHA_PENALTY = 1.0  # alpha=True maximises objective - ALPHA_PENALTY * |objective| * mean opacity
 
 
 @contextlib.contextmanager
@@ -179,6 +180,7 @@ def render(
     progress: bool = True,
     thresholds: Sequence[int] = (),
     redirect_steps: int = 16,
+    alpha: bool = False,
 ) -> Rendering:
     """Optimise ``batch`` images of ``size`` px so that ``objective`` is as large as possible.
 
@@ -202,6 +204,14 @@ def render(
             channel to switch on (the redirect applies only to items whose ordinary gradient is all
             zero), short enough that the rest of the run optimises the true objective. ``F.relu``
             calls inside a model's ``forward`` are not redirected.
+        alpha: also optimise an opacity per pixel (Mordvintsev et al., "Differentiable Image
+            Parameterizations", Distill 2018). Each step the image is composited over a fresh random
+            background (``param.random_background``) before the transforms, and the optimiser maximises
+            ``objective - |objective| * mean(alpha)`` (the penalty scales with the objective and takes no
+            gradient through it), so pixels the unit does not need become transparent. ``param`` must
+            accept ``alpha=True`` (``fft_image`` and ``pixel_image`` do). ``Rendering.images`` are then the
+            colours, ``Rendering.alpha`` (B, 1, H, W) the opacity; ``activations`` are measured on the
+            final images composited over mid-grey; ``save`` writes RGBA PNGs.
 
     ``Rendering.dead`` flags the items where no response was found and they are drawn as "no
     response found" tiles: final activation ~0 (``rendering.dead_items``), or an image that never
@@ -232,22 +242,35 @@ def render(
     transform = _as_transform(transforms)
     gen = torch.Generator().manual_seed(int(seed))
 
-    params, image_fn = param(size, batch, seed=seed, device=device)
+    if alpha:
+        try:
+            params, image_fn = param(size, batch, seed=seed, device=device, alpha=True)
+        except TypeError as e:
+            raise ValueError(f"alpha=True needs a param that takes alpha=True (fft_image, pixel_image); "
+                             f"{getattr(param, '__name__', param)!r} does not ({e})") from None
+    else:
+        params, image_fn = param(size, batch, seed=seed, device=device)
     optimizer = torch.optim.Adam(params, lr=lr)
     history: list[torch.Tensor] = []
     snapshots: dict[int, torch.Tensor] = {}
     with frozen(hm.model):
         for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
-            images = image_fn()  # (B, 3, H, W) in [0, 1]
+            raw = images = image_fn()  # (B, 3, H, W) in [0, 1]; (B, 4, H, W) RGBA with alpha
+            if alpha:
+                opacity = raw[:, 3:]  # (B, 1, H, W)
+                bg = random_background(raw[:, :3].shape, gen, device=raw.device)
+                images = raw[:, :3] * opacity + bg * (1 - opacity)
             with redirected_relus(hm.model) if step <= redirect_steps else contextlib.nullcontext():
                 acts = capture(hm, prep(transform(images, gen)), obj)
             acts[INPUT] = images
             if step == 1:
                 _check_images(images, batch, size)
                 check_objective(hm, obj, acts)
-                start = images.detach().clone()  # (B, 3, H, W): to tell a stuck item from a found one
+                start = raw.detach().clone()  # (B, 3|4, H, W): to tell a stuck item from a found one
             values = obj(acts)  # (B,)
             loss = -values.sum()
+            if alpha:
+                loss = loss + ALPHA_PENALTY * (values.detach().abs() * opacity.mean((1, 2, 3))).sum()
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"objective {obj.name} became {loss.item()} at step {step} of {steps}; "
@@ -258,18 +281,21 @@ def render(
             history.append(values.detach())
             if step in thresholds:
                 with torch.no_grad():
-                    snapshots[step] = image_fn().cpu()
+                    snapshots[step] = image_fn()[:, :3].cpu()
         with torch.no_grad():
-            images = image_fn()
+            raw = images = image_fn()
+            if alpha:  # the value is measured over mid-grey
+                images = raw[:, :3] * raw[:, 3:] + 0.5 * (1 - raw[:, 3:])
             acts = capture(hm, prep(images), obj)
             acts[INPUT] = images
             final = obj(acts)
-    images, final = images.detach().cpu(), final.detach().cpu()
+    raw, final = raw.detach().cpu(), final.detach().cpu()
     # an image the optimiser never changed (zero gradient at every step) shows the start, not a feature
-    stuck = (images - start.cpu()).abs().flatten(1).amax(dim=1) <= STUCK_TOL
+    stuck = (raw - start.cpu()).abs().flatten(1).amax(dim=1) <= STUCK_TOL
     labels = [obj.name] * batch
+    images, opacity = raw[:, :3], (raw[:, 3:] if alpha else None)  # colours; (B, 1, H, W) opacity
     return Rendering(images, torch.stack(history).cpu(), final, labels, obj.name, snapshots,
-                     dead_items(images, final) | stuck)
+                     dead_items(images, final) | stuck, alpha=opacity)
 
 
 def render_layer(

@@ -80,6 +80,9 @@ class Rendering:
             ``images`` and ``activations`` when not given; ``fv.render`` also flags items whose image
             never changed from its start (zero gradient throughout). ``grid``/``save``/``show``
             draw those as a "no response found" tile; viewers (circuit plots, microscope) should too.
+        alpha: (B, 1, H, W) opacity in [0, 1] from ``fv.render(..., alpha=True)``, else None. With it,
+            ``grid`` is RGBA (4, H', W'), ``save``/``to_pil`` write RGBA PNGs and ``show`` draws the
+            images over the figure's white (transparent where alpha is 0).
 
     Example:
         >>> r = Rendering(torch.rand(2, 3, 8, 8), torch.zeros(5, 2), torch.zeros(2), ["a", "b"], "obj")
@@ -94,6 +97,7 @@ class Rendering:
     objective: str
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     dead: torch.Tensor | None = None
+    alpha: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.dead is None:
@@ -101,6 +105,20 @@ class Rendering:
         self.dead = torch.as_tensor(self.dead, dtype=torch.bool).reshape(-1).cpu()
         if len(self.dead) != len(self.images):
             raise ValueError(f"dead has {len(self.dead)} flags for {len(self.images)} images")
+        want = (len(self.images), 1, *self.images.shape[-2:])
+        if self.alpha is not None and tuple(self.alpha.shape) != want:
+            raise ValueError(f"alpha must be (B, 1, H, W) = {want}, got {tuple(self.alpha.shape)}")
+
+    def rgba(self) -> torch.Tensor:
+        """(B, 4, H, W): the images with their opacity (1 everywhere without ``alpha``).
+
+        Example:
+            >>> r = Rendering(torch.rand(2, 3, 4, 4), torch.zeros(1, 2), torch.ones(2), ["a", "b"], "o")
+            >>> r.rgba().shape
+            torch.Size([2, 4, 4, 4])
+        """
+        a = self.alpha if self.alpha is not None else torch.ones_like(self.images[:, :1])
+        return torch.cat([self.images, a.to(self.images)], dim=1)
 
     @staticmethod
     def cat(parts: list[Rendering], objective: str | None = None) -> Rendering:
@@ -120,12 +138,14 @@ class Rendering:
         if len(steps) > 1:
             raise ValueError(f"cannot join renderings with different step counts {sorted(steps)}")
         shared = set.intersection(*(set(r.snapshots) for r in parts))
+        with_alpha = any(r.alpha is not None for r in parts)
         return Rendering(
             torch.cat([r.images for r in parts]), torch.cat([r.losses for r in parts], dim=1),
             torch.cat([r.activations for r in parts]), [lab for r in parts for lab in r.labels],
             objective or " | ".join(dict.fromkeys(r.objective for r in parts)),
             {s: torch.cat([r.snapshots[s] for r in parts]) for s in sorted(shared)},
             torch.cat([r.dead for r in parts]),
+            torch.cat([r.rgba()[:, 3:] for r in parts]) if with_alpha else None,
         )
 
     def __len__(self) -> int:
@@ -138,7 +158,8 @@ class Rendering:
         if isinstance(idx, int) and idx < 0:
             sel = slice(len(self) + idx, len(self) + idx + 1)
         return Rendering(self.images[sel], self.losses[:, sel], self.activations[sel], self.labels[sel],
-                         self.objective, {k: v[sel] for k, v in self.snapshots.items()}, self.dead[sel])
+                         self.objective, {k: v[sel] for k, v in self.snapshots.items()}, self.dead[sel],
+                         None if self.alpha is None else self.alpha[sel])
 
     def __repr__(self) -> str:
         b, _, h, w = self.images.shape
@@ -161,9 +182,12 @@ class Rendering:
         b = len(self)
         ncol = ncol or max(1, int(round(b**0.5 + 0.49)))
         images = self.images.float().clamp(0, 1)  # (B, 3, H, W)
+        if self.alpha is not None:
+            images = self.rgba().float().clamp(0, 1)  # (B, 4, H, W); gaps come out opaque white
         if self.dead.any():
             images = images.clone()
-            images[self.dead] = no_response_tile(*images.shape[-2:])
+            images[self.dead] = 1.0
+            images[self.dead, :3] = no_response_tile(*images.shape[-2:])
         from torchvision.utils import make_grid  # lazy: torchvision takes ~1.4 s to import
 
         return make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
@@ -178,10 +202,10 @@ class Rendering:
         from PIL import Image
 
         arr = (self.grid(ncol) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        return Image.fromarray(arr)
+        return Image.fromarray(arr, mode="RGBA" if arr.shape[-1] == 4 else "RGB")
 
     def save(self, path: str | os.PathLike, ncol: int | None = None) -> Path:
-        """Write the grid as a PNG; atomic (temporary file, then rename), so no half-written files.
+        """Write the grid as a PNG (RGBA with ``alpha``); atomic (temporary file, then rename).
 
         Example:
             >>> r = fv.render(fv.models.toy.edges_and_curves(), "relu2:0", size=32, steps=4, progress=False)
@@ -222,7 +246,8 @@ class Rendering:
         fig, axes = plt.subplots(nrow, ncol, figsize=(scale * ncol, scale * nrow + 0.3), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, img, label, dead in zip(axes.flat, self.images, self.labels, self.dead.tolist()):
+        images = self.rgba() if self.alpha is not None else self.images
+        for ax, img, label, dead in zip(axes.flat, images, self.labels, self.dead.tolist()):
             if dead:
                 img = no_response_tile(*img.shape[-2:])
             ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
