@@ -22,6 +22,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from featviz.core import Ref, StopForward, channel_list, parse_ref, split_call
+
 HookFn = Callable[[nn.Module, tuple, object], object]
 
 __all__ = ["ActivationCache", "HookedModel", "hooked", "closest_names"]
@@ -64,7 +66,7 @@ class ActivationCache(Mapping):
 
     def __getitem__(self, name: str):
         try:
-            return self._store[name]
+            return self._store[name[:-2] if isinstance(name, str) and name.endswith("#1") else name]
         except KeyError:
             raise _unknown("cached activation", name, list(self._store)) from None
 
@@ -79,15 +81,15 @@ class ActivationCache(Mapping):
         return f"ActivationCache({shapes})"
 
 
-class _StopForward(Exception):
-    """Raised inside a hook to end the forward pass once every requested activation is cached."""
-
-
 class HookedModel:
     """Wrap any ``nn.Module`` so its named activations can be cached, edited and ablated.
 
     The model itself is not modified: hooks exist only inside :meth:`hooks`,
-    :meth:`ablate` and :meth:`run_with_cache`.
+    :meth:`ablate` and :meth:`run_with_cache`. Names are looked up when used, so a submodule
+    replaced after wrapping is the one hooked. A module that runs several times per forward pass
+    (torchvision's Bottleneck calls one ``relu`` three times) has one activation per call:
+    ``"name"`` (= ``"name#1"``) is the first call, ``"name#2"`` the second, and so on; hooks and
+    ablations on a plain name act on every call, on ``"name#k"`` on the k-th only.
 
     Example:
         >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
@@ -103,61 +105,69 @@ class HookedModel:
         if not isinstance(model, nn.Module):
             raise TypeError(f"hooked() needs an nn.Module, got {type(model).__name__}")
         self.model = model
-        self._modules = {name: m for name, m in model.named_modules() if name}
+        self._written: set[str] = set()  # modules whose cached output something later wrote in place
 
     # -- names ---------------------------------------------------------------------------------
     @property
     def hook_names(self) -> list[str]:
         """Every hookable (qualified) module name, in registration order."""
-        return list(self._modules)
+        return [name for name, _ in self.model.named_modules() if name]
 
     def module(self, name: str) -> nn.Module:
-        """The submodule called ``name``; ``KeyError`` listing the closest names if there is none."""
+        """The submodule called ``name`` (``"name#k"`` names its k-th call); ``KeyError`` listing the
+        closest names if there is none."""
+        base, _ = split_call(name)
         try:
-            return self._modules[name]
-        except KeyError:
+            mod = self.model.get_submodule(base) if base else None
+        except AttributeError:
+            mod = None
+        if mod is None or mod is self.model:
             raise _unknown("layer", name, self.hook_names) from None
+        return mod
+
+    def ref(self, ref: str | Ref) -> Ref:
+        """Parse a reference (``featviz.core.parse_ref``) and check that its module exists.
+
+        Example:
+            >>> HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3))).ref("0:-1")
+            Ref(name='0', call=1, channels=(-1,))
+        """
+        r = parse_ref(ref)
+        self.module(r.name)
+        return r
 
     def parse(self, ref: str) -> tuple[str, int | None]:
         """Split ``"name:channel"`` into ``(name, channel)`` (channel ``None`` without a colon).
+
+        ``name`` keeps a call suffix (``"relu#2"``); a reference with several channels is refused.
 
         Example:
             >>> HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3))).parse("0:2")
             ('0', 2)
         """
-        if not isinstance(ref, str):
-            raise TypeError(f"a layer reference is a string 'name' or 'name:channel', got {ref!r}")
-        name, sep, ch = ref.rpartition(":")
-        if not sep:
-            name, channel = ref, None
-        else:
-            try:
-                channel = int(ch)
-            except ValueError:
-                raise ValueError(f"bad layer reference {ref!r}: the part after ':' must be a channel "
-                                 f"index, as in 'layer:3'") from None
-        self.module(name)
-        return name, channel
+        r = self.ref(ref)
+        if r.channels is not None and len(r.channels) != 1:
+            raise ValueError(f"bad layer reference {ref!r}: give one channel, as in 'layer:3'")
+        return r.key, (r.channels[0] if r.channels else None)
 
     def check_channel(self, name: str, channel: int, n_channels: int) -> None:
         """Raise ``IndexError`` stating the layer's channel count if ``channel`` is out of range."""
-        if not -n_channels <= channel < n_channels:
-            raise IndexError(f"layer {name!r} has {n_channels} channels (0..{n_channels - 1}); "
-                             f"got channel {channel}")
+        channel_list([channel], n_channels, name)
 
     # -- running -------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         return self.model(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"HookedModel({type(self.model).__name__}, {len(self._modules)} hook names)"
+        return f"HookedModel({type(self.model).__name__}, {len(self.hook_names)} hook names)"
 
     @contextmanager
     def hooks(self, fwd_hooks: Iterable[tuple[str, HookFn]]):
         """Register forward hooks ``fn(module, inputs, output) -> new output | None`` for the block.
 
-        Every handle registered here is removed on exit, whatever ends the block; other hooks
-        on the model are untouched.
+        A name ``"name#k"`` hooks only the k-th call of that module in each forward pass. Every
+        handle registered here is removed on exit, whatever ends the block; other hooks on the
+        model are untouched.
 
         Example:
             >>> hm = HookedModel(nn.Sequential(nn.Identity()))
@@ -169,8 +179,15 @@ class HookedModel:
         mods = [self.module(name) for name, _ in pairs]  # validate every name before registering
         handles = []
         try:
-            for mod, (_, fn) in zip(mods, pairs):
-                handles.append(mod.register_forward_hook(fn))
+            counts: dict[int, int] = {}
+            if any("#" in name for name, _ in pairs):  # count calls per module, reset by each forward
+                handles.append(self.model.register_forward_pre_hook(lambda m, i: counts.clear()))
+                for mod in {id(m): m for m in mods}.values():
+                    handles.append(mod.register_forward_pre_hook(
+                        lambda m, i: counts.__setitem__(id(m), counts.get(id(m), 0) + 1)))
+            for mod, (name, fn) in zip(mods, pairs):
+                call = split_call(name)[1] if "#" in name else None
+                handles.append(mod.register_forward_hook(fn if call is None else _on_call(fn, call, counts)))
             yield self
         finally:
             for h in handles:
@@ -182,17 +199,19 @@ class HookedModel:
 
         Args:
             x: the model input (a tensor, or a tuple of positional arguments).
-            names: module names to cache; ``None`` caches every module.
-            stop_at_last: end the forward pass as soon as every requested module has run (saves the
-                rest of the network); the returned output is then ``None``.
+            names: activations to cache: module names (``"name"`` is a module's first call,
+                ``"name#k"`` its k-th); ``None`` caches every call of every module (extra calls
+                under ``"name#2"``, ...).
+            stop_at_last: end the forward pass as soon as every requested activation exists (saves
+                the rest of the network); the returned output is then ``None``.
             detach: cache detached tensors (default). With ``detach=False`` the cached tensors are
                 the modules' real outputs, inside the autograd graph, so gradients can be taken
                 with respect to them.
 
-        Each cached tensor is the module's own output; the rest of the network receives a copy,
-        so in-place operations downstream (``ReLU(inplace=True)``, ``out += identity``) cannot
-        overwrite what was cached. A module called several times keeps its last call's output
-        (with ``stop_at_last`` the pass ends after the first time every requested module ran).
+        In-place operations downstream (``ReLU(inplace=True)``, ``out += identity``) cannot
+        overwrite what was cached: a cached output that something later wrote to (its version
+        counter moved) is recomputed once with a copy handed to the rest of the network, and that
+        module gets the copy from then on. Outputs nobody writes to are never copied.
 
         Example:
             >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True)))
@@ -200,41 +219,68 @@ class HookedModel:
             >>> bool((cache["0"] < 0).any())   # the in-place ReLU did not touch the cached conv output
             True
         """
-        wanted = self.hook_names if names is None else list(dict.fromkeys(names))
-        for name in wanted:
-            self.module(name)
-        store: dict[str, object] = {}
-        pending = set(wanted)
+        every = names is None
+        wanted = [] if every else [parse_ref(n).key if isinstance(n, str) and "#1" in n else n
+                                   for n in dict.fromkeys(names)]
+        calls: dict[str, dict[int, str]] = {}
+        for key in (self.hook_names if every else wanted):
+            self.module(key)
+            base, call = split_call(key)
+            calls.setdefault(base, {})[call] = key
+        args = x if isinstance(x, tuple) else (x,)
+        out, store = self._cached_pass(args, calls, every, set(wanted), stop_at_last, detach)
+        written = {split_call(k)[0] for k, (t, v) in store.items()
+                   if isinstance(t, Tensor) and t._version != v}
+        if written:  # once per module: run again, handing the network a copy of what it writes to
+            self._written |= written
+            out, store = self._cached_pass(args, calls, every, set(wanted), stop_at_last, detach)
+        keys = list(store) if every else [k for k in wanted if k in store]
+        return out, ActivationCache({k: store[k][0] for k in keys})
 
-        def make_hook(name: str) -> HookFn:
+    def _cached_pass(self, args: tuple, calls: dict[str, dict[int, str]], every: bool, pending: set[str],
+                     stop_at_last: bool, detach: bool) -> tuple[object, dict[str, tuple[object, int]]]:
+        store: dict[str, tuple[object, int]] = {}
+        counts: dict[str, int] = {}
+
+        def make_hook(name: str, wanted_calls: dict[int, str]) -> HookFn:
+            copy = name in self._written
+
             def hook(module, inputs, output):
-                store[name] = output.detach() if detach and isinstance(output, Tensor) else output
-                pending.discard(name)
+                k = counts[name] = counts.get(name, 0) + 1
+                key = wanted_calls.get(k) or (f"{name}#{k}" if every else None)
+                if key is None:
+                    return None
+                is_t = isinstance(output, Tensor)
+                kept = output.detach() if detach and is_t else output
+                store[key] = (kept, kept._version if is_t else 0)
+                pending.discard(key)
                 if stop_at_last and not pending:
-                    raise _StopForward
-                return output.clone() if isinstance(output, Tensor) else None
+                    raise StopForward
+                return output.clone() if copy and is_t else None
             return hook
 
-        args = x if isinstance(x, tuple) else (x,)
         out = None
-        with self.hooks([(name, make_hook(name)) for name in wanted]):
+        with self.hooks([(name, make_hook(name, c)) for name, c in calls.items()]):
             try:
                 out = self.model(*args)
-            except _StopForward:
+            except StopForward:
                 pass
         if stop_at_last and pending:
             raise RuntimeError(f"the forward pass ended without running {sorted(pending)}")
-        return out, ActivationCache({name: store[name] for name in wanted if name in store})
+        return out, store
 
     @contextmanager
     def ablate(self, name: str, channels: int | Sequence[int], value: float | str | Tensor = 0.0):
-        """Replace channels of ``name``'s output for the block.
+        """Replace channels of ``name``'s output for the block (every call; ``"name#k"``: the k-th).
 
         Args:
             name: module name.
-            channels: a channel index or a list of them.
+            channels: a channel index or a list of them (negative ones count from the end).
             value: a number; ``"mean"`` (each channel's mean over batch and space of the current
                 input); or a tensor of per-channel values (one per ablated channel), e.g. dataset means.
+
+        If the model runs inside the block but ``name`` never does (it was replaced or is not part of
+        the forward pass), leaving the block raises a ``RuntimeError`` instead of silently doing nothing.
 
         Example:
             >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3)))
@@ -246,14 +292,15 @@ class HookedModel:
         chans = [channels] if isinstance(channels, int) else list(channels)
         if isinstance(value, str) and value != "mean":
             raise ValueError(f"ablate value must be a number, 'mean' or a tensor, got {value!r}")
+        ran = {"model": 0, "layer": 0}
 
         def hook(module, inputs, output):
+            ran["layer"] += 1
             if not isinstance(output, Tensor) or output.dim() < 2:
                 raise TypeError(f"cannot ablate channels of {name!r}: its output is not a (B, C, ...) tensor")
-            for c in chans:
-                self.check_channel(name, c, output.shape[1])
+            idx = channel_list(chans, output.shape[1], name)
             out = output.clone()
-            sel = out[:, chans]  # (B, k, ...)
+            sel = out[:, idx]  # (B, k, ...)
             if isinstance(value, str):
                 dims = [0] + list(range(2, sel.dim()))
                 fill = sel.mean(dim=dims, keepdim=True).detach().expand_as(sel)
@@ -261,11 +308,26 @@ class HookedModel:
                 fill = value.to(sel).reshape(1, -1, *[1] * (sel.dim() - 2)).expand_as(sel)
             else:
                 fill = torch.full_like(sel, float(value))
-            out[:, chans] = fill
+            out[:, idx] = fill
             return out
 
-        with self.hooks([(name, hook)]):
-            yield self
+        handle = self.model.register_forward_hook(lambda m, i, o: ran.__setitem__("model", ran["model"] + 1))
+        try:
+            with self.hooks([(name, hook)]):
+                yield self
+        finally:
+            handle.remove()
+        if ran["model"] and not ran["layer"]:
+            raise RuntimeError(f"ablate({name!r}): the model ran {ran['model']} time(s) in the block but "
+                               f"{name!r} never did, so nothing was ablated (was it replaced, or is it not "
+                               f"part of the forward pass?)")
+
+
+def _on_call(fn: HookFn, call: int, counts: dict[int, int]) -> HookFn:
+    """``fn`` run only on the ``call``-th call of its module within one forward pass."""
+    def hook(module, inputs, output):
+        return fn(module, inputs, output) if counts.get(id(module), 0) == call else None
+    return hook
 
 
 def hooked(model: nn.Module | HookedModel) -> HookedModel:

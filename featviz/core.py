@@ -1,0 +1,310 @@
+"""One core for every package: ``"layer#call:channels"`` references and the plumbing around a forward pass.
+
+References (:class:`Ref`, :func:`parse_ref`, :func:`channel_list`) are the one parser of
+``"name"``, ``"name:3"``, ``"name:1,4"``, ``"name:0-3"`` (inclusive range), ``"name:-1"`` (counted
+from the end, normalised once the layer's width is known) and ``"name#2"`` (the second call of a
+module that runs several times per forward pass; plain ``"name"`` is its first call, ``"name#1"``).
+The plumbing (:func:`device_of`, :func:`dtype_of`, :func:`preprocess_fn`, :func:`probe_input`,
+:func:`evaluating`, :class:`StopForward`, :func:`layout`, :func:`channel_values`) is what hooks,
+circuits and objectives share instead of keeping copies.
+
+Example:
+    >>> parse_ref("layer1.0.relu#2:0-2,-1")
+    Ref(name='layer1.0.relu', call=2, channels=(0, 1, 2, -1))
+    >>> channel_list(parse_ref("conv:-1").channels, 8, "conv")
+    [7]
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from featviz.errors import BadType, BadValue, OutOfRange
+
+__all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "dtype_of", "preprocess_fn",
+           "probe_input", "evaluating", "StopForward", "layout", "channel_values", "split_call"]
+
+_ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
+_CALL = re.compile(r"^(.*)#(\d+)$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: module ``name``, its ``call`` (1 = first) and ``channels`` (``None``: all).
+
+    Example:
+        >>> str(Ref("relu", 2, (3,)))
+        'relu#2:3'
+    """
+
+    name: str
+    call: int = 1
+    channels: tuple[int, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """The activation's name without channels: ``"name"`` for the first call, else ``"name#k"``."""
+        return self.name if self.call == 1 else f"{self.name}#{self.call}"
+
+    def __str__(self) -> str:
+        return format_ref(self.key, self.channels)
+
+
+def split_call(key: str) -> tuple[str, int]:
+    """``"relu#2"`` -> ``("relu", 2)``; ``"relu"`` -> ``("relu", 1)``.
+
+    Example:
+        >>> split_call("layer1.0.relu#3")
+        ('layer1.0.relu', 3)
+    """
+    m = _CALL.match(key)
+    if not m:
+        return key, 1
+    call = int(m.group(2))
+    if call < 1:
+        raise BadValue(f"bad call index in {key!r}: calls count from 1 ('name#1' is the first call)")
+    return m.group(1), call
+
+
+def _channels(text: str, ref: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for item in text.split(","):
+        m = _ITEM.match(item)
+        if not m:
+            raise BadValue(f"bad channels in {ref!r}: the part after ':' must be a channel index or a list "
+                           f"of them, as in 'name:3', 'name:1,4', 'name:0-3' or 'name:-1'")
+        a = int(m.group(1))
+        if m.group(2) is None:
+            out.append(a)
+            continue
+        b = int(m.group(2))
+        if (a < 0) != (b < 0) or b < a:
+            raise BadValue(f"bad channel range {item.strip()!r} in {ref!r}: write 'first-last' with "
+                           f"first <= last, both counted from the same end")
+        out.extend(range(a, b + 1))
+    return tuple(out)
+
+
+def parse_ref(ref: str | Ref) -> Ref:
+    """Parse ``"name[#call][:channels]"`` (syntax only; names are checked by ``HookedModel.module``).
+
+    Example:
+        >>> parse_ref("conv2:1,4")
+        Ref(name='conv2', call=1, channels=(1, 4))
+    """
+    if isinstance(ref, Ref):
+        return ref
+    if not isinstance(ref, str):
+        raise BadType(f"a layer reference is a string 'name' or 'name:channel', got {type(ref).__name__}")
+    head, sep, tail = ref.rpartition(":")
+    if not sep:
+        head, channels = ref, None
+    elif not tail.strip():
+        raise BadValue(f"no channel after ':' in {ref!r}: expected 'name:3' or 'name:1,4'")
+    else:
+        channels = _channels(tail, ref)
+    name, call = split_call(head.strip())
+    if not name:
+        raise BadValue(f"no layer name in {ref!r}: expected 'name' or 'name:channel'")
+    return Ref(name, call, channels)
+
+
+def format_ref(key: str, channels: Iterable[int] | int | None = None) -> str:
+    """The reference text for an activation ``key`` and channels.
+
+    Example:
+        >>> format_ref("relu#2", [1, 4])
+        'relu#2:1,4'
+    """
+    if channels is None:
+        return key
+    if isinstance(channels, int):
+        return f"{key}:{channels}"
+    return f"{key}:{','.join(str(int(c)) for c in channels)}"
+
+
+def channel_list(channels: Iterable[int] | int | range | None, n: int, name: str) -> list[int]:
+    """Channels as non-negative ints checked against the layer's width ``n`` (``None``: all of them).
+
+    Negative channels count from the end; one out of range is an ``IndexError`` stating ``n``.
+
+    Example:
+        >>> channel_list([0, -1], 4, "conv")
+        [0, 3]
+    """
+    if channels is None:
+        return list(range(n))
+    items = [channels] if isinstance(channels, int) else list(channels)
+    if not items:
+        raise BadValue(f"no channels given for {name!r}: give at least one, or None for all {n}")
+    out = []
+    for c in items:
+        if isinstance(c, bool) or not hasattr(c, "__index__"):
+            raise BadType(f"a channel is an int, got {c!r}")
+        c = int(c)
+        if not -n <= c < n:
+            raise OutOfRange(f"layer {name!r} has {n} channels (0..{n - 1}); got channel {c}")
+        out.append(c % n)
+    return out
+
+
+# -- model plumbing ------------------------------------------------------------------------------
+def _module(model: nn.Module) -> nn.Module:
+    return getattr(model, "model", model) if not isinstance(model, nn.Module) else model
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither).
+
+    Example:
+        >>> device_of(nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    m = _module(model)
+    for t in (*m.parameters(), *m.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def dtype_of(model: nn.Module) -> torch.dtype:
+    """The model's floating-point dtype (its first floating parameter or buffer; float32 without one).
+
+    Example:
+        >>> dtype_of(nn.Linear(2, 2).double())
+        torch.float64
+    """
+    m = _module(model)
+    for t in (*m.parameters(), *m.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None = None) -> Callable:
+    """The one preprocessing rule: ``None``/``True`` -> the model's ``preprocess`` (identity without one),
+    ``False`` -> identity, a callable -> itself.
+
+    Example:
+        >>> preprocess_fn(nn.Identity(), None)(torch.ones(1))
+        tensor([1.])
+    """
+    if preprocess is False:
+        return _identity
+    if preprocess is None or preprocess is True:
+        fn = getattr(_module(model), "preprocess", None)
+        return fn if callable(fn) else _identity
+    if not callable(preprocess):
+        raise BadType(f"preprocess must be a callable, None or False, got {type(preprocess).__name__}")
+    return preprocess
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def probe_input(model: nn.Module, size: int | tuple[int, int] | None = None, *, seed: int = 0,
+                batch: int = 1) -> torch.Tensor:
+    """A (batch, C, H, W) input for a shape probe: uniform noise in [0, 1] through the model's preprocess,
+    on its device and dtype. Size: ``size``, else the model's ``input_size``, else 224; C: the first
+    conv's input channels (3 without a conv).
+
+    Example:
+        >>> probe_input(nn.Conv2d(1, 2, 3), 8).shape
+        torch.Size([1, 1, 8, 8])
+    """
+    m = _module(model)
+    size = size or getattr(m, "input_size", None) or 224
+    h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
+    first = next((c for c in m.modules() if isinstance(getattr(c, "weight", None), torch.Tensor)
+                  and c.weight.dim() == 4 and hasattr(c, "stride")), None)
+    channels = first.weight.shape[1] * int(getattr(first, "groups", 1)) if first is not None else 3
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, channels, int(h), int(w), generator=gen).to(device_of(m), dtype_of(m))
+    return preprocess_fn(m, None)(x)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block the model is in eval mode; every module's mode and every buffer (BatchNorm running
+    statistics) are restored on exit, also when the block raises.
+
+    Example:
+        >>> net = nn.Sequential(nn.BatchNorm2d(2)).train()
+        >>> with evaluating(net):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
+    m = _module(model)
+    modes = [(sub, sub.training) for sub in m.modules()]
+    buffers = [(b, b.detach().clone()) for b in m.buffers()] if any(f for _, f in modes) else []
+    try:
+        m.eval()
+        yield m
+    finally:
+        for sub, flag in modes:
+            sub.training = flag
+        with torch.no_grad():
+            for b, saved in buffers:
+                if not torch.equal(b, saved):
+                    b.copy_(saved)
+
+
+class StopForward(Exception):
+    """Raised inside a hook to end a forward pass early (once everything wanted has run)."""
+
+
+# -- layouts: where the channels of an activation are ---------------------------------------------
+def layout(module: nn.Module | None, output: object, channels_last: bool = False) -> str:
+    """Where an activation keeps its channels: ``"maps"`` (B, C, H, W), ``"channels_last"`` (B, H, W, C),
+    ``"vector"`` (B, C), ``"tokens"`` (B, N, D: a transformer layer) or ``"other"`` (tuples, dicts,
+    anything else). A 4-D output is channels-last when ``module`` works on the last dimension
+    (a Linear or LayerNorm whose width is that dimension) or ``channels_last`` says its input was.
+
+    Example:
+        >>> layout(nn.Linear(4, 6), torch.zeros(1, 5, 5, 6))
+        'channels_last'
+    """
+    if not isinstance(output, torch.Tensor):
+        return "other"
+    if output.dim() == 2:
+        return "vector"
+    if output.dim() == 3:
+        return "tokens"
+    if output.dim() != 4:
+        return "other"
+    width = getattr(module, "out_features", None) or _norm_width(module)
+    if width is not None and output.shape[-1] == width and output.shape[1] != width:
+        return "channels_last"
+    return "channels_last" if channels_last else "maps"
+
+
+def _norm_width(module: nn.Module | None) -> int | None:
+    shape = getattr(module, "normalized_shape", None)
+    if isinstance(shape, (tuple, list)) and len(shape) == 1 and type(module).__name__ != "LayerNorm2d":
+        return int(shape[0])
+    return None
+
+
+def channel_values(t: torch.Tensor, kind: str) -> torch.Tensor:
+    """One value per channel and item, (B, C): the mean over positions (maps, channels-last) or tokens.
+
+    Example:
+        >>> channel_values(torch.ones(2, 5, 5, 3), "channels_last").shape
+        torch.Size([2, 3])
+    """
+    if kind == "maps":
+        return t.mean((-2, -1))
+    if kind == "channels_last":
+        return t.mean((1, 2))
+    if kind == "tokens":
+        return t.mean(1)
+    if kind == "vector":
+        return t
+    raise BadValue(f"an output of type {type(t).__name__} has no channels")
