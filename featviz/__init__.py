@@ -29,6 +29,7 @@ _NAMES = {  # public name -> module that defines it
     "render": "featviz.optvis",
     "render_layer": "featviz.optvis",
     "factorize": "featviz.optvis",
+    "atlas": "featviz.optvis",
     "invert": "featviz.optvis",
     "caricature": "featviz.optvis",
 }
@@ -36,13 +37,13 @@ _NAMES = {  # public name -> module that defines it
 __all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
 __all__ += ["circuits", "viz", "errors"]
-__all__ += ["caricature", "factorize", "invert"]
+__all__ += ["atlas", "caricature", "factorize", "invert"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from featviz import circuits, data, errors, models, nn, optvis, viz
     from featviz.hooks import ActivationCache, HookedModel, hooked
     from featviz.optvis import objectives, render, render_layer
-    from featviz.optvis import caricature, factorize, invert
+    from featviz.optvis import atlas, caricature, factorize, invert
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ Example:
     torch.Size([4, 3, 64, 64])
 """
 from featviz.optvis import objectives, param, transform
+from featviz.optvis.atlas import Atlas, atlas
 from featviz.optvis.factorize import Factorization, factorize
 from featviz.optvis.invert import caricature, invert
 from featviz.optvis.param import fft_image, pixel_image
@@ -32,4 +33,4 @@ __all__ = [
     "Rendering", "compose", "fft_image", "jitter", "objectives", "pad", "param", "pixel_image",
     "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
 ]
-__all__ += ["Factorization", "caricature", "factorize", "invert"]
+__all__ += ["Atlas", "Factorization", "atlas", "caricature", "factorize", "invert"]
