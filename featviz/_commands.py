@@ -180,7 +180,8 @@ def cmd_microscope(args: Namespace) -> None:
         raise UnknownName(e.args[0] if e.args else str(e)) from None
     except (ValueError, IndexError) as e:
         raise BadValue(str(e)) from None
-    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples)
+    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
+                                  evidence=not args.no_evidence, evidence_random=args.evidence_random)
     out, start = Path(args.out), time.perf_counter()
     try:
         index = build_microscope(model, layers, out, settings=settings, channels=args.channels,

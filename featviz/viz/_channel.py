@@ -36,6 +36,10 @@ class MicroscopeSettings:
         examples: dataset examples (bundled photos) shown per channel.
         tuning_angles: grating orientations (degrees) of the tuning curve drawn for early layers.
         top_k: strongest upstream and downstream connections listed per channel.
+        evidence: compute each conv channel's lines of evidence (``fv.circuits.evidence``: RF-centred tuning
+            with a position sweep, selectivity vs its layer and the randomized net, ablation vs chance).
+        evidence_random: random channel sets the ablation test compares against.
+        evidence_photos: photos (evenly spaced over the site's photos) used for attribution and ablation.
     """
 
     size: int = 128
@@ -46,9 +50,12 @@ class MicroscopeSettings:
     examples: int = 6
     tuning_angles: tuple[int, ...] = tuple(range(0, 180, 15))
     top_k: int = 4
+    evidence: bool = True
+    evidence_random: int = 10
+    evidence_photos: int = 10
 
     def __post_init__(self):
-        for name in ("size", "steps", "top_k"):
+        for name in ("size", "steps", "top_k", "evidence_random", "evidence_photos"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"MicroscopeSettings.{name} must be a positive int, "
                                  f"got {getattr(self, name)}")
@@ -67,12 +74,13 @@ class MicroscopeSettings:
         """The parts of a channel's page these settings ask for, each with the settings it depends on.
 
         ``fv`` always; ``diversity`` when ``diversity > 1`` on a conv layer; ``examples`` when
-        ``examples > 0``; ``tuning`` for early conv layers when there are ``tuning_angles``. A settings
-        change recomputes only the parts whose settings changed.
+        ``examples > 0``; ``tuning`` for early conv layers when there are ``tuning_angles``; ``evidence``
+        on conv layers when ``evidence`` (it quotes the feature visualization, so it also depends on the
+        ``fv`` settings). A settings change recomputes only the parts whose settings changed.
 
         Example:
             >>> sorted(MicroscopeSettings(diversity=0).parts(early=False))
-            ['examples', 'fv']
+            ['evidence', 'examples', 'fv']
         """
         base = {"size": self.size, "steps": self.steps, "seed": self.seed}
         out: dict[str, dict] = {"fv": base}
@@ -81,7 +89,10 @@ class MicroscopeSettings:
         if self.examples > 0:
             out["examples"] = {"examples": self.examples}
         if early and conv and self.tuning_angles:
-            out["tuning"] = {"tuning_angles": list(self.tuning_angles)}
+            out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf"}
+        if self.evidence and conv:
+            out["evidence"] = {"fv": base, "n_random": self.evidence_random, "photos": self.evidence_photos,
+                               "format": 1}
         return out
 
 
@@ -140,22 +151,29 @@ class ChannelWorker:
 
     ``threads`` sets torch's CPU thread count in this process (a Ray worker otherwise picks its own,
     and a different thread count can change the last bits of a result). The model is put in eval mode.
+    ``evidence``: what the ``evidence`` part of every channel shares (``_evidence.EvidenceInputs``: photos,
+    per-layer curve scans, upstream layers); without it that part is skipped.
     """
 
-    def __init__(self, model: nn.Module, settings: MicroscopeSettings, threads: int | None = None):
+    def __init__(self, model: nn.Module, settings: MicroscopeSettings, threads: int | None = None,
+                 evidence=None):
         if threads:
             torch.set_num_threads(int(threads))
         self.model = model  # the build puts it in eval mode (and back) around its work
         self.settings = settings
+        self.evidence = evidence
         self._maps: dict[str, torch.Tensor] = {}  # the last layer's grating responses only
+        self._centers: dict[str, tuple[float, float]] = {}  # and where their gratings were centred
 
     def compute(self, layer: str, channel: int, early: bool,
-                parts: Sequence[str] = ("fv", "diversity", "tuning")) -> tuple[dict[str, bytes], dict]:
-        """The ``parts`` (of ``fv``, ``diversity``, ``tuning``) of ``layer:channel``'s page.
+                parts: Sequence[str] = ("fv", "diversity", "tuning"),
+                given: dict | None = None) -> tuple[dict[str, bytes], dict]:
+        """The ``parts`` (of ``fv``, ``diversity``, ``tuning``, ``evidence``) of ``layer:channel``'s page.
 
         Returns ``(files, facts)``: PNG bytes by file name, and JSON-able facts for the page.
         ``facts["dead"]`` is True when the optimisation found no input that excites the channel
-        (``is_dead``).
+        (``is_dead``). ``given``: the stored feature visualization (``fv.png`` bytes, ``activation``,
+        ``dead``) that the ``evidence`` part quotes when ``fv`` is not recomputed.
         """
         from featviz.optvis import objectives, render
         from featviz.viz._examples import tuning_png
@@ -163,6 +181,7 @@ class ChannelWorker:
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
         facts: dict = {}
+        r = _stored_rendering(ref, given) if given else None
         if "fv" in parts:
             r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
             files["fv.png"] = png_bytes(r.images[0])
@@ -176,21 +195,44 @@ class ChannelWorker:
         if "tuning" in parts and early and s.tuning_angles:
             tuning = self._tuning(layer)
             files["tuning.png"], facts["tuning"] = tuning_png(ref, tuning[..., channel], s.tuning_angles)
+            facts["tuning"]["center"] = list(self._centers[layer])
+        if "evidence" in parts and self.evidence is not None and layer in self.evidence.scans:
+            from featviz.viz._evidence import channel_evidence
+
+            ev_files, facts["evidence"] = channel_evidence(self.model, layer, channel, self.evidence,
+                                                           rendering=r, n_random=s.evidence_random,
+                                                           seed=s.seed)
+            files |= ev_files
         return files, facts
 
     def run(self, job: tuple) -> tuple[str, int, dict[str, bytes], dict]:
-        """``compute`` for one job ``(layer, channel, early, parts)``, returned with its layer and channel."""
-        layer, channel, early, parts = job
-        return (layer, channel, *self.compute(layer, channel, early, parts))
+        """``compute`` for one job ``(layer, channel, early, parts[, given])``, returned with its layer and
+        channel."""
+        return (job[0], job[1], *self.compute(*job))
 
     def _tuning(self, layer: str) -> torch.Tensor:
-        """Grating responses (A, P, C) of ``layer``, one pass per layer (the last layer's are kept)."""
+        """Grating responses (A, P, C) of ``layer`` at its receptive-field centre, one pass per layer (the
+        last layer's are kept); ``self._centers[layer]`` is where the gratings were centred."""
         from featviz.viz._examples import grating_responses
 
         if layer not in self._maps:
             size = int(getattr(self.model, "input_size", 224))
-            self._maps = {layer: grating_responses(self.model, layer, self.settings.tuning_angles, size)}
+            maps, center = grating_responses(self.model, layer, self.settings.tuning_angles, size)
+            self._maps, self._centers = {layer: maps}, {layer: center}
         return self._maps[layer]
+
+
+def _stored_rendering(ref: str, given: dict):
+    """A one-image ``Rendering`` of ``ref`` from a stored feature visualization (``fv.png`` bytes,
+    ``activation``, ``dead``), for the evidence part when the render itself is not recomputed."""
+    from PIL import Image
+
+    from featviz.optvis.rendering import Rendering
+
+    rgb = np.asarray(Image.open(io.BytesIO(given["fv.png"])).convert("RGB"), dtype=np.float32) / 255
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    return Rendering(image, torch.zeros(0, 1), torch.tensor([float(given["activation"])]), [ref], ref,
+                     dead=torch.tensor([bool(given["dead"])]))
 
 
 def is_dead(r) -> bool:

@@ -33,12 +33,12 @@ def _ray():
 
 def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple],
             commit: Callable[[str, int, dict, dict], None], bar, *, workers: int,
-            address: str | None = None) -> None:
+            address: str | None = None, evidence=None) -> None:
     """Compute ``todo`` on ``workers`` Ray actors and ``commit`` each result as it arrives.
 
     ``address=None`` starts a local Ray with ``workers`` CPUs (shut down afterwards); otherwise joins
     the cluster at ``address`` (e.g. ``"auto"`` or ``"ray://head:10001"``). A Ray already initialised
-    by the caller is used as it is.
+    by the caller is used as it is. ``evidence`` (``_evidence.EvidenceInputs``) goes to every worker once.
 
     Example:
         Skipped in the doctests: Ray worker processes (``tests/viz/test_microscope_ray.py`` runs it).
@@ -57,7 +57,8 @@ def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple
         actor = ray.remote(num_cpus=1)(ChannelWorker)
         model_ref = ray.put(model)
         threads = torch.get_num_threads()  # same thread count as here: same floating-point results
-        pool = ActorPool([actor.remote(model_ref, settings, threads) for _ in range(workers)])
+        evidence_ref = ray.put(evidence)
+        pool = ActorPool([actor.remote(model_ref, settings, threads, evidence_ref) for _ in range(workers)])
         for layer, c, files, facts in pool.map_unordered(lambda a, job: a.run.remote(job), list(todo)):
             commit(layer, c, files, facts)
             bar.update(1)

@@ -273,20 +273,27 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
     return files, facts
 
 
-def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int) -> torch.Tensor:
-    """(A, P, C) central-unit response of every channel of ``name`` to gratings: angle x phase (``PHASES``).
+def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int
+                      ) -> tuple[torch.Tensor, tuple[float, float]]:
+    """(A, P, C) response of every channel of ``name`` to gratings, angle x phase (``PHASES``), centred on
+    the receptive field of the layer's central unit (``fv.circuits.receptive_field``) and read at that
+    unit; returns the responses and the centre (row, col) in the ``size``-px image.
 
     Example:
-        >>> grating_responses(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), "0", [0, 90], 16).shape
-        torch.Size([2, 4, 2])
+        >>> r, center = grating_responses(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), "0", [0, 90], 16)
+        >>> r.shape, center
+        (torch.Size([2, 4, 2]), (8.0, 8.0))
     """
+    from featviz.circuits import receptive_field
     from featviz.circuits.tuning import layer_responses
     from featviz.data import gratings
     from featviz.hooks import hooked
 
-    stimuli = gratings(list(angles), size=size, phases=list(PHASES))  # (A * P, 3, size, size), angle-major
-    responses = layer_responses(hooked(model), name, stimuli, position="center").cpu()  # (A * P, C)
-    return responses.view(len(angles), len(PHASES), -1)
+    hm = hooked(model)
+    rf = receptive_field(hm, name, size=size)
+    stimuli = gratings(list(angles), size=size, phases=list(PHASES), center=rf.center)  # (A * P, 3, S, S)
+    responses = layer_responses(hm, name, stimuli, position=rf.position).cpu()  # (A * P, C)
+    return responses.view(len(angles), len(PHASES), -1), tuple(float(v) for v in rf.center)
 
 
 def tuning_png(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:

@@ -9,7 +9,7 @@ Example:
     ``build_microscope`` calls it with what it built; here, the pages again as if no unit were done.
 
     >>> from featviz.viz.microscope import MicroscopeSettings, build_microscope
-    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)
+    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2, evidence=False)
     >>> _ = build_microscope(fv.models.toy.edges_and_curves(), ["relu1"], "site", settings=settings,
     ...                      channels=1, progress=False)
     >>> manifest = json.loads(Path("site/manifest.json").read_text())
@@ -25,7 +25,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from featviz._io import atomic_write_text
-from featviz.viz._channel import evidence_rows
+from featviz.viz._evidence import evidence_view
 from featviz.viz._store import slug
 
 __all__ = ["write_site", "site_paths", "template_env", "write_css"]
@@ -153,7 +153,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                 root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
                 connections=_connections(layers, i, c, links, units, label) if c in layer["channels"] else [],
-                evidence=evidence_rows(facts.get("evidence")),
+                evidence=evidence_view(facts.get("evidence")),
                 prev={"c": pages[k - 1], "href": f"{pages[k - 1]}.html"} if k > 0 else None,
                 next={"c": pages[k + 1], "href": f"{pages[k + 1]}.html"} if k + 1 < len(pages) else None,
                 **common)

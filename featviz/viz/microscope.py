@@ -10,14 +10,15 @@ Builds are resumable and never touch what they did not write: the folder must be
 featviz site (``.featviz-site.json`` lists what the builder wrote; ``force=True`` builds into another
 folder without deleting anything of it); one build at a time holds its lock. Each channel's results are
 one unit under ``data/`` (written to a temporary folder, then renamed) made of parts (``fv``,
-``diversity``, ``examples``, ``tuning``), each keyed by the hash of the model's weights and the settings
-it depends on: a rerun computes only missing or changed parts, and pages or units of an earlier build
+``diversity``, ``examples``, ``tuning``, ``evidence``), each keyed by the hash of the model's weights and the
+settings it depends on: a rerun computes only missing or changed parts, and pages or units of an earlier build
 that this one no longer has are removed. Ctrl-C keeps every finished unit and writes a browsable site of
 them. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[distributed]'``).
 
 Example:
     >>> model = fv.models.toy.edges_and_curves()
-    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)  # default 128 px, 128 steps
+    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2,   # default 128 px, 128 steps
+    ...                               evidence=False)
     >>> build_microscope(model, ["relu1", "relu2"], "site", settings=settings, channels=2, progress=False)
     PosixPath('site/index.html')
 """
@@ -38,6 +39,7 @@ from featviz._io import atomic_write_bytes, atomic_write_text
 from featviz.errors import BadValue, UnknownName
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
+from featviz.viz._evidence import EvidenceInputs, evidence_photos, layer_scans, scan_path
 from featviz.viz._store import (
     SiteLock,
     check_site_folder,
@@ -177,7 +179,7 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
     Example:
-        >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2)
+        >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2, evidence=False)
         >>> model = fv.models.toy.edges_and_curves()
         >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings, channels=1, progress=False)
         PosixPath('site/index.html')
@@ -241,10 +243,18 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             extra = _partners(layers, chosen, links)
             units = {(n, c): settings.parts(early[n], len(shapes[n]) == 4) for n in layers for c in chosen[n]}
             units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
-            photo_key = {"examples": {"photos": photos.key}}
-            keys = {u: {p: content_key(wkey, {"part": p, **v, **photo_key.get(p, {})})
-                        for p, v in parts.items()} for u, parts in units.items()}
-            planned = site_paths(layers, chosen, extra, pairs) | acts
+            upstream = {n: layers[i - 1] if i and len(shapes[layers[i - 1]]) == 4 else None
+                        for i, n in enumerate(layers)}  # credited and ablated by the evidence part
+            photo_key = {"examples": {"photos": photos.key}, "evidence": {"photos_key": photos.key}}
+
+            def part_key(n: str, p: str, v: dict) -> str:
+                up = {"upstream": upstream[n] or "default"} if p == "evidence" else {}
+                return content_key(wkey, {"part": p, **v, **photo_key.get(p, {}), **up})
+
+            keys = {u: {p: part_key(u[0], p, v) for p, v in parts.items()} for u, parts in units.items()}
+            scans = {str(scan_path(Path("data/_evidence"), n, wkey)) for (n, _), parts in units.items()
+                     if "evidence" in parts}
+            planned = site_paths(layers, chosen, extra, pairs) | acts | scans
             write_marker(out, old | planned)
             todo = []
             for (n, c), want in keys.items():
@@ -252,13 +262,20 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                 have = {p: v["key"] for p, v in meta.get("parts", {}).items()}
                 missing = [p for p, k in want.items() if have.get(p) != k]
                 if missing:
-                    todo.append((n, c, early[n], tuple(missing)))
+                    todo.append((n, c, early[n], tuple(missing), *_stored_fv(folder(n, c), meta, missing)))
             # 3. photo statistics (one streamed pass for every layer that needs examples; cached on disk)
             stats = {}
             if settings.examples and any("examples" in job[3] for job in todo):
                 need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
                 stats = layer_stats(model, photos, need, out / "data" / "_acts", weights=wkey,
                                     progress=progress)
+            # 3b. evidence: one curve scan per layer (model and randomized, cached on disk), shared photos
+            evidence = None
+            need = sorted({job[0] for job in todo if "evidence" in job[3]}, key=layers.index)
+            if need:
+                evidence = EvidenceInputs(*evidence_photos(photos, settings.evidence_photos),
+                                          layer_scans(model, need, out / "data" / "_evidence", wkey,
+                                                      progress=progress), upstream)
 
             def commit(layer: str, c: int, files: dict, facts: dict) -> None:
                 _commit(model, folder(layer, c), layer, c, keys[(layer, c)], files, facts, stats, photos,
@@ -271,9 +288,10 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                 if workers > 1 and todo:
                     from featviz.viz._distributed import run_ray
 
-                    run_ray(model, settings, todo, commit, bar, workers=workers, address=address)
+                    run_ray(model, settings, todo, commit, bar, workers=workers, address=address,
+                            evidence=evidence)
                 elif todo:
-                    worker = ChannelWorker(model, settings)
+                    worker = ChannelWorker(model, settings, evidence=evidence)
                     for job in todo:
                         commit(job[0], job[1], *worker.compute(*job))
                         bar.update(1)
@@ -389,6 +407,15 @@ def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict) -> d
     return {n: sorted(extra[n] - set(chosen[n])) for n in layers}
 
 
+def _stored_fv(folder: Path, meta: dict, missing: list[str]) -> tuple[dict, ...]:
+    """``(given,)`` for a job whose evidence part is recomputed but whose feature visualization is kept: the
+    stored ``fv.png`` and its facts, which the evidence quotes; ``()`` otherwise."""
+    fv = meta.get("parts", {}).get("fv")
+    if "evidence" not in missing or "fv" in missing or not fv or "fv.png" not in fv["files"]:
+        return ()
+    return ({"fv.png": (folder / "fv.png").read_bytes(), **fv["facts"]},)
+
+
 def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files: dict, facts: dict, stats,
             photos, settings: MicroscopeSettings) -> None:
     """Write unit ``folder`` from the new parts (``files``/``facts`` of the worker, plus dataset examples)
@@ -403,8 +430,9 @@ def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files
         if prev and prev["key"] == k:
             parts[p] = prev
             blobs |= read_files(folder, prev["files"])
-    by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.png"]}
-    fact_part = {"activation": "fv", "dead": "fv", "tuning": "tuning"}
+    by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.png"],
+               "evidence": ["evidence.png"]}
+    fact_part = {"activation": "fv", "dead": "fv", "tuning": "tuning", "evidence": "evidence"}
     for p in keys:
         if p in parts:
             continue

@@ -4,12 +4,29 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import torch
+from torch import nn
+
 import featviz as fv
 from featviz.viz.microscope import MicroscopeSettings, build_microscope
 
 TOY_LAYERS = ["relu1", "relu2"]               # 8 edge units, 7 curve/corner/line units (models/toy.py)
-TOY_SETTINGS = MicroscopeSettings(size=32, steps=4)  # = the CLI's `--size 32 --steps 4`
+TOY_SETTINGS = MicroscopeSettings(size=32, steps=4, evidence=False)  # `--size 32 --steps 4 --no-evidence`
+# (evidence is tested on a tiny net in test_microscope_evidence.py: the toy's curve scans take ~10 s)
 _built: dict[str, Path] = {}
+
+
+EVIDENCE_SETTINGS = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(),
+                                       evidence_random=3, evidence_photos=4)
+
+
+def evidence_net() -> nn.Module:
+    """Two 3x3 convs (8 then 6 channels), the first with stride 2 and no padding: its central unit's field
+    is off the image centre; cheap enough for the evidence part (curve scans at 32 px)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1), nn.ReLU())
+    net.input_size, net.interesting_layers = 32, ["1", "3"]
+    return net
 
 
 def toy_model():

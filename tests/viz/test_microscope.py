@@ -103,12 +103,14 @@ def test_resumed_build_equals_uninterrupted_build(resumed, site):
 
 def test_changed_steps_recompute_the_renders_of_every_channel(tmp_path, monkeypatch):
     model = toy_model()
-    build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=2, examples=0),
+    build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=2, examples=0,
+                                                                             evidence=False),
                      channels=2, progress=False)
     calls = []
     original = _channel.ChannelWorker.compute
     monkeypatch.setattr(_channel.ChannelWorker, "compute", lambda s, *a: calls.append(a) or original(s, *a))
-    build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=3, examples=0),
+    build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=3, examples=0,
+                                                                             evidence=False),
                      channels=2, progress=False)
     assert [(c, parts) for _, c, _, parts in calls] == [(0, ("fv", "diversity")), (1, ("fv", "diversity"))]
     assert json.loads((tmp_path / "manifest.json").read_text())["settings"]["steps"] == 3
@@ -136,7 +138,7 @@ def test_layer_names_are_escaped_in_pages(tmp_path):
     model = nn.Sequential()
     model.add_module("x<b>&", nn.Conv2d(3, 2, 3, padding=1))
     model.input_size = 16
-    settings = MicroscopeSettings(size=16, steps=2, examples=0, diversity=0, tuning_angles=())
+    settings = MicroscopeSettings(size=16, steps=2, examples=0, diversity=0, tuning_angles=(), evidence=False)
     index = build_microscope(model, ["x<b>&"], tmp_path, settings=settings, progress=False)
     html = index.read_text()
     assert "x&lt;b&gt;&amp;" in html and "x<b>" not in html

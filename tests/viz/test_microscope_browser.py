@@ -6,7 +6,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import numpy as np
 import pytest
 from chromium_cdp import Chromium, find_or_install_chromium
-from microscope_helpers import toy_model, toy_site
+from microscope_helpers import EVIDENCE_SETTINGS, evidence_net, toy_model, toy_site
 
 from featviz.viz.microscope import MicroscopeSettings, build_microscope
 
@@ -56,12 +56,17 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
-    """The full toy site (2 layers, 15 channels) and a partial one (2 channels per layer: most connections
-    lead to short pages of partner channels)."""
+    """The full toy site (2 layers, 15 channels), a partial one (2 channels per layer: most connections
+    lead to short pages of partner channels) and a tiny net's site with the evidence section."""
     partial = tmp_path_factory.mktemp("partial_site")
-    build_microscope(toy_model(), ["relu1", "relu2"], partial, settings=MicroscopeSettings(size=32, steps=4),
-                     channels=2, progress=False)
-    return {"full": toy_site(tmp_path_factory), "partial": partial}
+    build_microscope(toy_model(), ["relu1", "relu2"], partial,
+                     settings=MicroscopeSettings(size=32, steps=4, evidence=False), channels=2,
+                     progress=False)
+    evidence = tmp_path_factory.mktemp("evidence_site")
+    build_microscope(evidence_net(), ["1", "3"], evidence, settings=EVIDENCE_SETTINGS, channels=2,
+                     progress=False)
+    assert "<h2>Evidence</h2>" in (evidence / "channels" / "3" / "0.html").read_text()
+    return {"full": toy_site(tmp_path_factory), "partial": partial, "evidence": evidence}
 
 
 @pytest.fixture(scope="module")

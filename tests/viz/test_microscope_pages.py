@@ -13,7 +13,7 @@ from torch import nn
 from featviz.viz import _examples
 from featviz.viz.microscope import MicroscopeSettings, build_microscope, default_layers
 
-FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=())
+FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=(), evidence=False)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ class Classifier(nn.Module):
 def test_output_units_come_by_default_with_class_names_and_connections(tmp_path):
     model = Classifier()
     assert default_layers(model) == ["relu", "fc"]
-    settings = MicroscopeSettings(size=16, steps=2, diversity=2, examples=2, tuning_angles=())
+    settings = MicroscopeSettings(size=16, steps=2, diversity=2, examples=2, tuning_angles=(), evidence=False)
     build_microscope(model, None, tmp_path, settings=settings, progress=False)
     html = (tmp_path / "channels" / "fc" / "1.html").read_text()
     assert "fc:1 “dog”" in html and "Strongest inputs from relu" in html
@@ -144,7 +144,7 @@ def test_user_images_stream_in_batches_and_the_activations_are_cached(tmp_path, 
     build_microscope(relu6_net(), ["1"], tmp_path / "site", settings=FAST, images=folder, progress=False)
     assert max(loads) <= 32 and sum(loads[:1]) == 10  # one batch of 10 for the statistics, then crops only
     loads.clear()
-    more = MicroscopeSettings(size=16, steps=2, diversity=0, examples=3, tuning_angles=())
+    more = MicroscopeSettings(size=16, steps=2, diversity=0, examples=3, tuning_angles=(), evidence=False)
     build_microscope(relu6_net(), ["1"], tmp_path / "site", settings=more, images=folder, progress=False)
     assert loads == [3, 3]  # statistics from the cache: only the 3 top and 3 bottom photos are read
     page = (tmp_path / "site" / "channels" / "1" / "0.html").read_text()

@@ -13,7 +13,7 @@ from featviz import _io
 from featviz.viz import _channel, _store
 from featviz.viz.microscope import MicroscopeSettings, build_microscope
 
-FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=())
+FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(), evidence=False)
 
 
 def build(out, layers=("relu1",), channels=1, settings=FAST, model=None, **kwargs):
@@ -106,13 +106,14 @@ def test_a_dropped_layer_loses_its_pages(tmp_path):
 
 
 def test_more_examples_recompute_only_the_examples(tmp_path, monkeypatch):
-    settings = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=())
+    settings = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=(), evidence=False)
     build(tmp_path, settings=settings)
     fv_before = (tmp_path / "data" / "relu1" / "0" / "fv.png").read_bytes()
     calls = []
     original = _channel.ChannelWorker.compute
     monkeypatch.setattr(_channel.ChannelWorker, "compute", lambda s, *a: calls.append(a) or original(s, *a))
-    build(tmp_path, settings=MicroscopeSettings(size=16, steps=2, diversity=0, examples=4, tuning_angles=()))
+    build(tmp_path, settings=MicroscopeSettings(size=16, steps=2, diversity=0, examples=4, tuning_angles=(),
+                                                evidence=False))
     assert [job[3] for job in calls] == [("examples",)]  # no new render
     assert (tmp_path / "data" / "relu1" / "0" / "fv.png").read_bytes() == fv_before
     facts = json.loads((tmp_path / "data" / "relu1" / "0" / "meta.json").read_text())["parts"]["examples"]

@@ -1,0 +1,228 @@
+"""Microscope evidence: (model, layer, photos) -> per-layer curve scans cached on disk -> each channel's
+lines of evidence (``fv.circuits.evidence``) as facts for its page and one compact PNG.
+
+The expensive pieces are shared. One ``curve_scan`` per layer of the model and one of
+``fv.models.randomized(model, seed=0)`` (the control), computed once and cached under ``data/_evidence``,
+keyed by the weights; the feature visualization is the one the site already rendered (its image, activation
+and dead flag); the photos are a fixed, evenly spaced subset of the site's photos (the user's ``--images`` or
+the bundled ones), used for attribution and the ablation test.
+
+Example:
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1), nn.ReLU())
+    >>> net.input_size = 32
+    >>> scans = layer_scans(net, ["3"], Path("_evidence"), "w", progress=False)
+    >>> inputs = EvidenceInputs(*evidence_photos(bundled_photos(32), 4), scans, {"3": "1"})
+    >>> files, facts = channel_evidence(net, "3", 0, inputs, n_random=3)
+    >>> sorted(files), facts["selectivity"]["of"], facts["upstream"]["layer"]
+    (['evidence.png'], 6, '1')
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from featviz._io import atomic_write_bytes
+from featviz.circuits.curves import CurveScan
+from featviz.circuits.receptive_field import ReceptiveField
+from featviz.viz._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
+from featviz.viz._store import content_key, slug
+
+__all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
+           "evidence_png", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
+
+SCAN_FORMAT = 1  # bump when the cached scan files change meaning
+_TENSORS = ("directions", "orientations", "arcs", "lines", "rings", "discs")
+_PLAIN = ("layer", "size", "width", "radii", "offsets", "shifts")
+
+
+@dataclass
+class EvidenceInputs:
+    """What every channel's evidence shares: photos (N, 3, S, S) in [0, 1] and their names, per layer the
+    (model, randomized model) curve scans, and per layer the upstream layer credited and ablated."""
+
+    images: torch.Tensor
+    names: list[str]
+    scans: dict[str, tuple[CurveScan, CurveScan]]
+    upstream: dict[str, str | None]
+
+
+def scan_path(cache: Path, layer: str, weights: str, seed: int = 0) -> Path:
+    """Cache file of ``layer``'s two curve scans for a model with weights hash ``weights``.
+
+    Example:
+        >>> scan_path(Path("_evidence"), "blocks.4", "abc").name.startswith("blocks.4-")
+        True
+    """
+    key = content_key(weights, {"layer": layer, "randomized_seed": seed, "format": SCAN_FORMAT})
+    return Path(cache) / f"{slug(layer)}-{key}.pt"
+
+
+def _scan_dict(scan: CurveScan) -> dict:
+    d = {k: getattr(scan, k) for k in (*_TENSORS, *_PLAIN)}
+    d["shifts"] = [list(s) for s in scan.shifts]
+    d["rf"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(scan.rf).items()}
+    return d
+
+
+def _scan_from(d: dict) -> CurveScan:
+    rf = ReceptiveField(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["rf"].items()})
+    return CurveScan(d["layer"], rf, int(d["size"]), float(d["width"]), d["directions"], list(d["radii"]),
+                     d["orientations"], list(d["offsets"]), [tuple(s) for s in d["shifts"]], d["arcs"],
+                     d["lines"], d["rings"], d["discs"])
+
+
+def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: str, *, seed: int = 0,
+                progress: bool = True) -> dict[str, tuple[CurveScan, CurveScan]]:
+    """Per layer, ``(curve_scan(model, layer), curve_scan(randomized(model, seed), layer))`` with the same
+    geometry, read from ``cache`` where present, else computed once and written there.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        >>> net.input_size = 32
+        >>> scans = layer_scans(net, ["1"], Path("cache"), "w", progress=False)   # computed, then cached
+        >>> scans["1"][0].n_channels, sorted(p.name[:2] for p in Path("cache").iterdir())
+        (4, ['1-'])
+    """
+    from featviz.circuits import curve_scan
+    from featviz.models import randomized
+
+    out: dict[str, tuple[CurveScan, CurveScan]] = {}
+    control = None
+    for layer in tqdm(list(layers), desc="curve scans (model and randomized)", unit="layer",
+                      disable=not progress):
+        path = scan_path(cache, layer, weights, seed)
+        if path.is_file():
+            d = torch.load(path, weights_only=True)
+            out[layer] = (_scan_from(d["model"]), _scan_from(d["randomized"]))
+            continue
+        scan = curve_scan(model, layer)
+        control = control if control is not None else randomized(model, seed=seed)
+        shift = scan.shifts[1][0] if scan.shifts else None
+        rnd = curve_scan(control, layer, scan.size, radii=scan.radii, shift=shift, width=scan.width)
+        buf = io.BytesIO()
+        torch.save({"model": _scan_dict(scan), "randomized": _scan_dict(rnd)}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        out[layer] = (scan, rnd)
+    return out
+
+
+def evidence_photos(photos: PhotoSet, n: int) -> tuple[torch.Tensor, list[str]]:
+    """``n`` photos spread evenly over ``photos`` (all of them when there are fewer), and their names.
+
+    Example:
+        >>> images, names = evidence_photos(bundled_photos(32), 4)
+        >>> images.shape, len(names)
+        (torch.Size([4, 3, 32, 32]), 4)
+    """
+    total = len(photos)
+    idx = list(range(total)) if total <= n else sorted({round(i * (total - 1) / (n - 1)) for i in range(n)}
+                                                       if n > 1 else {0})
+    return photos.load(idx), [photos.names[i] for i in idx]
+
+
+def curve_vs_line(scan: CurveScan) -> torch.Tensor:
+    """(C,) every channel's worst-position arc/line ratio, as ``CurveScan.summary(c)["curve_vs_line"]``."""
+    best = scan.best()
+    floor = max(0.01 * float(best["arc"][0].max()), 1e-6)
+    return (best["arc"] / best["line"].clamp_min(floor)).amin(0)
+
+
+def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: EvidenceInputs, *, rendering=None,
+                     n_random: int = 10, seed: int = 0) -> tuple[dict[str, bytes], dict]:
+    """``fv.circuits.evidence`` of ``layer:channel`` from the shared ``inputs`` (no new scan, no render):
+    ``({"evidence.png": ...}, evidence.to_dict())`` with the photos' names in the dataset examples.
+
+    ``rendering``: the site's feature visualization of the channel (a ``Rendering``) for the verdict's
+    feature-visualization sentence; None leaves that sentence out.
+    """
+    from featviz.circuits import evidence
+
+    scan, rnd = inputs.scans[layer]
+    ev = evidence(model, f"{layer}:{channel}", inputs.images, upstream=inputs.upstream.get(layer), scan=scan,
+                  random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed)
+    ev.names = list(inputs.names)
+    return {"evidence.png": evidence_png(ev, scan, rnd)}, ev.to_dict()
+
+
+def evidence_png(ev, scan: CurveScan, random_scan: CurveScan) -> bytes:
+    """A compact figure of ``ev`` (an ``Evidence``): arc and step-edge tuning at the receptive-field centre
+    with the position sweep, the channel's arc/line ratio among its layer and the randomized net's channels,
+    and the ablation effect against random channel sets."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(12, 2.7), layout="constrained")
+    for ax, curve, what in ((axes[0], ev.arc_curve, "arc bulge"), (axes[1], ev.edge, "step edge")):
+        if curve is not None:
+            ax.plot(curve.angles, curve.responses, "k-", lw=2, label="at RF centre")
+            for k, r in enumerate(curve.shifted if curve.shifted is not None else []):
+                ax.plot(curve.angles, r, "-", lw=0.8, alpha=0.7,
+                        label=f"moved {ev.shift:g} px" if not k else None)
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_xlabel(f"{what} direction (deg)", fontsize=8)
+        ax.set_title(f"{what}s at the RF centre", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("evoked response", fontsize=8)
+    ax = axes[2]
+    here, rnd = curve_vs_line(scan), curve_vs_line(random_scan)
+    c = int(ev.node.rsplit(":", 1)[1])
+    ax.scatter(rnd.numpy(), torch.zeros(len(rnd)).numpy(), s=8, color="grey", alpha=0.6)
+    ax.scatter(here.numpy(), torch.ones(len(here)).numpy(), s=8, color="tab:blue", alpha=0.6)
+    ax.scatter([float(here[c])], [1], s=60, color="tab:red", zorder=3)
+    ax.set_yticks([0, 1], ["randomized", "this layer"], fontsize=7)
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_xlabel("arc / line ratio (worst position)", fontsize=8)
+    ax.set_title(f"selectivity: rank {ev.curve_rank} of {ev.n_channels}", fontsize=9)
+    ax.tick_params(labelsize=7)
+    if ev.ablation is not None:
+        ev.ablation.plot(ax=axes[3])
+        axes[3].title.set_fontsize(9)
+        axes[3].tick_params(labelsize=7)
+    else:
+        axes[3].axis("off")
+        axes[3].text(0.5, 0.5, "no ablation test\n(no upstream layer)", ha="center", va="center", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=64, facecolor="white", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def evidence_view(facts: dict | None) -> dict | None:
+    """What a channel page shows of its evidence facts (``channel_evidence``'s): the verdict sentences and
+    rows of the numbers behind selectivity, the tuning tests and the ablation test; None without facts.
+
+    Example:
+        >>> evidence_view(None) is None
+        True
+    """
+    from featviz.viz._channel import evidence_rows
+
+    if not facts:
+        return None
+    cv, sel, edge, abl = facts["curve_tests"], facts["selectivity"], facts["step_edges"], facts["ablation"]
+    numbers = {
+        "selectivity (arc/line ratio at the worst position)": {
+            "this channel": cv["curve_vs_line"], "rank in its layer": f"{sel['rank']} of {sel['of']}",
+            "randomized-net channels reaching it": f"{100 * sel['randomized_exceeding']:.0f} %"},
+        "curve tests at the RF centre": {"passes": "yes" if cv["passes"] else "no",
+                                         "preferred bulge (deg)": cv["direction"],
+                                         "drift (deg)": cv["drift"]},
+        "step edges": {"direction selectivity": edge["selectivity"], "preferred (deg)": edge["direction"],
+                       "drift (deg)": edge["drift"]},
+    }
+    if abl is not None:
+        numbers["ablation of the top upstream channels"] = {
+            "channels": abl["src"], "effect": f"{100 * abl['effect']:+.1f} %",
+            "random sets (mean ± sd)": _mean_sd(abl["random_effects"]), "z": abl["z"], "p": abl["p"]}
+    return {"verdict": list(facts["verdict"]), "rows": evidence_rows(numbers)}
+
+
+def _mean_sd(values: list[float]) -> str:
+    t = torch.tensor(values, dtype=torch.float64)
+    sd = float(t.std()) if len(t) > 1 else 0.0
+    return f"{100 * float(t.mean()):+.1f} ± {100 * sd:.1f} %"

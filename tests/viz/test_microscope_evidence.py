@@ -1,0 +1,87 @@
+"""featviz.viz.microscope's evidence part (fv.circuits.evidence on each channel page, sharing one curve scan
+per layer and the site's own feature visualization) and its RF-centred tuning part, on a tiny two-conv net."""
+import functools
+import html
+import json
+import re
+
+import pytest
+from microscope_helpers import EVIDENCE_SETTINGS, evidence_net
+
+import featviz as fv
+from featviz.viz import _channel, _evidence
+from featviz.viz._examples import bundled_photos
+from featviz.viz.microscope import MicroscopeSettings, build_microscope
+
+SETTINGS = EVIDENCE_SETTINGS
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evidence_site")
+    build_microscope(evidence_net(), ["1", "3"], out, settings=SETTINGS, channels=2, progress=False)
+    return out
+
+
+def facts(site, layer, c):
+    return json.loads((site / "data" / layer / str(c) / "meta.json").read_text())["parts"]["evidence"]
+
+
+def test_the_evidence_section_quotes_fv_circuits_evidence(site):
+    net = evidence_net()
+    scan = fv.circuits.curve_scan(net, "3")
+    rnd = fv.circuits.curve_scan(fv.models.randomized(net, seed=0), "3", scan.size, radii=scan.radii,
+                                 shift=scan.shifts[1][0], width=scan.width)
+    images, _ = _evidence.evidence_photos(bundled_photos(32), 4)
+    ev = fv.circuits.evidence(net, "3:1", images, upstream="1", scan=scan, random_scan=rnd, render=False,
+                              n_random=3).to_dict()
+    stored = facts(site, "3", 1)["facts"]["evidence"]
+    for key in ("selectivity", "curve_tests", "step_edges"):
+        assert stored[key] == pytest.approx(ev[key], nan_ok=True), key
+    assert stored["upstream"] == json.loads(json.dumps(ev["upstream"]))
+    assert stored["ablation"]["z"] == pytest.approx(ev["ablation"]["z"])
+    page = html.unescape((site / "channels" / "3" / "1.html").read_text())
+    assert "<h2>Evidence</h2>" in page and 'src="../../data/3/1/evidence.png"' in page
+    for sentence in ev["verdict"]:  # every sentence of evidence(), plus the one on the site's own render
+        assert sentence in page
+    activation = json.loads((site / "data" / "3" / "1" / "meta.json").read_text())["parts"]["fv"]["facts"]
+    assert f"reaches {activation['activation']:.2f}" in page or "found no response" in page
+    assert f"rank in its layer</th><td>{ev['selectivity']['rank']} of 6" in page
+
+
+def test_a_changed_evidence_setting_recomputes_only_the_evidence(site, monkeypatch):
+    fv_png = (site / "data" / "3" / "0" / "fv.png").read_bytes()
+    calls = []
+    original = _channel.ChannelWorker.compute
+    monkeypatch.setattr(_channel.ChannelWorker, "compute",
+                        lambda s, *a: calls.append(a[3]) or original(s, *a))
+    monkeypatch.setattr(fv.circuits, "curve_scan", lambda *a, **k: pytest.fail("scanned again"))
+    more = MicroscopeSettings(**{**SETTINGS.__dict__, "evidence_random": 4})
+    build_microscope(evidence_net(), ["1", "3"], site, settings=more, channels=2, progress=False)
+    assert calls and set(calls) == {("evidence",)}
+    assert (site / "data" / "3" / "0" / "fv.png").read_bytes() == fv_png
+    stored = facts(site, "3", 0)["facts"]["evidence"]
+    assert stored["ablation"]["n_random"] == 4 and "feature visualization" in " ".join(stored["verdict"])
+
+
+def test_no_evidence_builds_pages_without_the_section(tmp_path):
+    off = MicroscopeSettings(**{**SETTINGS.__dict__, "evidence": False})
+    build_microscope(evidence_net(), ["1"], tmp_path, settings=off, channels=1, progress=False)
+    assert "<h2>Evidence</h2>" not in (tmp_path / "channels" / "1" / "0.html").read_text()
+    assert not (tmp_path / "data" / "_evidence").exists()
+
+
+def test_tuning_gratings_are_centred_on_the_receptive_field(monkeypatch):
+    net, centres = evidence_net(), []
+    original = fv.data.gratings
+    monkeypatch.setattr(fv.data, "gratings",
+                        lambda *a, **k: centres.append(k.get("center")) or original(*a, **k))
+    worker = _channel.ChannelWorker(net, MicroscopeSettings(size=16, steps=2, tuning_angles=(0, 90)))
+    files, found = worker.compute("1", 2, True, ("tuning",))
+    rf = fv.circuits.receptive_field(net, "1:2", size=32)
+    assert rf.center != (15.5, 15.5)  # off the image centre: a centred grating would be in the wrong place
+    assert centres == [rf.center] and tuple(found["tuning"]["center"]) == rf.center
+    make = functools.partial(original, [0, 90], size=32, phases=[0, 90, 180, 270])
+    expected = fv.circuits.tuning_curve(net, "1:2", make, [0, 90])  # the one-channel tool, at the RF centre
+    assert found["tuning"]["response"] == pytest.approx(expected.responses.tolist(), abs=1e-5)
+    assert re.match(rb"\x89PNG", files["tuning.png"])
