@@ -20,9 +20,11 @@ background. Angles follow ``featviz.data.stimuli`` (degrees counter-clockwise fr
 arc's angle is the direction it bulges toward).
 
 Example:
-    >>> scan = curve_scan(model, "blocks.4", size=96)                  # doctest: +SKIP
-    >>> [(d.node, d.direction) for d in scan.detectors()]               # doctest: +SKIP
+    >>> scan = curve_scan(fv.models.toy.edges_and_curves(), "relu2", size=32, radii=[4, 6], shift=2)
+    >>> scan.detectors()    # the toy's curve units answer only arcs 2 px outside their centre: none survives
     []
+    >>> round(scan.summary(1)["arc"], 2)      # its "curve 90" unit: no arc at the centre evokes a response
+    0.0
 """
 from __future__ import annotations
 
@@ -247,8 +249,9 @@ def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, 
     controls.
 
     Example:
-        >>> found = find_curve_detectors(model, "blocks.4")                 # doctest: +SKIP
-        >>> [(d.node, round(d.direction), d.drift) for d in found]          # doctest: +SKIP
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU())   # random weights
+        >>> find_curve_detectors(net, "1", size=32)   # a random filter is no curve detector
+        []
     """
     scan = curve_scan(model, layer, size, radii=radii, shift=shift, width=width, preprocess=preprocess)
     return scan.detectors(min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,

@@ -22,9 +22,10 @@ ablation               zeroing the top excitatory upstream channels         rand
 ``Evidence.verdict`` is a list of sentences, each generated from those numbers.
 
 Example:
-    >>> ev = evidence(model, "blocks.4:36")                   # doctest: +SKIP
-    >>> print("\\n".join(ev.verdict))                          # doctest: +SKIP
-    >>> ev.plot(path="blocks.4-36.png")                        # doctest: +SKIP
+    >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)
+    >>> ev.verdict[-2].startswith("Upstream (relu1")
+    True
+    >>> fig = ev.plot(path="relu2-1.png")
 """
 from __future__ import annotations
 
@@ -273,7 +274,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     if up is not None:
         from featviz.circuits.attribution import attribute
 
-        contrib = attribute(hm, images, up, layer, dst_channels=[c])[0].cpu()  # (C_src,)
+        contrib = attribute(hm, up, layer, images, dst_channels=[c])[0].cpu()  # (C_src,)
         pos = contrib.argsort(descending=True)
         excit = [(int(j), float(contrib[j])) for j in pos[:top_k] if contrib[j] > 0]
         inhib = [(int(j), float(contrib[j])) for j in pos.flip(0)[:top_k] if contrib[j] < 0]

@@ -274,10 +274,10 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
     model in eval mode and restores its mode).
 
     Example:
-        >>> model = fv.models.efficientnet_lite0()                      # doctest: +SKIP
-        >>> rf = fv.circuits.receptive_field(model, "blocks.4:36", size=128)   # doctest: +SKIP
-        >>> rf.position, rf.center, rf.offset                           # doctest: +SKIP
-        ((8, 8), (71.0, 71.0), (7.5, 7.5))
+        >>> model = fv.models.efficientnet_lite0()
+        >>> rf = fv.circuits.receptive_field(model, "blocks.4:36", size=128)
+        >>> rf.position, rf.center, rf.offset, rf.size
+        ((8, 8), (71.0, 71.0), (7.5, 7.5), (67, 67))
     """
     if method not in ("auto", "exact", "measured"):
         raise ValueError(f"method must be 'auto', 'exact' or 'measured', got {method!r}")

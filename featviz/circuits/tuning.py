@@ -171,8 +171,11 @@ def place_stimuli(model: nn.Module, node: str, make: Callable[..., torch.Tensor]
     centre, images at shift 1, ...]).
 
     Example:
-        >>> make = functools.partial(fv.data.curves, range(0, 360, 30), size=64)   # doctest: +SKIP
-        >>> rf, c, (centred, *moved) = place_stimuli(model, "blocks.1:3", make, shifts=4)  # doctest: +SKIP
+        >>> make = functools.partial(fv.data.curves, range(0, 360, 30), size=64)
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.ReLU())
+        >>> rf, c, (centred, *moved) = place_stimuli(net, "1:3", make, shifts=4)
+        >>> c, len(moved), centred.shape          # the 31x31 map's centre unit reads pixels 30..32
+        ((31.0, 31.0), 4, torch.Size([12, 3, 64, 64]))
     """
     if at not in ("rf", "image"):
         raise ValueError(f"at must be 'rf' (the unit's receptive-field centre) or 'image', got {at!r}")
