@@ -17,6 +17,7 @@ from featviz.optvis import objectives, param, transform
 from featviz.optvis.atlas import Atlas, atlas
 from featviz.optvis.factorize import Factorization, factorize
 from featviz.optvis.invert import caricature, invert
+from featviz.optvis.maco import maco_image
 from featviz.optvis.param import fft_image, pixel_image
 from featviz.optvis.render import render, render_layer
 from featviz.optvis.rendering import Rendering
@@ -33,4 +34,4 @@ __all__ = [
     "Rendering", "compose", "fft_image", "jitter", "objectives", "pad", "param", "pixel_image",
     "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
 ]
-__all__ += ["Atlas", "Factorization", "atlas", "caricature", "factorize", "invert"]
+__all__ += ["Atlas", "Factorization", "atlas", "caricature", "factorize", "invert", "maco_image"]

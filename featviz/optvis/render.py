@@ -211,7 +211,9 @@ def render(
             gradient through it), so pixels the unit does not need become transparent. ``param`` must
             accept ``alpha=True`` (``fft_image`` and ``pixel_image`` do). ``Rendering.images`` are then the
             colours, ``Rendering.alpha`` (B, 1, H, W) the opacity; ``activations`` are measured on the
-            final images composited over mid-grey; ``save`` writes RGBA PNGs.
+            final images composited over mid-grey; ``save`` writes RGBA PNGs. A param whose
+            ``image_fn`` has an ``alpha()`` method (``maco_image``: its attribution map) fills
+            ``Rendering.alpha`` from it instead.
 
     ``Rendering.dead`` flags the items where no response was found and they are drawn as "no
     response found" tiles: final activation ~0 (``rendering.dead_items``), or an image that never
@@ -294,6 +296,8 @@ def render(
     stuck = (raw - start.cpu()).abs().flatten(1).amax(dim=1) <= STUCK_TOL
     labels = [obj.name] * batch
     images, opacity = raw[:, :3], (raw[:, 3:] if alpha else None)  # colours; (B, 1, H, W) opacity
+    if opacity is None and callable(getattr(image_fn, "alpha", None)):  # e.g. maco_image's attribution map
+        opacity = image_fn.alpha().detach().cpu()
     return Rendering(images, torch.stack(history).cpu(), final, labels, obj.name, snapshots,
                      dead_items(images, final) | stuck, alpha=opacity)
 
