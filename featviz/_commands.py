@@ -210,3 +210,57 @@ def cmd_demo(args: Namespace) -> None:
     print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
           f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)
     print(run_demo(args.out, seed=args.seed, progress=not args.quiet, **kwargs))
+
+
+def cmd_atlas(args: Namespace) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    import featviz as fv
+    from featviz._io import atomic_write_bytes, atomic_write_text
+    from featviz.data import load_images
+
+    if not Path(args.images).is_dir():
+        raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
+    model = load_model(args.model, args.arch)
+    try:
+        name, channel = hooked(model).parse(args.layer)
+    except KeyError as e:
+        raise UnknownName(e.args[0] if e.args else str(e)) from None
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+    if channel is not None:
+        raise BadValue(f"the atlas maps a whole layer: give {name!r}, not {args.layer!r}")
+    out = _out_dir(args.out)
+    photos = load_images(args.images, size=args.image_size or getattr(model, "input_size", None) or 224)
+    atlas = fv.atlas(model, name, photos.images, grid=args.grid, n_samples=args.samples,
+                     min_count=args.min_count, reducer=args.reducer, size=args.size, steps=args.steps,
+                     seed=args.seed, progress=not args.quiet)
+
+    def png(fig) -> bytes:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+        return buf.getvalue()
+
+    written = [atomic_write_bytes(out / "atlas.png", png(atlas.plot("features")))]
+    buf = io.BytesIO()
+    Image.fromarray((atlas.mosaic() * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    written.append(atomic_write_bytes(out / "atlas_cells.png", buf.getvalue()))
+    if atlas.classes is not None:
+        written.append(atomic_write_bytes(out / "atlas_classes.png", png(atlas.plot("classes"))))
+    cells = []
+    for i, (row, col) in enumerate(atlas.cells.tolist()):
+        cell = {"row": row, "col": col, "count": int(atlas.counts[row, col])}
+        if atlas.classes is not None:
+            k = int(atlas.classes[i])
+            names = atlas.class_names or []
+            cell.update({"class": k, "class_name": names[k] if k < len(names) else None})
+        cells.append(cell)
+    summary = {"model": args.model, "layer": name, "photos": len(photos.names), "grid": atlas.grid,
+               "samples": int(atlas.counts.sum()), "reducer": args.reducer, "size": args.size,
+               "steps": args.steps, "seed": args.seed, "cells": cells}
+    written.append(atomic_write_text(out / "atlas.json", json.dumps(summary, indent=1)))
+    for path in written:
+        print(path)

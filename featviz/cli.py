@@ -136,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
 
+    p = sub.add_parser("atlas", help="activation atlas of a layer from a folder of photos (PNGs + JSON)",
+                       description="Sample LAYER's activation vectors from your photos, lay them out with "
+                                   "UMAP, render the mean vector of each grid cell; write atlas.png, "
+                                   "atlas_cells.png, atlas_classes.png (classifiers) and atlas.json.")
+    _add_model(p)
+    p.add_argument("layer", metavar="LAYER", help="layer name (see `featviz layers MODEL`), e.g. blocks.9")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of photos (searched recursively)")
+    p.add_argument("--out", default="featviz-atlas", metavar="DIR",
+                   help="output folder (default: featviz-atlas)")
+    p.add_argument("--grid", type=_positive_int, default=20, help="cells per side (default: 20)")
+    p.add_argument("--samples", type=_positive_int, default=2000, metavar="N",
+                   help="activation vectors sampled from the photos (default: 2000)")
+    p.add_argument("--min-count", type=_positive_int, default=3, metavar="N",
+                   help="samples a cell needs to be rendered (default: 3)")
+    p.add_argument("--reducer", choices=("umap", "pca"), default="umap",
+                   help="2-D layout: umap (default; pip install 'featviz[atlas]') or pca (fast, linear)")
+    p.add_argument("--size", type=_positive_int, default=64,
+                   help="render size of a cell in pixels (default: 64)")
+    p.add_argument("--steps", type=_positive_int, default=128,
+                   help="optimisation steps per cell (default: 128)")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
+                   help="photos are resized and centre-cropped to PX (default: model.input_size, else 224)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
     sub.add_parser("models", help="list the model zoo", description="List the models `MODEL` can name.")
 
     p = sub.add_parser("layers", help="hookable layers of a model, with output shapes and channel counts",
