@@ -76,7 +76,7 @@ def main() -> None:
         ("integrated_gradients", "integrated_gradients", ca.LayerIntegratedGradients,
          {"steps": args.steps}, {"n_steps": args.steps, "baselines": model.preprocess(torch.zeros_like(x))}),
     ]:
-        t_ours, ours = best_of(lambda m=method, k=kw: attribute(model, x, args.src, args.dst, chans, m, **k),
+        t_ours, ours = best_of(lambda m=method, k=kw: attribute(model, args.src, args.dst, x, chans, m, **k),
                                args.repeats)
         full, stop = FullForwardMeans(model, args.dst), DstMeans(hm, args.dst)
         t_full, ref_full = best_of(lambda c=cls, k=ckw, f=full: captum_loop(c, f, layer, xn, chans, **k),

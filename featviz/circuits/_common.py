@@ -4,13 +4,17 @@ Nothing here is public; every function takes a model (or a HookedModel) and retu
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from featviz.core import channel_list, device_of, parse_ref, preprocess_fn
 from featviz.data.preprocess import as_float_images
 from featviz.hooks import HookedModel, hooked
+
+__all__ = ["device_of", "preprocess_fn", "kind", "is_depthwise", "bn_scale", "as_hooked", "raw_model",
+           "check_images", "split_ref", "resolve_ref", "check_channels"]
 
 ACTIVATIONS = {"ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Tanh"}
 PASS_THROUGH = {"Identity", "Dropout", "Dropout2d", "Dropout1d", "AlphaDropout"}
@@ -53,13 +57,6 @@ def bn_scale(bn: nn.Module) -> torch.Tensor:
     return scale * weight if weight is not None else scale
 
 
-def device_of(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any)."""
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def as_hooked(model: nn.Module) -> HookedModel:
     """``fv.hooked(model)``; a HookedModel passes through unchanged."""
     return hooked(model)
@@ -68,19 +65,6 @@ def as_hooked(model: nn.Module) -> HookedModel:
 def raw_model(model: nn.Module) -> nn.Module:
     """The user's module behind a HookedModel (where attributes such as ``preprocess`` live)."""
     return model.model if isinstance(model, HookedModel) else model
-
-
-def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None) -> Callable:
-    """The preprocessing to apply: ``None`` -> the model's ``preprocess`` (identity when it has none),
-    ``False`` -> identity, a callable -> itself."""
-    if preprocess is False:
-        return lambda x: x
-    if preprocess is None or preprocess is True:
-        fn = getattr(raw_model(model), "preprocess", None)
-        return fn if callable(fn) else (lambda x: x)
-    if not callable(preprocess):
-        raise TypeError(f"preprocess must be a callable, None or False, got {type(preprocess).__name__}")
-    return preprocess
 
 
 def check_images(images: torch.Tensor, what: str = "inputs") -> torch.Tensor:
@@ -93,33 +77,18 @@ def check_images(images: torch.Tensor, what: str = "inputs") -> torch.Tensor:
 
 
 def split_ref(ref: str) -> tuple[str, list[int] | None]:
-    """``"layer"`` -> ("layer", None); ``"layer:3"`` -> ("layer", [3]); ``"layer:1,4"`` -> ("layer", [1, 4]).
-    """
-    if not isinstance(ref, str):
-        raise TypeError(f"a layer reference is a string 'name' or 'name:channel', got {type(ref).__name__}")
-    name, sep, chans = ref.rpartition(":")
-    if not sep:
-        return ref, None
-    try:
-        channels = [int(c) for c in chans.split(",") if c.strip() != ""]
-    except ValueError:
-        raise ValueError(f"bad channel list in {ref!r}: expected 'name:3' or 'name:1,4'") from None
-    if not channels:
-        raise ValueError(f"no channel after ':' in {ref!r}: expected 'name:3' or 'name:1,4'")
-    return name, channels
+    """``"layer"`` -> ("layer", None); ``"layer:3"`` -> ("layer", [3]);
+    ``"layer#2:1,4"`` -> ("layer#2", [1, 4]) (``featviz.core.parse_ref``)."""
+    r = parse_ref(ref)
+    return r.key, (list(r.channels) if r.channels is not None else None)
 
 
 def resolve_ref(hm: HookedModel, ref: str) -> tuple[str, list[int] | None]:
     """Split ``ref`` and check that the name exists (KeyError listing close names otherwise)."""
-    name, channels = split_ref(ref)
-    hm.module(name)
-    return name, channels
+    r = hm.ref(ref)
+    return r.key, (list(r.channels) if r.channels is not None else None)
 
 
 def check_channels(hm: HookedModel, name: str, channels: Sequence[int], n_channels: int) -> list[int]:
-    """``channels`` as a list of ints, each checked against the layer's channel count."""
-    out = []
-    for c in channels:
-        hm.check_channel(name, int(c), n_channels)
-        out.append(int(c))
-    return out
+    """``channels`` as non-negative ints, each checked against the layer's channel count."""
+    return channel_list(channels, n_channels, name)

@@ -1,8 +1,12 @@
-"""Data flow between named modules, recorded from one forward pass: which module's output feeds which.
+"""The execution graph of one forward pass: (model, x) -> every module call and the autograd ops between.
 
-``ModuleGraph(model, x)`` hooks every named module, runs ``x`` once and remembers, per module, the
-tensors it consumed and produced (by identity and in-place version counter). From that it answers:
-which conv a BatchNorm/ReLU belongs to ("units"), and what lies between two layers.
+``ModuleGraph(model, x)`` runs ``x`` once in eval mode with autograd on and records each module call
+under its activation name (``"name"`` for a module's first call, ``"name#k"`` for its k-th, see
+``featviz.core``): the autograd node of its output and of its inputs. Functional ops between modules
+(``F.relu``, ``out += identity``, ``torch.cat``, a gate ``x * sigmoid(s)``) are autograd nodes too, so
+the graph knows which call feeds which through anything written in ``forward``. From that it answers
+which conv a BatchNorm/activation belongs to ("units"), what lies between two layers, and which conv
+units a layer reads (for tracing).
 """
 from __future__ import annotations
 
@@ -12,22 +16,29 @@ import torch
 from torch import nn
 
 from featviz.circuits._common import as_hooked, is_depthwise, kind
+from featviz.core import evaluating, layout, split_call
 
-Key = tuple[int, int]  # (id(tensor), tensor._version)
+# autograd node names (without the "Backward<n>" suffix) -> what the op is, for messages and checks
+_ACT_OPS = {"Relu", "Hardtanh", "LeakyRelu", "Elu", "Gelu", "Silu", "Hardswish", "Mish", "Tanh", "Threshold",
+            "Softplus", "Celu", "Selu"}
+_PASS_OPS = {"Clone", "View", "Reshape", "Alias", "Unsqueeze", "Squeeze", "ToCopy", "Contiguous", "Expand",
+             "ConstantPadNd", "ReflectionPad2D", "ReplicationPad2D", "Detach"}
+_GATE_OPS = {"Sigmoid", "Hardsigmoid", "Softmax"}
 
 
 @dataclass
 class Call:
-    """One module's first call: what it is, what it read and wrote."""
+    """One module call: what ran, what it read and wrote (autograd nodes), and the output's layout."""
 
     name: str
     module: nn.Module
     kind: str
     order: int
-    inputs: list[Key]
-    output: Key | None
+    inputs: list
+    output: object | None
     out_shape: tuple[int, ...] | None
     leaf: bool
+    layout: str = "other"
 
 
 @dataclass
@@ -46,8 +57,17 @@ class NotConnectedError(ValueError):
     """Two layers are not directly connected (something other than BN/activation/depthwise lies between)."""
 
 
+def op_name(node: object) -> str:
+    """``"AddBackward0"`` -> ``"Add"``."""
+    name = type(node).__name__
+    for tail in ("Backward0", "Backward1", "Backward"):
+        if name.endswith(tail):
+            return name[: -len(tail)]
+    return name
+
+
 class ModuleGraph:
-    """Which module produced each tensor of one forward pass, in execution order.
+    """Which module call produced each tensor of one forward pass, and the ops between calls.
 
     Example:
         >>> g = ModuleGraph(fv.models.resnet18(), torch.rand(1, 3, 64, 64))
@@ -58,126 +78,266 @@ class ModuleGraph:
     def __init__(self, model: nn.Module, x: torch.Tensor):
         self.hm = as_hooked(model)
         self.calls: dict[str, Call] = {}
-        keep: list[torch.Tensor] = []  # keeps every tensor alive so ids stay unique during the pass
-        last: dict[int, Key] = {}  # id -> the latest (id, version) some module produced
-        modules = dict(self.hm.model.named_modules())
+        counts: dict[str, int] = {}
+        started: dict[str, list] = {}  # name -> stack of (input nodes, start order) of running calls
+        n_started = [0]
+        channels_last: set[int] = set()  # ids of nodes that hold channels-last maps
 
-        def make_hook(name: str):
-            def hook(module, inputs, output):
-                if name in self.calls:
-                    return None
-                ins = [t for t in inputs if isinstance(t, torch.Tensor)]
-                keep.extend(ins)
-                out = output if isinstance(output, torch.Tensor) else None
-                # an in-place module's input is its output: it read the version produced before it
-                in_keys = [last.get(id(t), (id(t), -1)) if t is out else (id(t), t._version) for t in ins]
-                if out is not None:
-                    keep.append(out)
-                    last[id(out)] = (id(out), out._version)
-                self.calls[name] = Call(
-                    name, module, kind(module), len(self.calls), in_keys,
-                    (id(out), out._version) if out is not None else None,
-                    tuple(out.shape) if out is not None else None, len(list(module.children())) == 0)
-                return None
+        def pre(name: str):
+            def hook(module, inputs):
+                nodes = [_node(t) for t in inputs if isinstance(t, torch.Tensor)]
+                started.setdefault(name, []).append((nodes, n_started[0]))
+                n_started[0] += 1
             return hook
 
-        with torch.no_grad(), self.hm.hooks([(n, make_hook(n)) for n in self.hm.hook_names]):
-            self.hm(x)
+        def post(name: str):
+            def hook(module, inputs, output):
+                nodes, start = started[name].pop()
+                k = counts[name] = counts.get(name, 0) + 1
+                key = name if k == 1 else f"{name}#{k}"
+                out = output if isinstance(output, torch.Tensor) else None
+                leaf = len(list(module.children())) == 0 or kind(module) in ("conv", "bn")
+                was_last = bool(nodes) and id(nodes[0]) in channels_last and out is not None \
+                    and out.dim() == 4 and inputs[0].shape[-1] == out.shape[-1]
+                lay = layout(module, output, channels_last=was_last)
+                if lay == "channels_last":
+                    channels_last.add(id(_node(out)))
+                self.calls[key] = Call(key, module, kind(module), start, nodes,
+                                       _node(out) if out is not None else None,
+                                       tuple(out.shape) if out is not None else None, leaf, lay)
+            return hook
+
+        names = self.hm.hook_names
+        hooks = [(n, post(n)) for n in names]
+        handles = [self.hm.module(n).register_forward_pre_hook(pre(n)) for n in names]
+        try:
+            with evaluating(self.hm.model), torch.enable_grad(), self.hm.hooks(hooks):
+                result = self.hm(x.detach().requires_grad_(True))
+        finally:
+            for h in handles:
+                h.remove()
+        self.output = result
         self.order = sorted(self.calls, key=lambda n: self.calls[n].order)
-        self.producers: dict[Key, list[str]] = {}
-        for n in self.order:
-            if self.calls[n].output is not None:
-                self.producers.setdefault(self.calls[n].output, []).append(n)
-        self.modules = modules
-        keep.clear()
+        self.modules = dict(self.hm.model.named_modules())
+        self._index()
+
+    def _index(self) -> None:
+        self.producers: dict[int, list[str]] = {}
+        for n in self.order:  # in start order: the first is the call that computed the node
+            c = self.calls[n]
+            if c.output is not None and c.leaf and not self._passes(c):
+                self.producers.setdefault(id(c.output), []).append(n)
+        self.consumers: dict[int, int] = {}
+        seen: set[int] = set()
+        stack = [c.output for c in self.calls.values() if c.output is not None]
+        stack += [_node(t) for t in _tensors(self.output)]
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            for nxt, _ in getattr(node, "next_functions", ()):
+                if nxt is not None:
+                    self.consumers[id(nxt)] = self.consumers.get(id(nxt), 0) + 1
+                    stack.append(nxt)
+
+    def _passes(self, c: Call) -> bool:
+        """A call whose output is its input unchanged (Identity, eval Dropout)."""
+        return any(c.output is i for i in c.inputs)
 
     # -- queries ---------------------------------------------------------------------------------
     def call(self, name: str) -> Call:
-        self.hm.module(name)  # KeyError with close names for a typo
-        if name not in self.calls:
+        base, k = split_call(name)
+        self.hm.module(base)  # KeyError with close names for a typo
+        key = base if k == 1 else name
+        if key not in self.calls:
+            if k > 1 and base in self.calls:
+                n = max(split_call(c)[1] for c in self.calls if split_call(c)[0] == base)
+                raise ValueError(f"{base!r} runs {n} time(s) per forward pass; there is no call {name!r}")
             raise ValueError(f"layer {name!r} did not run in the forward pass, so it has no activation")
-        return self.calls[name]
+        return self.calls[key]
 
-    def leaf_producer(self, key: Key) -> str | None:
-        """The leaf module that wrote tensor ``key`` (``None`` when no submodule did: a functional op)."""
-        leaves = [n for n in self.producers.get(key, []) if self.calls[n].leaf]
-        return leaves[-1] if leaves else None
+    def key(self, name: str) -> str:
+        """The canonical activation name (``"x#1"`` -> ``"x"``), checked."""
+        return self.call(name).name
 
-    def consumers(self, key: Key) -> list[str]:
-        return [n for n in self.order if self.calls[n].leaf and key in self.calls[n].inputs]
+    def repeated(self, name: str) -> int:
+        """How many times the module behind ``name`` runs per forward pass."""
+        base = split_call(name)[0]
+        return sum(1 for c in self.calls if split_call(c)[0] == base)
+
+    def producer(self, node: object) -> str | None:
+        """The leaf call that computed ``node`` (``None``: a functional op or the input)."""
+        names = self.producers.get(id(node)) if node is not None else None
+        return names[0] if names else None
+
+    def readers(self, node: object) -> list[str]:
+        return [n for n in self.order if self.calls[n].leaf and not self._passes(self.calls[n])
+                and any(i is node for i in self.calls[n].inputs)]
+
+    def _sole_reader(self, name: str, want: str) -> str | None:
+        node = self.calls[name].output
+        readers = self.readers(node)
+        if len(readers) == 1 and self.consumers.get(id(node), 0) == 1 and self.calls[readers[0]].kind == want:
+            return readers[0]
+        return None
 
     def unit(self, name: str) -> Unit:
         """The conv unit ``name`` belongs to: conv -> [BatchNorm] -> [activation], each the only reader of
         the previous one's output. A layer outside any such unit forms a unit of its own."""
         call = self.call(name)
-        start = name
-        if call.kind in ("bn", "act") and call.inputs:
-            prev = self.leaf_producer(call.inputs[0])
+        name, start = call.name, call.name
+        if call.kind in ("bn", "act", "pass") and call.inputs:
+            prev = self.producer(call.inputs[0])
+            if prev is not None and self.calls[prev].kind == "bn" and call.kind == "act":
+                prev2 = self.producer(self.calls[prev].inputs[0]) if self.calls[prev].inputs else None
+                prev = prev2 if prev2 is not None and self.calls[prev2].kind == "conv" else prev
             if prev is not None and self.calls[prev].kind == "conv":
                 start = prev
-            elif prev is not None and self.calls[prev].kind == "bn" and call.kind == "act":
-                prev2 = self.leaf_producer(self.calls[prev].inputs[0]) if self.calls[prev].inputs else None
-                start = prev2 if prev2 is not None and self.calls[prev2].kind == "conv" else prev
-        first = self.calls[start]
-        if first.kind != "conv":
+        if self.calls[start].kind != "conv" or not self.calls[start].leaf:
+            same = self.producer(call.output)  # a container whose output is a unit's output
+            if same is not None and same != name and self.calls[same].leaf:
+                u = self.unit(same)
+                return Unit(u.conv, u.members) if u.conv is not None else Unit(None, [name])
             return Unit(None, [name])
         members = [start]
         for want in ("bn", "act"):
-            readers = self.consumers(self.calls[members[-1]].output)
-            if len(readers) == 1 and self.calls[readers[0]].kind == want:
-                members.append(readers[0])
+            nxt = self._sole_reader(members[-1], want)
+            if nxt is not None:
+                members.append(nxt)
         if name not in members and not self._same_tensor(name, members[-1]):
             return Unit(None, [name])
         return Unit(start, members)
 
     def _same_tensor(self, a: str, b: str) -> bool:
-        return self.calls[a].output is not None and self.calls[a].output == self.calls[b].output
+        return self.calls[a].output is not None and self.calls[a].output is self.calls[b].output
 
     def conv_units(self) -> list[Unit]:
         """Every conv unit, in execution order."""
         return [self.unit(n) for n in self.order if self.calls[n].kind == "conv" and self.calls[n].leaf]
 
-    def path_to(self, src: Unit, conv: str) -> list[str]:
-        """The modules between the output of ``src`` and the input of ``conv`` (nearest ``conv`` first),
-        when only BatchNorm, activations, padding, identity-like layers and depthwise convs lie between;
-        otherwise NotConnectedError naming what is in the way."""
-        targets = {self.calls[m].output for m in src.members}
-        key = self.calls[conv].inputs[0]
-        path: list[str] = []
-        while key not in targets:
-            prev = self.leaf_producer(key)
-            if prev is None:
-                owners = self.producers.get(key, [])
-                what = (f"the output of {owners[-1]!r}, computed outside any submodule (e.g. a residual add)"
-                        if owners else "an operation outside any module (e.g. an add, a reshape or an "
-                        "in-place change)")
-                raise NotConnectedError(self._not_connected(src, conv, path, what))
-            c = self.calls[prev]
-            ok = c.kind in ("bn", "act", "pass", "pad") or (c.kind == "conv" and is_depthwise(c.module))
-            if not ok or not c.inputs:
-                what = f"{prev!r} ({type(c.module).__name__})"
-                raise NotConnectedError(self._not_connected(src, conv, path, what))
-            if prev in path:
-                raise NotConnectedError(self._not_connected(src, conv, path, f"a loop at {prev!r}"))
-            path.append(prev)
-            key = c.inputs[0]
-        return path
+    def describe(self, node: object) -> tuple[str, str]:
+        """(kind, readable name) of an autograd node: the module call that produced it, or the op."""
+        prod = self.producer(node)
+        if prod is not None:
+            c = self.calls[prod]
+            k = "dwconv" if c.kind == "conv" and is_depthwise(c.module) else c.kind
+            return k, f"{prod!r} ({type(c.module).__name__})"
+        op = op_name(node)
+        if op in _ACT_OPS:
+            return "act", f"a functional {op.lower()}"
+        if op in _PASS_OPS:
+            return "pass", f"a {op.lower()}"
+        if op in _GATE_OPS:
+            return "gate", f"a {op.lower()} gate"
+        if op in ("Add", "Sub"):
+            return "add", "a residual add (outside any module)"
+        if op == "Cat":
+            return "cat", "a concatenation (torch.cat)"
+        if op == "Mul":
+            return "mul", "a multiplication (e.g. a squeeze-excite gate or a layer scale)"
+        return "other", f"an operation outside any module ({op})"
 
-    def _not_connected(self, src: Unit, conv: str, path: list[str], what: str) -> str:
-        seen = f" (after {', '.join(reversed(path))})" if path else ""
-        return (f"{src.end!r} and {conv!r} are not directly connected: walking back from {conv!r}, the input "
-                f"comes from {what}{seen}. weights() needs adjacent conv layers (only BatchNorm, ReLU/ReLU6 "
-                f"and depthwise convs between); use expanded_weights() for layers further apart.")
+    def between(self, src: str, start: object) -> list[object] | None:
+        """The autograd nodes on some path back from ``start`` to ``src``'s output (``src`` excluded),
+        nearest ``start`` first. Empty when ``start`` is ``src``'s output; ``None`` when no path."""
+        target = self.calls[self.key(src)].output
+        if start is target:
+            return []
+        reach: dict[int, object] = {}
+        nexts: dict[int, list] = {}
+        queue, i = [start], 0
+        while i < len(queue):  # breadth first: nearest start first
+            node = queue[i]
+            i += 1
+            if id(node) in reach:
+                continue
+            reach[id(node)] = node
+            nexts[id(node)] = [n for n, _ in getattr(node, "next_functions", ()) if n is not None]
+            if node is not target:
+                queue.extend(nexts[id(node)])
+        if id(target) not in reach:
+            return None
+        parents: dict[int, list] = {}
+        for k, ns in nexts.items():
+            for n in ns:
+                parents.setdefault(id(n), []).append(reach[k])
+        on: set[int] = set()
+        stack = [target]
+        while stack:
+            for p in parents.get(id(stack.pop()), []):
+                if id(p) not in on:
+                    on.add(id(p))
+                    stack.append(p)
+        return [reach[n] for n in dict.fromkeys(id(q) for q in queue) if n in on]
+
+    def upstream_units(self, name: str) -> list[Unit]:
+        """The conv units ``name`` reads directly: walking back from its input (from its output for a layer
+        that is no conv unit, e.g. a block), the first conv-unit outputs met on every path. Gates
+        (a (B, C, 1, 1) scale multiplied into a map, as in squeeze-excite) are not followed."""
+        own = self.unit(name)
+        ends = {id(self.calls[u.end].output): u for u in self.conv_units()}
+        if own.conv is not None:
+            starts, skip = list(self.calls[own.conv].inputs[:1]), set()
+        else:
+            starts, skip = [self.calls[self.key(name)].output], set()
+        found: list[Unit] = []
+        seen: set[int] = set()
+        stack = list(starts)
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen or id(node) in skip:
+                continue
+            seen.add(id(node))
+            u = ends.get(id(node))
+            if u is not None and u.end not in own.members and u.end != self.key(name):
+                if u not in found:
+                    found.append(u)
+                continue
+            prod = self.producer(node)
+            if prod is not None and self._is_gate(prod):
+                continue
+            stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()) if nxt is not None)
+        return sorted(found, key=lambda u: self.calls[u.end].order)
+
+    def _is_gate(self, name: str) -> bool:
+        c = self.calls[name]
+        return c.out_shape is not None and len(c.out_shape) == 4 and c.out_shape[-2:] == (1, 1) \
+            and c.kind in ("act", "other")
 
     def channels(self, name: str) -> int:
-        shape = self.call(name).out_shape
-        if shape is None or len(shape) != 4:
-            raise ValueError(f"layer {name!r} does not output a (B, C, H, W) tensor (got shape {shape})")
-        return shape[1]
+        c = self.call(name)
+        if c.layout == "maps":
+            return c.out_shape[1]
+        if c.layout == "channels_last":
+            return c.out_shape[-1]
+        raise ValueError(self.not_maps(name))
 
-    def between(self, src_end: str, dst_end: str) -> list[str]:
-        """Names of modules that finished after ``src_end`` and up to ``dst_end`` (inclusive)."""
-        a, b = self.calls[src_end].order, self.calls[dst_end].order
-        if b <= a:
-            raise ValueError(f"{dst_end!r} runs before {src_end!r}; src must be the earlier layer")
-        return [n for n in self.order if a < self.calls[n].order <= b]
+    def not_maps(self, name: str) -> str:
+        c = self.call(name)
+        other = f"{c.out_shape}" if c.out_shape else "a tuple, dict or other non-tensor output"
+        what = {"tokens": f"tokens {c.out_shape} (a transformer / attention layer)",
+                "vector": f"vectors {c.out_shape} (a fully connected layer)"}.get(c.layout, other)
+        return (f"layer {c.name!r} ({type(c.module).__name__}) outputs {what}, not (B, C, H, W) feature "
+                f"maps; circuit tools work on convolutional layers")
+
+
+def _node(t: torch.Tensor | None) -> object | None:
+    """The autograd node that made ``t``; for a leaf (the input), its gradient accumulator."""
+    if t is None:
+        return None
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t.requires_grad:
+        return t.view_as(t).grad_fn.next_functions[0][0]
+    return None
+
+
+def _tensors(obj: object) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _tensors(o)]
+    return []

@@ -18,14 +18,17 @@ a skip from before src then meets a batch of 1, which broadcasts to the values a
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, split_ref
+from featviz.circuits._common import as_hooked, check_images
+from featviz.circuits._graph import ModuleGraph
 from featviz.circuits._linear import run_cut
+from featviz.core import channel_list, channel_values, evaluating, preprocess_fn
 from featviz.hooks import HookedModel
 
 __all__ = ["attribute", "METHODS", "captum_methods"]
@@ -47,55 +50,83 @@ def captum_methods() -> list[str]:
                   and getattr(ca, n) not in bases)
 
 
-def attribute(model: nn.Module, inputs: torch.Tensor, src: str, dst: str,
+def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
               dst_channels: Sequence[int] | None = None, method: str = "grad_x_act", *,
               keep_space: bool = False, steps: int = 50, baseline: torch.Tensor | float = 0.0,
               batch_size: int = 64, preprocess: Callable | bool | None = None,
               captum_kwargs: dict | None = None) -> torch.Tensor:
     """How much each channel of ``src`` contributes to each dst channel on ``inputs``: (n_dst, C_src).
 
+    Arguments follow the package order (model, references, data); the first-wave order
+    ``attribute(model, inputs, src, dst)`` still works with a ``DeprecationWarning``.
+
     Args:
+        src: the layer whose channels get the credit (``"name"``, ``"name#2"`` for a module's second
+            call); channels on it (``"relu1:0,3"``) select columns.
+        dst: the layer explained; it may carry channels (``"blocks.4:3,7"``, negative ones count from
+            the end) instead of ``dst_channels`` (default: every dst channel). A dst channel's value is
+            its mean over positions (or tokens).
         inputs: images (B, C, H, W) as the model's ``preprocess`` expects them (e.g. in [0, 1]);
             ``preprocess`` is applied (``preprocess=False`` to skip it, or pass a callable).
-        src: hook name of the layer whose channels get the credit.
-        dst: hook name; it may carry channels (``"blocks.4:3,7"``) instead of ``dst_channels``
-            (default: every dst channel). A dst channel's value is its spatial mean.
         method: ``"grad_x_act"`` (gradient times activation), ``"integrated_gradients"`` (the src
             activation moves on a straight line from its value on ``baseline`` images to its value on
             ``inputs``; Gauss-Legendre rule with ``steps`` nodes, as captum's default), or
             ``"captum:<ClassName>"`` for any name in :func:`captum_methods` (``captum_kwargs`` go to its
             ``attribute``; Neuron* classes attribute to ``src`` with dst's mean as the neuron).
-        keep_space: return (n_dst, C_src, H, W) instead of summing over space.
+        keep_space: return (n_dst, C_src, H, W) instead of summing over space (feature-map layers only).
         batch_size: at most this many interpolation steps (of one image) per forward pass for
             integrated gradients; on a CPU chunks are smaller, sized to stay in cache.
 
+    The model runs in eval mode (modes and BatchNorm statistics restored afterwards). Channels-last
+    layers count their last dimension as channels; tokens (B, N, D) their features.
+
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
-        >>> attribute(net, torch.rand(2, 3, 16, 16), "1", "2", dst_channels=[0, 3]).shape
+        >>> attribute(net, "1", "2", torch.rand(2, 3, 16, 16), dst_channels=[0, 3]).shape
         torch.Size([2, 8])
     """
+    if isinstance(src, torch.Tensor) and not isinstance(inputs, torch.Tensor):  # old (model, x, src, dst)
+        warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, dst, "
+                      "inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
+        src, dst, inputs = dst, inputs, src
     hm = as_hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
-    (src, _), (dst, ref_channels) = split_ref(src), split_ref(dst)
-    hm.module(src)
-    hm.module(dst)
+    sref, dref = hm.ref(src), hm.ref(dst)
+    src, dst = sref.key, dref.key
     if method not in METHODS and not (isinstance(method, str) and method.startswith("captum:")):
         raise ValueError(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
                          f"'captum:<name>' with a name from {captum_methods()}")
-    wanted = dst_channels if dst_channels is not None else ref_channels
+    wanted = dst_channels if dst_channels is not None else dref.channels
     if wanted is not None and len(wanted) == 0:
         raise ValueError("dst_channels is empty: give at least one channel, or None for every channel")
+    with evaluating(hm.model):
+        graph = ModuleGraph(hm, x[:1])
+        lay_src, lay_dst = (graph.call(n).layout for n in (src, dst))
+        for name, lay in ((src, lay_src), (dst, lay_dst)):
+            if lay == "other":
+                raise ValueError(graph.not_maps(name))
+        if graph.calls[graph.key(dst)].order <= graph.calls[graph.key(src)].order:
+            raise ValueError(f"{dst!r} runs before {src!r}; src must be the earlier layer")
+        n_src = graph.call(src).out_shape[1 if lay_src in ("maps", "vector") else -1]
+        src_ch = channel_list(sref.channels, n_src, src)
 
-    def resolve(n_dst: int) -> list[int]:
-        return check_channels(hm, dst, wanted, n_dst) if wanted is not None else list(range(n_dst))
+        def resolve(n_dst: int) -> list[int]:
+            return channel_list(wanted, n_dst, dst)
 
-    if method == "grad_x_act":
-        out = _grad_x_act(hm, x, src, dst, resolve)
-    elif method == "integrated_gradients":
-        out = _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size)
-    else:
-        out = _captum(hm, x, src, dst, resolve, method.partition(":")[2], captum_kwargs or {})
-    return out.detach() if keep_space else out.detach().sum((-2, -1))
+        if method == "grad_x_act":
+            out = _grad_x_act(hm, x, src, dst, resolve, lay_dst)
+        elif method == "integrated_gradients":
+            out = _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size,
+                                        lay_dst)
+        else:
+            out = _captum(hm, x, src, dst, resolve, method.partition(":")[2], captum_kwargs or {})
+    out = out.detach()  # (n, *src activation shape without batch)
+    if keep_space:
+        if lay_src not in ("maps", "channels_last"):
+            raise ValueError(f"keep_space=True needs a src with feature maps; {graph.not_maps(src)}")
+        return (out.permute(0, 3, 1, 2) if lay_src == "channels_last" else out)[:, src_ch]
+    dims = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
+    return (out.sum(dims) if dims else out)[:, src_ch]
 
 
 def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,
@@ -137,17 +168,18 @@ _CPU_CHUNK_BYTES = 1 << 20
 
 
 def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
-                resolve: Callable[[int], list[int]]) -> torch.Tensor:
+                resolve: Callable[[int], list[int]], lay_dst: str) -> torch.Tensor:
     def leaf(out: torch.Tensor) -> torch.Tensor:
         return out.detach().requires_grad_(True)
 
     params, total, k, rows = _frozen(hm), None, 0, 1  # the first chunk (one image) tells src's size
     while k < len(x):
         a, d = run_cut(hm, x[k:k + rows], src, dst, leaf, params=params)
+        values = channel_values(d, lay_dst)  # (b, C_dst)
         if total is None:
-            channels = resolve(d.shape[1])
+            channels = resolve(values.shape[1])
             total = torch.zeros(len(channels), *a.shape[1:], device=x.device)
-        g = _batched_grads(d[:, channels].mean((-2, -1)), a)  # (n, b, C, H, W)
+        g = _batched_grads(values[:, channels], a)  # (n, b, C, H, W)
         total += (g * a.detach()).sum(1)
         k += len(a)
         rows = _rows(x, a[0].numel() * a.element_size(), len(x))
@@ -169,14 +201,14 @@ def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable,
                           steps: int, baseline: torch.Tensor | float, preprocess,
-                          batch_size: int) -> torch.Tensor:
+                          batch_size: int, lay_dst: str) -> torch.Tensor:
     base_img = torch.full_like(x, float(baseline)) if not isinstance(baseline, torch.Tensor) else baseline
     x0 = preprocess_fn(hm, preprocess)(base_img.to(x).expand_as(x)) if isinstance(baseline, torch.Tensor) \
         else preprocess_fn(hm, preprocess)(base_img)
     with torch.no_grad():
         _, cache = hm.run_with_cache(torch.cat([x, x0]), names=[src, dst], stop_at_last=True)
     act, act0 = cache[src][:len(x)], cache[src][len(x):]
-    channels = resolve(cache[dst].shape[1])
+    channels = resolve(channel_values(cache[dst], lay_dst).shape[1])
     alphas, weights = (t.to(x) for t in gauss_legendre(steps))
     params, rows = _frozen(hm), _rows(x, act[0].numel() * act.element_size(), batch_size)
     total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
@@ -184,13 +216,13 @@ def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, 
         diff = act[i] - act0[i]
         for s in range(0, steps, rows):
             path = act0[i] + alphas[s:s + rows, None, None, None] * diff  # (b, C, H, W)
-            a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, params)
+            a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, params, lay_dst)
             total += _batched_grads(means, a, weights[s:s + rows]).sum(1) * diff
     return total
 
 
 def _path_means(hm: HookedModel, image: torch.Tensor, src: str, dst: str, path: torch.Tensor,
-                channels: list[int], params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+                channels: list[int], params: dict, lay_dst: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one image up to src, then go on from src with the b rows of ``path`` in its place: the layers
     before src run once per chunk, not b times. A model that mixes a tensor from before src into later
     layers (a skip around src) sees batch 1 there: broadcasting gives the values b copies of the image
@@ -200,11 +232,11 @@ def _path_means(hm: HookedModel, image: torch.Tensor, src: str, dst: str, path: 
     try:
         a, d = run_cut(hm, image, src, dst, lambda out: leaf, params=params)
         if d.shape[0] == len(path):
-            return a, d[:, channels].mean((-2, -1))
+            return a, channel_values(d, lay_dst)[:, channels]
     except RuntimeError:
         pass
     a, d = run_cut(hm, image.repeat(len(path), 1, 1, 1), src, dst, lambda out: leaf, params=params)
-    return a, d[:, channels].mean((-2, -1))
+    return a, channel_values(d, lay_dst)[:, channels]
 
 
 def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable, name: str,

@@ -14,8 +14,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, resolve_ref
-from featviz.circuits._graph import ModuleGraph
-from featviz.circuits._linear import linearising_hooks, run_cut
+from featviz.circuits._linear import ones_params, run_cut
+from featviz.core import device_of, evaluating
 
 __all__ = ["DatasetExamples", "dataset_examples", "input_boxes"]
 
@@ -66,16 +66,10 @@ def input_boxes(model: nn.Module, layer: str, image_shape: tuple[int, int, int],
         [[0, 3, 0, 3]]
     """
     hm = as_hooked(model)
-    dev = next((p.device for p in hm.model.parameters()), torch.device("cpu"))
-    x = torch.zeros(len(positions), *image_shape, device=dev, requires_grad=True)
-    graph = ModuleGraph(hm, x[:1].detach())
-    first = graph.order[0]
-    params = {n: torch.ones_like(p) for n, p in hm.model.named_parameters()}
-    params.update({n: torch.ones_like(b) for n, b in hm.model.named_buffers() if n.endswith("running_var")})
-    params.update({n: torch.zeros_like(b) for n, b in hm.model.named_buffers() if n.endswith("running_mean")})
-    before = [n for n in graph.order if graph.calls[n].order <= graph.calls[layer].order]
-    extra = linearising_hooks(graph, before)
-    _, d = run_cut(hm, x, first, layer, lambda out: out, extra, params=params)
+    x = torch.zeros(len(positions), *image_shape, device=device_of(hm.model), requires_grad=True)
+    with evaluating(hm.model):
+        _, d = run_cut(hm, x, None, hm.ref(layer).key, lambda out: out, linear=True,
+                       params=ones_params(hm.model))
     go = torch.zeros_like(d)
     go[torch.arange(len(positions)), :, positions[:, 0], positions[:, 1]] = 1.0
     (g,) = torch.autograd.grad(d, x, go)

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz.circuits._common import as_hooked, check_channels, resolve_ref
+from featviz.circuits._common import as_hooked
 from featviz.circuits._graph import ModuleGraph
-from featviz.circuits._linear import example_input
 from featviz.circuits.attribution import attribute
 from featviz.circuits.weights import expanded_weights
+from featviz.core import channel_list, evaluating, probe_input
 
 __all__ = ["Circuit", "Edge", "trace", "upstream_layers"]
 
@@ -90,12 +90,18 @@ class Circuit:
 def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> list[str]:
     """The layers a trace from ``layer`` steps through, earliest first, ending with ``layer``: the model's
     ``interesting_layers`` when it lists ``layer``, else the outputs of every conv unit (conv -> BN ->
-    activation) that runs before ``layer`` and is not inside it."""
+    activation) that runs before ``layer`` and is not inside it.
+
+    Example:
+        >>> upstream_layers(fv.models.toy.edges_and_curves(), "relu2", size=16)
+        ['relu1', 'relu2']
+    """
     hm = as_hooked(model)
     listed = list(getattr(hm.model, "interesting_layers", None) or [])
     if layer in listed:
         return listed[:listed.index(layer) + 1]
-    graph = ModuleGraph(hm, example_input(hm, size))
+    with evaluating(hm.model):
+        graph = ModuleGraph(hm, probe_input(hm, size))
     stop = graph.call(layer).order
     ends = []
     for u in graph.conv_units():
@@ -113,11 +119,17 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
           progress: bool = True) -> Circuit:
     """Follow the ``top_k`` strongest upstream connections of ``node`` for ``depth`` layers.
 
-    ``layers``: the chain to step through, earliest first, ending with node's layer (default:
-    :func:`upstream_layers`). Strength of src channel c for dst channel o:
+    ``node``: ``"layer:channel"`` (a negative channel counts from the end; the circuit names it by its
+    index). Upstream of a layer are the conv units it reads directly in the execution graph (through
+    activations, pooling, residual adds and concatenations; not into squeeze-excite gates), so parallel
+    branches (a Fire module's two expands, a downsample shortcut) are never paired with each other;
+    the ``top_k`` strongest channels over all of them are kept. When the model lists ``node``'s layer
+    in its ``interesting_layers`` (or ``layers`` is given: a chain, earliest first, ending with node's
+    layer), the trace steps along that chain instead. Strength of src channel c for dst channel o:
       * ``by="expanded_weights"``: the entry of largest magnitude of the (kh, kw) expanded weight (signed);
       * ``by="attribution"``: ``attribute(..., method="grad_x_act")`` on ``inputs`` (images in [0, 1]).
-    Every edge carries its expanded-weight pattern. The circuit remembers the model for ``.plot()``.
+    Every edge carries its expanded-weight pattern. The model runs in eval mode (restored afterwards);
+    the circuit remembers the model for ``.plot()``.
 
     Example:
         >>> model = fv.models.efficientnet_lite0()
@@ -132,35 +144,52 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
     if depth < 1 or top_k < 1:
         raise ValueError(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
     hm = as_hooked(model)
-    layer, channels = resolve_ref(hm, node)
-    if not channels or len(channels) != 1:
+    ref = hm.ref(node)
+    if not ref.channels or len(ref.channels) != 1:
         raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
-    chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)
-    if not chain or chain[-1] != layer:
-        raise ValueError(f"layers must end with the node's layer {layer!r}, got {chain}")
-    if len(chain) < 2:
-        raise ValueError(f"no layer upstream of {layer!r} to trace into; pass layers=[..., {layer!r}]")
-    x = example_input(hm, size)
-    with torch.no_grad():
-        _, cache = hm.run_with_cache(x, names=[layer], stop_at_last=True)
-    (root,) = check_channels(hm, layer, channels, cache[layer].shape[1])
-    nodes, edges, frontier = [f"{layer}:{root}"], [], [root]
-    hops = list(zip(chain[-2::-1], chain[:0:-1]))[:depth]  # (src layer, dst layer), latest first
-    for src, dst in tqdm(hops, desc=f"trace {node}", disable=not progress):
-        pattern = expanded_weights(hm, src, dst, dst_channels=frontier, size=size, progress=False)
-        if by == "attribution":
-            strength = attribute(hm, inputs, src, dst, dst_channels=frontier)  # (n, C_src)
+    with evaluating(hm.model):
+        graph = ModuleGraph(hm, probe_input(hm, size))
+        layer = graph.key(ref.key)
+        (root,) = channel_list(ref.channels, graph.channels(layer), layer)
+        listed = list(getattr(hm.model, "interesting_layers", None) or [])
+        if layers is not None or layer in listed:
+            chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)
+            if not chain or chain[-1] != layer:
+                raise ValueError(f"layers must end with the node's layer {layer!r}, got {chain}")
+            if len(chain) < 2:
+                raise ValueError(f"no layer upstream of {layer!r} to trace into; "
+                                 f"pass layers=[..., {layer!r}]")
+            ups = {dst: [src] for src, dst in zip(chain[:-1], chain[1:])}
+            upstream = lambda dst: ups.get(dst, [])  # noqa: E731
         else:
-            flat = pattern.flatten(2)  # (n, C_src, kh*kw)
-            strength = flat.gather(2, flat.abs().argmax(2, keepdim=True))[..., 0]
-        nxt: list[int] = []
-        for row, o in enumerate(frontier):
-            for c in _strongest(strength[row], top_k):
-                edges.append(Edge(f"{src}:{c}", f"{dst}:{o}", float(strength[row, c]), pattern[row, c].cpu()))
-                if f"{src}:{c}" not in nodes:
-                    nodes.append(f"{src}:{c}")
-                    nxt.append(c)
-        frontier = nxt
-        if not frontier:
-            break
+            chain = [layer]
+            upstream = lambda dst: [u.end for u in graph.upstream_units(dst)]  # noqa: E731
+        nodes, edges, frontier = [f"{layer}:{root}"], [], {layer: [root]}
+        for _ in tqdm(range(depth), desc=f"trace {node}", disable=not progress):
+            nxt: dict[str, list[int]] = {}
+            for dst, chans in frontier.items():
+                cands = []  # (strength, src layer, src channel, pattern)
+                for src in upstream(dst):
+                    pattern = expanded_weights(hm, src, dst, dst_channels=chans, size=size, progress=False)
+                    if by == "attribution":
+                        strength = attribute(hm, src, dst, inputs, dst_channels=chans)  # (n, C_src)
+                    else:
+                        flat = pattern.flatten(2)  # (n, C_src, kh*kw)
+                        strength = flat.gather(2, flat.abs().argmax(2, keepdim=True))[..., 0]
+                    cands.append((src, strength, pattern))
+                for row, o in enumerate(chans):
+                    scored = [(float(st[row, c]), src, c, pat[row, c]) for src, st, pat in cands
+                              for c in _strongest(st[row], top_k)]
+                    for value, src, c, pat in sorted(scored, key=lambda t: -abs(t[0]))[:top_k]:
+                        edges.append(Edge(f"{src}:{c}", f"{dst}:{o}", value, pat.cpu()))
+                        if f"{src}:{c}" not in nodes:
+                            nodes.append(f"{src}:{c}")
+                            nxt.setdefault(src, []).append(c)
+                            if src not in chain:
+                                chain.append(src)
+            frontier = nxt
+            if not frontier:
+                break
+        if layers is None and layer not in listed:
+            chain.sort(key=lambda n: graph.calls[n].order)
     return Circuit(nodes[0], nodes, edges, by, chain, model=hm.model)

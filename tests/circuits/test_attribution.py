@@ -24,38 +24,38 @@ def captum_loop(cls, model, x, src, dst, n_dst, **kwargs):
 
 def test_grad_x_act_equals_captum(small, noise):
     ref = captum_loop(ca.LayerGradientXActivation, small, noise, "1", "5", 4).sum((-2, -1))
-    assert torch.allclose(attribute(small, noise, "1", "5"), ref, atol=1e-6)
+    assert torch.allclose(attribute(small, "1", "5", noise), ref, atol=1e-6)
 
 
 def test_keep_space_equals_captum_maps(small, noise):
     ref = captum_loop(ca.LayerGradientXActivation, small, noise, "1", "5", 4)
-    assert torch.allclose(attribute(small, noise, "1", "5", keep_space=True), ref, atol=1e-6)
+    assert torch.allclose(attribute(small, "1", "5", noise, keep_space=True), ref, atol=1e-6)
 
 
 def test_integrated_gradients_equal_captum(small, noise):
     ref = captum_loop(ca.LayerIntegratedGradients, small, noise, "1", "5", 4, n_steps=20).sum((-2, -1))
-    got = attribute(small, noise, "1", "5", method="integrated_gradients", steps=20, batch_size=16)
+    got = attribute(small, "1", "5", noise, method="integrated_gradients", steps=20, batch_size=16)
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)
 
 
 def test_captum_method_by_name_runs_captum(small, noise):
     ref = captum_loop(ca.LayerConductance, small, noise, "1", "5", 4, n_steps=10).sum((-2, -1))
-    got = attribute(small, noise, "1", "5", method="captum:LayerConductance", captum_kwargs={"n_steps": 10})
+    got = attribute(small, "1", "5", noise, method="captum:LayerConductance", captum_kwargs={"n_steps": 10})
     assert torch.allclose(got, ref, atol=1e-6)
 
 
 def test_unknown_method_lists_captum_methods(small, noise):
     with pytest.raises(ValueError, match="LayerConductance"):
-        attribute(small, noise, "1", "5", method="captum:LayerMagic")
+        attribute(small, "1", "5", noise, method="captum:LayerMagic")
 
 
 def test_dst_channel_out_of_range_states_count(small, noise):
     with pytest.raises(IndexError, match="4 channels"):
-        attribute(small, noise, "1", "5", dst_channels=[4])
+        attribute(small, "1", "5", noise, dst_channels=[4])
 
 
 def test_wired_sources_rank_first_and_unwired_get_nothing(wired, noise):
-    contrib = attribute(wired, noise, "relu1", "relu2")  # (4, 8)
+    contrib = attribute(wired, "relu1", "relu2", noise)  # (4, 8)
     for o, links in WIRING.items():
         sources = {c for c, _, _ in links}
         assert set(contrib[o].argsort(descending=True)[:2].tolist()) == sources
@@ -93,5 +93,5 @@ class Skip(nn.Module):
 def test_integrated_gradients_across_a_skip_around_src_equal_captum(noise, reshape_like_h):
     model = Skip(reshape_like_h).eval()
     ref = captum_loop(ca.LayerIntegratedGradients, model, noise, "relu", "conv3", 4, n_steps=6).sum((-2, -1))
-    got = attribute(model, noise, "relu", "conv3", method="integrated_gradients", steps=6, batch_size=4)
+    got = attribute(model, "relu", "conv3", noise, method="integrated_gradients", steps=6, batch_size=4)
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)

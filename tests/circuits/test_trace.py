@@ -53,7 +53,7 @@ def test_ablating_a_wired_source_drops_dst_and_an_unwired_one_does_not(wired, no
 def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
     x = photos[0][:3]
     c = trace(effnet, "blocks.4:0", depth=1, top_k=3, by="attribution", inputs=x, progress=False)
-    contrib = attribute(effnet, x, "blocks.2", "blocks.4", dst_channels=[0])[0]
+    contrib = attribute(effnet, "blocks.2", "blocks.4", x, dst_channels=[0])[0]
     weakest = contrib.abs().argsort()[:3].tolist()
     control = max(abs(ablation_effect(effnet, f"blocks.2:{k}", "blocks.4:0", x)) for k in weakest)
     for e in c.upstream("blocks.4:0"):
@@ -64,6 +64,6 @@ def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
 def test_no_hooks_are_left_behind_even_after_an_error(wired, noise):
     trace(wired, "relu3:0", depth=2, top_k=2, by="attribution", inputs=noise, size=32, progress=False)
     with pytest.raises(IndexError):
-        attribute(wired, noise, "relu1", "relu2", dst_channels=[9])
+        attribute(wired, "relu1", "relu2", noise, dst_channels=[9])
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in wired.modules())
     assert wired.relu2.inplace  # turned off while linearising, restored after
