@@ -65,7 +65,10 @@ def edge_tables(fams: dict) -> list[str]:
     out += ["", "Layers where all three trained networks have more than twice the edge detectors of every "
             "randomized copy: " + (", ".join(clear) if clear else "none") + ". Elsewhere random filters, which "
             "are oriented too, pass as often or more: counting edge detectors there says nothing about training.",
-            "", f"By orientation in `{EDGE_BANK}` (grating angle = the edge's gradient orientation, 45° bins; "
+            
+            "The randomized counts are the same for the three networks: `randomized` draws weights module by "
+            "module from its seed, and the three share these first layers' shapes, so one seed gives all three "
+            "the same random early layers.", "", f"By orientation in `{EDGE_BANK}` (grating angle = the edge's gradient orientation, 45° bins; "
             "randomized counts in brackets):", "",
             "| orientation | " + " | ".join(short(m) for m in MODELS) + " |", "|---|" + "---|" * len(MODELS)]
     labels = [k for k in fams[MODELS[0]][EDGE_BANK].counts() if k.startswith("edge")]
