@@ -275,8 +275,10 @@ def layout(module: nn.Module | None, output: object, channels_last: bool = False
         return "other"
     if output.dim() == 2:
         return "vector"
-    if output.dim() == 3:
-        return "tokens"
+    if output.dim() == 3:  # a Conv1d / BatchNorm1d keeps (B, C, L); anything else is (B, N, D) tokens
+        weight = getattr(module, "weight", None)
+        one_d = (isinstance(weight, torch.Tensor) and weight.dim() == 3) or "1d" in type(module).__name__
+        return "maps" if one_d else "tokens"
     if output.dim() != 4:
         return "other"
     width = getattr(module, "out_features", None) or _norm_width(module)

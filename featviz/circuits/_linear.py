@@ -201,8 +201,8 @@ def centre_rows(hm: HookedModel, graph: ModuleGraph, x: torch.Tensor, src: str, 
     rows = []
     chunks = [list(channels[i:i + batch_size]) for i in range(0, len(channels), batch_size)]
     for chunk in tqdm(chunks, desc="expanded weights", disable=not progress or len(chunks) < 2):
-        n = len(chunk)
-        a, d = run_cut(hm, x, src, dst, lambda out, n=n: leaf_of(out, n), linear=True)
+        xs = x.repeat(len(chunk), *([1] * (x.dim() - 1)))  # the whole batch: parallel branches match it
+        a, d = run_cut(hm, xs, src, dst, leaf_of, linear=True)
         d = maps(d, graph.calls[dst].layout)
         go = torch.zeros_like(d)
         i0, j0 = centre(d.shape)

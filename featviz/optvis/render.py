@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from featviz.core import layout
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
@@ -96,8 +97,17 @@ def capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str,
         _, cache = hm.run_with_cache(x, names=names, stop_at_last=True, detach=False)
     else:
         cache = {}
-    acts.update({n: cache[n] for n in names})
+    acts.update({n: _channels_first(hm, n, cache[n]) for n in names})
     return acts
+
+
+def _channels_first(hm: HookedModel, name: str, t: torch.Tensor) -> torch.Tensor:
+    """Channels-last maps (B, H, W, C) as (B, C, H, W) and tokens (B, N, D) as (B, D, N), so that channel
+    ``c`` of every objective is a feature (``featviz.core.layout``), never an image row or a token."""
+    kind = layout(hm.module(name), t)
+    if kind == "channels_last":
+        return t.permute(0, 3, 1, 2)
+    return t.transpose(1, 2) if kind == "tokens" else t
 
 
 def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = None) -> None:
@@ -263,7 +273,16 @@ def render(
                 bg = random_background(raw[:, :3].shape, gen, device=raw.device)
                 images = raw[:, :3] * opacity + bg * (1 - opacity)
             with redirected_relus(hm.model) if step <= redirect_steps else contextlib.nullcontext():
-                acts = capture(hm, prep(transform(images, gen)), obj)
+                seen = transform(images, gen)
+                try:
+                    acts = capture(hm, prep(seen), obj)
+                except (AssertionError, RuntimeError) as e:
+                    if step > 1 or seen.shape[-2:] == images.shape[-2:]:
+                        raise
+                    raise ValueError(f"the model refused a {tuple(seen.shape[-2:])} input ({e}); the "
+                                     f"transforms change the {tuple(images.shape[-2:])} image's size, and "
+                                     f"models with a fixed input size (a ViT's patch grid) need "
+                                     f"transforms=[] or size-keeping transforms") from e
             acts[INPUT] = images
             if step == 1:
                 _check_images(images, batch, size)
@@ -357,7 +376,7 @@ def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preproc
     x = torch.full((1, 3, h, w), 0.5, device=model_device(hm.model))
     with torch.no_grad(), frozen(hm.model):
         _, cache = hm.run_with_cache(_preprocess_fn(hm, preprocess)(x), names=[name], stop_at_last=True)
-    t = cache[name]
+    t = _channels_first(hm, name, cache[name]) if isinstance(cache[name], torch.Tensor) else cache[name]
     if t.dim() < 2:
         raise ValueError(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
                          "activations")
