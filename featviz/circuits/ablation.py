@@ -30,6 +30,17 @@ __all__ = ["AblationTest", "ablation_effect", "ablation_test"]
 STD_FLOOR = 1e-8  # z-scores divide by max(std(random effects), STD_FLOOR)
 
 
+def _refs(hm: HookedModel, src: str, dst: str) -> tuple[str, list[int], str, list[int]]:
+    """(src layer, src channels, dst layer, [dst channel]) after checking src names channels, dst one."""
+    src_name, src_channels = resolve_ref(hm, src)
+    dst_name, dst_channels = resolve_ref(hm, dst)
+    if not src_channels:
+        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
+    if not dst_channels or len(dst_channels) != 1:
+        raise ValueError(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
+    return src_name, src_channels, dst_name, dst_channels
+
+
 def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, *,
                     value: float | str = 0.0, relative: bool = False,
                     preprocess: Callable | bool | None = None) -> float:
@@ -49,12 +60,7 @@ def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, 
     """
     hm = as_hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
-    src_name, src_channels = resolve_ref(hm, src)
-    dst_name, dst_channels = resolve_ref(hm, dst)
-    if not src_channels:
-        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
-    if not dst_channels or len(dst_channels) != 1:
-        raise ValueError(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
+    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
     with torch.no_grad():
         _, cache = hm.run_with_cache(x, names=[src_name, dst_name], stop_at_last=True)
         check_channels(hm, src_name, src_channels, cache[src_name].shape[1])
@@ -228,12 +234,7 @@ def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
     hm = as_hooked(model)
     inputs = check_images(inputs)
     prep = preprocess_fn(hm, preprocess)
-    src_name, src_channels = resolve_ref(hm, src)
-    dst_name, dst_channels = resolve_ref(hm, dst)
-    if not src_channels:
-        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
-    if not dst_channels or len(dst_channels) != 1:
-        raise ValueError(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
+    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
     device = device_of(raw_model(hm))
     batches = [inputs[k:k + batch_size] for k in range(0, len(inputs), batch_size)]
     with torch.no_grad(), _eval_mode(raw_model(hm)):
