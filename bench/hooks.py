@@ -4,7 +4,7 @@ Three variants run interleaved, same thread count, same input (batch 8, 224 px):
   plain    model(x)
   store    hand-written forward hooks that only store `out.detach().clone()` (the cost of storing)
   featviz  fv.hooked(model).run_with_cache(x, names=<all convs>)
-Prints median seconds and the ratios featviz/store (target < 1.05) and featviz/plain.
+Prints median seconds and the ratios featviz/store (target <= 1.03) and featviz/plain.
 
 Usage: .venv/bin/python bench/hooks.py [--threads 1] [--reps 7] [--batch 8] [--size 224]
 """
@@ -66,7 +66,7 @@ def main() -> None:
           f"{args.threads} thread(s), {args.reps} reps (median)")
     for k, v in med.items():
         print(f"  {k:8s} {v * 1000:8.1f} ms")
-    print(f"  featviz / store = {med['featviz'] / med['store']:.3f}   (target < 1.05)")
+    print(f"  featviz / store = {med['featviz'] / med['store']:.3f}   (target <= 1.03)")
     print(f"  featviz / plain = {med['featviz'] / med['plain']:.3f}")
     print(f"  store   / plain = {med['store'] / med['plain']:.3f}")
 
