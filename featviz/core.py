@@ -77,7 +77,7 @@ def _channels(text: str, ref: str) -> tuple[int, ...]:
         m = _ITEM.match(item)
         if not m:
             raise BadValue(f"bad channels in {ref!r}: the part after ':' must be a channel index or a list "
-                           f"of them, as in 'name:3', 'name:1,4', 'name:0-3' or 'name:-1'")
+                           f"of them, as in 'layer:3', 'layer:1,4', 'layer:0-3' or 'layer:-1'")
         a = int(m.group(1))
         if m.group(2) is None:
             out.append(a)

@@ -85,7 +85,7 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         >>> attribute(net, "1", "2", torch.rand(2, 3, 16, 16), dst_channels=[0, 3]).shape
         torch.Size([2, 8])
     """
-    if isinstance(src, torch.Tensor) and not isinstance(inputs, torch.Tensor):  # old (model, x, src, dst)
+    if not isinstance(src, str) and isinstance(inputs, str):  # the old order (model, x, src, dst)
         warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, dst, "
                       "inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
         src, dst, inputs = dst, inputs, src
