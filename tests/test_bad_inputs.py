@@ -537,11 +537,14 @@ HOOK_RENDER_CASES = [
     err(
         "render: a size the model cannot run at",
         render("3:0", size=4),
-        ValueError,
-        "size",
-        xfail="optvis.render lets torch's conv RuntimeError through for an image smaller than the "
-        "receptive field; needs a size check in optvis/render.py (not a one-line fix)",
+        errors.BadValue,
+        "size=4 is too small",
+        "smallest size that does is 5x5",
+        "pass size=5 or larger",
     ),
+    err("render: (H, W) too small on one side", render("3:0", size=(16, 3)), errors.BadValue, "size=(16, 5)"),
+    err("render: size 1, an earlier layer", render("1:0", size=1), errors.BadValue, "pass size=3 or larger"),
+    ok("render: the smallest size that runs", render("3:0", size=5), lambda r: r.images.shape[-1] == 5),
     err("objective: channel 1.5", lambda f: fv.objectives.channel("a", 1.5), ValueError, "non-negative int"),
     err("objective: divide by 0", lambda f: fv.objectives.channel("a", 1) / 0, TypeError, "non-zero"),
     err("objective: from an int", lambda f: fv.objectives.as_objective(3), TypeError, "'layer:channel'"),

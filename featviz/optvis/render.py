@@ -277,6 +277,8 @@ def render(
                 try:
                     acts = capture(hm, prep(seen), obj)
                 except (AssertionError, RuntimeError) as e:
+                    if step == 1 and seen.shape[-2:] == images.shape[-2:]:
+                        _raise_if_too_small(hm, obj, prep, size, device, e)
                     if step > 1 or seen.shape[-2:] == images.shape[-2:]:
                         raise
                     raise ValueError(f"the model refused a {tuple(seen.shape[-2:])} input ({e}); the "
@@ -307,7 +309,11 @@ def render(
             raw = images = image_fn()
             if alpha:  # the value is measured over mid-grey
                 images = raw[:, :3] * raw[:, 3:] + 0.5 * (1 - raw[:, 3:])
-            acts = capture(hm, prep(images), obj)
+            try:  # the untransformed image: the first pass at `size` when transforms enlarge it
+                acts = capture(hm, prep(images), obj)
+            except (AssertionError, RuntimeError) as e:
+                _raise_if_too_small(hm, obj, prep, size, device, e)
+                raise
             acts[INPUT] = images
             final = obj(acts)
     raw, final = raw.detach().cpu(), final.detach().cpu()
@@ -381,3 +387,45 @@ def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preproc
         raise ValueError(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
                          "activations")
     return t.shape[1]
+
+
+def _raise_if_too_small(hm: HookedModel, obj: Objective, prep: Callable, size: int | tuple[int, int],
+                        device: torch.device, error: BaseException) -> None:
+    """After ``error`` from the model on images of ``size``: if a larger image runs (no grad, batch 1, as far
+    as ``obj`` needs), raise a ``BadValue`` naming the smallest size that does, found by doubling then
+    bisecting; otherwise return, and the caller re-raises ``error``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 3, 3))
+        >>> hm, obj = fv.hooked(net), fv.objectives.channel("2", 0)
+        >>> _raise_if_too_small(hm, obj, lambda x: x, 4, torch.device("cpu"), RuntimeError("kernel size"))
+        Traceback (most recent call last):
+        featviz.errors.BadValue: size=4 is too small for this model: ... is 5x5 pixels: pass size=5 or larger
+    """
+    from featviz.errors import BadValue
+
+    h, w = (size, size) if isinstance(size, int) else size
+
+    def runs(n: int) -> bool:  # an n x n image, or the asked one where that side is larger
+        x = torch.full((1, 3, max(h, n), max(w, n)), 0.5, device=device)
+        try:
+            with torch.no_grad():
+                capture(hm, prep(x), obj)
+        except (AssertionError, RuntimeError):
+            return False
+        return True
+
+    lo, hi = min(h, w), max(min(h, w), 1) * 2  # lo failed; look for a hi that runs
+    while not runs(hi):
+        if hi >= 1024:  # not a matter of size (or a fixed input size): the caller re-raises the model's error
+            return
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+    first = " ".join(str(error).split())[:160]
+    fix = hi if isinstance(size, int) else (max(h, hi), max(w, hi))
+    layers = ", ".join(repr(n) for n in obj.layers)
+    raise BadValue(f"size={size!r} is too small for this model: at {h}x{w} pixels the image cannot reach "
+                   f"{layers} ({first}); the smallest size that does is {hi}x{hi} pixels: pass size={fix} "
+                   "or larger") from None
