@@ -10,6 +10,7 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -76,10 +77,11 @@ def test_wheel_holds_the_package_data(wheel):
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
-def test_wheel_runs_in_a_clean_environment(wheel, tmp_path):
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> SimpleNamespace:
     """A fresh venv gets the wheel (no deps); the heavy dependencies come from this environment's
     site-packages through a .pth line (no download), where the editable install's hook is not active."""
-    env = tmp_path / "env"
+    env = tmp_path_factory.mktemp("clean") / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=300)
     py = env / "bin" / "python"
     site = Path(
@@ -108,6 +110,11 @@ def test_wheel_runs_in_a_clean_environment(wheel, tmp_path):
         timeout=300,
     )
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)} | {"OMP_NUM_THREADS": "1"}
+    return SimpleNamespace(env=env, py=py, site=site, clean=clean)
+
+
+def test_wheel_runs_in_a_clean_environment(installed, tmp_path):
+    env, py, site, clean = installed.env, installed.py, installed.site, installed.clean
     check = (
         "import importlib.metadata as md, json, featviz as fv; "
         "print(json.dumps([fv.__file__, fv.__version__, md.version('featviz'), "
@@ -156,3 +163,22 @@ def test_wheel_runs_in_a_clean_environment(wheel, tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_wheel_runs_the_demo(installed, tmp_path):
+    """``featviz demo`` from the wheel at its smallest settings (~12 s on one CPU thread): pretrained
+    weights, render, trace and the HTML template all come from the installed package."""
+    featviz_cmd = str(installed.env / "bin" / "featviz")
+    run = dict(capture_output=True, text=True, cwd=tmp_path, env=installed.clean, timeout=600)
+    helped = subprocess.run([featviz_cmd, "demo", "--help"], **run)
+    assert helped.returncode == 0 and "--size" in helped.stdout and "--steps" in helped.stdout, helped.stderr
+    out = tmp_path / "demo"
+    demo = subprocess.run([featviz_cmd, "--quiet", "demo", "--out", str(out), "--size", "32", "--steps", "2"],
+                          **run)
+    assert demo.returncode == 0, demo.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["blocks.2.png", "blocks.7.png", "circuit.json", "circuit.png", "index.html",
+                       "style.css"]
+    html = (out / "index.html").read_text()
+    assert "blocks.2.png" in html and "circuit.png" in html
+    assert json.loads((out / "circuit.json").read_text())
