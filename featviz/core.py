@@ -5,8 +5,8 @@ References (:class:`Ref`, :func:`parse_ref`, :func:`channel_list`) are the one p
 from the end, normalised once the layer's width is known) and ``"name#2"`` (the second call of a
 module that runs several times per forward pass; plain ``"name"`` is its first call, ``"name#1"``).
 The plumbing (:func:`device_of`, :func:`dtype_of`, :func:`preprocess_fn`, :func:`probe_input`,
-:func:`evaluating`, :class:`StopForward`, :func:`layout`, :func:`channel_values`) is what hooks,
-circuits and objectives share instead of keeping copies.
+:func:`input_channels`, :func:`evaluating`, :class:`StopForward`, :func:`layout`, :func:`channel_values`)
+is what hooks, circuits, optvis, viz and models share instead of keeping copies.
 
 Example:
     >>> parse_ref("layer1.0.relu#2:0-2,-1")
@@ -27,7 +27,8 @@ from torch import nn
 from featviz.errors import BadType, BadValue, OutOfRange
 
 __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "dtype_of", "preprocess_fn",
-           "probe_input", "evaluating", "StopForward", "layout", "channel_values", "split_call"]
+           "probe_input", "input_channels", "evaluating", "StopForward", "layout", "channel_values",
+           "split_call"]
 
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _CALL = re.compile(r"^(.*)#(\d+)$")
@@ -220,12 +221,21 @@ def probe_input(model: nn.Module, size: int | tuple[int, int] | None = None, *, 
     m = _module(model)
     size = size or getattr(m, "input_size", None) or 224
     h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
-    first = next((c for c in m.modules() if isinstance(getattr(c, "weight", None), torch.Tensor)
-                  and c.weight.dim() == 4 and hasattr(c, "stride")), None)
-    channels = first.weight.shape[1] * int(getattr(first, "groups", 1)) if first is not None else 3
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, channels, int(h), int(w), generator=gen).to(device_of(m), dtype_of(m))
+    x = torch.rand(batch, input_channels(m), int(h), int(w), generator=gen).to(device_of(m), dtype_of(m))
     return preprocess_fn(m, None)(x)
+
+
+def input_channels(model: nn.Module) -> int:
+    """The channels of the model's input images: the first conv's input channels (3 without a conv).
+
+    Example:
+        >>> input_channels(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3, groups=4)))
+        1
+    """
+    first = next((c for c in _module(model).modules() if isinstance(getattr(c, "weight", None), torch.Tensor)
+                  and c.weight.dim() == 4 and hasattr(c, "stride")), None)
+    return int(first.weight.shape[1] * int(getattr(first, "groups", 1))) if first is not None else 3
 
 
 @contextmanager

@@ -521,12 +521,13 @@ HOOK_RENDER_CASES = [
             r.images.shape == (1, 3, 16, 16) and 0 <= float(r.images.min()) and float(r.images.max()) <= 1
         ),
     ),
+    ok("render 'conv:-1': the last channel", render("3:-1"), lambda r: r.labels == ["channel(3:-1)"]),
     err(
-        "render 'conv:-1': no deepdream hint",
-        render("3:-1"),
+        "render 'conv:1,2': one channel per objective string",
+        render("3:1,2"),
         ValueError,
-        "non-negative",
-        "count from 0",
+        "names 2 channels",
+        "render_layer",
         not_says=("deepdream",),
     ),
     err("render 'layer' without channel: deepdream hint", render("3"), ValueError, "deepdream('3')"),

@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from featviz.circuits._common import kind
 from featviz.circuits._graph import ModuleGraph
-from featviz.core import StopForward, probe_input
+from featviz.core import StopForward
 from featviz.hooks import HookedModel
 
 Hook = tuple[str, Callable]
@@ -28,11 +28,6 @@ _IDENTITY = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "l
              "softplus", "tanh", "tanh_", "threshold", "threshold_"}
 _GATES = {"sigmoid", "sigmoid_", "hardsigmoid", "hardsigmoid_", "softmax", "_softmax"}
 _POOL_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-
-
-def example_input(model: nn.Module, size: int | None = None, seed: int = 0) -> torch.Tensor:
-    """``featviz.core.probe_input``: a (1, C, S, S) model input (noise through the model's preprocess)."""
-    return probe_input(model, size, seed=seed)
 
 
 class Linearised(TorchFunctionMode):

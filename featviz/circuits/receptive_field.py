@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from featviz.circuits._common import as_hooked, kind, raw_model, resolve_ref
+from featviz.core import evaluating, input_channels, probe_input
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -134,13 +135,6 @@ def _surrogate(model: nn.Module) -> nn.Module:
     return m
 
 
-def _in_channels(model: nn.Module) -> int:
-    for mod in model.modules():
-        if kind(mod) == "conv":
-            return int(mod.weight.shape[1] * int(getattr(mod, "groups", 1)))
-    return 3
-
-
 def _grad_maps(model: nn.Module, layer: str, channel: int | None, size: tuple[int, int],
                positions: Sequence[tuple[int, int]] | None, x: torch.Tensor
                ) -> tuple[torch.Tensor, tuple[int, int], list[tuple[int, int]]]:
@@ -220,7 +214,7 @@ def _probe_geometry(sur: nn.Module, layer: str, channel: int | None, start: int,
 def _exact(model: nn.Module, layer: str, channel: int | None, size: tuple[int, int],
            position: tuple[int, int] | None, geometry: dict):
     sur = _surrogate(model)
-    c_in = _in_channels(sur)
+    c_in = input_channels(sur)
     g, hw, (pos,) = _grad_maps(sur, layer, channel, size, None if position is None else [position],
                                torch.full((1, c_in, *size), _PROBE_VALUE))
     box = _extent(g[0] > 0)
@@ -240,15 +234,9 @@ def _exact(model: nn.Module, layer: str, channel: int | None, size: tuple[int, i
 
 def _measured(model: nn.Module, layer: str, channel: int | None, size: tuple[int, int],
               position: tuple[int, int] | None, n: int = 8, seed: int = 0):
-    c_in = _in_channels(model)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((n, c_in, *size), generator=gen)
-    prep = getattr(raw_model(model), "preprocess", None)
-    if callable(prep) and c_in == 3:
-        x = prep(x)
-    dev = next((t.device for t in model.parameters()), torch.device("cpu"))
+    x = probe_input(model, size, seed=seed, batch=n)  # (n, C, H, W): noise through the preprocess
     at = None if position is None else [position] * n
-    g, hw, ps = _grad_maps(model, layer, channel, size, at, x.to(dev))
+    g, hw, ps = _grad_maps(model, layer, channel, size, at, x)
     g = g.sum(0).cpu()
     if float(g.max()) <= 0:
         raise ValueError(f"no gradient reaches {layer!r} from the input: cannot measure its receptive field")
@@ -309,12 +297,8 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
                 raise ValueError(f"cannot read the geometry of {layer!r} exactly ({e}); "
                                  "use method='measured' (a gradient centroid)") from None
     if result is None:
-        was_training = net.training
-        net.eval()
-        try:
+        with evaluating(net):
             result = _measured(net, layer, channel, hw_in, position)
-        finally:
-            net.train(was_training)
         used = "measured"
     pos, center, ext, stride, hw = result
     node = layer if channel is None else f"{layer}:{channel % _grad_maps.channels}"

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from featviz.core import device_of, dtype_of, preprocess_fn
 from featviz.data.photos import resize_and_crop
 from featviz.data.preprocess import as_float_images
 from featviz.errors import BadType, BadValue
@@ -20,9 +21,9 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
     ``images`` are float in [0, 1] or uint8 in 0..255 (divided by 255, the rule of
     :func:`~featviz.data.preprocess.as_float_images`). Images of any size are resized (shorter side)
     and centre-cropped to ``model.input_size`` when the model has one, normalised with ``preprocess``
-    (default ``model.preprocess``, else unchanged) and run without gradients on the model's device.
-    Labels come from ``labels``, else ``model.labels``, else the class indices as strings. The model
-    should be in eval mode.
+    (default ``model.preprocess``, else unchanged; ``False``: unchanged; ``featviz.core.preprocess_fn``)
+    and run without gradients on the model's device and dtype. Labels come from ``labels``, else
+    ``model.labels``, else the class indices as strings. The model should be in eval mode.
 
     Example:
         >>> import featviz as fv
@@ -43,10 +44,8 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
     size = getattr(model, "input_size", None)
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         images = resize_and_crop(images, size)
-    preprocess = preprocess or getattr(model, "preprocess", None) or (lambda x: x)
-    param = next(model.parameters(), None)
-    if param is not None:  # the model's device, and its float dtype (float64 images into a float32 model)
-        images = images.to(param.device, param.dtype if param.is_floating_point() else images.dtype)
+    preprocess = preprocess_fn(model, preprocess)
+    images = images.to(device_of(model), dtype_of(model))  # float64 images into a float32 model
     with torch.no_grad():
         logits = model(preprocess(images))
     if logits.dim() != 2:

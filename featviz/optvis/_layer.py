@@ -16,9 +16,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from featviz.core import device_of, preprocess_fn
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
-from featviz.optvis.render import _preprocess_fn, frozen, model_device
+from featviz.optvis.render import frozen
 
 __all__ = ["as_images", "iter_activations", "layer_activations"]
 
@@ -62,8 +63,8 @@ def iter_activations(model: nn.Module | HookedModel, layer: str, images: torch.T
     images = as_images(images)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
-    prep = _preprocess_fn(hm, preprocess)
-    device = model_device(hm.model)
+    prep = preprocess_fn(hm, preprocess)
+    device = device_of(hm.model)
     with torch.no_grad(), frozen(hm.model):
         for start in tqdm(range(0, len(images), batch_size), desc=f"activations {name}"[:60],
                           disable=not progress):

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from featviz.core import device_of, preprocess_fn
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._layer import as_images, iter_activations
-from featviz.optvis.render import _preprocess_fn, frozen, model_device, render
+from featviz.optvis.render import frozen, render
 from featviz.optvis.rendering import Rendering
 
 __all__ = ["Atlas", "atlas", "class_push"]
@@ -71,8 +72,8 @@ def class_push(model: nn.Module | HookedModel, layer: str, vectors: torch.Tensor
     hm = hooked(model)
     vectors = vectors.float()
     rows = torch.cat([vectors, vectors.mean(0, keepdim=True)])  # last row: the baseline
-    prep = _preprocess_fn(hm, preprocess)
-    device = model_device(hm.model)
+    prep = preprocess_fn(hm, preprocess)
+    device = device_of(hm.model)
     outs = []
     with torch.no_grad(), frozen(hm.model):
         for start in range(0, len(rows), batch_size):

@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from featviz.core import device_of, preprocess_fn
 from featviz.errors import BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis.objectives import Objective
-from featviz.optvis.render import _as_transform, _preprocess_fn, model_device, render
+from featviz.optvis.render import _as_transform, render
 from featviz.optvis.rendering import Rendering
 from featviz.optvis.transform import Transform
 
@@ -84,13 +85,13 @@ def _run(kind: str, model: nn.Module | HookedModel, layer: str, image: torch.Ten
     name, ch = hm.parse(layer)
     if ch is not None:
         raise BadValue(f"{kind} compares a whole layer: give {name!r}, not {layer!r}")
-    targets = as_images(image, "image").detach().to(model_device(hm.model))  # (N, 3, H, W)
+    targets = as_images(image, "image").detach().to(device_of(hm.model))  # (N, 3, H, W)
     for key in ("batch", "size"):
         if key in kwargs:
             raise BadValue(f"{kind} takes its batch and size from the image ({tuple(targets.shape)}); "
                            f"drop {key}=")
     paired = _Paired(_as_transform(transforms), targets)
-    prep = _preprocess_fn(hm, preprocess)
+    prep = preprocess_fn(hm, preprocess)
     obj = _compare(hm, name, paired, prep, kind, cossim_pow)
     r = render(hm, obj, size=tuple(targets.shape[-2:]), batch=len(targets), transforms=paired,
                preprocess=preprocess, **kwargs)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from featviz.core import parse_ref
+
 INPUT = "<input>"
 OUTPUT = "<output>"
 
@@ -99,24 +101,48 @@ def _paren(name: str) -> str:
 def as_objective(obj: Objective | str) -> Objective:
     """An ``Objective`` as is; ``"layer:3"`` becomes ``channel("layer", 3)``.
 
+    The string is read by ``featviz.core.parse_ref``: ``"layer#2:3"`` is the second call of a reused
+    module, ``"layer:-1"`` its last channel. One string is one channel; a list or range
+    (``"layer:1,4"``) is refused with the calls that render several channels.
+
     Example:
         >>> as_objective("blocks.2:7")
         Objective(channel(blocks.2:7))
+        >>> as_objective("blocks.2:-1")
+        Objective(channel(blocks.2:-1))
     """
     if isinstance(obj, Objective):
         return obj
-    if isinstance(obj, str):
-        layer, sep, c = obj.rpartition(":")
-        if not sep or not layer or not c.strip().lstrip("-").isdigit():  # "-1": a channel, not a layer
-            raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
-                             f"for a whole layer use objectives.deepdream({obj!r})")
-        return channel(layer.strip(), int(c))
-    raise TypeError(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
+    if not isinstance(obj, str):
+        raise TypeError(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
+    try:
+        ref = parse_ref(obj)
+    except ValueError as e:
+        raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}: "
+                         f"{e}") from None
+    if ref.channels is None:
+        raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
+                         f"for a whole layer use objectives.deepdream({obj!r})")
+    if len(ref.channels) != 1:
+        chans = list(ref.channels)
+        raise ValueError(
+            f"objective string {obj!r} names {len(chans)} channels; an objective string is one channel "
+            f"('layer:channel'). Render each channel: fv.render_layer(model, {ref.key!r}, channels={chans}); "
+            f"or one image for their sum: " + " + ".join(f"channel({ref.key!r}, {c})" for c in chans))
+    return channel(ref.key, ref.channels[0])
 
 
 def _check_channel_arg(c: object) -> int:
     if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
         raise ValueError(f"channel must be a non-negative int, got {c!r}; channels count from 0 (0..C-1)")
+    return int(c)
+
+
+def _check_channel_index(c: object) -> int:
+    """A channel index: an int, negative ones counted from the end (checked against the width at run time)."""
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral):
+        raise ValueError(f"channel must be an int (a non-negative int counts from 0, a negative one from the "
+                         f"end), got {c!r}")
     return int(c)
 
 
@@ -127,11 +153,13 @@ def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
 def channel(layer: str, c: int) -> Objective:
     """Mean activation of channel ``c`` of ``layer`` over all positions (works on (B, C) layers too).
 
+    A negative ``c`` counts from the end (``-1``: the last channel).
+
     Example:
         >>> channel("conv", 1)({"conv": torch.ones(2, 3, 4, 4)})
         tensor([1., 1.])
     """
-    c = _check_channel_arg(c)
+    c = _check_channel_index(c)
     name = f"channel({layer}:{c})"
     return Objective(lambda acts: _spatial_mean(acts[layer][:, c]), name, [layer], [(layer, c)])
 
@@ -139,11 +167,13 @@ def channel(layer: str, c: int) -> Objective:
 def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Objective:
     """Activation of channel ``c`` at one position (column ``x``, row ``y``; default the centre).
 
+    A negative ``c`` counts from the end.
+
     Example:
         >>> neuron("conv", 0)({"conv": torch.arange(9.).reshape(1, 1, 3, 3)})
         tensor([4.])
     """
-    c = _check_channel_arg(c)
+    c = _check_channel_index(c)
 
     def fn(acts: Acts) -> torch.Tensor:
         t = acts[layer][:, c]  # (B, H, W)

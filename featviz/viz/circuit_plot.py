@@ -13,6 +13,7 @@ import weakref
 import torch
 from torch import nn
 
+from featviz.core import parse_ref
 from featviz.viz.figures import _figure, _hwc, draw_no_response, save, weight_heatmap
 
 __all__ = ["plot_circuit", "thumbnails_for"]
@@ -26,6 +27,15 @@ def _fingerprint(model: nn.Module) -> str:
     for p in list(model.parameters())[:4] + list(model.parameters())[-2:]:
         h.update(p.detach().float().cpu().flatten()[:256].numpy().tobytes())
     return h.hexdigest()[:12]
+
+
+def _unit(node: str) -> tuple[str, int]:
+    """A circuit node ``"layer:c"`` (``"layer#2:c"``) -> (layer key, channel), read by
+    ``featviz.core.parse_ref``; a node that names no channel or several is a ``ValueError``."""
+    ref = parse_ref(node)
+    if ref.channels is None or len(ref.channels) != 1:
+        raise ValueError(f"a circuit node is one channel, 'layer:channel' (e.g. 'relu2:3'), got {node!r}")
+    return ref.key, ref.channels[0]
 
 
 def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps: int = 64, seed: int = 0,
@@ -63,7 +73,7 @@ def _thumbnails(model: nn.Module, nodes: list[str], *, size: int, steps: int, se
     file_of = lambda node: os.path.join(  # noqa: E731
         cache_dir, f"{prefix}_{node.replace(':', '_')}_{size}_{steps}_{seed}_v2.pt")
     out: dict[str, tuple[torch.Tensor, bool]] = {}
-    missing: dict[str, list[int]] = {}
+    missing: dict[str, dict[str, int]] = {}  # layer -> {node: channel}
     for node in nodes:
         if key(node) in memo:
             out[node] = memo[key(node)]
@@ -72,13 +82,12 @@ def _thumbnails(model: nn.Module, nodes: list[str], *, size: int, steps: int, se
             saved = torch.load(file_of(node), weights_only=True)
             out[node] = memo[key(node)] = (saved["image"], bool(saved["dead"]))
             continue
-        layer, _, ch = node.rpartition(":")
-        missing.setdefault(layer, []).append(int(ch))
-    for layer, channels in missing.items():
-        r = render_layer(model, layer, channels=channels, size=size, steps=steps, seed=seed,
+        layer, ch = _unit(node)
+        missing.setdefault(layer, {})[node] = ch
+    for layer, todo in missing.items():
+        r = render_layer(model, layer, channels=list(todo.values()), size=size, steps=steps, seed=seed,
                          progress=progress)
-        for c, img, dead in zip(channels, r.images, r.dead.tolist()):
-            node = f"{layer}:{c}"
+        for node, img, dead in zip(todo, r.images, r.dead.tolist()):
             out[node] = memo[key(node)] = (img, bool(dead))
             if cache_dir is not None:
                 os.makedirs(cache_dir, exist_ok=True)
@@ -90,12 +99,12 @@ def _positions(circuit) -> dict[str, tuple[float, float]]:
     """Node -> (x, y) in figure fractions: one row per layer (deepest on top), nodes spread evenly."""
     layers = []
     for node in circuit.nodes:  # root first, then upstream: rows appear latest layer first
-        layer = node.rpartition(":")[0]
+        layer = _unit(node)[0]
         if layer not in layers:
             layers.append(layer)
     pos = {}
     for row, layer in enumerate(layers):
-        members = [n for n in circuit.nodes if n.rpartition(":")[0] == layer]
+        members = [n for n in circuit.nodes if _unit(n)[0] == layer]
         y = 1 - (row + 0.5) / len(layers)
         for i, n in enumerate(members):
             pos[n] = ((i + 0.5) / len(members), y)
@@ -131,13 +140,13 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
     canvas.set_axis_off()
     strongest: dict[str, float] = {}  # per dst layer: strengths of different layer pairs are not comparable
     for e in circuit.edges:
-        layer = e.dst.rpartition(":")[0]
+        layer = _unit(e.dst)[0]
         strongest[layer] = max(strongest.get(layer, 0.0), abs(e.strength))
     half_w, half_h = 0.5 * node_size / width, 0.5 * node_size / height  # thumbnail half-size, fig fractions
     for e in circuit.edges:
         (x0, y0), (x1, y1) = pos[e.src], pos[e.dst]
         color = "#d62728" if e.strength >= 0 else "#1f77b4"
-        lw = 0.5 + 5.0 * abs(e.strength) / (strongest[e.dst.rpartition(":")[0]] or 1.0)
+        lw = 0.5 + 5.0 * abs(e.strength) / (strongest[_unit(e.dst)[0]] or 1.0)
         below = y1 - half_h - 0.3 / height  # leave room for dst's label
         canvas.add_line(Line2D([x0, x1], [y0 + half_h, below], color=color, lw=lw, alpha=0.75,
                                solid_capstyle="round"))

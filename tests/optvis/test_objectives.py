@@ -64,6 +64,20 @@ def test_bad_objective_strings_are_clear_errors(bad):
         O.as_objective(bad)
 
 
+def test_objective_strings_use_the_one_reference_parser():
+    acts = _acts()
+    torch.testing.assert_close(O.as_objective("conv:-1")(acts), acts["conv"][:, 3].mean((1, 2)))
+    torch.testing.assert_close(O.as_objective(" conv : 2 ")(acts), acts["conv"][:, 2].mean((1, 2)))
+    assert O.as_objective("relu#2:1").layers == ("relu#2",)
+    assert O.as_objective("relu#1:1").layers == ("relu",)
+
+
+@pytest.mark.parametrize("several", ["conv:1,3", "conv:0-2"])
+def test_objective_string_with_several_channels_says_how_to_render_them(several):
+    with pytest.raises(ValueError, match=r"channels; an objective string is one channel.*render_layer"):
+        O.as_objective(several)
+
+
 def test_objective_times_objective_is_a_type_error():
     with pytest.raises(TypeError, match="number"):
         O.channel("conv", 0) * O.channel("conv", 1)

@@ -51,6 +51,20 @@ def test_circuit_thumbnails_are_rendered_once_and_cached(tmp_path, wired):
     assert len(first) == 3 and set(thumbs) == set(c.nodes) and nontrivial_png(tmp_path / "a.png")
 
 
+def test_trace_of_a_negative_channel_plots_end_to_end(tmp_path):
+    model = fv.models.toy.edges_and_curves()
+    c = trace(model, "relu2:-1", depth=1, top_k=2, size=16, progress=False)
+    c.plot(path=tmp_path / "c.png", size=16, steps=2)  # thumbnails rendered for every node
+    assert c.root == "relu2:6" and nontrivial_png(tmp_path / "c.png")
+
+
+def test_thumbnails_read_nodes_with_the_one_reference_parser(wired):
+    thumbs = fv.viz.thumbnails_for(wired, ["relu2:-1", "relu2:0"], size=16, steps=1)
+    assert set(thumbs) == {"relu2:-1", "relu2:0"} and thumbs["relu2:-1"].shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="one channel"):
+        fv.viz.thumbnails_for(wired, ["relu2:0,1"], size=16, steps=1)
+
+
 def test_circuit_plot_without_model_says_how_to_fix(wired):
     text = trace(wired, "relu2:0", depth=1, top_k=1, size=32, progress=False).to_json()
     c = fv.circuits.Circuit.from_json(text)
