@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes
+from featviz.core import device_of, preprocess_fn
 from featviz.errors import BadValue, MissingFile
 from featviz.viz._channel import jpeg_bytes
 from featviz.viz._store import content_key, slug
@@ -180,8 +181,8 @@ def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache
     if not todo:
         return out
     hm = hooked(model)
-    prep = getattr(model, "preprocess", None) or (lambda t: t)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    prep = preprocess_fn(model)
+    device = device_of(model)
     monotone = [n for n in todo if type(hm.module(n)).__name__ in _MONOTONE]
     pres: dict[str, torch.Tensor] = {}
 

@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes, atomic_write_text
+from featviz.core import device_of, preprocess_fn, probe_input
 from featviz.errors import BadValue, UnknownName
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
@@ -73,22 +74,19 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
 
 def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
                  size: int | None = None) -> dict[str, tuple[int, ...]]:
-    """Output shape of each layer in ``names`` (default: every hook name) for one mid-grey image, in the
+    """Output shape of each layer in ``names`` (default: every hook name) for one probe image, in the
     order the layers first run.
 
-    The image has ``size`` pixels (default ``model.input_size``, else 224) and goes through
-    ``model.preprocess`` when the model has one. A layer that did not run or gave a non-tensor gets ``()``
-    (and comes last).
+    The image (``featviz.core.probe_input``) has ``size`` pixels (default ``model.input_size``, else 224)
+    and goes through ``model.preprocess`` when the model has one. A layer that did not run or gave a
+    non-tensor gets ``()`` (and comes last).
 
     Example:
         >>> layer_shapes(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
         {'0': (1, 8, 30, 30)}
     """
     hm = hooked(model)
-    size = int(size or getattr(model, "input_size", 224))
-    param = next(model.parameters(), None)
-    x = torch.full((1, 3, size, size), 0.5, device=param.device if param is not None else "cpu")
-    prep = getattr(model, "preprocess", None) or (lambda t: t)
+    x = probe_input(model, size)  # (1, C, S, S): S = size or model.input_size or 224, preprocessed
     names = hm.hook_names if names is None else list(names)
     order: list[str] = []
 
@@ -96,7 +94,7 @@ def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
         return lambda module, inputs, output: None if name in order else order.append(name)
 
     with torch.no_grad(), _frozen(model), hm.hooks([(n, seen(n)) for n in dict.fromkeys(names)]):
-        _, cache = hm.run_with_cache(prep(x), names=names, stop_at_last=len(names) < len(hm.hook_names))
+        _, cache = hm.run_with_cache(x, names=names, stop_at_last=len(names) < len(hm.hook_names))
     ran = order + [n for n in names if n not in order]
     return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in ran}
 
@@ -373,8 +371,8 @@ def _gradient_weights(model: nn.Module, src: str, dst: str, size: int, chunk: in
     """(C_dst, C_src, h, w) gradient of each ``dst`` unit (mean over positions) with respect to ``src``'s
     map, at a mid-grey image; ``src`` replaced by a leaf so only the layers after it matter."""
     hm = hooked(model)
-    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = (getattr(model, "preprocess", None) or (lambda t: t))(torch.full((1, 3, size, size), 0.5, device=dev))
+    dev = device_of(model)
+    x = preprocess_fn(model)(torch.full((1, 3, size, size), 0.5, device=dev))  # mid-grey
     with torch.no_grad():
         _, cache = hm.run_with_cache(x, names=[src, dst])
     a, n_dst = cache[src], cache[dst].shape[1]
