@@ -465,6 +465,87 @@ def integrated_gradients(f, x: Tensor, target: int, baseline: Tensor, n_steps: i
     return (x - baseline) * total / n_steps
 
 
+# ----------------------------------------------------------------------------- issue 13: 01, 02, 03, 05 additions
+
+
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """Padding that keeps a stride-1 convolution's output as large as its input (odd kernels)."""
+    return dilation * (kernel_size - 1) // 2
+
+
+def permute_pixels(images: Tensor, perm: Tensor) -> Tensor:
+    """(B, C, H, W), (H*W,) -> output pixel i = input pixel perm[i], the same for every image and channel."""
+    return images.flatten(2)[:, :, perm].reshape(images.shape)
+
+
+def train(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float) -> list[float]:
+    """Full-batch Adam on cross-entropy for ``steps`` steps; returns the loss of every step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def expand_weights(w1: Tensor, w2: Tensor) -> Tensor:
+    """(M, C, k1, k1), (O, M, k2, k2) -> (O, C, k1 + k2 - 1, k1 + k2 - 1): the kernel of conv2(conv1(x)).
+
+    Tap (a, b) of w2 reads conv1's unit at offset (a, b), which reads input pixels at (a + i, b + j)."""
+    (O, M, k2, _), (_, C, k1, _) = w2.shape, w1.shape
+    out = torch.zeros(O, C, k1 + k2 - 1, k1 + k2 - 1, dtype=w1.dtype)
+    for a in range(k2):
+        for b in range(k2):
+            # (O, M) x (M, C, k1, k1) -> (O, C, k1, k1), placed at offset (a, b)
+            out[:, :, a:a + k1, b:b + k1] += torch.einsum("om,mcij->ocij", w2[:, :, a, b], w1)
+    return out
+
+
+def fft_image_fn(spectrum: Tensor, h: int, w: int) -> Tensor:
+    """(B, 3, h, w//2+1, 2) real/imaginary spectrum -> (B, 3, h, w) RGB in [0, 1], as fv.optvis.fft_image."""
+    import featviz as fv
+
+    freqs = fv.optvis.param.rfft2d_freqs(h, w)                                 # (h, w//2+1) cycles per pixel
+    scale = 1.0 / freqs.clamp(min=1.0 / max(h, w))                       # 1/f, the DC term capped
+    coeffs = torch.view_as_complex(spectrum) * scale                     # (B, 3, h, w//2+1) complex
+    pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho") / 4.0      # (B, 3, h, w)
+    mixed = torch.einsum("ij,bjhw->bihw", fv.optvis.param.COLOR_CORRELATION, pixels)   # decorrelated -> RGB
+    return torch.sigmoid(mixed)
+
+
+def my_jitter(d: int):
+    """A transform (x, generator) -> a random crop of x, d px smaller in each dimension."""
+    def transform(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        h, w = x.shape[-2:]
+        dy, dx = torch.randint(d + 1, (2,), generator=generator).tolist()
+        return x[..., dy:dy + h - d, dx:dx + w - d]
+    return transform
+
+
+def smoothgrad(f, x: Tensor, target: int, n_samples: int = 16, sigma: float = 0.1, seed: int = 0,
+               batch_size: int = 16) -> Tensor:
+    """(1, 3, H, W) -> mean over n_samples of d f(x + sigma * noise)[target] / dx (Smilkov et al. 2017)."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn((n_samples, *x.shape[1:]), generator=gen)       # (n, 3, H, W)
+    total = torch.zeros_like(x)
+    for chunk in noise.split(batch_size):
+        noisy = (x + sigma * chunk).requires_grad_(True)
+        (grad,) = torch.autograd.grad(f(noisy)[:, target].sum(), noisy)
+        total += grad.sum(0, keepdim=True)
+    return total / n_samples
+
+
+def rank_correlation(a: Tensor, b: Tensor) -> float:
+    """Spearman's rank correlation of two tensors (flattened): Pearson's r of their ranks."""
+    ra = a.flatten().argsort().argsort().double()
+    rb = b.flatten().argsort().argsort().double()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

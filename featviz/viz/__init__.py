@@ -11,6 +11,7 @@ Example:
     >>> fig = fv.viz.plot_weights(w[:8, :8], path="weights.png")
 """
 from featviz.viz.circuit_plot import plot_circuit, thumbnails_for
+from featviz.viz.explore import CircuitExplorer, ConvExplorer, explore, explore_conv
 from featviz.viz.figures import (
     WEIGHT_CMAP,
     image_grid,
@@ -21,5 +22,6 @@ from featviz.viz.figures import (
     weight_heatmap,
 )
 
-__all__ = ["WEIGHT_CMAP", "image_grid", "plot_circuit", "plot_dataset_examples", "plot_tuning_curve",
+__all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "image_grid",
+           "plot_circuit", "plot_dataset_examples", "plot_tuning_curve",
            "plot_weights", "save", "thumbnails_for", "weight_heatmap"]

@@ -1,0 +1,534 @@
+"""Exercise checks for notebooks 01, 02, 03 and 05: check_*(student_fn, ...) -> None or AssertionError saying what is wrong.
+
+Each check runs the student's function on cases with a known answer (PyTorch, captum or a formula) and, when
+the answer is wrong, tries the usual mistakes to say *which* one it is. ``tests/test_notebook_exercises.py``
+feeds each plausible wrong answer to its check. (Notebook 04's checks live in ``solutions.py``.)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _fail(message: str) -> None:
+    raise AssertionError(message)
+
+
+def _call(fn, *args, what: str, **kwargs):
+    """fn(*args), turning an exception into a failure that names the call."""
+    try:
+        return fn(*args, **kwargs)
+    except AssertionError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the student's code may raise anything
+        _fail(f"{what} raised {type(err).__name__}: {err}")
+
+
+def _tensor(out, what: str) -> Tensor:
+    if not isinstance(out, Tensor):
+        _fail(f"{what} should return a tensor, got {type(out).__name__}"
+              + (" (did you forget `return`?)" if out is None else ""))
+    return out
+
+
+def _shape(got: Tensor, want: tuple, what: str, hint: str = "") -> None:
+    if tuple(got.shape) != tuple(want):
+        _fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(want)}" + (f": {hint}" if hint else ""))
+
+
+# ----------------------------------------------------------------------------- 01 convolutions
+
+
+def check_output_size(fn) -> None:
+    """fn(L_in, kernel_size, stride, padding) == the length torch's conv2d produces."""
+    for L, k, s, p in [(28, 3, 1, 1), (28, 3, 2, 1), (32, 5, 1, 0), (7, 3, 2, 0), (224, 3, 2, 1), (10, 4, 3, 2)]:
+        want = F.conv2d(torch.zeros(1, 1, L, L), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1]
+        got = _call(fn, L, k, s, p, what=f"output_size({L}, {k}, {s}, {p})")
+        if got != want:
+            hint = ""
+            if got == (L + 2 * p - k) / s + 1:
+                hint = " Use floor division (//): a window that does not fit is not computed."
+            elif got == (L + p - k) // s + 1:
+                hint = " Padding is added on BOTH sides: 2 * padding."
+            elif got == (L + 2 * p - k) // s:
+                hint = " Count the first window too: + 1."
+            _fail(f"output_size(L_in={L}, kernel_size={k}, stride={s}, padding={p}) returned {got!r}; torch "
+                  f"gives {want}.{hint}")
+
+
+def _strided_inputs_1d() -> list[tuple[str, Tensor]]:
+    return [("a contiguous tensor", torch.randn(10)),
+            ("x[::2] of a length-20 tensor (memory stride 2)", torch.randn(20)[::2]),
+            ("a column of a (10, 6) matrix (memory stride 6)", torch.randn(10, 6)[:, 2])]
+
+
+def check_sliding_windows_1d(fn) -> None:
+    """fn(x, kernel_size, stride) == x.unfold(0, k, s), as a view of x, also when x is not contiguous."""
+    for what, x in _strided_inputs_1d():
+        for k, s in [(3, 1), (3, 2), (4, 3), (len(x), 1)]:
+            want = x.unfold(0, k, s)
+            got = _tensor(_call(fn, x, k, s, what=f"sliding_windows_1d(<{what}>, {k}, {s})"),
+                          "sliding_windows_1d")
+            _shape(got, want.shape, f"sliding_windows_1d(<{what}>, kernel_size={k}, stride={s})",
+                   "the first axis has (L - k) // stride + 1 windows")
+            if not torch.equal(got, want):
+                (sx,) = x.stride()
+                hint = ""
+                if sx != 1:
+                    try:
+                        hard = x.as_strided((want.shape[0], k), (s, 1))
+                        if torch.equal(got, hard):
+                            hint = (f" This input's memory stride is {sx}, not 1: build the view from x.stride() "
+                                    "(step between windows stride * x.stride(0), within a window x.stride(0)).")
+                    except RuntimeError:
+                        pass
+                _fail(f"sliding_windows_1d on {what}, kernel_size={k}, stride={s}: wrong values.{hint}")
+            if got.data_ptr() != x.data_ptr() or got.untyped_storage().data_ptr() != \
+                    x.untyped_storage().data_ptr():
+                _fail("sliding_windows_1d should return a view of x (x.as_strided), not a copy")
+
+
+def _conv_cases() -> list[tuple[str, Tensor, Tensor, int]]:
+    gen = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    return [
+        ("x (2, 3, 10, 10)", r(2, 3, 10, 10), r(4, 3, 3, 3), 1),
+        ("x (1, 2, 9, 11), kernel 3x2, stride 2", r(1, 2, 9, 11), r(5, 2, 3, 2), 2),
+        ("a kernel as big as the image", r(1, 1, 5, 5), r(1, 1, 5, 5), 1),
+        ("a channels-last x (memory order B, H, W, C)", r(2, 9, 9, 3).permute(0, 3, 1, 2), r(4, 3, 3, 3), 2),
+        ("a crop x[:, :, 1:, 2:] of a larger image", r(1, 3, 12, 13)[:, :, 1:, 2:], r(2, 3, 3, 3), 1),
+    ]
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    return torch.empty(shape).stride()
+
+
+def check_conv2d_minimal(fn) -> None:
+    """fn(x, weight, stride) == F.conv2d(x, weight, stride=stride), on contiguous and non-contiguous x."""
+    for what, x, w, s in _conv_cases():
+        want = F.conv2d(x, w, stride=s)
+        got = _tensor(_call(fn, x, w, s, what=f"conv2d_minimal(<{what}>, w{tuple(w.shape)}, stride={s})"),
+                      "conv2d_minimal")
+        _shape(got, want.shape, f"conv2d_minimal on {what}, w{tuple(w.shape)}, stride {s}",
+               "(B, O, (H - kh) // s + 1, (W - kw) // s + 1)")
+        if not torch.allclose(got, want, atol=1e-4):
+            hint = ""
+            if not x.is_contiguous() and torch.allclose(_call(fn, x.contiguous(), w, s, what="conv2d_minimal"),
+                                                        want, atol=1e-4):
+                hint = (f" It is right on x.contiguous(): this x has memory strides {x.stride()}, not "
+                        f"{_contiguous_strides(x.shape)}. Take sB, sC, sH, sW = x.stride() instead of computing "
+                        "them from the shape.")
+            _fail(f"conv2d_minimal on {what}, w{tuple(w.shape)}, stride {s}: values differ from F.conv2d by up "
+                  f"to {float((got - want).abs().max()):.3g}.{hint}")
+
+
+def check_maxpool2d_minimal(fn) -> None:
+    """fn(x, k) == F.max_pool2d(x, k), on contiguous and non-contiguous x."""
+    cases = [("x (2, 3, 8, 8)", torch.randn(2, 3, 8, 8), 2), ("x (1, 4, 9, 6)", torch.randn(1, 4, 9, 6), 3),
+             ("a channels-last x", torch.randn(1, 6, 6, 2).permute(0, 3, 1, 2), 2)]
+    for what, x, k in cases:
+        want = F.max_pool2d(x, k)
+        got = _tensor(_call(fn, x, k, what=f"maxpool2d_minimal(<{what}>, {k})"), "maxpool2d_minimal")
+        _shape(got, want.shape, f"maxpool2d_minimal on {what}, k={k}")
+        if not torch.equal(got, want):
+            _fail(f"maxpool2d_minimal on {what}, k={k} differs from F.max_pool2d"
+                  + ("" if x.is_contiguous() else f" (this x is not contiguous: use x.stride(), here {x.stride()})"))
+
+
+def check_n_params(conv_fn, linear_fn) -> None:
+    """conv_fn(in, out, k, bias) / linear_fn(n_in, n_out, bias) == the parameter count of the torch layer."""
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    for c_in, c_out, k, bias in [(3, 5, 3, True), (24, 12, 5, False), (1, 1, 1, True), (4, 6, 3, True)]:
+        want = count(nn.Conv2d(c_in, c_out, k, bias=bias))
+        got = _call(conv_fn, c_in, c_out, k, bias, what=f"n_params_conv({c_in}, {c_out}, {k}, bias={bias})")
+        if got != want:
+            w = c_out * c_in * k * k
+            hint = {w: "add one bias per output channel when bias=True" if bias else "",
+                    w + c_in: "there is one bias per OUTPUT channel, not per input channel",
+                    c_out * k * k + (c_out if bias else 0): "each kernel has one k x k slice per INPUT channel",
+                    w + c_out: "bias=False means no bias parameters"}.get(got, "")
+            _fail(f"n_params_conv(in_channels={c_in}, out_channels={c_out}, kernel_size={k}, bias={bias}) "
+                  f"returned {got!r}; nn.Conv2d has {want} = {c_out}·{c_in}·{k}·{k} weights"
+                  f"{f' + {c_out} biases' if bias else ''}." + (f" Hint: {hint}." if hint else ""))
+    for n_in, n_out, bias in [(3 * 28 * 28, 5 * 14 * 14, True), (10, 7, False), (4, 9, True)]:
+        want = count(nn.Linear(n_in, n_out, bias=bias))
+        got = _call(linear_fn, n_in, n_out, bias, what=f"n_params_linear({n_in}, {n_out}, bias={bias})")
+        if got != want:
+            hint = ("one bias per OUTPUT feature" if got == n_in * n_out + n_in
+                    else "add one bias per output feature" if got == n_in * n_out and bias
+                    else "bias=False means no bias parameters" if got == n_in * n_out + n_out else "")
+            _fail(f"n_params_linear(in_features={n_in}, out_features={n_out}, bias={bias}) returned {got!r}; "
+                  f"nn.Linear has {want}." + (f" Hint: {hint}." if hint else ""))
+
+
+def check_same_padding(fn) -> None:
+    """fn(kernel_size, dilation) -> the padding that keeps a stride-1 convolution's output the input's size."""
+    for k, d in [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (5, 3)]:
+        got = _call(fn, k, d, what=f"same_padding({k}, {d})")
+        x = torch.zeros(1, 1, 16, 16)
+        try:
+            out = F.conv2d(x, torch.zeros(1, 1, k, k), padding=int(got), dilation=d)
+        except (TypeError, ValueError, RuntimeError) as err:
+            _fail(f"same_padding({k}, dilation={d}) returned {got!r}, which F.conv2d refuses: {err}")
+        if out.shape[-1] != 16:
+            hint = (" A dilated kernel spans d * (k - 1) + 1 pixels: pad half of d * (k - 1)."
+                    if d > 1 and got == (k - 1) // 2 else " Pad (k - 1) // 2 on each side (k odd).")
+            _fail(f"same_padding(kernel_size={k}, dilation={d}) returned {got!r}: a 16-px input comes out "
+                  f"{out.shape[-1]} px.{hint}")
+
+
+def check_permute_pixels(fn) -> None:
+    """fn(images (B, C, H, W), perm (H*W,)) -> the same pixel permutation applied to every image and channel."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 4, 5, generator=gen)
+    perm = torch.randperm(20, generator=gen)
+    want = x.flatten(2)[:, :, perm].reshape(x.shape)
+    got = _tensor(_call(fn, x, perm, what="permute_pixels(x, perm)"), "permute_pixels")
+    _shape(got, x.shape, "permute_pixels(x (3, 2, 4, 5), perm)", "keep (B, C, H, W)")
+    if torch.equal(got, want):
+        return
+    same_channel = all(sorted(got[b, c].flatten().tolist()) == sorted(x[b, c].flatten().tolist())
+                       for b in range(3) for c in range(2))
+    if not same_channel and sorted(got.flatten().tolist()) == sorted(x.flatten().tolist()):
+        _fail("permute_pixels moves values between channels; flatten only H and W (x.flatten(2)) so that "
+              "every channel of a pixel moves together")
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(20)
+    if torch.equal(got, x.flatten(2)[:, :, inv].reshape(x.shape)):
+        _fail("permute_pixels applies the inverse permutation: output pixel i should be input pixel perm[i]")
+    if sorted(got.flatten().tolist()) != sorted(x.flatten().tolist()):
+        _fail("permute_pixels changes values; it should only move pixels")
+    _fail("permute_pixels moves pixels, but not as perm says: output pixel i (row-major over H, W) should be "
+          "input pixel perm[i], the same for every image and channel")
+
+
+def check_train(fn) -> None:
+    """fn(model, x, y, steps, lr) trains ``model`` in place and returns the per-step losses."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 4, 4, generator=gen)
+    y = (x[:, 0, 0, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = _call(fn, model, x, y, 100, 0.1, what="train(model, x, y, steps=100, lr=0.1)")
+    if not isinstance(losses, (list, tuple)) or len(losses) != 100:
+        _fail(f"train should return the list of the {100} per-step losses (floats), got {type(losses).__name__}"
+              + (f" of length {len(losses)}" if hasattr(losses, "__len__") else ""))
+    if all(torch.equal(a, b.detach()) for a, b in zip(before, model.parameters())):
+        _fail("train did not change the model's parameters: call loss.backward() and optimizer.step() with an "
+              "optimizer over model.parameters()")
+    losses = [float(v) for v in losses]
+    if not losses[-1] < 0.5 * losses[0]:
+        _fail(f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 100 steps on an easy problem; "
+              "call optimizer.zero_grad() every step (gradients accumulate otherwise) and use cross-entropy "
+              "on the logits")
+    acc = float((model(x).argmax(1) == y).float().mean())
+    if acc < 0.9:
+        _fail(f"after training, accuracy on the training set is {acc:.0%} (expected > 90%)")
+
+
+# ----------------------------------------------------------------------------- 02 hooks
+
+
+def check_mean_hook(store: dict, reference: Tensor, model: nn.Module) -> None:
+    """The student's hook stored ``store["means"]`` == reference.mean((2, 3)); no hook left behind."""
+    if "means" not in store:
+        _fail(f"the hook should put the per-channel means in store['means']; store has keys {sorted(store)}"
+              + (" (did the hook run? register it with hm.hooks([(name, hook)]) and run the model inside the "
+                 "`with` block)" if not store else ""))
+    got = store["means"]
+    if not isinstance(got, Tensor):
+        _fail(f"store['means'] should be a tensor, got {type(got).__name__}")
+    want = reference.mean(dim=(2, 3))
+    if tuple(got.shape) != tuple(want.shape):
+        hint = ("you averaged over the batch too: mean over dims (2, 3) only" if got.dim() == 1 and
+                got.shape[0] == want.shape[1] else
+                "you averaged over the channels: mean over the spatial dims (2, 3)" if got.dim() == 3 else
+                "mean over height and width: output.mean(dim=(2, 3))")
+        _fail(f"store['means'] has shape {tuple(got.shape)}, expected (batch, channels) = {tuple(want.shape)}: "
+              f"{hint}")
+    if not torch.allclose(got, want, atol=1e-5):
+        _fail(f"store['means'] differs from the channel means of the cached activation by up to "
+              f"{float((got - want).abs().max()):.3g}: did you average `output` (the module's output), not "
+              "`inputs`?")
+    left = sum(len(m._forward_hooks) for m in model.modules())
+    if left:
+        _fail(f"{left} hook(s) left on the model: register hooks with `with hm.hooks(...)`, which removes them")
+
+
+def check_direct_contributions(fn, model: nn.Module, pooled: Tensor, class_index: int, logit: float) -> None:
+    """fn(pooled, class) -> (C,) terms pooled[c] * fc.weight[class, c], adding up (with the bias) to the logit."""
+    got = _tensor(_call(fn, pooled, class_index, what="direct_contributions(pooled, class_index)"),
+                  "direct_contributions")
+    _shape(got, pooled.shape, "direct_contributions(pooled, k)", "one term per channel")
+    want = pooled * model.fc.weight[class_index]
+    if torch.allclose(got, want, atol=1e-5):
+        return
+    if torch.allclose(got, want + model.fc.bias[class_index] / len(pooled), atol=1e-5):
+        _fail("leave the bias out of the per-channel terms; it is added once to their sum")
+    _fail(f"the contributions add up to {float(got.sum()):.3f}; with the bias {float(model.fc.bias[class_index]):.3f} "
+          f"the logit is {logit:.3f}: each term is pooled[c] * fc.weight[k, c]")
+
+
+def check_zero_hook(hook, channels: list[int], hm, x: Tensor) -> None:
+    """hook(module, inputs, output) returns a copy of output with ``channels`` zeroed; output is untouched."""
+    gen = torch.Generator().manual_seed(0)
+    output = torch.randn(2, 8, 5, 5, generator=gen)
+    keep = output.clone()
+    got = _call(hook, None, (), output, what="zero_hook(module, inputs, output)")
+    if not torch.equal(output, keep):
+        _fail("zero_hook modified `output` in place (output[:, channels] = 0 on the tensor the module returned): "
+              "other hooks and the autograd graph may still read it. Clone first: out = output.clone()")
+    if got is None:
+        _fail("zero_hook returned None, which leaves the output unchanged: return the modified copy")
+    got = _tensor(got, "zero_hook")
+    want = keep.clone()
+    want[:, channels] = 0
+    _shape(got, want.shape, "zero_hook's output")
+    if not torch.equal(got, want):
+        if torch.equal(got, keep * 0):
+            _fail("zero_hook zeroed every channel; only the channels in CHANNELS")
+        _fail(f"zero_hook should set channels {channels} to 0 for every image and position and leave the rest; "
+              "index the channel axis (dim 1): out[:, channels] = 0")
+    with hm.hooks([("blocks.2", hook)]):
+        mine = hm(x)
+    with hm.ablate("blocks.2", channels):
+        ref = hm(x)
+    if not torch.allclose(mine, ref, atol=1e-5):
+        _fail("on the model, your hook and hm.ablate give different logits")
+
+
+def check_expand_weights(fn) -> None:
+    """fn(w1, w2) == the kernel of conv2 ∘ conv1 (no nonlinearity): autograd's Jacobian of the central unit."""
+    gen = torch.Generator().manual_seed(0)
+    for (m, c, o, k1, k2) in [(1, 1, 1, 3, 3), (4, 3, 2, 3, 3), (5, 2, 3, 3, 5), (2, 2, 2, 1, 3)]:
+        w1, w2 = torch.randn(m, c, k1, k1, generator=gen), torch.randn(o, m, k2, k2, generator=gen)
+        k = k1 + k2 - 1
+        want = F.conv_transpose2d(w2, w1)                              # (O, C, k, k)
+        got = _tensor(_call(fn, w1, w2, what=f"expand_weights(w1 {tuple(w1.shape)}, w2 {tuple(w2.shape)})"),
+                      "expand_weights")
+        _shape(got, (o, c, k, k), f"expand_weights(w1 {tuple(w1.shape)}, w2 {tuple(w2.shape)})",
+               "(O, C, k1 + k2 - 1, k1 + k2 - 1): a unit of conv2 sees k1 + k2 - 1 input pixels")
+        if torch.allclose(got, want, atol=1e-4):
+            continue
+        if torch.allclose(got, want.flip(-1, -2), atol=1e-4) or torch.allclose(
+                got, F.conv_transpose2d(w2.flip(-1, -2), w1.flip(-1, -2)), atol=1e-4):
+            _fail("expand_weights is flipped: torch's conv2d is a cross-correlation (no flip), so input pixel "
+                  "(i + a, j + b) of conv2's tap (a, b) is at offset (a + i', b + j') — add offsets, do not "
+                  "subtract them")
+        if k1 == k2 and tuple(got.shape) == (o, c, k1, k1) and torch.allclose(
+                got, torch.einsum("om...,mc...->oc...", w2, w1), atol=1e-4):
+            _fail("expand_weights multiplies the kernels entry by entry; composing two convolutions convolves "
+                  "their kernels (every tap of w2 shifts a whole copy of w1)")
+        _fail(f"expand_weights(w1 {tuple(w1.shape)}, w2 {tuple(w2.shape)}) differs from the Jacobian of "
+              f"conv2(conv1(x)) by up to {float((got - want).abs().max()):.3g}: sum over the middle channel m, "
+              "and place w2[o, m, a, b] * w1[m, c] at offset (a, b) of the output kernel")
+
+
+# ----------------------------------------------------------------------------- 03 feature visualization
+
+
+def check_channel_objective(fn) -> None:
+    """fn(acts, layer, c) == fv.objectives.channel(layer, c)(acts), shape (B,)."""
+    import featviz as fv
+
+    gen = torch.Generator().manual_seed(0)
+    acts = {"blocks.4": torch.randn(3, 40, 7, 5, generator=gen), "blocks.2": torch.randn(3, 24, 14, 14,
+                                                                                            generator=gen)}
+    for layer, c in [("blocks.4", 0), ("blocks.4", 39), ("blocks.2", 5)]:
+        got = _tensor(_call(fn, acts, layer, c, what=f"channel_objective(acts, {layer!r}, {c})"),
+                      "the objective")
+        want = fv.objectives.channel(layer, c)(acts)
+        _shape(got, want.shape, f"channel_objective(acts, {layer!r}, {c})",
+               "one value per batch item: mean over (H, W) only")
+        if not torch.allclose(got, want, atol=1e-6):
+            _fail(f"{layer}:{c} differs from fv.objectives.channel: mean of acts[layer][:, c] over dims (1, 2)"
+                  + (" (you used the sum)" if torch.allclose(got, want * 35 if layer == "blocks.4" else
+                                                             want * 196, atol=1e-4) else ""))
+
+
+def check_contrast(objective, layer: str, c_up: int, c_down: int) -> None:
+    """objective(acts) == channel c_up - channel c_down of layer."""
+    acts = {layer: torch.randn(2, 40, 7, 7, generator=torch.Generator().manual_seed(0))}
+    want = acts[layer][:, c_up].mean(dim=(1, 2)) - acts[layer][:, c_down].mean(dim=(1, 2))
+    got = _tensor(_call(objective, acts, what=f"{objective}(acts)"), "the objective")
+    if torch.allclose(got, want, atol=1e-6):
+        return
+    if torch.allclose(got, -want, atol=1e-6):
+        _fail(f"{objective} has the sign the wrong way round: objectives are MAXIMISED, so channel {c_up} gets "
+              f"+1 and channel {c_down} gets -1")
+    _fail(f"{objective} does not compute channel({layer!r}, {c_up}) - channel({layer!r}, {c_down})")
+
+
+def check_fft_image(fn) -> None:
+    """fn(spectrum (B, 3, H, W//2+1, 2), h, w) == image_fn() of fv.optvis.fft_image with that spectrum."""
+    import featviz as fv
+
+    for h, w in [(16, 16), (12, 20), (9, 9)]:
+        params, image_fn = fv.optvis.fft_image((h, w), batch=2, seed=1, sd=1.0)
+        spectrum = params[0].detach().clone()
+        with torch.no_grad():
+            want = image_fn()
+        got = _tensor(_call(fn, spectrum, h, w, what=f"fft_image_fn(spectrum, {h}, {w})"), "fft_image_fn")
+        _shape(got, want.shape, f"fft_image_fn(spectrum, {h}, {w})", "irfft2 with s=(h, w) gives (B, 3, h, w)")
+        got = got.detach()
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        freqs = fv.optvis.param.rfft2d_freqs(h, w)
+        coeffs = torch.view_as_complex(spectrum)
+        variants = {
+            "scale each coefficient by 1 / max(f, 1 / max(h, w)); without it the image is white noise, "
+            "dominated by the many high frequencies": (coeffs, True),
+            "decorrelate the colours: mix the three channels with fv.optvis.param.COLOR_CORRELATION "
+            "(einsum 'ij,bjhw->bihw') before the sigmoid": (coeffs / freqs.clamp(min=1 / max(h, w)), False),
+        }
+        for hint, (cf, deco) in variants.items():
+            pix = torch.fft.irfft2(cf, s=(h, w), norm="ortho") / 4
+            if torch.allclose(got, fv.optvis.param.to_rgb(pix, decorrelate=deco), atol=1e-5):
+                _fail(f"fft_image_fn({h}, {w}): {hint}")
+        pix = torch.fft.irfft2(coeffs / freqs.clamp(min=1 / max(h, w)), s=(h, w)) / 4
+        if torch.allclose(got, fv.optvis.param.to_rgb(pix), atol=1e-5):
+            _fail(f"fft_image_fn({h}, {w}): use norm='ortho' in irfft2 (the default 'backward' divides by h*w)")
+        _fail(f"fft_image_fn({h}, {w}) differs from fv.optvis.fft_image by up to {float((got - want).abs().max()):.3g}"
+              ": complex spectrum * 1/f scale -> irfft2(s=(h, w), norm='ortho') / 4 -> colour matrix -> sigmoid")
+
+
+def check_jitter(fn) -> None:
+    """fn(d) -> transform(x, generator): a random crop d px smaller, different offsets on different draws."""
+    t = _call(fn, 4, what="my_jitter(4)")
+    if not callable(t):
+        _fail(f"my_jitter(4) should return a function transform(x, generator), got {type(t).__name__}")
+    x = torch.arange(16 * 16.0).reshape(1, 1, 16, 16).repeat(2, 3, 1, 1)
+    outs = []
+    for seed in range(12):
+        out = _tensor(_call(t, x, torch.Generator().manual_seed(seed), what="my_jitter(4)(x, generator)"),
+                      "the transform")
+        _shape(out, (2, 3, 12, 12), "my_jitter(4)(x (2, 3, 16, 16))", "crop d px off in each dimension")
+        dy, dx = divmod(int(out[0, 0, 0, 0]), 16)
+        if not torch.equal(out, x[..., dy:dy + 12, dx:dx + 12]):
+            _fail("my_jitter's output is not a crop of the input (a contiguous 12x12 window, the same offset "
+                  "for every image and channel)")
+        outs.append((dy, dx))
+    if len(set(outs)) < 4:
+        _fail(f"my_jitter gave only the offsets {sorted(set(outs))} over 12 draws: draw dy, dx at random in "
+              "0..d with torch.randint(d + 1, (2,), generator=generator)")
+    again = _call(t, x, torch.Generator().manual_seed(3), what="my_jitter")
+    if not torch.equal(again, x[..., outs[3][0]:outs[3][0] + 12, outs[3][1]:outs[3][1] + 12]):
+        _fail("my_jitter is not reproducible: draw the offsets from the `generator` argument")
+
+
+# ----------------------------------------------------------------------------- 05 attribution
+
+
+def check_grad_times_input(fn, f, x: Tensor, target: int) -> None:
+    """fn(x, target) == captum's InputXGradient."""
+    from captum.attr import InputXGradient
+
+    got = _tensor(_call(fn, x, target, what="grad_times_input(x, target)"), "grad_times_input")
+    want = InputXGradient(f).attribute(x, target=target)
+    _shape(got, want.shape, "grad_times_input(x, target)")
+    if torch.allclose(got, want, atol=1e-6):
+        return
+    xg = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(xg)[0, target], xg)
+    if torch.allclose(got, g, atol=1e-6):
+        _fail("grad_times_input returned the gradient alone: multiply by the input x")
+    if torch.allclose(got, (x * g).abs(), atol=1e-6):
+        _fail("grad_times_input took the absolute value; keep the sign (negative = evidence against)")
+    _fail(f"grad_times_input differs from captum's InputXGradient by up to {float((got - want).abs().max()):.3g}")
+
+
+def check_integrated_gradients(fn, f, x: Tensor, target: int, n_steps: int) -> None:
+    """fn(x, target, baseline, n_steps) == captum IG (riemann_middle) for a black AND a non-zero baseline."""
+    from captum.attr import IntegratedGradients
+
+    grey = torch.full_like(x, 0.5)
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    for name, baseline in [("black", torch.zeros_like(x)), ("grey (0.5)", grey), ("uniform noise", noise)]:
+        got = _tensor(_call(fn, x, target, baseline, n_steps,
+                            what=f"integrated_gradients(x, target, <{name} baseline>, {n_steps})"),
+                      "integrated_gradients")
+        _shape(got, x.shape, "integrated_gradients(...)")
+        want = IntegratedGradients(f).attribute(x, baselines=baseline, target=target, n_steps=n_steps,
+                                                method="riemann_middle", internal_batch_size=8)
+        err = float((got - want).norm() / want.norm())
+        if err < 1e-3:
+            continue
+        with torch.no_grad():
+            delta = float((f(x) - f(baseline))[0, target])
+        if name != "black":
+            naive = IntegratedGradients(f).attribute(x, baselines=torch.zeros_like(x), target=target,
+                                                     n_steps=n_steps, method="riemann_middle",
+                                                     internal_batch_size=8)
+            if float((got - naive).norm() / naive.norm()) < 1e-3:
+                _fail(f"with a {name} baseline you return the black-baseline attributions: the path must start "
+                      "at the baseline (baseline + alpha * (x - baseline)) and the result is multiplied by "
+                      "(x - baseline), not x")
+        _fail(f"integrated_gradients with a {name} baseline differs from captum (riemann_middle) by {err:.1%} "
+              f"(L2); its sum is {float(got.sum()):.3f}, f(x) - f(baseline) = {delta:.3f}. The path points are "
+              "baseline + alpha * (x - baseline) at alpha = (k + 0.5) / n_steps; average their gradients and "
+              "multiply by (x - baseline)")
+
+
+def check_smoothgrad(fn) -> None:
+    """fn(f, x, target, n_samples, sigma, seed) -> mean gradient at x + sigma * noise; known answer for a cubic."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 2, 4, 4, generator=gen)
+
+    def cubic(z: Tensor) -> Tensor:   # (B, 2, 4, 4) -> (B, 2): logits; logit 1 = sum z^3, gradient 3 z^2
+        s = (z ** 3).flatten(1).sum(1)
+        return torch.stack([-s, s], 1)
+
+    sigma, n = 0.5, 2000
+    got = _tensor(_call(fn, cubic, x, 1, n, sigma, 0, what="smoothgrad(f, x, 1, 2000, 0.5, seed=0)"),
+                  "smoothgrad")
+    _shape(got, x.shape, "smoothgrad(f, x, ...)", "the same shape as x (one gradient per input value)")
+    want = 3 * x ** 2 + 3 * sigma ** 2       # E[3 (x + σε)^2]
+    err = float((got - want).abs().mean())
+    if err < 0.1:
+        again = _call(fn, cubic, x, 1, n, sigma, 0, what="smoothgrad")
+        if not torch.equal(again, got):
+            _fail("smoothgrad is not reproducible: draw the noise from torch.Generator().manual_seed(seed)")
+        return
+    if float((got - 3 * x ** 2).abs().mean()) < 0.05:
+        _fail("smoothgrad gives the plain gradient at x: add noise sigma * randn to x for each sample")
+    if float((got / n - want).abs().mean()) < 0.1:
+        _fail(f"smoothgrad sums the {n} gradients; average them (divide by n_samples)")
+    if float((got - (3 * x ** 2 + 3 * sigma ** 4)).abs().mean()) < 0.1:
+        _fail("the noise's standard deviation should be sigma (sigma * randn), not sigma**2")
+    _fail(f"smoothgrad on f(z) = Σ z³ should average 3 (x + σε)² to about 3 x² + 3 σ² = 3 x² + {3 * sigma**2:.2f}; "
+          f"yours is off by {err:.3f} on average per entry")
+
+
+def check_rank_correlation(fn) -> None:
+    """fn(a, b) -> Spearman's rank correlation of two tensors (flattened), a float in [-1, 1]."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(5, 6, generator=gen)
+    cases = [("a map with itself", a, a, 1.0), ("a map with its negative", a, -a, -1.0),
+             ("a map with exp(map) (same order, different values)", a, a.exp(), 1.0)]
+    b = torch.randn(5, 6, generator=gen)
+    ra, rb = a.flatten().argsort().argsort().float(), b.flatten().argsort().argsort().float()
+    cases.append(("two random maps", a, b, float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])))
+    for what, x, y, want in cases:
+        got = _call(fn, x, y, what=f"rank_correlation(<{what}>)")
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            _fail(f"rank_correlation should return a number, got {got!r}")
+        if abs(got - want) > 1e-4:
+            hint = ""
+            if what.startswith("a map with exp"):
+                hint = (" Pearson's correlation of the VALUES is not 1 here: correlate the RANKS "
+                        "(x.flatten().argsort().argsort())")
+            _fail(f"rank_correlation on {what} gave {got:.4f}, expected {want:.4f}.{hint}")

@@ -1,0 +1,276 @@
+"""Exercise checks of notebooks 01, 02, 03 and 05 (notebooks/checks.py): each accepts the reference solution
+(notebooks/solutions.py) and rejects a plausible wrong answer with a message that says what is wrong."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"notebook_{name}", NOTEBOOKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(f"notebook_{name}", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def C():
+    return _load("checks")
+
+
+@pytest.fixture(scope="module")
+def S():
+    return _load("solutions")
+
+
+def _rejects(check, *args, match: str) -> str:
+    with pytest.raises(AssertionError, match=match) as err:
+        check(*args)
+    assert len(str(err.value)) > 40, f"failure message too terse: {err.value!r}"
+    return str(err.value)
+
+
+# ----------------------------------------------------------------------------- 01
+
+
+def test_01_solutions_pass(C, S):
+    C.check_output_size(S.output_size)
+    C.check_sliding_windows_1d(S.sliding_windows_1d)
+    C.check_conv2d_minimal(S.conv2d_minimal)
+    C.check_maxpool2d_minimal(S.maxpool2d_minimal)
+    C.check_n_params(S.n_params_conv, S.n_params_linear)
+    C.check_same_padding(S.same_padding)
+    C.check_permute_pixels(S.permute_pixels)
+    C.check_train(S.train)
+
+
+def test_01_output_size_without_floor(C):
+    _rejects(C.check_output_size, lambda L, k, s=1, p=0: (L + 2 * p - k) / s + 1, match="floor division")
+    _rejects(C.check_output_size, lambda L, k, s=1, p=0: (L + p - k) // s + 1, match="BOTH sides")
+
+
+def test_01_sliding_windows_with_hard_coded_stride(C):
+    def contiguous_only(x, k, s=1):
+        return x.as_strided(((x.shape[0] - k) // s + 1, k), (s, 1))
+
+    msg = _rejects(C.check_sliding_windows_1d, contiguous_only, match="memory stride")
+    assert "x.stride()" in msg
+
+
+def test_01_sliding_windows_copy(C):
+    _rejects(C.check_sliding_windows_1d, lambda x, k, s=1: x.unfold(0, k, s).clone(), match="view")
+
+
+def test_01_conv2d_with_strides_from_the_shape(C):
+    def from_shape(x, w, stride=1):
+        B, Cc, H, W = x.shape
+        O, _, kh, kw = w.shape
+        sB, sC, sH, sW = Cc * H * W, H * W, W, 1          # assumes a contiguous x
+        Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+        win = x.as_strided((B, Cc, Ho, Wo, kh, kw), (sB, sC, sH * stride, sW * stride, sH, sW))
+        return torch.einsum("bchwij,ocij->bohw", win, w)
+
+    msg = _rejects(C.check_conv2d_minimal, from_shape, match="x.contiguous")
+    assert "x.stride()" in msg
+
+
+def test_01_maxpool_non_contiguous(C):
+    def from_shape(x, k):
+        B, Cc, H, W = x.shape
+        win = x.as_strided((B, Cc, H // k, W // k, k, k), (Cc * H * W, H * W, W * k, k, W, 1))
+        return win.amax((-2, -1))
+
+    _rejects(C.check_maxpool2d_minimal, from_shape, match="not contiguous")
+
+
+def test_01_n_params_messages(C, S):
+    _rejects(C.check_n_params, lambda i, o, k, bias=True: o * i * k * k, S.n_params_linear, match="bias")
+    _rejects(C.check_n_params, lambda i, o, k, bias=True: o * i * k * k + (i if bias else 0),
+             S.n_params_linear, match="OUTPUT channel")
+    _rejects(C.check_n_params, S.n_params_conv, lambda i, o, bias=True: i * o + i, match="OUTPUT feature")
+
+
+def test_01_same_padding_ignoring_dilation(C):
+    _rejects(C.check_same_padding, lambda k, d=1: (k - 1) // 2, match="dilated")
+
+
+def test_01_permute_pixels_across_channels(C):
+    def channels_last(x, perm):   # flattens (H*W, C) and permutes the wrong axis
+        B, Cc, H, W = x.shape
+        return x.reshape(B, H * W, Cc)[:, perm].reshape(x.shape)
+
+    _rejects(C.check_permute_pixels, channels_last, match="between channels")
+
+    def inverse(x, perm):
+        inv = torch.empty_like(perm)
+        inv[perm] = torch.arange(len(perm))
+        return x.flatten(2)[:, :, inv].reshape(x.shape)
+
+    _rejects(C.check_permute_pixels, inverse, match="inverse")
+
+
+def test_01_train_that_does_not_train(C):
+    _rejects(C.check_train, lambda model, x, y, steps, lr: [1.0] * steps, match="did not change")
+    _rejects(C.check_train, lambda model, x, y, steps, lr: None, match="per-step losses")
+
+
+# ----------------------------------------------------------------------------- 02
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(6, 4)
+
+
+def test_02_mean_hook_messages(C):
+    model = _Tiny()
+    ref = torch.randn(3, 5, 4, 4)
+    C.check_mean_hook({"means": ref.mean((2, 3))}, ref, model)
+    _rejects(C.check_mean_hook, {}, ref, model, match="did the hook run")
+    _rejects(C.check_mean_hook, {"means": ref.mean((0, 2, 3))}, ref, model, match="over the batch")
+    _rejects(C.check_mean_hook, {"means": ref.amax((2, 3))}, ref, model, match="differs")
+
+
+def test_02_direct_contributions(C, S):
+    model = _Tiny()
+    pooled = torch.rand(6)
+    logit = float(model.fc(pooled)[2].detach())
+    C.check_direct_contributions(lambda p, k: S.direct_contributions(model, p, k), model, pooled, 2, logit)
+    _rejects(C.check_direct_contributions, lambda p, k: p * model.fc.weight[k] + model.fc.bias[k] / 6, model,
+             pooled, 2, logit, match="bias")
+    _rejects(C.check_direct_contributions, lambda p, k: p * 2, model, pooled, 2, logit, match="add up")
+
+
+@pytest.fixture(scope="module")
+def hooked_lite0():
+    import featviz as fv
+
+    model = fv.models.efficientnet_lite0()
+    return fv.hooked(model), torch.rand(1, 3, 64, 64)
+
+
+def test_02_zero_hook_in_place_is_rejected(C, S, hooked_lite0):
+    hm, x = hooked_lite0
+    with torch.no_grad():
+        C.check_zero_hook(lambda m, i, o: S.zero_channels(o, [3, 7]), [3, 7], hm, x)
+
+        def in_place(module, inputs, output):
+            output[:, [3, 7]] = 0
+            return output
+
+        _rejects(C.check_zero_hook, in_place, [3, 7], hm, x, match="in place")
+        _rejects(C.check_zero_hook, lambda m, i, o: None, [3, 7], hm, x, match="returned None")
+
+
+def test_02_expand_weights(C, S):
+    C.check_expand_weights(S.expand_weights)
+    _rejects(C.check_expand_weights, lambda w1, w2: S.expand_weights(w1, w2).flip(-1, -2), match="flipped")
+
+
+def test_expand_weights_is_the_jacobian(S):
+    w1, w2 = torch.randn(4, 3, 3, 3), torch.randn(2, 4, 3, 3)
+    x = torch.zeros(1, 3, 5, 5, requires_grad=True)
+    (g,) = torch.autograd.grad(F.conv2d(F.conv2d(x, w1), w2)[0, 1, 0, 0], x)
+    assert torch.allclose(g[0], S.expand_weights(w1, w2)[1], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- 03
+
+
+def test_03_solutions_pass(C, S):
+    import featviz as fv
+
+    C.check_channel_objective(S.channel_objective)
+    C.check_contrast(S.contrast_objective("blocks.4", 5, 0), "blocks.4", 5, 0)
+    C.check_fft_image(S.fft_image_fn)
+    C.check_jitter(S.my_jitter)
+    _rejects(C.check_contrast, fv.objectives.channel("blocks.4", 0) - fv.objectives.channel("blocks.4", 5),
+             "blocks.4", 5, 0, match="sign")
+
+
+def test_03_fft_without_scale_or_decorrelation(C):
+    import featviz as fv
+
+    def no_scale(spectrum, h, w):
+        pix = torch.fft.irfft2(torch.view_as_complex(spectrum), s=(h, w), norm="ortho") / 4
+        return fv.optvis.param.to_rgb(pix)
+
+    def no_colour(spectrum, h, w):
+        scale = 1 / fv.optvis.param.rfft2d_freqs(h, w).clamp(min=1 / max(h, w))
+        pix = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho") / 4
+        return torch.sigmoid(pix)
+
+    _rejects(C.check_fft_image, no_scale, match="1 / max")
+    _rejects(C.check_fft_image, no_colour, match="COLOR_CORRELATION")
+
+
+def test_03_jitter_not_random(C):
+    _rejects(C.check_jitter, lambda d: (lambda x, generator=None: x[..., d:, d:]), match="offsets")
+    _rejects(C.check_jitter, lambda d: (lambda x, generator=None: x[..., :-d, :-d] * 1.0 + 0 * x[..., d:, d:]
+                                        if False else F.interpolate(x, size=(12, 12))), match="not a crop")
+
+
+# ----------------------------------------------------------------------------- 05
+
+
+def _f(x):   # a small nonlinear "classifier": (B, 3, 8, 8) -> (B, 2)
+    s = torch.tanh(3 * x).flatten(1)
+    return torch.stack([s.sum(1), (s[:, ::2] * 2).sum(1) - x.flatten(1)[:, 1::3].sum(1)], 1)
+
+
+def test_05_integrated_gradients_ignoring_the_baseline(C, S):
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def ours(xx, t, b, n, batch_size=8):
+        return S.integrated_gradients(_f, xx, t, b, n, batch_size)
+
+    C.check_integrated_gradients(ours, _f, x, 1, 16)
+
+    def ignores_baseline(xx, t, b, n, batch_size=8):
+        return S.integrated_gradients(_f, xx, t, torch.zeros_like(xx), n, batch_size)
+
+    _rejects(C.check_integrated_gradients, ignores_baseline, _f, x, 1, 16, match="black-baseline")
+
+    def starts_at_zero_times_delta(xx, t, b, n, batch_size=8):
+        return S.integrated_gradients(_f, xx, t, torch.zeros_like(xx), n, batch_size) * (xx - b) / xx
+
+    _rejects(C.check_integrated_gradients, starts_at_zero_times_delta, _f, x, 1, 16, match="baseline")
+
+
+def test_05_grad_times_input(C, S):
+    x = torch.rand(1, 3, 8, 8)
+    C.check_grad_times_input(lambda xx, t: S.grad_times_input(_f, xx, t), _f, x, 1)
+
+    def grad_only(xx, t):
+        xx = xx.clone().requires_grad_(True)
+        return torch.autograd.grad(_f(xx)[0, t], xx)[0]
+
+    _rejects(C.check_grad_times_input, grad_only, _f, x, 1, match="multiply by the input")
+
+
+def test_05_smoothgrad(C, S):
+    C.check_smoothgrad(S.smoothgrad)
+    _rejects(C.check_smoothgrad, lambda f, x, t, n, s, seed: S.smoothgrad(f, x, t, n, 0.0, seed),
+             match="plain gradient")
+    _rejects(C.check_smoothgrad, lambda f, x, t, n, s, seed: S.smoothgrad(f, x, t, n, s, seed) * n,
+             match="average")
+
+
+def test_05_rank_correlation(C, S):
+    C.check_rank_correlation(S.rank_correlation)
+
+    def pearson(a, b):
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    _rejects(C.check_rank_correlation, pearson, match="RANKS")
