@@ -9,7 +9,8 @@
 # **You will learn**
 # - to wrap any PyTorch model with `fv.hooked` and list the names of everything you can look at;
 # - to cache activations with `run_with_cache` and plot a channel's activation map over a photo;
-# - to write your own hook, and to **ablate** (switch off) channels and watch the prediction change;
+# - to write your own hook, and to **ablate** (switch off) channels and watch the prediction change — and to tell
+#   an ablation that adds causal evidence from one that only re-measures a linear read-out;
 # - why hooks must always be removed, and how featviz guarantees it.
 #
 # The model is **EfficientNet-Lite0**, an ImageNet classifier (1000 classes) with 16 convolutional blocks, shipped
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets: text bars are fine
 import featviz as fv
+import checks        # the exercise checks: each says what is wrong, not only that something is
 import solutions
 
 FAST = os.environ.get("FEATVIZ_FAST") == "1"  # the test suite runs every notebook in this quick mode
@@ -189,10 +191,7 @@ with hm.hooks([("blocks.4", mean_hook)]):
     hm(x[:3])
 
 # %%
-assert "means" in store, "the hook should put something in store['means']"
-assert store["means"].shape == (3, 40), f"expected (batch, channels) = (3, 40), got {tuple(store['means'].shape)}"
-assert torch.allclose(store["means"], cache["blocks.4"][:3].mean(dim=(2, 3)), atol=1e-5)
-assert all(len(m._forward_hooks) == 0 for m in model.modules()), "a hook was left behind"
+checks.check_mean_hook(store, cache["blocks.4"][:3], model)
 print("Exercise 1: all checks passed")
 
 # %% [markdown]
@@ -221,9 +220,8 @@ def direct_contributions(pooled: torch.Tensor, class_index: int) -> torch.Tensor
 i = names.index("chelsea")
 k = int(logits[i].argmax())
 pooled = cache["head.relu"][i].mean(dim=(1, 2))               # what `pool` computes: (1280,)
+checks.check_direct_contributions(direct_contributions, model, pooled, k, float(logits[i, k]))
 contrib = direct_contributions(pooled, k)
-assert contrib.shape == (1280,), f"expected shape (1280,), got {tuple(contrib.shape)}"
-assert torch.isclose(contrib.sum() + model.fc.bias[k], logits[i, k], atol=1e-3), "contributions + bias != logit"
 print(f"Exercise 2: all checks passed — the '{model.labels[k]}' logit {logits[i, k]:.2f} = "
       f"{contrib.sum():.2f} (channels) + {model.fc.bias[k]:.2f} (bias)")
 
@@ -232,8 +230,8 @@ print(f"Exercise 2: all checks passed — the '{model.labels[k]}' logit {logits[
 # ablating as many *random* channels (a control: any change could just be "damage").
 
 # %%
-def class_probs(ablate_channels: list[int]) -> torch.Tensor:
-    with hm.ablate("head.relu", ablate_channels):
+def class_probs(layer: str, ablate_channels: list[int]) -> torch.Tensor:
+    with hm.ablate(layer, ablate_channels):
         return hm(x[i:i + 1])[0].softmax(0)
 
 
@@ -241,14 +239,12 @@ ks = [1, 2, 5, 10] if FAST else [1, 2, 3, 5, 10, 20]
 order = contrib.argsort(descending=True).tolist()
 gen = torch.Generator().manual_seed(0)
 random_order = torch.randperm(1280, generator=gen).tolist()
-p_top = [class_probs(order[:n])[k].item() for n in ks]
-p_random = [class_probs(random_order[:n])[k].item() for n in ks]
-after = class_probs(order[:1])
-print(f"before: {model.labels[k]} {logits[i].softmax(0)[k]:.0%}; after ablating channel {order[0]}: "
-      f"{model.labels[k]} {after[k]:.0%}, top class now '{model.labels[int(after.argmax())]}'")
+p_top = [class_probs("head.relu", order[:n])[k].item() for n in ks]
+p_random = [class_probs("head.relu", random_order[:n])[k].item() for n in ks]
+p_before = logits[i].softmax(0)
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
-ax.axhline(logits[i].softmax(0)[k].item(), c="gray", ls="--", label="no ablation")
+ax.axhline(p_before[k].item(), c="gray", ls="--", label="no ablation")
 ax.plot(ks, p_top, "o-", label="top direct contributors ablated")
 ax.plot(ks, p_random, "s-", label="random channels ablated")
 ax.set(title=f"Ablating head.relu channels on '{names[i]}'", xlabel="number of channels set to 0",
@@ -258,9 +254,74 @@ plt.show()
 assert p_top[-1] < p_random[-1], "the top contributors should matter more than random channels"
 
 # %% [markdown]
-# A handful of the 1280 channels carry much of the evidence for "Egyptian cat"; removing them lets the
-# runner-up class ("tiger cat") win, while removing random channels barely matters. (Zero is a strong
-# intervention — `value="mean"` replaces a channel by its mean instead, a gentler baseline.)
+# **Does this ablation tell us anything new?** Between `head.relu` and the logit there is only an average and a
+# linear layer, so zeroing channel `c` lowers the logit by *exactly* its direct contribution — an ablation here
+# re-measures Exercise 2, it adds no causal evidence. Check it:
+
+# %%
+n_abl = ks[-1]
+with hm.ablate("head.relu", order[:n_abl]):
+    logit_after = hm(x[i:i + 1])[0, k]
+drop, predicted = (logits[i, k] - logit_after).item(), contrib[order[:n_abl]].sum().item()
+print(f"ablating the top {n_abl} head.relu channels lowers the '{model.labels[k]}' logit by {drop:.4f}; their "
+      f"direct contributions add up to {predicted:.4f}")
+assert abs(drop - predicted) < 1e-3 * max(1.0, abs(predicted)), "a linear read-out: ablation == contributions"
+
+# %% [markdown]
+# And the prediction after ablating the top contributors — is it a clear "flip" to another class? Read the
+# probabilities, not only the arg-max:
+
+# %%
+def top2(p: torch.Tensor) -> str:
+    (pa, pb), (ca, cb) = p.topk(2)
+    return f"'{model.labels[ca]}' {pa:.0%}, '{model.labels[cb]}' {pb:.0%}"
+
+
+p_after = class_probs("head.relu", order[:n_abl])
+(pa, pb), (ca, cb) = p_after.topk(2)
+margin = (pa - pb).item()
+kind = ("a near-tie between the two classes, not a confident flip" if margin <= 0.2 else
+        "a clear change of prediction" if ca != k else "no change of prediction")
+print(f"before: {top2(p_before)}; after ablating {n_abl} top contributors: {top2(p_after)} — {kind}")
+
+# %% [markdown]
+# ### An ablation that adds evidence: upstream of a nonlinearity
+#
+# Earlier in the network, a channel's effect on the logit passes through 1×1 convolutions, BatchNorm and ReLUs, so
+# a linear estimate (gradient × activation, summed over the map — the *attribution* of notebook 05) is only a
+# first-order guess. Ablating there is a real experiment: does the logit drop as much as the estimate says, and
+# more than for random channels?
+
+# %%
+LAYER_UP = "blocks.15"                                          # (1, 320, 7, 7), before head.conv + BN + ReLU
+with torch.enable_grad():
+    out_up, cache_up = hm.run_with_cache(x[i:i + 1], names=[LAYER_UP], detach=False)
+    act = cache_up[LAYER_UP]
+    (grad,) = torch.autograd.grad(out_up[0, k], act)
+estimate = (grad * act).sum(dim=(0, 2, 3)).detach()             # (320,) first-order effect of removing each
+up_order = estimate.argsort(descending=True).tolist()
+n_up = 5
+with hm.ablate(LAYER_UP, up_order[:n_up]):
+    actual = (logits[i, k] - hm(x[i:i + 1])[0, k]).item()
+random_drops = []
+for seed in range(5 if FAST else 20):
+    chans = torch.randperm(act.shape[1], generator=torch.Generator().manual_seed(seed))[:n_up].tolist()
+    with hm.ablate(LAYER_UP, chans):
+        random_drops.append((logits[i, k] - hm(x[i:i + 1])[0, k]).item())
+linear = estimate[up_order[:n_up]].sum().item()
+rand_max = max(random_drops)
+print(f"{LAYER_UP}: ablating the {n_up} channels with the largest attribution lowers the logit by {actual:.2f} "
+      f"(the linear estimate said {linear:.2f}, {actual / linear:.0%} of it); {len(random_drops)} random sets of "
+      f"{n_up} change it by {min(random_drops):.2f} to {rand_max:.2f}")
+assert abs(actual - linear) > 1e-3, "upstream of a nonlinearity the ablation is not just the linear estimate"
+print("the top channels lower the logit more than every random set" if actual > rand_max else
+      "the top channels do NOT beat every random set: the attribution ranking is not confirmed here")
+
+# %% [markdown]
+# Here the ablation measures something the weights alone do not give: the nonlinear layers between `blocks.15`
+# and the logit decide how much of the estimated effect survives, and the random sets say how large an effect
+# *any* five channels would have. (Zero is a strong intervention — `value="mean"` replaces a channel by its mean
+# instead, a gentler baseline.)
 #
 # ### Exercise 3 — an ablation by hand
 # `hm.ablate` is a hook that returns a modified output. Write one yourself: return a copy of `output` with the
@@ -276,12 +337,7 @@ def zero_hook(module, inputs, output):
 
 
 # %%
-with hm.hooks([("blocks.2", zero_hook)]):
-    mine = hm(x[:2])
-with hm.ablate("blocks.2", CHANNELS):
-    ref = hm(x[:2])
-assert torch.allclose(mine, ref, atol=1e-5), "your hook and hm.ablate give different logits"
-assert not torch.allclose(mine, logits[:2], atol=1e-3), "zeroing two channels should change the logits a little"
+checks.check_zero_hook(zero_hook, CHANNELS, hm, x[:2])   # also: `output` must not be modified in place
 print("Exercise 3: all checks passed")
 
 # %% [markdown]
@@ -306,12 +362,84 @@ print("hooks left on the model:", n_left)
 assert n_left == 0
 
 # %% [markdown]
+# ## 7. Reading the wiring: expanded weights by hand
+#
+# Ablations ask what a channel *does*; weights say how it is *built*. Two convolutions in a row with a ReLU
+# between them act, wherever the ReLU is on, like one bigger convolution. Its kernel — the **expanded weights**
+# of *Zoom In* — says how each channel two layers down reads each channel of the layer below, pixel by pixel.
+#
+# ### Exercise 4 — expanded weights
+# For `w1` of shape `(M, C, k1, k1)` and `w2` of shape `(O, M, k2, k2)` (no padding, stride 1, the ReLU treated as
+# the identity), return the `(O, C, k1 + k2 − 1, k1 + k2 − 1)` kernel of `conv2(conv1(x))`. Think about where
+# tap `(a, b)` of `w2` reads conv1's output, and where *that* unit reads the input (PyTorch's convolutions do not
+# flip their kernels). About 10 lines with a loop over `(a, b)` and an `einsum`.
+
+# %%
+def expand_weights(w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """(M, C, k1, k1), (O, M, k2, k2) -> (O, C, k1 + k2 - 1, k1 + k2 - 1)."""
+    # EXERCISE: replace the next line.
+    return solutions.expand_weights(w1, w2)
+
+
+# %%
+checks.check_expand_weights(expand_weights)      # against autograd's Jacobian of conv2(conv1(x))
+print("Exercise 4: all checks passed")
+
+# %% [markdown]
+# `fv.circuits.expanded_weights` computes the same thing on any model (through padding, BatchNorm, residual adds),
+# so your function should agree with it on a small network whose convolutions we know:
+
+# %%
+torch.manual_seed(0)
+small = torch.nn.Sequential()
+small.add_module("conv1", fv.nn.Conv2d(3, 4, 3, padding=1, bias=False))
+small.add_module("relu1", fv.nn.ReLU())
+small.add_module("conv2", fv.nn.Conv2d(4, 5, 3, padding=1, bias=False))
+small.add_module("relu2", fv.nn.ReLU())
+small.add_module("conv3", fv.nn.Conv2d(5, 2, 3, padding=1, bias=False))
+small.eval()
+with torch.enable_grad():                        # expanded weights are a Jacobian: gradients on here
+    lib = fv.circuits.expanded_weights(small, "relu1", "conv3", size=16, progress=False)   # (2, 4, 5, 5)
+mine = expand_weights(small.conv2.weight.detach(), small.conv3.weight.detach())
+print(f"fv.circuits.expanded_weights {tuple(lib.shape)}, yours {tuple(mine.shape)}, max difference "
+      f"{(lib - mine).abs().max():.1e}")
+assert torch.allclose(lib, mine, atol=1e-5)
+fv.viz.plot_weights(mine)
+plt.show()
+
+# %% [markdown]
+# ## 8. Exploring a circuit
+#
+# `fv.viz.explore(model, "layer:channel")` puts the two together: a circuit graph whose edges carry expanded
+# weights (hover an edge to see its pattern); clicking a node's button expands its strongest upstream units (one
+# `fv.circuits.trace` step) and shows the node's feature visualization, dataset examples and evidence in a side
+# panel. It needs `ipywidgets` (`pip install featviz[widgets]`) and a live Jupyter kernel; an exported page or a
+# run without widgets shows the static figure below. We explore the hand-wired toy model of notebook 04, whose
+# wiring is known: unit 1 of `relu2` is a curve detector built from edge units 1, 2, 3 and inhibited by 6.
+
+# %%
+torch.set_grad_enabled(True)                     # tracing and rendering need gradients again
+toy = fv.models.toy.edges_and_curves()
+explorer = fv.viz.explore(toy, "relu2:1", top_k=4, render_steps=16 if FAST else 128, evidence=not FAST)
+planted = sorted(f"relu1:{c}" for c, *_ in toy.ground_truth["conv2"][1]["inputs"])
+print(f"upstream of relu2:1: {sorted(explorer.nodes[1:])}; planted: {planted}")
+assert sorted(explorer.nodes[1:]) == planted
+explorer
+
+# %%
+explorer.figure(details=True)
+plt.show()
+
+# %% [markdown]
 # ## Summary
 #
 # - `fv.hooked(model)` names every module (`hm.hook_names`); `run_with_cache` returns the activations you ask for.
 # - An activation map shows where a channel fires; averaging gives a (photo × channel) table.
-# - Hooks can *change* activations: ablating a few channels with large direct contributions flips the cat
-#   prediction, random channels do not — evidence about what those channels *do*, not only what they correlate with.
+# - Hooks can *change* activations. Ablating `head.relu` channels only re-measures the linear read-out (the drop
+#   equals their direct contributions); ablating upstream of nonlinear layers, against random channel sets, is an
+#   experiment — and a changed arg-max can be a near-tie, so report the probabilities.
+# - Two convolutions compose into one bigger kernel, the expanded weights; `fv.viz.explore` walks a circuit
+#   with them.
 #
 # **Next:** `03_feature_visualization.ipynb` asks the network itself what a channel wants to see
 # (Olah, Mordvintsev & Schubert, [*Feature Visualization*](https://distill.pub/2017/feature-visualization/),
