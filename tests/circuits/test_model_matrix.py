@@ -1,10 +1,13 @@
-"""The "your own model" matrix: 12 torchvision architectures at random init x every tool.
+"""The "your own model" matrix: 12 torchvision and 3 timm architectures at random init x every tool.
 
 Each cell gives the right answer, checked against a truth computed another way (the dst conv's own
 weights with its BatchNorm folded, the linearised Jacobian's full gradient, our own grad x act from
 ``run_with_cache``, execution order for trace edges, the torch model's output for ``from_torch``), or
-a clear error naming the construct it cannot handle. ``make test`` runs a fast subset of models;
-``-m slow`` runs all twelve (docs/models.md, "Your own model", lists the outcomes).
+a clear error naming the construct it cannot handle. ``make test`` runs every model (docs/models.md,
+"Your own model", lists the outcomes). The timm models (timm is in the ``[dev]`` extra; skipped
+without it) bring timm's own modules: ``nn.Identity`` placeholders inside blocks (``aa``,
+``drop_block``), ``BatchNormAct2d`` (a BatchNorm that applies its activation itself), avg-pool
+downsample shortcuts and ``LayerNorm2d``.
 """
 import contextlib
 import io
@@ -62,7 +65,29 @@ MODELS = {
                  "encoder.layers.encoder_layer_1", ("conv_proj", "encoder.layers.encoder_layer_0"),
                  "encoder.layers.encoder_layer_0"),
 }
-FAST = list(MODELS)  # all twelve run in `make test` (~50 s on one thread)
+
+
+def _timm(arch: str, **kw):
+    return lambda: pytest.importorskip("timm").create_model(arch, **kw)
+
+
+# timm: resnet10t (tiered stem, avg-pool downsample, Identity `aa`/`drop_block`; zero_init_last=False so
+# the residual branch is not all zero at random init), tinynet_e (EfficientNet blocks with BatchNormAct2d
+# and squeeze-excite), convnext_atto (LayerNorm2d, 1x1 convs as the MLP, Dropout/Identity between)
+TIMM = {
+    "timm_resnet10t": (_timm("resnet10t", zero_init_last=False), 32, ("layer2.0.act1", "layer2.0.conv2"),
+                       "layer3.0.conv1", ("layer1.0", "layer2.0.act2"), "layer2.0"),
+    "timm_tinynet_e": (_timm("tinynet_e"), 32, ("blocks.1.0.bn1", "blocks.1.0.conv_dw"),
+                       "blocks.1.0.conv_pwl", ("blocks.0", "blocks.1.0.bn3"), "blocks.1.0"),
+    "timm_convnext_atto": (_timm("convnext_atto"), 32,
+                           ("stages.0.blocks.0.mlp.act", "stages.0.blocks.0.mlp.fc2"),
+                           "stages.0.blocks.1.conv_dw", ("stages.0.blocks.0", "stages.0.blocks.1.mlp.fc1"),
+                           "stages.0.blocks.0"),
+}
+TIMM_SOURCE = {"timm_resnet10t": "resnet10t', zero_init_last=False", "timm_tinynet_e": "tinynet_e'",
+               "timm_convnext_atto": "convnext_atto'"}
+MODELS.update(TIMM)
+FAST = list(MODELS)  # all fifteen run in `make test` (~50 s for torchvision, ~15 s for timm, one thread)
 CELLS = ["cache", "render", "render_layer", "weights", "weights_gap", "expanded_weights", "attribute",
          "trace", "from_torch", "layers_cli"]
 _built: dict[str, torch.nn.Module] = {}
@@ -256,7 +281,10 @@ def cell_layers_cli(name, model, size, tmp_path):
             "inception_v3": "inception_v3(init_weights=False, aux_logits=False)",
             "vit_b_16": "vit_b_16(image_size=32)"}.get(name, f"{name}()")
     path = tmp_path / f"{name}_net.py"
-    path.write_text(f"import torchvision\nmodel = torchvision.models.{ctor}\n")
+    if name in TIMM_SOURCE:
+        path.write_text(f"import timm\nmodel = timm.create_model('{TIMM_SOURCE[name]})\n")
+    else:
+        path.write_text(f"import torchvision\nmodel = torchvision.models.{ctor}\n")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = featviz.cli.main(["layers", str(path), "--size", str(size)])
