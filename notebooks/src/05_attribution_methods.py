@@ -9,7 +9,10 @@
 # - three gradient-based methods: **saliency** (the gradient), **gradient × input**, and **integrated gradients**;
 # - to write integrated gradients yourself and check it against [captum](https://captum.ai) (timing included);
 # - two well-known pitfalls: **saturation** (a gradient can be zero where a feature matters) and the choice of
-#   **baseline** (a black baseline makes dark pixels invisible).
+#   **baseline** (a black baseline makes dark pixels invisible);
+# - why IG's sum is only approximately complete with few steps, and a step schedule that fixes it;
+# - **SmoothGrad**, and the **model-randomisation sanity check** (Adebayo et al. 2018): a map that hardly changes
+#   when the weights are random explains the image, not the model.
 #
 # **Further reading.** Sundararajan, Taly & Yan, *Axiomatic Attribution for Deep Networks* (ICML 2017), which
 # introduced integrated gradients; Sturmfels, Lundberg & Lee,
@@ -33,6 +36,7 @@ from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torchvision.transforms.functional import gaussian_blur
 
 import featviz as fv
+import checks        # the exercise checks: each says what is wrong, not only that something is
 import solutions
 
 FAST = os.environ.get("FEATVIZ_FAST") == "1"  # the test suite runs every notebook in this quick mode
@@ -59,7 +63,7 @@ for p, t in zip(photos, targets):
 
 def heat(attr: torch.Tensor) -> torch.Tensor:
     """(3, H, W) attribution -> (H, W) map: absolute value summed over colours, scaled to its 99th percentile."""
-    m = attr.abs().sum(0)
+    m = attr.detach().abs().sum(0)
     return (m / m.flatten().quantile(0.99).clamp_min(1e-12)).clamp(0, 1)
 
 
@@ -113,10 +117,7 @@ def grad_times_input(x: torch.Tensor, target: int) -> torch.Tensor:
 
 
 # %%
-gxi = grad_times_input(x_all[:1], target)
-ref = InputXGradient(f).attribute(x_all[:1], target=target)
-assert gxi.shape == ref.shape, f"shape {tuple(gxi.shape)}, captum gives {tuple(ref.shape)}"
-assert torch.allclose(gxi, ref, atol=1e-6), "differs from captum's InputXGradient"
+checks.check_grad_times_input(grad_times_input, f, x_all[:1], target)   # against captum's InputXGradient
 print("Exercise 1: all checks passed")
 
 # %% [markdown]
@@ -128,13 +129,14 @@ print("Exercise 1: all checks passed")
 #
 # $$\mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial f_c}{\partial x_i}\big(x' + \alpha (x - x')\big)\, d\alpha .$$
 #
-# Its key property is **completeness**: the attributions add up to $f_c(x) - f_c(x')$, the whole change of the
-# logit between baseline and photo. We approximate the integral with `n_steps` points at the middle of equal
-# intervals ($\alpha = (k + ½)/n$ for $k = 0 … n-1$), evaluated in batches.
+# Its key property is **completeness**: the exact integral adds up to $f_c(x) - f_c(x')$, the whole change of
+# the logit between baseline and photo. We approximate the integral with `n_steps` points at the middle of equal
+# intervals ($\alpha = (k + ½)/n$ for $k = 0 … n-1$), evaluated in batches — so *our* sum adds up only as well
+# as those points sample the path (measured below).
 #
 # ### Exercise 2 — integrated gradients
-# Fill in `integrated_gradients`. The check verifies completeness and compares with captum
-# (`method="riemann_middle"` uses the same points).
+# Fill in `integrated_gradients`. The check compares with captum (`method="riemann_middle"` uses the same points)
+# for a black, a grey and a noise baseline — a version that ignores `baseline` fails.
 
 # %%
 def integrated_gradients(x: torch.Tensor, target: int, baseline: torch.Tensor, n_steps: int = 32,
@@ -151,16 +153,11 @@ black = torch.zeros_like(x_all[:1])
 ig = integrated_gradients(x_all[:1], target, black, n_steps=N_STEPS)
 with torch.no_grad():
     delta = (f(x_all[:1]) - f(black))[0, target].item()
-assert ig.shape == x_all[:1].shape
-print(f"sum of attributions {ig.sum().item():.3f} vs f(x) - f(baseline) = {delta:.3f}")
-assert abs(ig.sum().item() - delta) < 0.25 * abs(delta), "completeness: the attributions should add up (roughly)"
-
-ig_captum = IntegratedGradients(f).attribute(x_all[:1], baselines=black, target=target, n_steps=N_STEPS,
-                                             method="riemann_middle", internal_batch_size=8)
-err = ((ig - ig_captum).norm() / ig_captum.norm()).item()
-print(f"relative difference from captum (L2 norm): {err:.1e}")
-assert err < 1e-3, "differs from captum's IntegratedGradients(method='riemann_middle')"
+checks.check_integrated_gradients(integrated_gradients, f, x_all[:1], target, N_STEPS)
 print("Exercise 2: all checks passed")
+gap = ig.sum().item() - delta
+print(f"{N_STEPS} steps: sum of attributions {ig.sum().item():.3f} vs f(x) - f(baseline) = {delta:.3f} — off by "
+      f"{abs(gap):.3f} ({abs(gap) / abs(delta):.0%} of the change)")
 
 # %% [markdown]
 # ### Ours and captum's, side by side
@@ -190,30 +187,89 @@ plt.tight_layout()
 plt.show()
 print(f"ours {t_ours:.2f} s, captum {t_captum:.2f} s")
 
-steps_grid = [2, 4, 8] if FAST else [4, 8, 16, 32, 64]
-errors = {"ours (midpoint)": [], "captum gausslegendre": []}
+steps_grid = [2, 4, 8, 16] if FAST else [4, 8, 16, 32, 64]
+
+
+def ig_on_schedule(x, target, baseline, alphas, weights, batch_size=8):
+    """IG with any points alphas (n,) and quadrature weights (n,) that sum to 1."""
+    total = torch.zeros_like(x)
+    for a, w in zip(alphas.split(batch_size), weights.split(batch_size)):
+        path = (baseline + a[:, None, None, None] * (x - baseline)).requires_grad_(True)   # (b, 3, H, W)
+        (grad,) = torch.autograd.grad(f(path)[:, target].sum(), path)
+        total += (grad * w[:, None, None, None]).sum(0, keepdim=True)
+    return (x - baseline) * total
+
+
+# where along the path does the logit change? (no gradients: just the logit on a fine grid of alphas)
+grid = torch.cat([torch.zeros(1), torch.logspace(-3, 0, 13 if FAST else 31)])
+with torch.no_grad():
+    along = torch.cat([f(chunk[:, None, None, None] * x_all[:1]) for chunk in grid.split(8)])[:, target]
+change = (along - along[0]) / (along[-1] - along[0])             # fraction of the total change reached
+a80 = float(grid[int((change >= 0.8).nonzero()[0])])             # the alpha by which 80% has happened
+
+
+def equal_change_schedule(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n intervals, each covering an equal share of (half the logit's change + half of alpha): midpoints, widths.
+
+    The logit curve comes from forward passes only (cheap); mixing in alpha keeps flat parts sampled too."""
+    cum = 0.5 * change.cummax(0).values.clamp(0, 1) + 0.5 * grid   # increasing from 0 to 1
+    targets_u = torch.linspace(0, 1, n + 1)
+    idx = torch.searchsorted(cum, targets_u).clamp(1, len(grid) - 1)
+    lo, hi = cum[idx - 1], cum[idx]
+    t = ((targets_u - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    edges = grid[idx - 1] + t * (grid[idx] - grid[idx - 1])       # alpha where cum reaches k/n
+    edges[0], edges[-1] = 0.0, 1.0
+    return (edges[:-1] + edges[1:]) / 2, edges[1:] - edges[:-1]
+
+
+def equal_schedule(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.linspace(0.5 / n, 1 - 0.5 / n, n), torch.full((n,), 1 / n)
+
+
+errors = {"equal steps (midpoints)": [], "steps by equal logit change": []}
 for n in steps_grid:
-    a = integrated_gradients(x_all[:1], target, black, n_steps=n)
-    b = IntegratedGradients(f).attribute(x_all[:1], baselines=black, target=target, n_steps=n, internal_batch_size=8)
-    errors["ours (midpoint)"].append(abs(a.sum().item() - delta))
-    errors["captum gausslegendre"].append(abs(b.sum().item() - delta))
-fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, sched in zip(errors, (equal_schedule, equal_change_schedule)):
+        a = ig_on_schedule(x_all[:1], target, black, *sched(n))
+        errors[name].append(abs(a.sum().item() - delta) / abs(delta))
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+axes[0].plot(grid[1:], change[1:], "o-")
+axes[0].axhline(0.8, ls="--", c="gray")
+axes[0].set(xscale="log", title="Where along the path the logit changes", xlabel="α (log scale)",
+            ylabel="fraction of f(x) − f(x') reached")
 for name, errs in errors.items():
-    ax.plot(steps_grid, errs, "o-", label=name)
-ax.set(xscale="log", yscale="log", title="Completeness error of integrated gradients",
-       xlabel="number of steps", ylabel="|sum of attributions − (f(x) − f(x'))|")
-ax.set_xticks(steps_grid, [str(n) for n in steps_grid])
-ax.minorticks_off()
-ax.legend()
+    axes[1].plot(steps_grid, errs, "o-", label=name)
+axes[1].set(xscale="log", yscale="log", title="Completeness error of integrated gradients",
+            xlabel="number of steps", ylabel="|Σ attributions − Δf| / |Δf|")
+axes[1].set_xticks(steps_grid, [str(n) for n in steps_grid])
+axes[1].minorticks_off()
+axes[1].legend(fontsize=7)
+plt.tight_layout()
 plt.show()
+eq, adaptive = errors["equal steps (midpoints)"], errors["steps by equal logit change"]
+n_last = steps_grid[-1]
+print(f"80% of the logit's change has happened by α = {a80:.3g}; {n_last} equal steps put "
+      f"{sum(1 for k in range(n_last) if (k + 0.5) / n_last <= a80)} of their points there.")
+print(f"completeness error with {n_last} steps: equal steps {eq[-1]:.1%}, steps by equal logit change "
+      f"{adaptive[-1]:.1%} — the adaptive schedule is {'better' if adaptive[-1] < eq[-1] else 'NOT better'} here")
+
+# %% [markdown]
+# The sum is complete only when the steps sample the part of the path where the logit changes. From a black
+# baseline much of the change can happen in a short stretch of α (the curve on the left, printed above), and
+# equal steps then spend most of their points where nothing happens. The adaptive schedule first measures the
+# logit along the path with cheap forward passes, then places the intervals so that each covers an equal share
+# of the change (mixed half-and-half with equal widths, so flat parts are still sampled); each gradient is
+# weighted by its interval's width, so it is still an integral over [0, 1]. Whichever schedule you use, **check
+# the completeness error** before trusting a map, and increase the steps until it is small.
 
 # %% [markdown]
 # ### The three maps
 
 # %%
+all_maps = {}
 for k, p in enumerate(photos):
     xi, ti = x_all[k:k + 1], int(targets[k])
-    maps = {
+    all_maps[p] = maps = {
         "saliency": Saliency(f).attribute(xi, target=ti)[0],
         "gradient × input": grad_times_input(xi, ti)[0],
         "integrated gradients": (ig if k == 0 else integrated_gradients(xi, ti, black, N_STEPS))[0],
@@ -221,9 +277,28 @@ for k, p in enumerate(photos):
     show_maps(xi[0], maps, f"Attribution of '{model.labels[ti]}' on '{p}'")
 
 # %% [markdown]
-# Saliency is noisy and speckled: the gradient at a single point varies wildly from pixel to pixel. Gradient ×
-# input and IG are sharper and concentrate on the object, but they differ in detail — which one is "right" is
-# exactly the question the pitfalls below make hard.
+# Saliency is noisy and speckled: the gradient at a single point varies wildly from pixel to pixel. Do gradient ×
+# input and IG "concentrate on the object"? Measure it instead of reading it off the picture: for photos with a
+# well-defined object we drew its bounding box by eye (below), and compare the share of |attribution| inside the
+# box with the share of the image the box covers. (The cat's face fills its photo, so it gets no box.)
+
+# %%
+BOXES_224 = {"coffee": (20, 185, 40, 200), "motorcycle": (55, 205, 0, 224)}   # (row0, row1, col0, col1) at 224 px
+for p, maps in all_maps.items():
+    if p not in BOXES_224:
+        continue
+    r0, r1, c0, c1 = (round(v * SIZE / 224) for v in BOXES_224[p])
+    area = (r1 - r0) * (c1 - c0) / SIZE ** 2
+    for method, attr in maps.items():
+        m = attr.abs().sum(0)                                    # (H, W)
+        inside = (m[r0:r1, c0:c1].sum() / m.sum()).item()
+        verdict = "concentrates on the object" if inside > 1.25 * area else "does NOT concentrate on the object"
+        print(f"{p:10s} {method:22s}: {inside:5.1%} of |attribution| inside a box covering {area:5.1%} of the "
+              f"image (x{inside / area:.2f}) — {verdict}")
+
+# %% [markdown]
+# The ratios above are the answer, photo by photo: a method can favour the object on one photo and spread over
+# the background on another. "Concentrates on the object" is a claim to measure every time.
 #
 # ## 4. Pitfall: saturation
 #
@@ -289,15 +364,124 @@ plt.show()
 print({k: f"{v:.1%}" for k, v in share.items()})
 assert share["black"] < share["blurred"], "a black baseline should under-attribute dark pixels"
 
+# %%
+print(f"with a black baseline the darkest 10% of pixels get {share['black']:.1%} of the attribution, with a blurred "
+      f"one {share['blurred']:.1%}")
+
 # %% [markdown]
-# With a black baseline the darkest pixels receive far less than their share of attribution: they are invisible to
-# the method, not necessarily to the model.
+# With a black baseline the darkest pixels receive less than their share of attribution (printed above): they
+# are invisible to the method, not necessarily to the model.
+
+# %% [markdown]
+# ## 6. SmoothGrad
+#
+# The gradient of a deep ReLU network jumps from pixel to pixel. **SmoothGrad** (Smilkov et al. 2017) averages the
+# gradient over noisy copies $x + \sigma \varepsilon$, $\varepsilon \sim \mathcal{N}(0, 1)$: the speckle averages
+# out, the structure the copies share stays.
+#
+# ### Exercise 3 — SmoothGrad
+# Return the mean over `n_samples` of $\partial f_{target} / \partial x$ at $x + \sigma \varepsilon$, drawing the
+# noise with `torch.Generator().manual_seed(seed)` (batch the copies). The check uses a function whose answer is
+# known: for $f(z) = \sum z^3$ the average gradient is $3x^2 + 3\sigma^2$.
+
+# %%
+def smoothgrad(fn, x: torch.Tensor, target: int, n_samples: int = 16, sigma: float = 0.1,
+               seed: int = 0) -> torch.Tensor:
+    """(1, 3, H, W) -> (1, 3, H, W) mean gradient of fn(.)[:, target] over noisy copies of x."""
+    # EXERCISE: replace the next line.
+    return solutions.smoothgrad(fn, x, target, n_samples, sigma, seed)
+
+
+# %%
+checks.check_smoothgrad(smoothgrad)
+print("Exercise 3: all checks passed")
+
+N_SG = 8 if FAST else 32
+sg = smoothgrad(f, xi, target, n_samples=N_SG, sigma=0.15, seed=0)
+show_maps(xi[0], {"saliency |gradient|": saliency[0], f"SmoothGrad |mean gradient|, {N_SG} copies": sg[0]},
+          f"Saliency vs SmoothGrad ('{photos[0]}')")
+
+
+def roughness(attr: torch.Tensor) -> float:
+    """Mean |difference| between horizontally neighbouring pixels of the scaled heat map (0 = smooth)."""
+    h = heat(attr)
+    return (h[:, 1:] - h[:, :-1]).abs().mean().item()
+
+
+r_sal, r_sg = roughness(saliency[0]), roughness(sg[0])
+print(f"roughness of the heat map: saliency {r_sal:.3f}, SmoothGrad {r_sg:.3f} — SmoothGrad is "
+      f"{'smoother' if r_sg < r_sal else 'NOT smoother'} here")
+
+# %% [markdown]
+# ## 7. Sanity check: randomise the model
+#
+# Adebayo et al. ([*Sanity Checks for Saliency Maps*](https://arxiv.org/abs/1810.03292), NeurIPS 2018) asked:
+# does the map change when the model's weights are replaced by random ones? A map that looks the same for a trained
+# and a random network shows the **image** (its edges, its bright regions), not what the model learned.
+# `fv.models.randomized(model)` is the control: the same architecture, every layer re-initialised.
+#
+# ### Exercise 4 — rank correlation
+# Compare two maps by Spearman's rank correlation: Pearson's correlation of the *ranks* of their values (both
+# flattened). Ranks make the comparison blind to how each method scales its values.
+
+# %%
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    # EXERCISE: replace the next line (x.flatten().argsort().argsort() gives the ranks).
+    return solutions.rank_correlation(a, b)
+
+
+# %%
+checks.check_rank_correlation(rank_correlation)
+print("Exercise 4: all checks passed")
+
+random_model = fv.models.randomized(model, seed=0)
+
+
+def f_random(x: torch.Tensor) -> torch.Tensor:
+    return random_model(random_model.preprocess(x))
+
+
+def attributions(fn) -> dict:
+    return {
+        "saliency": Saliency(fn).attribute(xi, target=target)[0],
+        "gradient × input": InputXGradient(fn).attribute(xi, target=target)[0],
+        "SmoothGrad": smoothgrad(fn, xi, target, n_samples=N_SG, sigma=0.15, seed=0)[0],
+        "integrated gradients": IntegratedGradients(fn).attribute(
+            xi, baselines=torch.zeros_like(xi), target=target, n_steps=N_STEPS, method="riemann_middle",
+            internal_batch_size=8)[0],
+    }
+
+
+trained, randomised = attributions(f), attributions(f_random)
+rho = {m: rank_correlation(heat(trained[m]), heat(randomised[m])) for m in trained}
+show_maps(xi[0], {f"{m}, random net": a for m, a in randomised.items()},
+          f"The same methods on a randomly initialised EfficientNet-Lite0 ('{photos[0]}')")
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.barh(list(rho), list(rho.values()))
+ax.axvline(0.5, ls="--", c="gray")
+ax.set(title="Rank correlation of each map: trained vs randomised model", xlabel="Spearman ρ", xlim=(-0.2, 1),
+       ylabel="method")
+plt.tight_layout()
+plt.show()
+for m, r in rho.items():
+    print(f"{m:22s} ρ = {r:+.2f} — " + ("much of the map survives random weights: it reflects the image"
+                                         if r > 0.5 else "the map changes with the weights"))
+
+# %% [markdown]
+# Read the numbers above, method by method: where ρ is high, the map would look much the same for a network that
+# learned nothing, so its structure cannot be evidence about *this* model. Gradient × input and IG multiply by the
+# input, which carries the image's edges into the map whatever the weights are. (0.5 is a rule of thumb, not a
+# test; Adebayo et al. randomise layer by layer from the top and watch the correlation fall.)
 #
 # ## Summary
 #
 # - **Saliency** = |gradient|: cheap, noisy, measures sensitivity rather than contribution.
 # - **Gradient × input**: a first-order contribution; exact only for linear models.
-# - **Integrated gradients**: adds up exactly (completeness) to $f(x) - f(x')$; our 20-line version matches captum's.
+# - **Integrated gradients**: the exact integral adds up to $f(x) - f(x')$ (completeness); a Riemann sum with
+#   equal steps can miss most of it when the logit changes in a short stretch of the path — put the steps where
+#   the change is. Our 20-line version matches captum's, for any baseline.
+# - **SmoothGrad** averages gradients over noisy copies; the **model-randomisation check** asks whether a map
+#   depends on the trained weights at all.
 # - **Pitfalls**: gradients vanish where the network saturates; every IG map answers "compared with which
 #   baseline?" — a black baseline cannot credit black pixels.
 # - Attribution is a hypothesis about *this* input, to be tested with interventions (the ablations of notebooks 02
