@@ -403,7 +403,7 @@ PREDICT_CASES = [
 
 # ----------------------------------------------------------------------------------------------- circuits
 def attr(inputs, **kw):
-    return lambda f: fv.circuits.attribute(NET, inputs, kw.pop("src", "1"), kw.pop("dst", "3"), **kw)
+    return lambda f: fv.circuits.attribute(NET, kw.pop("src", "1"), kw.pop("dst", "3"), inputs, **kw)
 
 
 def examples(images, node="3:0", **kw):
@@ -414,7 +414,7 @@ CIRCUIT_CASES = [
     ok(
         "attribute: uint8 == float / 255",
         attr(X8),
-        lambda r: close(r, fv.circuits.attribute(NET, X8.float() / 255, "1", "3"), 1e-5),
+        lambda r: close(r, fv.circuits.attribute(NET, "1", "3", X8.float() / 255), 1e-5),
     ),
     ok("attribute: dst 'layer:1,2' picks two rows", attr(X, dst="3:1,2"), lambda r: r.shape == (2, 4)),
     err("attribute: int64 inputs", attr(X8.long()), TypeError, "int64", "uint8"),

@@ -70,8 +70,8 @@ def edge_section(model) -> tuple[list[str], list]:
     bank, clear, not_more = [], [], []
     for layer in EDGE_LAYERS:
         log(f"edges {layer}")
-        g = control_counts(find_edge_detectors, model, layer, SEEDS, step_edges=False)
-        b = control_counts(find_edge_detectors, model, layer, SEEDS)
+        g = control_counts(model, layer, find_edge_detectors, SEEDS, step_edges=False)
+        b = control_counts(model, layer, find_edge_detectors, SEEDS)
         n_ch = fv.hooked(model).run_with_cache(torch.rand(1, 3, 64, 64), names=[layer],
                                                stop_at_last=True)[1][layer].shape[1]
         out.append(f"| `{layer}` | {n_ch} | {g.trained} | {', '.join(map(str, g.randomized))} | {b.trained} | "
@@ -124,7 +124,7 @@ def built_from_edges(model, node: str, bank: list, images: torch.Tensor) -> list
     chans = sorted(int(e.node.split(":")[1]) for e in bank)
     layer, c = node.rsplit(":", 1)
     lines = []
-    contrib = attribute(model, images, EDGE_BANK, layer, dst_channels=[int(c)])[0].cpu()
+    contrib = attribute(model, EDGE_BANK, layer, images, dst_channels=[int(c)])[0].cpu()
     top = [int(j) for j in contrib.argsort(descending=True)[:3]]
     t_top = ablation_test(model, f"{EDGE_BANK}:" + ",".join(map(str, top)), node, images, n_random=20)
     t_all = ablation_test(model, f"{EDGE_BANK}:" + ",".join(map(str, chans)), node, images, n_random=20)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools  # noqa: F401  (used in docstring examples)
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -408,19 +409,35 @@ class ControlCount:
                 f"{rnd} in randomly initialised copies (seeds 0-{len(self.randomized) - 1})")
 
 
-def control_counts(finder: Callable[..., list], model: nn.Module, layer: str,
+def control_counts(model: nn.Module, layer: str, finder: Callable[..., list],
                    seeds: Sequence[int] = (0, 1, 2), **kwargs) -> ControlCount:
     """Run a finder (``find_edge_detectors``, ``find_curve_detectors``, ...) on the model and on
     ``fv.models.randomized(model, seed)`` for each seed: the standard control for "this layer has X".
 
+    Arguments follow the package order (model, reference, then the finder and options); the first-wave
+    order ``control_counts(finder, model, layer)`` still works with a ``DeprecationWarning``.
+
     Example:
-        >>> cc = control_counts(find_edge_detectors, fv.models.toy.edges_and_curves(), "relu1", size=32)
+        >>> cc = control_counts(fv.models.toy.edges_and_curves(), "relu1", find_edge_detectors, size=32)
         >>> cc.trained, cc.randomized == [len(find_edge_detectors(fv.models.randomized(
         ...     fv.models.toy.edges_and_curves(), s), "relu1", size=32)) for s in (0, 1, 2)]
         (8, True)
     """
     from featviz.models import randomized
 
+    if _is_model(layer) and not _is_model(model) and callable(model):  # the old order (finder, model, layer)
+        warnings.warn("control_counts(finder, model, layer) is deprecated: write "
+                      "control_counts(model, layer, finder) (model, references, then the rest)",
+                      DeprecationWarning, stacklevel=2)
+        model, layer, finder = layer, finder, model
+    if not callable(finder):
+        raise TypeError(f"finder must be a function such as fv.circuits.find_edge_detectors, "
+                        f"got {type(finder).__name__}")
+
     found = finder(model, layer, **kwargs)
     counts = [len(finder(randomized(model, seed=s), layer, **kwargs)) for s in seeds]
     return ControlCount(getattr(finder, "__name__", str(finder)), layer, len(found), counts, found)
+
+
+def _is_model(obj: object) -> bool:
+    return isinstance(obj, (nn.Module, HookedModel))

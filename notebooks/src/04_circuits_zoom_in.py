@@ -195,9 +195,9 @@ plt.show()
 # architecture or the probe, not what training learned.
 
 # %%
-gratings_only = fv.circuits.control_counts(fv.circuits.find_edge_detectors, model, EDGE_LAYER, SEEDS,
+gratings_only = fv.circuits.control_counts(model, EDGE_LAYER, fv.circuits.find_edge_detectors, SEEDS,
                                            step_edges=False)
-both_tests = fv.circuits.control_counts(fv.circuits.find_edge_detectors, model, EDGE_LAYER, SEEDS)
+both_tests = fv.circuits.control_counts(model, EDGE_LAYER, fv.circuits.find_edge_detectors, SEEDS)
 n_edge_channels = fv.hooked(model).run_with_cache(torch.rand(1, 3, 64, 64), names=[EDGE_LAYER],
                                                   stop_at_last=True)[1][EDGE_LAYER].shape[1]
 print(gratings_only)

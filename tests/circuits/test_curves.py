@@ -44,7 +44,7 @@ def test_a_unit_whose_direction_flips_with_position_is_rejected(planted):
 
 
 def test_random_weights_give_no_curve_detectors(planted):
-    counts = control_counts(find_curve_detectors, planted, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    counts = control_counts(planted, "1", find_curve_detectors, size=S, radii=RADII, shift=SHIFT, width=WIDTH)
     assert counts.trained == 4 and counts.randomized == [0, 0, 0] and counts.ratio == float("inf")
 
 

@@ -73,7 +73,7 @@ def test_shifts_measure_how_far_the_preference_moves(wired):
 
 
 def test_edge_rule_separates_trained_from_randomized(effnet):
-    counts = fv.circuits.control_counts(find_edge_detectors, effnet, "blocks.1.depthwise_relu")
+    counts = fv.circuits.control_counts(effnet, "blocks.1.depthwise_relu", find_edge_detectors)
     assert counts.trained >= 2 * max(counts.randomized), str(counts)
     found = counts.found
     assert all(e.edge_selectivity >= 0.5 and 0 <= e.edge_direction < 360 for e in found)
