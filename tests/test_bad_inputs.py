@@ -133,11 +133,13 @@ def _files(root: Path) -> SimpleNamespace:
     # model files
     mf = root / "mf"
     mf.mkdir()
-    (mf / "mylib.py").write_text("import torch.nn as nn\n\ndef block():\n    return nn.Conv2d(3, 4, 3)\n")
+    # a module name nothing else imports (featviz/_modelfile.py's doctest writes a mylib.py): sys.modules
+    # keeps the first module of a name for the whole process
+    (mf / "bi_lib.py").write_text("import torch.nn as nn\n\ndef block():\n    return nn.Conv2d(3, 4, 3)\n")
     f.net_py = mf / "net.py"
     f.net_py.write_text(
         "from __future__ import annotations\nfrom dataclasses import dataclass\n\nimport torch.nn as nn\n"
-        "from mylib import block\n\n\n@dataclass\nclass Cfg:\n    width: int = 4\n    name: str = 'x'\n\n\n"
+        "from bi_lib import block\n\n\n@dataclass\nclass Cfg:\n    width: int = 4\n    name: str = 'x'\n\n\n"
         "def model():\n    return nn.Sequential(block(), nn.ReLU(), nn.Conv2d(4, 3, 3))\n"
     )
     f.blocks_py = root / "blocks_net.py"
@@ -610,7 +612,7 @@ MODEL_FILE_CASES = [
         ".py file",
     ),
     ok(
-        "net.py beside mylib.py, @dataclass + future annotations",
+        "net.py beside its own module, @dataclass + future annotations",
         lm("net_py"),
         lambda r: isinstance(r[0], nn.Conv2d),
     ),
@@ -783,7 +785,7 @@ CLI_CASES = [
         "--size",
     ),
     cli("layers --size 16 on that model", lambda f: ["layers", str(f.fixed_py), "--size", "16"], 0),
-    cli("layers net.py beside mylib.py", lambda f: ["layers", str(f.net_py), "--size", "16"], 0),
+    cli("layers net.py beside its own module", lambda f: ["layers", str(f.net_py), "--size", "16"], 0),
     cli("layers: .py raising at import", lambda f: ["layers", str(f.raising_py)], 2, "ZeroDivisionError"),
     cli("layers: .py without model", lambda f: ["layers", str(f.no_model_py)], 2, "defines no `model`"),
     cli("layers: unknown zoo name", lambda f: ["layers", "edges_and_curve"], 2, "edges_and_curves"),
