@@ -1,12 +1,10 @@
-"""Exercise checks for notebooks 01, 02, 03 and 05: check_*(student_fn, ...) -> None or AssertionError saying what is wrong.
+"""Notebook exercise checks (01, 02, 03, 05): check_*(answer, ...) raises AssertionError saying what is wrong.
 
 Each check runs the student's function on cases with a known answer (PyTorch, captum or a formula) and, when
 the answer is wrong, tries the usual mistakes to say *which* one it is. ``tests/test_notebook_exercises.py``
 feeds each plausible wrong answer to its check. (Notebook 04's checks live in ``solutions.py``.)
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F

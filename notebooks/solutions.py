@@ -495,7 +495,7 @@ def expand_weights(w1: Tensor, w2: Tensor) -> Tensor:
     """(M, C, k1, k1), (O, M, k2, k2) -> (O, C, k1 + k2 - 1, k1 + k2 - 1): the kernel of conv2(conv1(x)).
 
     Tap (a, b) of w2 reads conv1's unit at offset (a, b), which reads input pixels at (a + i, b + j)."""
-    (O, M, k2, _), (_, C, k1, _) = w2.shape, w1.shape
+    (O, _, k2, _), (_, C, k1, _) = w2.shape, w1.shape
     out = torch.zeros(O, C, k1 + k2 - 1, k1 + k2 - 1, dtype=w1.dtype)
     for a in range(k2):
         for b in range(k2):
