@@ -13,7 +13,7 @@ import re
 
 import torch
 
-__all__ = ["TORCH_VERSION", "is_refused_pickle", "load_weights"]
+__all__ = ["TORCH_VERSION", "fused_adam_ok", "is_refused_pickle", "load_weights"]
 
 
 def _version_tuple(text: str) -> tuple[int, int]:
@@ -52,3 +52,19 @@ def load_weights(path, map_location: str | torch.device = "cpu"):
         tensor([1., 1.])
     """
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def fused_adam_ok(params) -> bool:
+    """Can ``torch.optim.Adam(params, fused=True)`` step these parameters? Floating-point tensors on CUDA
+    (torch >= 2.0) or on the CPU (torch >= 2.4; torch 2.2-2.3 raise "`fused=True` requires all the params
+    to be floating point Tensors of supported devices: ['cuda', ...]").
+
+    Example:
+        >>> fused_adam_ok([torch.zeros(2, requires_grad=True)]) == (TORCH_VERSION >= (2, 4))
+        True
+        >>> fused_adam_ok([torch.zeros(2, dtype=torch.int64)])
+        False
+    """
+    devices = ("cpu", "cuda") if TORCH_VERSION >= (2, 4) else ("cuda",)
+    params = list(params)
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
