@@ -275,7 +275,7 @@ def check_direct_contributions(fn, model: nn.Module, pooled: Tensor, class_index
         return
     if torch.allclose(got, want + model.fc.bias[class_index] / len(pooled), atol=1e-5):
         _fail("leave the bias out of the per-channel terms; it is added once to their sum")
-    _fail(f"the contributions add up to {float(got.sum()):.3f}; with the bias {float(model.fc.bias[class_index]):.3f} "
+    _fail(f"the contributions add up to {float(got.detach().sum()):.3f}; with the bias {float(model.fc.bias[class_index].detach()):.3f} "
           f"the logit is {logit:.3f}: each term is pooled[c] * fc.weight[k, c]")
 
 

@@ -282,7 +282,9 @@ p_after = class_probs("head.relu", order[:n_abl])
 margin = (pa - pb).item()
 kind = ("a near-tie between the two classes, not a confident flip" if margin <= 0.2 else
         "a clear change of prediction" if ca != k else "no change of prediction")
-print(f"before: {top2(p_before)}; after ablating {n_abl} top contributors: {top2(p_after)} — {kind}")
+margin_before = (p_before.topk(2).values[0] - p_before.topk(2).values[1]).item()
+print(f"before: {top2(p_before)} (margin {margin_before:.0%}{', already close' if margin_before <= 0.2 else ''}); "
+      f"after ablating {n_abl} top contributors: {top2(p_after)} — {kind}")
 
 # %% [markdown]
 # ### An ablation that adds evidence: upstream of a nonlinearity
