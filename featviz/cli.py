@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the bundled photos)")
     p.add_argument("--examples", type=int, default=6, metavar="N",
                    help="dataset examples shown per channel, top and bottom each (default: 6; 0: none)")
-    p.add_argument("--evidence-random", type=_positive_int, default=10, metavar="N",
-                   help="random channel sets each evidence ablation test compares against (default: 10)")
+    p.add_argument("--evidence-random", type=_positive_int, default=20, metavar="N",
+                   help="random channel sets each evidence ablation test compares against (default: 20, "
+                        "the fewest that can reach p < 0.05)")
     p.add_argument("--no-evidence", action="store_true",
                    help="skip the evidence section (curve scans, attribution, ablation) of channel pages")
     p.add_argument("--force", action="store_true",

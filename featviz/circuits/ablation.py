@@ -134,6 +134,9 @@ class AblationTest:
         r = 100 * self.random_effects.double()
         where = "" if self.position == "mean" else f" ({self.position} unit)"
         verdict = "stronger than chance" if self.significant else "not distinguishable from chance"
+        if not self.significant and self.n_random < 19:
+            verdict += (f" (with {self.n_random} random sets the smallest possible p is "
+                        f"{1 / (self.n_random + 1):.2g}: use n_random >= 19)")
         z = f"z = {self.z:.2f}" if abs(self.z) < 1e6 else "z = ±∞, no random set changes it"
         return (f"{verb} {self.src} changes {self.dst}{where} by {100 * self.effect:.1f} % (random sets of "
                 f"{k} channel{'s' if k != 1 else ''}: {float(r.mean()):.1f} ± {float(r.std()):.1f} %, "

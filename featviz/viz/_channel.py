@@ -51,7 +51,7 @@ class MicroscopeSettings:
     tuning_angles: tuple[int, ...] = tuple(range(0, 180, 15))
     top_k: int = 4
     evidence: bool = True
-    evidence_random: int = 10
+    evidence_random: int = 20
     evidence_photos: int = 10
 
     def __post_init__(self):

@@ -87,7 +87,8 @@ def test_z_p_and_dict_from_the_numbers():
     d = json.loads(json.dumps(t.to_dict()))
     assert d["n_random"] == 5 and d["effect"] == -0.25 and d["random_channels"][0] == [0, 3]
     assert t.summary() == ("Zeroing a:1,2 changes b:0 by -25.0 % (random sets of 2 channels: 0.0 ± 15.8 %, "
-                           "z = -1.58, p = 0.17): not distinguishable from chance.")
+                           "z = -1.58, p = 0.17): not distinguishable from chance (with 5 random sets the "
+                           "smallest possible p is 0.17: use n_random >= 19).")
 
 
 def test_plot_draws_a_line_at_the_effect(tmp_path, images):

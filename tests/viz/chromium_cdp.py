@@ -75,16 +75,32 @@ class Chromium:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
-        def child_fds():  # the child's fd 3 reads our commands, its fd 4 writes replies
-            r, w = os.dup(to_chrome_r), os.dup(from_chrome_w)   # so neither dup2 clobbers the other
+        # Chromium's --remote-debugging-pipe reads fd 3 and writes fd 4. Put our pipe ends there in the
+        # parent for the spawn (saving whatever the parent had on 3 and 4), then restore: no preexec_fn,
+        # whose dup2 could clobber the fds subprocess itself uses in the child.
+        saved = {}
+        for fd in (3, 4):
+            try:
+                saved[fd] = os.dup(fd)
+            except OSError:
+                saved[fd] = None
+        try:
+            r, w = os.dup(to_chrome_r), os.dup(from_chrome_w)
             os.dup2(r, 3)
             os.dup2(w, 4)
-
-        self._proc = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self._profile}",
-             f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-            preexec_fn=child_fds, pass_fds=(3, 4),   # close_fds runs after preexec_fn: keep 3 and 4
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.close(r)
+            os.close(w)
+            self._proc = subprocess.Popen(
+                [self.binary, *FLAGS, f"--user-data-dir={self._profile}",
+                 f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
+                pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            for fd, old in saved.items():
+                if old is None:
+                    os.close(fd)
+                else:
+                    os.dup2(old, fd)
+                    os.close(old)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._next_id, self._replies, self._events, self._loaded = 0, queue.Queue(), [], threading.Event()
