@@ -42,8 +42,7 @@ __all__ += ["atlas", "caricature", "factorize", "invert"]
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from featviz import circuits, data, errors, models, nn, optvis, viz
     from featviz.hooks import ActivationCache, HookedModel, hooked
-    from featviz.optvis import objectives, render, render_layer
-    from featviz.optvis import atlas, caricature, factorize, invert
+    from featviz.optvis import atlas, caricature, factorize, invert, objectives, render, render_layer
 
 
 def __getattr__(name: str) -> Any:
