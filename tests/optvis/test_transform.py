@@ -51,3 +51,38 @@ def test_standard_transforms_seeded_and_differentiable():
 def test_jitter_larger_than_image_is_a_clear_error():
     with pytest.raises(ValueError, match="jitter"):
         T.jitter(8)(torch.zeros(1, 3, 4, 4), None)
+
+
+SCALES, ANGLES = [1 + (i - 5) / 50 for i in range(11)], list(range(-10, 11)) + 5 * [0]
+
+
+def chain(width=12, d1=8, scales=SCALES, angles=ANGLES, d2=4):
+    return T.compose([T.pad(width, 0.5), T.jitter(d1), T.random_scale(scales), T.random_rotate(angles),
+                      T.jitter(d2)])
+
+
+def test_fused_without_scale_or_rotation_is_the_chains_exact_crop():
+    x = torch.rand(2, 3, 20, 17)
+    for seed in range(4):
+        a = chain(3, 4, [1.0], [0], 2)(x, torch.Generator().manual_seed(seed))
+        b = T.random_pad_scale_rotate(3, 4, [1.0], [0], 2)(x, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
+def test_fused_rotation_by_90_degrees_matches_rot90():
+    x = torch.rand(2, 3, 9, 9)
+    y = T.random_pad_scale_rotate(0, 0, [1.0], [90], 0)(x, None)
+    assert min((y - torch.rot90(x, k, dims=(-2, -1))).abs().max() for k in (1, -1)) < 1e-5
+
+
+def test_standard_transforms_draw_the_chains_geometry():
+    """Same seed, same size and the same picture away from the image's edge (the chain interpolates twice)."""
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 6, 6), size=64, mode="bicubic", align_corners=False)
+    inside = T.random_pad_scale_rotate(12, 8, SCALES, ANGLES, 4, fill=0.0)
+    for seed in range(6):
+        a = chain()(x, torch.Generator().manual_seed(seed))
+        b = T.standard_transforms()(x, torch.Generator().manual_seed(seed))
+        far = torch.nn.functional.max_pool2d(
+            (inside(torch.ones_like(x), torch.Generator().manual_seed(seed)) < 0.999).float(), 11, 1, 5) == 0
+        assert a.shape == b.shape and far.sum() > 0.4 * far.numel()
+        assert (a - b).abs()[far].max() < 0.02
