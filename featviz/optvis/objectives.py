@@ -48,7 +48,7 @@ class Objective:
         self.channels: tuple[tuple[str, int], ...] = tuple(dict.fromkeys(channels))
 
     def __call__(self, acts: Acts) -> torch.Tensor:
-        value = self.fn(acts)
+        value = self.fn(acts if isinstance(acts, _Acts) else _Acts(acts))
         if value.dim() != 1:
             raise ValueError(f"objective {self.name} must return one value per batch item, shape (B,), "
                              f"got shape {tuple(value.shape)}")
@@ -92,6 +92,26 @@ class Objective:
             raise TypeError(f"an objective can be divided by a non-zero number only, got {k!r}")
         name = f"{_paren(self.name)} / {k:g}"
         return Objective(lambda acts: self(acts) / k, name, self.layers, self.channels)
+
+
+class _Acts(dict):
+    """The activations one evaluation of an objective reads (a plain dict to every objective function), plus
+    each activation split into its batch items once, shared by all ``batch(...)`` terms of that evaluation.
+
+    Slicing item ``i`` out of a (B, ...) tensor separately for each of B terms costs a B-sized zero
+    gradient per term and B - 1 full-size additions in the backward pass (O(B^2) memory traffic, 60 %
+    of a batch-8 render step on a small network); one shared split gathers all B gradients in one copy.
+    """
+
+    def __init__(self, acts: Acts) -> None:
+        super().__init__(acts)
+        self._items: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    def item(self, key: str, i: int) -> torch.Tensor:
+        """``self[key][i : i + 1]``, from the shared split."""
+        if key not in self._items:
+            self._items[key] = self[key].split(1)
+        return self._items[key][i]
 
 
 def _paren(name: str) -> str:
@@ -367,7 +387,8 @@ def batch(obj: Objective | str, i: int) -> Objective:
         n = next(iter(acts.values())).shape[0]
         if i >= n:
             raise IndexError(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
-        value = obj({k: acts[k][i : i + 1] for k in obj.layers})  # (1,)
+        part = acts.item if isinstance(acts, _Acts) else (lambda k, i: acts[k][i : i + 1])
+        value = obj({k: part(k, i) for k in obj.layers})  # (1,)
         index = torch.tensor([i], device=value.device)
         return torch.zeros(n, device=value.device, dtype=value.dtype).index_put((index,), value)
 

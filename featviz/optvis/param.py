@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 ImageFn = Callable[[], torch.Tensor]
 Param = tuple[list[torch.Tensor], ImageFn]
@@ -45,8 +46,8 @@ def to_rgb(t: torch.Tensor, decorrelate: bool = True, sigmoid: bool = True) -> t
         >>> to_rgb(torch.zeros(1, 3, 4, 4)).unique()
         tensor([0.5000])
     """
-    if decorrelate:
-        t = torch.einsum("ij,bjhw->bihw", COLOR_CORRELATION.to(t.device, t.dtype), t)
+    if decorrelate:  # a 1x1 convolution: the same sums as einsum("ij,bjhw->bihw"), ~2x faster on a CPU
+        t = F.conv2d(t, COLOR_CORRELATION.to(t.device, t.dtype)[:, :, None, None])
     return torch.sigmoid(t) if sigmoid else t.clamp(0, 1)
 
 
@@ -144,12 +145,13 @@ def fft_image(
     h, w = _size_hw(size)
     _check_batch(batch)
     freqs = rfft2d_freqs(h, w)
-    scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power).to(device)  # (H, W//2+1)
+    # (H, W//2+1); the 1/4 is applied here once (exact: a power of two) instead of to every image
+    scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power / 4.0).to(device)
     spectrum = _randn((batch, 3 + alpha, *freqs.shape, 2), sd, seed, device).requires_grad_(True)
 
     def image_fn() -> torch.Tensor:
         coeffs = torch.view_as_complex(spectrum) * scale  # (B, 3|4, H, W//2+1) complex
-        pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho") / 4.0  # (B, 3|4, H, W)
+        pixels = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")  # (B, 3|4, H, W)
         return _with_alpha(to_rgb(pixels[:, :3], decorrelate, sigmoid), pixels, alpha)
 
     return [spectrum], image_fn

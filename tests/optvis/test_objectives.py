@@ -81,3 +81,20 @@ def test_objective_string_with_several_channels_says_how_to_render_them(several)
 def test_objective_times_objective_is_a_type_error():
     with pytest.raises(TypeError, match="number"):
         O.channel("conv", 0) * O.channel("conv", 1)
+
+
+def test_batch_terms_share_one_split_and_give_each_item_its_own_gradient():
+    t = torch.rand(3, 4, 2, 2, requires_grad=True)
+    obj = sum(O.batch(O.channel("l", c), i) for i, c in enumerate([2, 0, 2]))
+    value = obj({"l": t})
+    seen, todo = set(), [value.grad_fn]
+    while todo:  # every node of the backward graph
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo += [f for f, _ in node.next_functions]
+    assert sum(type(n).__name__.startswith("SplitBackward") for n in seen) == 1
+    value.sum().backward()
+    want = torch.zeros(3, 4, 2, 2)
+    want[0, 2], want[1, 0], want[2, 2] = 0.25, 0.25, 0.25
+    assert torch.equal(t.grad, want)

@@ -5,6 +5,7 @@ import torch.nn as nn
 from PIL import Image
 
 import featviz as fv
+from featviz.optvis.render import _REFUSES_CHANNELS_LAST, capture
 
 
 class Counter(nn.Module):
@@ -146,3 +147,28 @@ def test_param_returning_the_wrong_shape_is_a_clear_error():
 
     with pytest.raises(ValueError, match="image_fn returned shape"):
         fv.render(small_model(), "2:0", size=16, steps=2, param=bad_param, progress=False)
+
+
+class Flattens(nn.Module):
+    """A conv and a ``.view`` that fails on channels-last memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.view(y.shape[0], -1)  # (B, 4 * H * W)
+
+
+def test_capture_feeds_channels_last_on_cpu_and_falls_back_for_models_that_refuse_it():
+    model, x = small_model(), torch.rand(2, 3, 12, 12)
+    seen = []
+    model[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous()))
+    acts = capture(fv.hooked(model), x, fv.objectives.channel("1", 0))
+    assert seen == [False]  # channels-last memory, same values
+    torch.testing.assert_close(acts["1"], model[1](model[0](x)))
+    net = Flattens()
+    out = capture(fv.hooked(net), x, fv.objectives.class_logit(1))
+    torch.testing.assert_close(out[fv.objectives.OUTPUT], net(x))
+    assert net in _REFUSES_CHANNELS_LAST
