@@ -32,6 +32,7 @@ test-slow: $(VENV)/.installed-dev
 
 # The oldest torch setup.cfg declares (torch>=2.2), with its torchvision, in a second environment.
 # numpy<2: torch 2.2 wheels are built against numpy 1.x. TESTS picks a subset (default: the whole suite).
+# .ci/run runs it (the whole suite) after `make test`.
 OLDEST_VENV := .venv-oldest
 OLDEST_PINS := torch==2.2.2 torchvision==0.17.2 "numpy<2"
 TESTS ?=
