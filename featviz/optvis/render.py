@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from featviz.core import layout
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
+from featviz.optvis._polyphase import polyphase_stems
 from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
 from featviz.optvis.param import fft_image, random_background
 from featviz.optvis.redirect import redirected_relus
@@ -307,7 +308,7 @@ def render(
     optimizer = _adam(params, lr)
     history: list[torch.Tensor] = []
     snapshots: dict[int, torch.Tensor] = {}
-    with frozen(hm.model):
+    with frozen(hm.model), polyphase_stems(hm.model):
         for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
             raw = images = image_fn()  # (B, 3, H, W) in [0, 1]; (B, 4, H, W) RGBA with alpha
             if alpha:
