@@ -232,6 +232,16 @@ for name, frac in kept.items():
     lost_with = 1 - frac[with_tf].mean().item()
     print(f"{name}: images optimised without transforms lose {lost_no:.0%} of their activation on average, "
           f"images optimised with transforms {lost_with:.0%}")
+worst_with = min(frac[k].item() for frac in kept.values() for k in with_tf)
+best_without = max(frac[k].item() for frac in kept.values() for k in no_tf)
+print(f"every image optimised with transforms keeps at least {worst_with:.0%}, every one without at most "
+      f"{best_without:.0%}: the robustness comes with the transforms, in pixel and Fourier space alike"
+      if worst_with > best_without else
+      "the transforms alone do NOT separate robust from fragile images here (see the fractions above)")
+print(f"high-frequency power: pixels {hf[0]:.0%} / {hf[1]:.0%}, Fourier {hf[2]:.0%} / {hf[3]:.0%} (without / with "
+      "transforms): " + ("the Fourier parameterisation lowers it, with or without transforms"
+                         if max(hf[2], hf[3]) < min(hf[0], hf[1]) else
+                         "the Fourier parameterisation does NOT lower it in both cases"))
 
 # %% [markdown]
 # Finally, how the standard rendering (d) develops: `thresholds=` keeps snapshots during the optimisation, and
@@ -293,6 +303,8 @@ objectives = {
 obj_images, obj_titles = [], []
 for name, obj in objectives.items():
     r = fv.render(model, obj, size=SIZE, steps=STEPS, seed=1, progress=False)
+    if name == "channel":
+        r_channel = r                                             # the single best image, for the diversity cost
     obj_images.append(r.images)
     obj_titles.append(f"{name}\n{r.activations.item():.1f}")
 show_images(torch.cat(obj_images), obj_titles, f"Objectives for {LAYER}:{CH} (number: final objective value)")
@@ -312,22 +324,31 @@ others = fv.render_layer(model, LAYER, channels=[0, CH, 9, 20][:n_div], size=SIZ
 with torch.no_grad():
     sims = {w: gram_similarity(r.images) for w, r in batches.items()}
     reference = gram_similarity(others.images)                      # renderings of different channels
+# r.activations is the whole objective (channel + weight x diversity); the channel alone, measured on the images:
+channel_act = {w: activation(r.images) for w, r in batches.items()}
 show_images(torch.cat([r.images for r in batches.values()]),
-            [f"weight {w:g}, item {i}\nchannel {r.activations[i]:.1f}" for w, r in batches.items()
-             for i in range(n_div)],
+            [f"weight {w:g}, item {i}\nchannel {channel_act[w][i]:.1f}" for w in batches for i in range(n_div)],
             f"channel + weight x diversity for {LAYER}:{CH}", ncol=n_div)
 for w, sim in sims.items():
     verdict = ("about as different as renderings of DIFFERENT channels" if sim < 1.5 * reference else
                "near-identical statistics: this batch is NOT diverse")
     print(f"diversity weight {w:g}: Gram similarity between items {sim:.2f} — {verdict} "
-          f"(three different channels: {reference:.2f})")
+          f"({n_div} renderings of different channels: {reference:.2f})")
 diverse = batches[20.0]
+single = activation(r_channel.images).item()
+print(f"channel activation of the items: weight 2 mean {channel_act[2.0].mean():.1f}, weight 20 mean "
+      f"{channel_act[20.0].mean():.1f} (range {channel_act[20.0].min():.1f} to {channel_act[20.0].max():.1f}); "
+      f"the single channel rendering above: {single:.1f}; the diversity term is at most 1 per pair")
+assert single > 5, "the argument below: the channel's activation is many times the diversity term's scale (1)"
+print("the diverse batch pays in activation: every item is below the single best image" if
+      channel_act[20.0].max() < single else
+      "the diverse batch does NOT pay in activation here: an item matches or beats the single rendering")
 
 # %% [markdown]
-# The weight matters: the diversity term is a cosine similarity (at most 1 per pair), while a channel's mean
-# activation here is in the tens, so a weight of 2 barely moves the items apart; the printed similarities say
-# which batch is actually diverse. A diverse batch pays for it in activation (the numbers under each image) —
-# the facets it shows are weaker stimuli than the single best image.
+# The weight matters: the diversity term is a cosine similarity (at most 1 per pair), while the channel's mean
+# activation is many times larger (printed above), so a small weight barely moves the items apart; the printed
+# similarities say which batch is actually diverse. Whether the diverse batch pays for it in activation — facets
+# that are weaker stimuli than the single best image — is the last printed line.
 
 # %% [markdown]
 # ### Exercise 2 — the objective algebra
@@ -422,9 +443,9 @@ print(f"jitter alone makes the rendering more robust to {better} of {len(shifts)
 # ## 5. A whole layer at once
 #
 # `fv.render_layer` renders many channels in one batch — item *i* of the batch maximises channel *i* — so a layer
-# costs only a few optimisations. Below are 16 of the 24 channels of `blocks.2` (19-pixel receptive field): colours,
-# edges in several orientations, fine textures. Early layers look simple; later layers (try `blocks.10`) more
-# object-like.
+# costs only a few optimisations. Below are channels of `blocks.2` (24 channels, 19-pixel receptive field; 16 of
+# them in full mode, 8 in fast mode): which look like colours, which like oriented edges, which like fine
+# textures? Olah et al. find early layers simple and later ones more object-like — try `blocks.10` and compare.
 
 # %%
 grid_channels = range(8) if FAST else range(16)
@@ -474,8 +495,9 @@ show_images(diverse.images, [f"rendering {i}" for i in range(n_div)], f"Renderin
 #
 # - Feature visualization maximises an objective by gradient ascent **on the input**; parameters stay frozen.
 # - Naive pixel optimisation finds a fragile, fine-grained texture (measured: far more high-frequency power than
-#   photos). A Fourier parameterisation (flat coefficients, 1/f image) with decorrelated colours and random
-#   transformations gives images whose activation survives small zooms and rotations (Olah et al. 2017).
+#   photos). Two ingredients, measured separately in section 2: random transformations make the activation
+#   survive small zooms and rotations, and a Fourier parameterisation (flat coefficients, 1/f image) with
+#   decorrelated colours moves the image's power towards low frequencies (Olah et al. 2017).
 # - A diversity batch is only diverse if the diversity term is weighted against the objective's scale: measure
 #   the similarity of the items.
 # - Objectives are functions `acts -> (B,)` with an algebra; channel, neuron and diversity show different facets.
