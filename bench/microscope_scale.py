@@ -2,7 +2,7 @@
 piece by piece on a subset of layers and extrapolated to every channel; and one whole layer rendered in one
 batch vs its channels one at a time.
 
-Measured (default ``MicroscopeSettings()``: 128 px, 128 steps, diversity 4, 6 examples, evidence with 10
+Measured (default ``MicroscopeSettings()``: 128 px, 128 steps, diversity 4, 6 examples, evidence with 20
 random sets on 10 photos; bundled photos):
   per layer pair   connections (expanded weights / output gradients), for every consecutive pair of the build
   per layer        photo statistics (one pass), curve scans (model + randomized), for the --layers measured
@@ -10,7 +10,8 @@ random sets on 10 photos; bundled photos):
                    measured layer
 Every layer of the default build then gets the per-channel cost of the nearest measured layer (in run
 order) times its channel count (a whole-model build has no partner-only units). Single-threaded torch by
-default (--threads), i.e. one CPU.
+default (--threads), i.e. one CPU; every time is CPU time of this process (``time.process_time``), so the
+numbers do not depend on how loaded the shared machine is.
 
 Usage: .venv/bin/python bench/microscope_scale.py [--layers stem.relu,blocks.2,blocks.10,head.relu]
        [--channels 1] [--batch-layer blocks.2] [--batch 8] [--batch-steps 32]
@@ -30,9 +31,10 @@ from featviz.viz.microscope import EARLY_STRIDE, MicroscopeSettings, connections
 
 
 def _timed(fn, *args, **kwargs):
-    start = time.perf_counter()
+    """(result, CPU seconds of this process): on a shared machine wall time mostly measures the others."""
+    start = time.process_time()
     out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+    return out, time.process_time() - start
 
 
 def main() -> None:
