@@ -1,24 +1,26 @@
 """Benchmark: seconds per feature-visualization step, featviz vs lucent vs the bare forward+backward floor.
 
 Setup (the same for every contender): torchvision googlenet (random init: timing does not depend
-on the weights), objective = channel(s) of ``inception4a``, 128 px images, Fourier parameterisation
-with colour decorrelation, lucid's standard transforms, Adam lr 0.05, batch 1 (one channel) and
-batch 8 (eight channels, one per batch item). All contenders run in one process with the same
-thread count, interleaved (round-robin: one run of each contender per round). Each step is timed on
-its own (a clock ticks once per step, right where the image enters the model; the first step of
-each run is dropped as warm-up), so per-run setup is excluded. Each step is timed twice: CPU time
-of this process (``time.process_time``) and wall time. Ratios use median CPU time: on a shared
-machine, wall time mostly measures the other processes (medians moved 3x between runs on the
-2-core dev machine), while CPU time counts only the work done (with one thread, CPU time = busy time).
+on the weights), objective = channel(s) of ``inception4a``, 224 px images (both renderers get the
+same input size; lucid's standard transforms make what the network sees ~236 px on average), Fourier
+parameterisation with colour decorrelation, lucid's standard transforms, Adam lr 0.05, batch 1 (one
+channel) and batch 8 (eight channels, one per batch item). All contenders run in one process with
+the same thread count, interleaved (round-robin: one run of each contender per round). Each step is
+timed on its own (a clock ticks once per step, right where the image enters the model; the first
+step of each run is dropped as warm-up), so per-run setup is excluded. Each step is timed twice: CPU
+time of this process (``time.process_time``) and wall time. Ratios use median CPU time: on a shared
+machine, wall time mostly measures the other processes, while CPU time counts only the work done
+(with one thread, CPU time = busy time).
 
 Contenders:
-  featviz            fv.render at 128 px; the model sees the transformed image (~140 px on average).
-  lucent (as-is)     lucent's render_vis, which upsamples images under 224 px to 224 before the model.
-  featviz @224       featviz with the same final upsample to 224 px: like for like with lucent as-is.
-  floor              bare forward conv1..inception4a + backward to the input, parameters frozen,
-                     no hooks, no parameterisation/transforms/optimiser; once replaying the exact
-                     input sizes featviz's model saw in the run before it (standard transforms
-                     make them vary, ~140 px on average), once at a fixed 128 px.
+  featviz            fv.render at 224 px (transforms as rendered: the model sees ~236 px).
+  lucent             lucent's render_vis at 224 px (no upsampling: lucent only upsamples under 224).
+  floor              bare forward conv1..inception4a + backward to the input, parameters frozen, no
+                     hooks, no parameterisation/transforms/optimiser, replaying the exact input sizes
+                     featviz's model saw in the run before it: once in torch's default memory layout
+                     ("floor, NCHW"), once with the input in channels-last memory ("floor,
+                     channels-last": the same network, the layout featviz feeds on a CPU, and the
+                     cheaper of the two).
 
 lucent registers hooks on every module and never removes them, so each lucent run gets a fresh copy
 of the model (copied outside the timed region). lucent 0.1.8 calls ``kornia.get_rotation_matrix2d``
@@ -26,8 +28,8 @@ and ``kornia.warp_affine``, which kornia >= 0.7 only has under ``kornia.geometry
 script aliases them (the computation is unchanged).
 
 Usage (bench-only dependencies: ``pip install --no-deps -r bench/requirements.txt``):
-    .venv/bin/python bench/render.py                  # 1 thread, 8 rounds x 4 steps
-    .venv/bin/python bench/render.py --threads 2 --rounds 12
+    .venv/bin/python bench/render.py                  # 1 thread, 6 rounds x 4 steps, batch 1 and 8
+    .venv/bin/python bench/render.py --threads 2 --rounds 12 --batches 8
     .venv/bin/python bench/render.py --smoke          # tiny run: checks the script works
 """
 from __future__ import annotations
@@ -40,7 +42,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
 import featviz as fv
@@ -81,15 +82,12 @@ class Clock:
         return [b - a for a, b in zip(t[1:], t[2:])]
 
 
-def featviz_run(model: nn.Module, batch: int, steps: int, size: int, upsample: int | None,
-                clock: Clock) -> None:
+def featviz_run(model: nn.Module, batch: int, steps: int, size: int, clock: Clock) -> None:
     obj = sum(fv.objectives.batch(fv.objectives.channel(LAYER, c), c) for c in range(batch))
     std = fv.optvis.standard_transforms()
 
     def transforms(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         x = std(x, g)
-        if upsample:
-            x = F.interpolate(x, size=(upsample, upsample), mode="bilinear", align_corners=True)
         clock.tick(x)  # once per step, just before the model
         return x
 
@@ -110,16 +108,18 @@ def lucent_run(model: nn.Module, batch: int, steps: int, size: int, clock: Clock
                       show_image=False, progress=False)
 
 
-def floor_run(model: nn.Module, batch: int, sizes: list[tuple[int, int]], clock: Clock) -> None:
+def floor_run(model: nn.Module, batch: int, sizes: list[tuple[int, int]], clock: Clock,
+              channels_last: bool = False) -> None:
     net = trunk(model)
     flags = [p.requires_grad for p in net.parameters()]
     for p in net.parameters():
         p.requires_grad_(False)
     try:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         inputs = [torch.rand(batch, 3, h, w, requires_grad=True) for h, w in sizes]
         for x in inputs:
             clock.tick()
-            act = net(x)  # (B, 528, h, w)
+            act = net(x.contiguous(memory_format=layout))  # (B, 528, h, w)
             act[range(batch), range(batch)].mean().backward()
         clock.tick()
     finally:
@@ -141,21 +141,19 @@ def patch_kornia() -> bool:
 
 def bench_batch(base: nn.Module, batch: int, args: argparse.Namespace, have_lucent: bool) -> None:
     """Time every contender at one batch size and print the table and ratios."""
-    last: list[Clock] = []  # the latest featviz run, whose input sizes the floor replays
+    last: list[Clock] = []  # the latest featviz run, whose input sizes the floors replay
 
-    def fv_plain(c: Clock, b: int = batch) -> None:
-        featviz_run(base, b, args.steps, 128, None, c)
+    def fv_run(c: Clock, b: int = batch) -> None:
+        featviz_run(base, b, args.steps, args.size, c)
         last[:] = [c]
 
     contenders: dict[str, Callable[[Clock], None]] = {
-        "featviz": fv_plain,
-        "floor, featviz's sizes": lambda c, b=batch: floor_run(base, b, last[0].sizes, c),
-        "floor @128": lambda c, b=batch: floor_run(base, b, [(128, 128)] * args.steps, c),
-        "featviz @224": lambda c, b=batch: featviz_run(base, b, args.steps, 128, 224, c),
+        "featviz": fv_run,
+        "floor, NCHW": lambda c, b=batch: floor_run(base, b, last[0].sizes, c),
+        "floor, channels-last": lambda c, b=batch: floor_run(base, b, last[0].sizes, c, channels_last=True),
     }
     if have_lucent:
-        contenders["lucent (as-is, 224)"] = lambda c, b=batch: lucent_run(copy.deepcopy(base), b,
-                                                                         args.steps, 128, c)
+        contenders["lucent"] = lambda c, b=batch: lucent_run(copy.deepcopy(base), b, args.steps, args.size, c)
     clocks: dict[str, list[Clock]] = {k: [] for k in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():  # interleaved: one run of each per round
@@ -166,26 +164,25 @@ def bench_batch(base: nn.Module, batch: int, args: argparse.Namespace, have_luce
     med = {k: statistics.median(v) for k, v in cpu.items()}
     wmed = {k: statistics.median(v) for k, v in wall.items()}
     side = statistics.mean(h * w for c in clocks["featviz"] for h, w in c.sizes) ** 0.5
-    print(f"\nbatch {batch}  (featviz's model saw {side:.0f} px on average)")
+    print(f"\nbatch {batch}  ({args.size} px images; the model saw {side:.0f} px on average)")
     print(f"  {'s/step':24s} {'CPU med':>8s} {'CPU min':>8s} {'wall med':>8s}")
     for name in contenders:
         print(f"  {name:24s} {med[name]:8.4f} {min(cpu[name]):8.4f} {wmed[name]:8.4f}   n={len(cpu[name])}")
 
     def ratio(label: str, a: str, b: str, note: str = "") -> None:
-        print(f"  {label:30s} CPU {med[a] / med[b]:5.2f}x   (wall {wmed[a] / wmed[b]:5.2f}x)  {note}")
+        print(f"  {label:34s} CPU {med[a] / med[b]:5.2f}x   (wall {wmed[a] / wmed[b]:5.2f}x)  {note}")
 
-    ratio("featviz / floor (same sizes)", "featviz", "floor, featviz's sizes", "(target <= 1.2)")
-    ratio("featviz / floor @128", "featviz", "floor @128")
+    ratio("featviz / floor, channels-last", "featviz", "floor, channels-last", "(goal <= 1.1)")
+    ratio("featviz / floor, NCHW", "featviz", "floor, NCHW")
     if have_lucent:
-        ratio("lucent as-is / featviz", "lucent (as-is, 224)", "featviz",
-              f"(lucent's model sees 224 px, featviz's ~{side:.0f})")
-        ratio("lucent as-is / featviz @224", "lucent (as-is, 224)", "featviz @224", "(both see 224 px)")
+        ratio("lucent / featviz", "lucent", "featviz", "(goal >= 2)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=8, help="each round runs every contender once")
+    ap.add_argument("--rounds", type=int, default=6, help="each round runs every contender once")
+    ap.add_argument("--size", type=int, default=224, help="image size in px (before the transforms)")
     ap.add_argument("--steps", type=int, default=4, help="optimisation steps per run (the first is dropped)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--smoke", action="store_true", help="1 round of 3 steps, batch 1 only")
@@ -196,7 +193,8 @@ def main() -> None:
     have_lucent = patch_kornia()
     base = googlenet()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), googlenet random init, {LAYER}, "
-          f"128 px; {args.rounds} interleaved rounds x {args.steps} steps (first step of each run dropped)"
+          f"{args.size} px; {args.rounds} interleaved rounds x {args.steps} steps "
+          "(first step of each run dropped)"
           + ("" if have_lucent else "; lucent not installed: skipped"))
     for batch in args.batches:
         bench_batch(base, batch, args, have_lucent)
