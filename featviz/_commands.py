@@ -166,6 +166,10 @@ def cmd_microscope(args: Namespace) -> None:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
     if args.images is not None and not Path(args.images).is_dir():
         raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
+    if isinstance(args.model, list) and len(args.model) > 1:
+        return _microscopes(args)
+    if isinstance(args.model, list):
+        args.model = args.model[0]
     model = load_model(args.model, args.arch)
     if args.layers:
         layers = list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
@@ -199,6 +203,58 @@ def cmd_microscope(args: Namespace) -> None:
     units = sum(p.startswith("channels/") for p in written)
     print(f"featviz microscope: {pages} pages ({units} channels of {len(layers)} layers) in "
           f"{time.perf_counter() - start:.0f} s; open {index}", file=sys.stderr)
+    print(index)
+
+
+def _model_name(ref: str) -> str:
+    """What a multi-model site calls a MODEL argument: a zoo name as given, a file by its stem."""
+    path = Path(ref)
+    return path.stem if path.suffix else ref
+
+
+def _microscopes(args: Namespace) -> None:
+    """``featviz microscope MODEL MODEL ...``: a site per model in DIR/<name>/ and the pages joining them."""
+    import time
+
+    from featviz.viz._store import SiteError
+    from featviz.viz.microscope import MicroscopeSettings, check_layers, default_layers
+    from featviz.viz.universality_site import build_microscopes
+
+    names = [_model_name(ref) for ref in args.model]
+    if len(set(names)) < len(names):
+        raise BadValue(f"two MODEL arguments have the same name ({', '.join(names)}); each model's site is "
+                       "a folder named after it: give distinct names")
+    models = {n: load_model(ref, args.arch) for n, ref in zip(names, args.model)}
+    layers = None
+    if args.layers:
+        layers = list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
+    for name, model in models.items():
+        chosen = layers if layers is not None else default_layers(model)
+        if not chosen:
+            raise BadValue(f"{name} declares no interesting_layers: name them with --layers L1,L2 "
+                           "(see `featviz layers MODEL`)")
+        try:
+            check_layers(model, chosen, f"--layers ({name})")
+        except KeyError as e:
+            raise UnknownName(e.args[0] if e.args else str(e)) from None
+        except (ValueError, IndexError) as e:
+            raise BadValue(str(e)) from None
+    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
+                                  evidence=not args.no_evidence, evidence_random=args.evidence_random)
+    out, start = Path(args.out), time.perf_counter()
+    try:
+        index = build_microscopes(models, out, layers, settings=settings, channels=args.channels,
+                                  images=args.images, workers=args.workers, address=args.address,
+                                  force=args.force, progress=not args.quiet)
+    except SiteError as e:
+        raise OutputError(str(e)) from None
+    except KeyboardInterrupt:
+        print("featviz microscope: interrupted; run the same command again to finish (finished channels of "
+              "every model are kept)", file=sys.stderr)
+        raise
+    print(f"featviz microscope: {len(models)} models ({', '.join(names)}) in "
+          f"{time.perf_counter() - start:.0f} s; open {index} (universality: {out / 'universality.html'})",
+          file=sys.stderr)
     print(index)
 
 

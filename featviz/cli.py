@@ -108,11 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("microscope", help="build a static microscope site (resumable; Ray workers)",
                        description="Build a static HTML site: an index of layers, a grid page per layer, "
-                                   "a page per channel. Finished channels are kept: rerunning resumes.")
-    _add_model(p)
+                                   "a page per channel. Finished channels are kept: rerunning resumes. "
+                                   "With several models: one site per model in DIR/<model>/, "
+                                   "DIR/universality.html pairing units that fire together across models, "
+                                   "and on each unit page its matches in the other models.")
+    p.add_argument("model", nargs="+", metavar="MODEL",
+                   help="zoo name (see `featviz models`), a .py file defining `model`, or a state-dict file "
+                        "(with --arch); several: a site per model and a universality page linking them")
+    p.add_argument("--arch", default=None,
+                   help="architecture for a state-dict MODEL: a zoo name or a .py file defining `model`")
     p.add_argument("--layers", default=None, metavar="L1,L2",
                    help="comma-separated layer names, early to late (default: the whole model: every layer "
-                        "of its interesting_layers, then its output units when it has class names)")
+                        "of its interesting_layers, then its output units when it has class names); with "
+                        "several models, for each of them")
     p.add_argument("--out", default="featviz-microscope", metavar="DIR", help="site folder")
     p.add_argument("--channels", type=_positive_int, default=None, metavar="N",
                    help="first N channels per layer (all)")

@@ -107,11 +107,14 @@ def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, l
 
 
 def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], links: dict, *,
-               labels: list[str] | None = None, complete: bool = True) -> Path:
+               labels: list[str] | None = None, complete: bool = True,
+               matches: dict[tuple[str, int], list[dict]] | None = None) -> Path:
     """Write ``index.html``, one page per layer and one per finished unit into ``out``; returns index.html.
 
     ``units[(layer, c)]`` is each finished unit's ``meta.json``; ``links[(src, dst)]`` the connection
-    unit's. ``complete=False`` (an interrupted build) says so on the index.
+    unit's. ``complete=False`` (an interrupted build) says so on the index. ``matches[(layer, c)]``: the
+    unit's matches in other models of a multi-model site (``featviz.viz.universality_site``), each a dict
+    ``{"model", "label", "href", "correlation", "control"}``, listed on its page; none by default.
     """
     out = Path(out)
     env = template_env()
@@ -153,7 +156,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                 root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
                 connections=_connections(layers, i, c, links, units, label) if c in layer["channels"] else [],
-                evidence=evidence_view(facts.get("evidence")),
+                evidence=evidence_view(facts.get("evidence")), matches=(matches or {}).get((name, c), []),
                 prev={"c": pages[k - 1], "href": f"{pages[k - 1]}.html"} if k > 0 else None,
                 next={"c": pages[k + 1], "href": f"{pages[k + 1]}.html"} if k + 1 < len(pages) else None,
                 **common)

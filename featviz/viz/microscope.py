@@ -160,7 +160,8 @@ def _frozen(model: nn.Module):
 def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
                      out: str | Path = "featviz-microscope", *, settings: MicroscopeSettings | None = None,
                      channels: int | None = None, images: str | Path | None = None, workers: int = 1,
-                     address: str | None = None, force: bool = False, progress: bool = True) -> Path:
+                     address: str | None = None, force: bool = False, progress: bool = True,
+                     matches: dict[tuple[str, int], list[dict]] | None = None) -> Path:
     """Build (or resume) the microscope site for ``layers`` of ``model`` in ``out``; returns index.html.
 
     Args:
@@ -173,6 +174,9 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         workers: ``> 1`` computes channels on that many Ray workers; results are the same files.
         address: Ray cluster to join (default: a local Ray started for this build).
         force: build into a non-empty folder that is not a featviz site (nothing of it is deleted).
+        matches: ``{(layer, channel): [{"model", "label", "href", "correlation", "control"}, ...]}``, the
+            unit's matches in other models, listed on its page (``featviz.viz.universality_site`` passes
+            them; pages only, no effect on what is computed).
 
     The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
@@ -184,11 +188,11 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     """
     with _frozen(model):
         return _build(model, layers, Path(out), settings or MicroscopeSettings(), channels, images,
-                      int(workers), address, force, progress)
+                      int(workers), address, force, progress, matches)
 
 
 def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, images, workers, address, force,
-           progress) -> Path:
+           progress, matches=None) -> Path:
     from featviz import __version__
     from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path
     from featviz.viz._site import site_paths, write_site
@@ -308,10 +312,10 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                                                           for p, k in keys[u].items())}
         labels = getattr(model, "labels", None)
         if interrupted:
-            index = write_site(out, manifest, done, links, labels=labels, complete=False)
+            index = write_site(out, manifest, done, links, labels=labels, complete=False, matches=matches)
             raise KeyboardInterrupt
         atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-        index = write_site(out, manifest, done, links, labels=labels)
+        index = write_site(out, manifest, done, links, labels=labels, matches=matches)
         remove_stale(out, old - planned)
         write_marker(out, planned)
     return index

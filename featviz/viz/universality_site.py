@@ -1,0 +1,241 @@
+"""A microscope site of several models: ({name: model}, photos) -> a site per model, linked by matched units.
+
+``DIR/<name>/`` is each model's own site, built by ``build_microscope`` exactly as for one model (its own
+marker, lock and resumable units). Before those builds, ``fv.circuits.match_units`` correlates the units
+of corresponding layers of every pair of models over the photos the sites use (the same layer names in
+both models; else their ``interesting_layers`` paired by position), each against a randomized copy of the
+second model; ``fv.circuits.unit_links`` keeps the matches that reach ``min_correlation`` and beat that
+control by ``min_margin``. Each unit page then lists its matches in the other models, and two pages join
+the sites: ``DIR/index.html`` (the models) and ``DIR/universality.html`` (per layer pair, the matched
+units side by side with their feature visualizations, correlation and control, linked to both pages).
+
+``DIR`` follows the site rules: new, empty or a featviz site (``force`` otherwise), one build at a time
+(its lock), and only what this builder wrote there is ever removed (a model folder never is).
+
+Example:
+    >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2, evidence=False)
+    >>> a, b = fv.models.toy.edges_and_curves(), fv.models.toy.edges_and_curves()
+    >>> build_microscopes({"a": a, "b": b}, "sites", ["relu1"], settings=settings, channels=2,
+    ...                   progress=False)
+    PosixPath('sites/index.html')
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from torch import nn
+
+from featviz._io import atomic_write_text
+from featviz.errors import BadValue
+from featviz.viz._channel import MicroscopeSettings
+from featviz.viz._store import (
+    SiteLock,
+    check_site_folder,
+    clean_temps,
+    read_meta,
+    remove_stale,
+    slug,
+    write_marker,
+)
+
+__all__ = ["build_microscopes", "pair_layers"]
+
+_RESERVED = {"channels", "layers", "data"}  # folders of a one-model site: a model may not be called so
+_PAGES = {"index.html", "universality.html", "style.css"}
+
+
+def pair_layers(model_a: nn.Module, layers_a: Sequence[str], model_b: nn.Module,
+                layers_b: Sequence[str]) -> list[tuple[str, str]]:
+    """Corresponding layers of two sites: the names both have (in ``layers_a``'s order); when they share
+    none, each model's ``interesting_layers`` that its site shows (else its layers), paired by position.
+
+    Example:
+        >>> pair_layers(nn.Identity(), ["x", "y"], nn.Identity(), ["y", "z"])
+        [('y', 'y')]
+        >>> pair_layers(nn.Identity(), ["x", "y"], nn.Identity(), ["p", "q", "r"])
+        [('x', 'p'), ('y', 'q')]
+    """
+    common = [n for n in layers_a if n in layers_b]
+    if common:
+        return [(n, n) for n in common]
+
+    def ordered(model: nn.Module, layers: Sequence[str]) -> list[str]:
+        own = [n for n in getattr(model, "interesting_layers", None) or [] if n in layers]
+        return own or list(layers)
+
+    return list(zip(ordered(model_a, layers_a), ordered(model_b, layers_b)))
+
+
+def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featviz-microscope",
+                      layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,
+                      settings: MicroscopeSettings | None = None, channels: int | None = None,
+                      images: str | Path | None = None, workers: int = 1, address: str | None = None,
+                      force: bool = False, progress: bool = True, seeds: Sequence[int] = (0,),
+                      min_correlation: float = 0.3, min_margin: float = 0.1) -> Path:
+    """Build (or resume) one microscope site per model in ``out/<name>/`` and the pages that join them;
+    returns ``out/index.html``.
+
+    Args:
+        models: two or more models by name (the name is the model's folder, as ``slug(name)``).
+        layers: layer names for every model, or per model name (default: ``default_layers`` of each).
+        settings, channels, images, workers, address, force: as ``build_microscope``, for every model.
+        seeds: the randomized copies each match is compared with (``fv.models.randomized(model_b, seed)``).
+        min_correlation, min_margin: a unit links to its best match in another model when their
+            correlation reaches ``min_correlation`` and beats the randomized control by ``min_margin``.
+    """
+    from featviz.viz.microscope import build_microscope, check_layers, default_layers
+
+    # 1. every argument, before any work
+    names = list(models)
+    if len(names) < 2:
+        raise BadValue(f"a multi-model site needs two or more models, got {len(names)}; build one model's "
+                       "site with build_microscope")
+    folders = {n: slug(n) for n in names}
+    for n, f in folders.items():
+        if f.startswith(".") or f in _RESERVED or f.endswith(".html"):
+            raise BadValue(f"model name {n!r} cannot be a site folder (names starting with '.', ending in "
+                           f"'.html' and {sorted(_RESERVED)} are taken); rename it")
+    if len(set(folders.values())) < len(names):
+        raise BadValue(f"two models would share a folder: {sorted(folders.values())}; give distinct names")
+    if channels is not None and int(channels) < 1:
+        raise BadValue(f"channels (--channels) must be a positive number per layer, got {channels}")
+    settings = settings or MicroscopeSettings()
+    site_layers: dict[str, list[str]] = {}
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    for n in names:
+        given = layers.get(n) if isinstance(layers, Mapping) else layers
+        site_layers[n] = list(dict.fromkeys(given if given is not None else default_layers(models[n])))
+        if not site_layers[n]:
+            raise BadValue(f"model {n!r} declares no interesting_layers: name its layers "
+                           "(layers=[...] / --layers L1,L2)")
+        shapes[n] = check_layers(models[n], site_layers[n], "layers")
+    pairs = {}  # (model a, model b) -> [(layer a, layer b)], (B, C, H, W) layers only
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            conv_a = [la for la in site_layers[a] if len(shapes[a][la]) == 4]
+            conv_b = [lb for lb in site_layers[b] if len(shapes[b][lb]) == 4]
+            pairs[(a, b)] = pair_layers(models[a], conv_a, models[b], conv_b)
+    out = Path(out)
+    old = check_site_folder(out, force)
+
+    with SiteLock(out):
+        clean_temps(out, {p for p in old if Path(p).parts[0] not in folders.values()})
+        write_marker(out, old | _PAGES)
+        # 2. the matches, on the photos the sites use (at the largest input size; each model resizes)
+        matches = _matches(models, pairs, images, seeds, progress)
+        built = {n: {la: min(s[1], channels or s[1]) for la, s in shapes[n].items()} for n in names}
+        unit_pages = _unit_matches(matches, folders, built, min_correlation, min_margin)
+        # 3. each model's own site, its unit pages listing their matches
+        for n in names:
+            build_microscope(models[n], site_layers[n], out / folders[n], settings=settings,
+                             channels=channels, images=images, workers=workers, address=address, force=force,
+                             progress=progress, matches=unit_pages.get(n, {}))
+        # 4. the pages that join them
+        index = _write_pages(out, names, folders, matches, built, min_correlation, min_margin, seeds)
+        stale = {p for p in old - _PAGES if Path(p).parts and Path(p).parts[0] not in folders.values()}
+        remove_stale(out, stale)
+        write_marker(out, set(_PAGES))
+    return index
+
+
+def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progress) -> list:
+    """``match_units`` for every model pair and layer pair, on the sites' photos (streamed)."""
+    from featviz.circuits.universality import match_units
+    from featviz.viz._examples import bundled_photos, image_folder
+    from featviz.viz.microscope import _frozen
+
+    if not any(pairs.values()):
+        return []
+    size = max(int(getattr(m, "input_size", 224)) for m in models.values())
+    photos = image_folder(images, size) if images is not None else bundled_photos(size)
+    out = []
+    for (a, b), layer_pairs in pairs.items():
+        with ExitStack() as stack:
+            stack.enter_context(_frozen(models[a]))
+            stack.enter_context(_frozen(models[b]))
+            for la, lb in layer_pairs:
+                out.append(match_units(models[a], la, models[b], lb, photos.batches(16), seeds=seeds,
+                                       names=(a, b), progress=progress))
+    return out
+
+
+def _unit_matches(matches: list, folders: dict[str, str], built: dict, min_correlation: float,
+                  min_margin: float) -> dict[str, dict[tuple[str, int], list[dict]]]:
+    """Per model, ``{(layer, channel): [link dicts for the channel page]}``: only links between built
+    channels (both pages exist)."""
+    from featviz.circuits.universality import unit_links
+
+    def split(node: str) -> tuple[str, int]:
+        layer, c = node.rsplit(":", 1)
+        return layer, int(c)
+
+    out: dict[str, dict[tuple[str, int], list[dict]]] = {}
+    for (model, node), links in unit_links(matches, min_correlation, min_margin).items():
+        layer, c = split(node)
+        if c >= built[model].get(layer, 0):
+            continue
+        for link in links:
+            other_layer, oc = split(link.node)
+            if oc >= built[link.model].get(other_layer, 0):
+                continue
+            href = f"../../../{folders[link.model]}/channels/{slug(other_layer)}/{oc}.html"
+            out.setdefault(model, {}).setdefault((layer, c), []).append(
+                {"model": link.model, "label": link.node, "href": href, "correlation": link.correlation,
+                 "control": link.control})
+    return out
+
+
+def _thumb(out: Path, folder: str, layer: str, c: int) -> str | None:
+    """The unit's feature visualization, relative to ``out``; None when it found no response or is absent."""
+    meta = read_meta(out / folder / "data" / slug(layer) / str(c)) or {}
+    fv = meta.get("parts", {}).get("fv")
+    if not fv or fv["facts"].get("dead") or "fv.png" not in fv["files"]:
+        return None
+    return f"{folder}/data/{slug(layer)}/{c}/fv.png"
+
+
+def _write_pages(out: Path, names: list[str], folders: dict[str, str], matches: list, built: dict,
+                 min_correlation: float, min_margin: float, seeds: Sequence[int]) -> Path:
+    from featviz import __version__
+    from featviz.viz._site import template_env, write_css
+
+    env = template_env()
+    write_css(out)
+    sections = []
+    for m in matches:
+        fa, fb = folders[m.name_a], folders[m.name_b]
+        n_a, n_b = built[m.name_a][m.layer_a], built[m.name_b][m.layer_b]
+        rows = []
+        for i, j, r, ctl in m.pairs(min_correlation, min_margin):
+            if i >= n_a or j >= n_b:
+                continue
+            rows.append({"r": r, "control": ctl, "units": [
+                {"model": model, "label": f"{layer}:{c}", "img": _thumb(out, f, layer, c),
+                 "href": f"{f}/channels/{slug(layer)}/{c}.html"}
+                for model, f, layer, c in ((m.name_a, fa, m.layer_a, i), (m.name_b, fb, m.layer_b, j))]})
+        live = int((~m.dead_a[:n_a]).sum())
+        sections.append({"a": m.name_a, "b": m.name_b, "layer_a": m.layer_a, "layer_b": m.layer_b,
+                         "rows": rows, "considered": live, "n_images": m.n_images, "grid": list(m.grid),
+                         "id": f"{fa}--{slug(m.layer_a)}--{fb}--{slug(m.layer_b)}"})
+    common = {"featviz": __version__, "min_correlation": min_correlation, "min_margin": min_margin,
+              "seeds": list(seeds)}
+    html = env.get_template("universality.html").render(root="", sections=sections, **common)
+    atomic_write_text(out / "universality.html", html)
+    sites = []
+    for n in names:
+        try:
+            manifest = json.loads((out / folders[n] / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        sites.append({"name": n, "href": f"{folders[n]}/index.html", "model": manifest.get("model", n),
+                      "weights": manifest.get("weights_sha256", "")[:12],
+                      "layers": [{"name": la["name"], "built": len(la["channels"]), "width": la["shape"][0]}
+                                 for la in manifest.get("layers", [])],
+                      "matched": sum(len(s["rows"]) for s in sections if n in (s["a"], s["b"]))})
+    index = out / "index.html"
+    atomic_write_text(index, env.get_template("sites.html").render(
+        root="", sites=sites, n_pairs=len(sections), n_rows=sum(len(s["rows"]) for s in sections), **common))
+    return index
