@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from featviz.core import layout
+from featviz.core import device_of, layout, preprocess_fn
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
@@ -58,26 +58,6 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
         for m, flag in modes:
             m.training = flag
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model with neither).
-
-    Example:
-        >>> model_device(nn.Linear(2, 2))
-        device(type='cpu')
-    """
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-def _preprocess_fn(hm: HookedModel, preprocess: Callable | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    if preprocess is not None:
-        return preprocess
-    return getattr(hm.model, "preprocess", None) or (lambda x: x)
 
 
 def capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str, torch.Tensor]:
@@ -181,7 +161,7 @@ def _check_args(size: object, steps: object, lr: object, batch: object, threshol
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    own = model_device(model)
+    own = device_of(model)
     if device is None:
         return own
     device = torch.device(device)
@@ -293,7 +273,7 @@ def render(
         raise ValueError(f"redirect_steps must be an int >= 0 (0 disables), got {redirect_steps!r}")
     check_objective(hm, obj)
     device = _resolve_device(hm.model, device)
-    prep = _preprocess_fn(hm, preprocess)
+    prep = preprocess_fn(hm, preprocess)
     transform = _as_transform(transforms)
     gen = torch.Generator().manual_seed(int(seed))
 
@@ -422,9 +402,9 @@ def render_layer(
 
 def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preprocess: Callable | None) -> int:
     h, w = (size, size) if isinstance(size, int) else size
-    x = torch.full((1, 3, h, w), 0.5, device=model_device(hm.model))
+    x = torch.full((1, 3, h, w), 0.5, device=device_of(hm.model))
     with torch.no_grad(), frozen(hm.model):
-        _, cache = hm.run_with_cache(_preprocess_fn(hm, preprocess)(x), names=[name], stop_at_last=True)
+        _, cache = hm.run_with_cache(preprocess_fn(hm, preprocess)(x), names=[name], stop_at_last=True)
     t = _channels_first(hm, name, cache[name]) if isinstance(cache[name], torch.Tensor) else cache[name]
     if t.dim() < 2:
         raise ValueError(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
