@@ -265,7 +265,9 @@ def main() -> None:
         "",
         "`fv.circuits.unit_links(matches)` turns these matches into the links each unit page needs "
         "(`{(model, \"layer:channel\"): [UnitLink(model, node, correlation, control)]}`, only matches that "
-        "beat their control); the microscope does not yet draw them.",
+        "beat their control); `featviz microscope efficientnet_lite0 efficientnet_lite1 efficientnet_lite2 --out "
+        "site` builds one site per model, `site/universality.html` with the matched units side by side, and a "
+        "\"Matches in other models\" list on every unit page.",
         "",
         "## How to reproduce",
         "",
