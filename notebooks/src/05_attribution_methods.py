@@ -10,7 +10,8 @@
 # - to write integrated gradients yourself and check it against [captum](https://captum.ai) (timing included);
 # - two well-known pitfalls: **saturation** (a gradient can be zero where a feature matters) and the choice of
 #   **baseline** (a black baseline makes dark pixels invisible);
-# - why IG's sum is only approximately complete with few steps, and a step schedule that fixes it;
+# - why IG's sum is only approximately complete with few steps, and a step schedule that puts the steps where the
+#   logit changes (measured: where it helps and where it does not);
 # - **SmoothGrad**, and the **model-randomisation sanity check** (Adebayo et al. 2018): a map that hardly changes
 #   when the weights are random explains the image, not the model.
 #
@@ -163,8 +164,9 @@ print(f"{N_STEPS} steps: sum of attributions {ig.sum().item():.3f} vs f(x) - f(b
 # ### Ours and captum's, side by side
 #
 # Same numbers, same cost: both spend `n_steps` forward and backward passes, in batches of 8. We time each twice
-# and keep the faster run. (captum's default integration rule, Gauss–Legendre, places its points differently; the
-# second plot compares how quickly each approaches completeness as the number of steps grows.)
+# and keep the faster run. (captum's default integration rule, Gauss–Legendre, places its points differently;
+# `method="riemann_middle"` makes captum compute the same sum as ours.) Then we measure how the completeness error
+# depends on the number of steps, and on *where* the steps are placed.
 
 # %%
 def best_time(fn, repeats: int = 2) -> float:
@@ -247,11 +249,18 @@ axes[1].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 eq, adaptive = errors["equal steps (midpoints)"], errors["steps by equal logit change"]
+print("steps:                      " + "".join(f"{n:>8d}" for n in steps_grid))
+for name, errs in errors.items():
+    print(f"{name:28s}" + "".join(f"{e:8.1%}" for e in errs))
 n_last = steps_grid[-1]
 print(f"80% of the logit's change has happened by α = {a80:.3g}; {n_last} equal steps put "
       f"{sum(1 for k in range(n_last) if (k + 0.5) / n_last <= a80)} of their points there.")
 print(f"completeness error with {n_last} steps: equal steps {eq[-1]:.1%}, steps by equal logit change "
-      f"{adaptive[-1]:.1%} — the adaptive schedule is {'better' if adaptive[-1] < eq[-1] else 'NOT better'} here")
+      f"{adaptive[-1]:.1%} — the adaptive schedule is {'better' if adaptive[-1] < eq[-1] else 'NOT better'} here "
+      f"(better at {sum(a < e for a, e in zip(adaptive, eq))} of {len(steps_grid)} step counts)")
+if any(later > earlier for earlier, later in zip(eq, eq[1:])):
+    print("note: with equal steps the error does not fall monotonically with the number of steps — where the "
+          "points happen to land in the steep stretch matters, not only how many there are")
 
 # %% [markdown]
 # The sum is complete only when the steps sample the part of the path where the logit changes. From a black
@@ -264,9 +273,19 @@ print(f"completeness error with {n_last} steps: equal steps {eq[-1]:.1%}, steps 
 
 # %% [markdown]
 # ### The three maps
+#
+# Under each figure: the **roughness** of each heat map, the mean difference between horizontally neighbouring
+# pixels of the scaled map (0 = perfectly smooth) — a number for "noisy and speckled".
 
 # %%
+def roughness(attr: torch.Tensor) -> float:
+    """Mean |difference| between horizontally neighbouring pixels of the scaled heat map (0 = smooth)."""
+    h = heat(attr)
+    return (h[:, 1:] - h[:, :-1]).abs().mean().item()
+
+
 all_maps = {}
+roughest = []
 for k, p in enumerate(photos):
     xi, ti = x_all[k:k + 1], int(targets[k])
     all_maps[p] = maps = {
@@ -275,11 +294,17 @@ for k, p in enumerate(photos):
         "integrated gradients": (ig if k == 0 else integrated_gradients(xi, ti, black, N_STEPS))[0],
     }
     show_maps(xi[0], maps, f"Attribution of '{model.labels[ti]}' on '{p}'")
+    rough = {m: roughness(a) for m, a in maps.items()}
+    roughest.append(max(rough, key=rough.get))
+    print(f"{p}: roughness " + ", ".join(f"{m} {v:.3f}" for m, v in rough.items()))
+n_sal = roughest.count("saliency")
+print(f"roughest map: {', '.join(f'{p} {m}' for p, m in zip(photos, roughest))} — saliency is the roughest of the "
+      f"three on {n_sal} of {len(photos)} photo(s)")
 
 # %% [markdown]
-# Saliency is noisy and speckled: the gradient at a single point varies wildly from pixel to pixel. Do gradient ×
-# input and IG "concentrate on the object"? Measure it instead of reading it off the picture: for photos with a
-# well-defined object we drew its bounding box by eye (below), and compare the share of |attribution| inside the
+# Saliency is the gradient at a single point, which can vary wildly from pixel to pixel; the roughness printed
+# above says how speckled each map is here. Do gradient × input and IG "concentrate on the object"? Measure it
+# instead of reading it off the picture: for photos with a well-defined object we drew its bounding box by eye (below), and compare the share of |attribution| inside the
 # box with the share of the image the box covers. (The cat's face fills its photo, so it gets no box.)
 
 # %%
@@ -303,10 +328,11 @@ for p, maps in all_maps.items():
 # ## 4. Pitfall: saturation
 #
 # Scale the photo from black ($\alpha = 0$) to itself ($\alpha = 1$) and watch the class logit and the size of
-# its gradient. Typically the logit rises early and then levels off: by the time we reach the real photo, the
+# its gradient. Often the logit rises early and then levels off: by the time we reach the real photo, the
 # network is *saturated* — small changes hardly matter any more, so the gradient is small, even though the image
-# content is what produced the high logit. Saliency and gradient × input only look at $\alpha = 1$; IG integrates
-# over the whole path, including the part where the logit was still rising.
+# content is what produced the high logit (the numbers printed under the plot say whether that happens here).
+# Saliency and gradient × input only look at $\alpha = 1$; IG integrates over the whole path, including the part
+# where the logit was still rising.
 
 # %%
 alphas = torch.linspace(0, 1, 9 if FAST else 21)
@@ -318,7 +344,7 @@ grad_norm = grads_path.flatten(1).norm(dim=1)
 
 fig, ax1 = plt.subplots(figsize=(7, 3.6))
 ax1.plot(alphas, logits_path.detach(), "o-", c="tab:blue")
-ax1.set(title=f"Along the path black → '{photos[0]}': the logit saturates, the gradient shrinks",
+ax1.set(title=f"Along the path black → '{photos[0]}': the logit and the size of its gradient",
         xlabel="α (image = α · photo)", ylabel=f"logit '{model.labels[target]}'")
 ax1.yaxis.label.set_color("tab:blue")
 ax2 = ax1.twinx()
@@ -327,8 +353,15 @@ ax2.set_ylabel("‖gradient‖", color="tab:red")
 plt.tight_layout()
 plt.show()
 half = len(alphas) // 2
-print(f"logit gained in the first half of the path: {logits_path[half] - logits_path[0]:.2f}, "
-      f"second half: {logits_path[-1] - logits_path[half]:.2f}")
+first, second = (logits_path[half] - logits_path[0]).item(), (logits_path[-1] - logits_path[half]).item()
+peak = int(grad_norm.argmax())
+print(f"logit gained in the first half of the path: {first:.2f}, second half: {second:.2f}; ‖gradient‖ is "
+      f"largest at α = {alphas[peak]:.2f} ({grad_norm[peak]:.3g}) and {grad_norm[-1]:.3g} at the photo "
+      f"({grad_norm[-1] / grad_norm[peak]:.0%} of its peak)")
+saturated = abs(second) < 0.5 * abs(first) and grad_norm[-1] < 0.5 * grad_norm[peak]
+print("here the logit levels off and the gradient at the photo is small: saturated" if saturated else
+      "here the path does NOT show saturation (the logit still rises late, or the gradient at the photo is not "
+      "small)")
 
 # %% [markdown]
 # ## 5. Pitfall: the baseline
@@ -363,6 +396,7 @@ ax.legend()
 plt.show()
 print({k: f"{v:.1%}" for k, v in share.items()})
 assert share["black"] < share["blurred"], "a black baseline should under-attribute dark pixels"
+assert share["black"] < 0.1, "the darkest 10% of pixels should get less than 10% of a black-baseline IG map"
 
 # %%
 print(f"with a black baseline the darkest 10% of pixels get {share['black']:.1%} of the attribution, with a blurred "
@@ -376,8 +410,9 @@ print(f"with a black baseline the darkest 10% of pixels get {share['black']:.1%}
 # ## 6. SmoothGrad
 #
 # The gradient of a deep ReLU network jumps from pixel to pixel. **SmoothGrad** (Smilkov et al. 2017) averages the
-# gradient over noisy copies $x + \sigma \varepsilon$, $\varepsilon \sim \mathcal{N}(0, 1)$: the speckle averages
-# out, the structure the copies share stays.
+# gradient over noisy copies $x + \sigma \varepsilon$, $\varepsilon \sim \mathcal{N}(0, 1)$: the idea is that the
+# speckle averages out and the structure the copies share stays. Whether the map really gets smoother is measured
+# below with the roughness of section 3.
 #
 # ### Exercise 3 — SmoothGrad
 # Return the mean over `n_samples` of $\partial f_{target} / \partial x$ at $x + \sigma \varepsilon$, drawing the
@@ -400,13 +435,6 @@ N_SG = 8 if FAST else 32
 sg = smoothgrad(f, xi, target, n_samples=N_SG, sigma=0.15, seed=0)
 show_maps(xi[0], {"saliency |gradient|": saliency[0], f"SmoothGrad |mean gradient|, {N_SG} copies": sg[0]},
           f"Saliency vs SmoothGrad ('{photos[0]}')")
-
-
-def roughness(attr: torch.Tensor) -> float:
-    """Mean |difference| between horizontally neighbouring pixels of the scaled heat map (0 = smooth)."""
-    h = heat(attr)
-    return (h[:, 1:] - h[:, :-1]).abs().mean().item()
-
 
 r_sal, r_sg = roughness(saliency[0]), roughness(sg[0])
 print(f"roughness of the heat map: saliency {r_sal:.3f}, SmoothGrad {r_sg:.3f} — SmoothGrad is "
@@ -466,23 +494,33 @@ plt.show()
 for m, r in rho.items():
     print(f"{m:22s} ρ = {r:+.2f} — " + ("much of the map survives random weights: it reflects the image"
                                          if r > 0.5 else "the map changes with the weights"))
+rho_input = min(rho["gradient × input"], rho["integrated gradients"])
+rho_grad = max(rho["saliency"], rho["SmoothGrad"])
+print("the two methods that multiply by the input keep more of their map under random weights than the two that "
+      f"do not (lowest ρ {rho_input:+.2f} vs highest {rho_grad:+.2f})" if rho_input > rho_grad else
+      "multiplying by the input does NOT make the maps more alike here: gradient × input / IG ρ "
+      f"{rho['gradient × input']:+.2f} / {rho['integrated gradients']:+.2f}, saliency / SmoothGrad "
+      f"{rho['saliency']:+.2f} / {rho['SmoothGrad']:+.2f}")
 
 # %% [markdown]
 # Read the numbers above, method by method: where ρ is high, the map would look much the same for a network that
 # learned nothing, so its structure cannot be evidence about *this* model. Gradient × input and IG multiply by the
-# input, which carries the image's edges into the map whatever the weights are. (0.5 is a rule of thumb, not a
+# input, which can carry the image's edges into the map whatever the weights are (the last printed line compares
+# them with the two gradient-only methods). (0.5 is a rule of thumb, not a
 # test; Adebayo et al. randomise layer by layer from the top and watch the correlation fall.)
 #
 # ## Summary
 #
-# - **Saliency** = |gradient|: cheap, noisy, measures sensitivity rather than contribution.
+# - **Saliency** = |gradient|: cheap, measures sensitivity rather than contribution; how speckled it is, and
+#   whether SmoothGrad smooths it, is measured (roughness), not assumed.
 # - **Gradient × input**: a first-order contribution; exact only for linear models.
 # - **Integrated gradients**: the exact integral adds up to $f(x) - f(x')$ (completeness); a Riemann sum with
-#   equal steps can miss most of it when the logit changes in a short stretch of the path — put the steps where
-#   the change is. Our 20-line version matches captum's, for any baseline.
+#   equal steps can be noticeably off (the completeness errors printed in section 3) when the logit changes in a
+#   short stretch of the path — measure the error, and put the steps where the change is. Our 20-line version
+#   matches captum's, for any baseline.
 # - **SmoothGrad** averages gradients over noisy copies; the **model-randomisation check** asks whether a map
 #   depends on the trained weights at all.
-# - **Pitfalls**: gradients vanish where the network saturates; every IG map answers "compared with which
+# - **Pitfalls**: gradients shrink where the network saturates (measured along the path in section 4); every IG map answers "compared with which
 #   baseline?" — a black baseline cannot credit black pixels.
 # - Attribution is a hypothesis about *this* input, to be tested with interventions (the ablations of notebooks 02
 #   and 04), not a proof.
