@@ -297,6 +297,34 @@ def layout(module: nn.Module | None, output: object, channels_last: bool = False
     return "channels_last" if channels_last else "maps"
 
 
+ELEMENTWISE = {"ReLU", "ReLU6", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "LeakyReLU",
+               "ELU", "Mish", "Identity", "Dropout", "Dropout2d", "DropPath", "StochasticDepth"}
+
+
+def module_layout(model: nn.Module, name: str, output: object) -> str:
+    """``layout`` of module ``name``'s output, where an elementwise module (an activation, dropout, identity)
+    keeps the layout of the module registered just before it in the same parent: the GELU between two
+    Linears of a ConvNeXt block is channels-last too, although nothing in the GELU says so.
+
+    Example:
+        >>> block = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4))
+        >>> module_layout(block, "1", torch.zeros(1, 5, 5, 6)), layout(block[1], torch.zeros(1, 5, 5, 6))
+        ('channels_last', 'maps')
+    """
+    modules = dict(_module(model).named_modules())
+    module = modules.get(split_call(name)[0])
+    kind = layout(module, output)
+    if kind != "maps" or type(module).__name__ not in ELEMENTWISE:
+        return kind
+    parent_name, _, child = split_call(name)[0].rpartition(".")
+    previous = None
+    for key, sibling in modules.get(parent_name, _module(model)).named_children():
+        if key == child:
+            break
+        previous = sibling
+    return layout(previous, output) if previous is not None else kind
+
+
 def _norm_width(module: nn.Module | None) -> int | None:
     shape = getattr(module, "normalized_shape", None)
     if isinstance(shape, (tuple, list)) and len(shape) == 1 and type(module).__name__ != "LayerNorm2d":

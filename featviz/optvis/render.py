@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from featviz.core import device_of, layout, preprocess_fn
+from featviz.core import device_of, module_layout, preprocess_fn
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
@@ -117,7 +117,7 @@ def _capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str
 def _channels_first(hm: HookedModel, name: str, t: torch.Tensor) -> torch.Tensor:
     """Channels-last maps (B, H, W, C) as (B, C, H, W) and tokens (B, N, D) as (B, D, N), so that channel
     ``c`` of every objective is a feature (``featviz.core.layout``), never an image row or a token."""
-    kind = layout(hm.module(name), t)
+    kind = module_layout(hm.model, name, t)
     if kind == "channels_last":
         return t.permute(0, 3, 1, 2)
     return t.transpose(1, 2) if kind == "tokens" else t

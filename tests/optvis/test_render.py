@@ -172,3 +172,22 @@ def test_capture_feeds_channels_last_on_cpu_and_falls_back_for_models_that_refus
     out = capture(fv.hooked(net), x, fv.objectives.class_logit(1))
     torch.testing.assert_close(out[fv.objectives.OUTPUT], net(x))
     assert net in _REFUSES_CHANNELS_LAST
+
+
+def test_an_activation_between_channels_last_linears_is_read_by_feature_not_by_row():
+    class Block(torch.nn.Module):  # ConvNeXt's pattern: conv, permute, Linear, GELU, Linear, permute
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.fc1, self.act, self.fc2 = torch.nn.Linear(4, 10), torch.nn.GELU(), torch.nn.Linear(10, 4)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(self.conv(x).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+
+    net = Block()
+    with pytest.raises(IndexError, match="10 channels"):  # 10 features, not the 16 rows of the image
+        fv.render(net, "act:12", size=16, steps=1, progress=False, transforms=[])
+    r = fv.render(net, "act:7", size=16, steps=2, progress=False, transforms=[])
+    with torch.no_grad():
+        feats = net.act(net.fc1(net.conv(r.images).permute(0, 2, 3, 1)))  # (1, 16, 16, 10)
+    assert float(r.activations[0]) == pytest.approx(float(feats[..., 7].mean()), rel=1e-4, abs=1e-5)
