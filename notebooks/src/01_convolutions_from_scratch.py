@@ -491,13 +491,17 @@ ax.legend()
 plt.show()
 default_10, he_10 = stds["default: 1/sqrt(N_in)"][-1], stds["He: sqrt(6/N_in)"][-1]
 ratio = (default_10 / stds["default: 1/sqrt(N_in)"][0]) ** (1 / 9)
+ratio_he = (he_10 / stds["He: sqrt(6/N_in)"][0]) ** (1 / 9)
 print(f"after 10 layers the std is {default_10:.1e} with 1/sqrt(N_in) (each layer multiplies it by about "
-      f"{ratio:.2f}, close to sqrt(1/6) = {math.sqrt(1 / 6):.2f}) and {he_10:.2f} with He's sqrt(6/N_in)")
+      f"{ratio:.2f}, close to sqrt(1/6) = {math.sqrt(1 / 6):.2f}) and {he_10:.2f} with He's sqrt(6/N_in) (each "
+      f"layer multiplies it by about {ratio_he:.2f})")
 assert default_10 < 1e-3 < 0.1 < he_10 < 10, "the experiment should show vanishing vs preserved signals"
+assert abs(ratio - math.sqrt(1 / 6)) < 0.1 and ratio_he > 2 * ratio, "the factors quoted in the text"
 
 # %% [markdown]
 # So $1/\sqrt{N_{in}}$ makes the output independent of *how many* terms are summed, but through ReLU layers the
-# signal still shrinks geometrically; He's $\sqrt{6/N_{in}}$ keeps it at the same scale. (PyTorch keeps the
+# signal still shrinks geometrically; He's $\sqrt{6/N_{in}}$ keeps it at roughly the same scale (it drifts down
+# slowly in this 16-channel experiment: the per-layer factors are printed above). (PyTorch keeps the
 # smaller default for historical reasons; deep ReLU networks add BatchNorm or residual connections — section 8 —
 # or use `nn.init.kaiming_uniform_(w, nonlinearity="relu")`.)
 #
@@ -730,13 +734,18 @@ for kind in ["CNN", "MLP"]:
           f"on shuffled pixels")
 assert accuracy["MLP", False] == accuracy["MLP", True], "an MLP with permuted first-layer weights is the same model"
 assert accuracy["CNN", True] < accuracy["CNN", False] - 0.15, "shuffling should cost the CNN its advantage"
+lead = {shuffled: accuracy["CNN", shuffled] - accuracy["MLP", shuffled] for shuffled in (False, True)}
+print(f"the CNN's lead over the MLP: {100 * lead[False]:+.1f} points on original pixels, {100 * lead[True]:+.1f} on "
+      f"shuffled pixels — {'all' if lead[True] <= 0 else f'{1 - lead[True] / lead[False]:.0%}'} of it gone")
+assert lead[False] > 0.1 and lead[True] < 0.25 * lead[False], "the text below: most of the CNN's lead goes"
 
 # %% [markdown]
 # The MLP's accuracy is *identical* with and without shuffling: its first layer gives every pixel its own weight,
 # so a permutation of the pixels is just a permutation of those weights — the same function, trained the same way
 # (we started it from the correspondingly permuted weights, so even the training run is the same). The CNN's
-# advantage came entirely from locality and weight sharing; on shuffled pixels those priors describe nothing real,
-# and its accuracy drops, as printed above. Was your prediction right?
+# advantage over the MLP came from locality and weight sharing; on shuffled pixels those priors describe nothing
+# real, and its accuracy drops, taking most or all of its lead over the MLP with it (printed above). Was your
+# prediction right?
 #
 # ## 10. A convolution explorer
 #
@@ -757,10 +766,11 @@ fv.viz.explore_conv(size=7, kernel_size=3, stride=2, padding=1, in_channels=2, o
 #   `einsum` (or a `max`) turns the windows into a convolution (or a max-pool). featviz's `conv2d`/`maxpool2d` match
 #   PyTorch's.
 # - `Conv2d` weights are `(out, in, kh, kw)`, Kaiming-uniform in ±1/√(in·kh·kw); through ten ReLU layers that
-#   bound shrinks the signal geometrically, He's √(6/N_in) keeps it (measured above).
+#   bound shrinks the signal geometrically, He's √(6/N_in) keeps it at roughly the same scale (measured above).
 # - Residual blocks need shape-preserving convolutions (stride 1, padding `(k − 1)/2`).
 # - Locality and weight sharing cost orders of magnitude fewer parameters than a linear layer — and they are an
-#   assumption about images: shuffle the pixels and the CNN loses its advantage, while an MLP does not notice.
+#   assumption about images: shuffle the pixels and the CNN loses most of its advantage, while an MLP does not
+#   notice.
 #
 # **Next:** `02_hooks_and_activations.ipynb` opens up a trained network and looks at what its convolutions
 # respond to. For what those learned features turn out to be — edge, curve and eventually object detectors —
