@@ -186,7 +186,8 @@ class Factorization:
             axes[i + 1, 0].imshow(self.overlay(i).permute(1, 2, 0).clamp(0, 1).numpy())
             for g in range(k):
                 m = self.spatial[i, g].clamp(min=0).numpy() / vmax  # (h, w) in [0, 1]
-                axes[i + 1, g + 1].imshow(m[..., None] * colors[g] + (1 - m[..., None]), vmin=0, vmax=1)
+                tinted = np.clip(m[..., None] * colors[g] + (1 - m[..., None]), 0, 1)  # float error: > 1
+                axes[i + 1, g + 1].imshow(tinted, vmin=0, vmax=1)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, bbox_inches="tight", facecolor="white")
