@@ -20,11 +20,13 @@
 # optimises (cosine similarity), and why every batched call here runs all its images in *one* optimisation.
 
 # %%
+import io
 import os
 import warnings
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Image, display
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets: text bars are fine
 import featviz as fv
@@ -38,6 +40,16 @@ model = fv.models.efficientnet_lite0()
 photos, names = fv.data.sample_images(96 if FAST else 224)
 LAYER = "blocks.4.depthwise_relu"  # after a ReLU6: activations are >= 0, as NMF needs
 print(len(photos), "photos:", names)
+
+
+def show(fig) -> None:
+    """Display a figure made without pyplot (featviz's ``plot`` methods return a bare ``Figure``).
+
+    Jupyter only draws a bare Figure as an image once pyplot's inline backend has registered its formatter;
+    before that it prints "<Figure size ...>". A PNG always displays."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+    display(Image(buf.getvalue()))
 
 # %% [markdown]
 # ## 1 · Neuron groups
@@ -61,8 +73,7 @@ for k in range(len(groups)):
 
 # %%
 renders = groups.render(model, size=SIZE, steps=STEPS, progress=False)
-fig = groups.plot(renders, n_images=3)
-fig
+show(groups.plot(renders, n_images=3))
 
 # %% [markdown]
 # **Check yourself.** PCA finds directions of largest variance; they may be negative and mix groups. Try
@@ -93,12 +104,21 @@ for ax, img, title in zip(axes, [photo[0], inv.images[0], car.images[0]], ["phot
 #
 # With `alpha=True` the render also optimises an opacity per pixel. Each step the image is composited over fresh
 # random noise, and opacity costs a little objective: pixels the unit does not use fade out. A *neuron* objective
-# (one position) sees only its receptive field, so the rest should go transparent. `save` writes an RGBA PNG.
+# (one position) sees only its receptive field, so the rest should go transparent — the opacity inside and outside
+# the field is printed below. `save` writes an RGBA PNG.
 
 # %%
 neuron = fv.objectives.neuron("blocks.2", 7)
 r = fv.render(model, neuron, size=SIZE, steps=STEPS * 2, alpha=True, progress=False)
-print(r.alpha.shape, f"mean opacity {r.alpha.mean():.2f}")
+rf = fv.circuits.receptive_field(model, "blocks.2:7", size=SIZE)   # the centre unit, as neuron() uses
+(cy, cx), (fh, fw) = rf.center, rf.size
+inside = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+inside[max(round(cy - fh / 2), 0):round(cy + fh / 2) + 1, max(round(cx - fw / 2), 0):round(cx + fw / 2) + 1] = True
+a_in, a_out = r.alpha[0, 0][inside].mean().item(), r.alpha[0, 0][~inside].mean().item()
+print(r.alpha.shape, f"mean opacity {r.alpha.mean():.2f}: {a_in:.2f} inside the unit's {fh}x{fw} px receptive "
+      f"field ({inside.float().mean():.0%} of the image), {a_out:.2f} outside")
+print("outside its receptive field the image has gone (mostly) transparent" if a_out < 0.5 * a_in else
+      "the opacity does NOT concentrate in the receptive field here")
 fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
 axes[0].imshow(r.rgba()[0].permute(1, 2, 0).clamp(0, 1))
 axes[0].set_title("RGBA over white", fontsize=9)
@@ -138,10 +158,10 @@ for ax in axes:
 atlas = fv.atlas(model, "blocks.9", photos, grid=4 if FAST else 10, n_samples=200 if FAST else 2000,
                  reducer="pca" if FAST else "umap", size=32 if FAST else 64, steps=STEPS, progress=False)
 print(f"{int(atlas.counts.sum())} samples, {len(atlas.cells)} cells rendered")
-atlas.plot("features")
+show(atlas.plot("features"))
 
 # %%
-atlas.plot("classes")
+show(atlas.plot("classes"))
 
 # %% [markdown]
 # **Check yourself.** An atlas is only as good as its photos: ten photos give a sparse map. Point the CLI at a few
