@@ -160,7 +160,7 @@ def cmd_microscope(args: Namespace) -> None:
     import time
 
     from featviz.viz._store import SiteError, read_marker
-    from featviz.viz.microscope import MicroscopeSettings, build_microscope, check_layers, default_layers
+    from featviz.viz.microscope import build_microscope
 
     if args.examples < 0:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
@@ -171,21 +171,8 @@ def cmd_microscope(args: Namespace) -> None:
     if isinstance(args.model, list):
         args.model = args.model[0]
     model = load_model(args.model, args.arch)
-    if args.layers:
-        layers = list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
-    else:
-        layers = default_layers(model)
-        if not layers:
-            raise BadValue("this model declares no interesting_layers: name them with --layers L1,L2 "
-                             "(see `featviz layers MODEL`)")
-    try:
-        check_layers(model, layers, "--layers")
-    except KeyError as e:
-        raise UnknownName(e.args[0] if e.args else str(e)) from None
-    except (ValueError, IndexError) as e:
-        raise BadValue(str(e)) from None
-    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
-                                  evidence=not args.no_evidence, evidence_random=args.evidence_random)
+    layers = _site_layers(model, _layers_arg(args), "this model", "--layers")
+    settings = _site_settings(args)
     out, start = Path(args.out), time.perf_counter()
     try:
         index = build_microscope(model, layers, out, settings=settings, channels=args.channels,
@@ -206,6 +193,38 @@ def cmd_microscope(args: Namespace) -> None:
     print(index)
 
 
+def _layers_arg(args: Namespace) -> list[str] | None:
+    """``--layers L1,L2`` as a list without repeats; None when not given."""
+    if not args.layers:
+        return None
+    return list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
+
+
+def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[str]:
+    """The layers a site of ``model`` shows (``layers``, else its interesting layers), checked first."""
+    from featviz.viz.microscope import check_layers, default_layers
+
+    chosen = layers if layers is not None else default_layers(model)
+    if not chosen:
+        raise BadValue(f"{who} declares no interesting_layers: name them with --layers L1,L2 "
+                       "(see `featviz layers MODEL`)")
+    try:
+        check_layers(model, chosen, flag)
+    except KeyError as e:
+        raise UnknownName(e.args[0] if e.args else str(e)) from None
+    except (ValueError, IndexError) as e:
+        raise BadValue(str(e)) from None
+    return chosen
+
+
+def _site_settings(args: Namespace):
+    """MicroscopeSettings from the microscope subcommand's flags."""
+    from featviz.viz.microscope import MicroscopeSettings
+
+    return MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
+                              evidence=not args.no_evidence, evidence_random=args.evidence_random)
+
+
 def _model_name(ref: str) -> str:
     """What a multi-model site calls a MODEL argument: a zoo name as given, a file by its stem."""
     path = Path(ref)
@@ -217,7 +236,6 @@ def _microscopes(args: Namespace) -> None:
     import time
 
     from featviz.viz._store import SiteError
-    from featviz.viz.microscope import MicroscopeSettings, check_layers, default_layers
     from featviz.viz.universality_site import build_microscopes
 
     names = [_model_name(ref) for ref in args.model]
@@ -225,22 +243,10 @@ def _microscopes(args: Namespace) -> None:
         raise BadValue(f"two MODEL arguments have the same name ({', '.join(names)}); each model's site is "
                        "a folder named after it: give distinct names")
     models = {n: load_model(ref, args.arch) for n, ref in zip(names, args.model)}
-    layers = None
-    if args.layers:
-        layers = list(dict.fromkeys(s.strip() for s in args.layers.split(",") if s.strip()))
+    layers = _layers_arg(args)
     for name, model in models.items():
-        chosen = layers if layers is not None else default_layers(model)
-        if not chosen:
-            raise BadValue(f"{name} declares no interesting_layers: name them with --layers L1,L2 "
-                           "(see `featviz layers MODEL`)")
-        try:
-            check_layers(model, chosen, f"--layers ({name})")
-        except KeyError as e:
-            raise UnknownName(e.args[0] if e.args else str(e)) from None
-        except (ValueError, IndexError) as e:
-            raise BadValue(str(e)) from None
-    settings = MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
-                                  evidence=not args.no_evidence, evidence_random=args.evidence_random)
+        _site_layers(model, layers, name, f"--layers ({name})")
+    settings = _site_settings(args)
     out, start = Path(args.out), time.perf_counter()
     try:
         index = build_microscopes(models, out, layers, settings=settings, channels=args.channels,
