@@ -109,8 +109,10 @@ class ModuleGraph:
 
         names = self.hm.hook_names
         hooks = [(n, post(n)) for n in names]
-        handles = [self.hm.module(n).register_forward_pre_hook(pre(n)) for n in names]
+        handles = []
         try:
+            for n in names:
+                handles.append(self.hm.module(n).register_forward_pre_hook(pre(n)))
             with evaluating(self.hm.model), torch.enable_grad(), self.hm.hooks(hooks):
                 result = self.hm(x.detach().requires_grad_(True))
         finally:

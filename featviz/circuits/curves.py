@@ -145,6 +145,13 @@ class CurveScan:
                                        margin, sel, tc.drift, float(arc[0, c]), tc))
         return sorted(found, key=lambda d: -d.margin)
 
+    def curve_vs_line(self) -> torch.Tensor:
+        """Every channel's worst-position ratio of best arc to best line, (C,) (the denominator floored at
+        1 % of the layer's strongest arc response, as in ``detectors``)."""
+        best = self.best()
+        floor = max(_FLOOR * float(best["arc"][0].max()), _TINY)
+        return (best["arc"] / best["line"].clamp_min(floor)).amin(0)
+
     def summary(self, channel: int) -> dict[str, float]:
         """The numbers behind the verdict for one channel (also for channels that fail)."""
         best = self.best()

@@ -215,7 +215,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         images, names = sample_images(size=size)
     else:
         images, names = check_images(images, "images"), []
-    scores = layer_responses(hm, layer, images, "max").cpu()  # (N, C)
+    scores, means_all = _max_and_mean(hm, layer, images)  # (N, C) each, one pass over the photos
     n_ch = scores.shape[1]
     hm.check_channel(layer, channels[0], n_ch)
     c = channels[0] % n_ch
@@ -223,7 +223,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     rf = receptive_field(hm, node, size=size)
 
     # feature visualization vs the best photo (the objective: the channel's spatial mean)
-    means = layer_responses(hm, layer, images, "mean").cpu()[:, c]
+    means = means_all[:, c]
     photo_act = float(means.max())
     render_image, render_act, dead = None, float("nan"), False
     if rendering is not None:
@@ -250,9 +250,9 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     summary = scan.summary(c)
     passing = {d.channel for d in scan.detectors()}
     summary["passes"] = float(c in passing)
-    ratios = torch.tensor([scan.summary(j)["curve_vs_line"] for j in range(n_ch)])
+    ratios = scan.curve_vs_line()
     rank = int((ratios > ratios[c]).sum()) + 1
-    rnd = torch.tensor([random_scan.summary(j)["curve_vs_line"] for j in range(random_scan.n_channels)])
+    rnd = random_scan.curve_vs_line()
     random_exceeding = float((rnd >= ratios[c]).float().mean())
     directions = list(range(0, 360, 15))
     from functools import partial
@@ -290,6 +290,22 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     ev.arc_curve = scan.direction_curve(c)
     ev.verdict = _verdict(ev)
     return ev
+
+
+def _max_and_mean(hm, layer: str, images: torch.Tensor, batch_size: int = 64
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every channel's spatial max and spatial mean on each image, (N, C) each, from one forward pass."""
+    from featviz.core import preprocess_fn
+
+    prep = preprocess_fn(hm)
+    maxes, means = [], []
+    with torch.no_grad():
+        for k in range(0, len(images), batch_size):
+            _, cache = hm.run_with_cache(prep(images[k:k + batch_size]), names=[layer], stop_at_last=True)
+            a = cache[layer]
+            maxes.append(a.amax((-2, -1)).cpu())
+            means.append(a.mean((-2, -1)).cpu())
+    return torch.cat(maxes), torch.cat(means)
 
 
 def _verdict(ev: Evidence) -> list[str]:

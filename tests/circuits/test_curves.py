@@ -27,6 +27,8 @@ def test_decoys_fail_for_the_right_reason(planted):
     assert line["line"] > line["arc"]  # a line unit: its best line beats its best arc
     assert ring["ring"] > ring["arc"] and blob["disc"] > blob["arc"]
     assert scan.arcs.shape == (5, 24, 2, 7) and scan.lines.shape == (5, 12, 5, 7)
+    per_channel = [scan.summary(c)["curve_vs_line"] for c in range(7)]  # the one-channel path agrees
+    assert scan.curve_vs_line().tolist() == pytest.approx(per_channel)
 
 
 def test_a_unit_whose_direction_flips_with_position_is_rejected(planted):
