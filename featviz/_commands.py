@@ -177,7 +177,7 @@ def cmd_microscope(args: Namespace) -> None:
     try:
         index = build_microscope(model, layers, out, settings=settings, channels=args.channels,
                                  images=args.images, workers=args.workers, address=args.address,
-                                 force=args.force, progress=not args.quiet)
+                                 force=args.force, progress=not args.quiet, name=_model_name(args.model))
     except SiteError as e:  # a file, a folder that is not a site, another build's lock
         raise OutputError(str(e)) from None
     except KeyboardInterrupt:

@@ -79,8 +79,13 @@ def _flatten(meta: dict) -> tuple[set[str], dict]:
 
 
 def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, label) -> list[dict]:
-    """Upstream and downstream connection groups of channel ``c`` of layer ``i`` for its page."""
+    """Upstream and downstream connection groups of channel ``c`` of layer ``i`` for its page.
+
+    A built channel lists its strongest connections each way (among all channels of the neighbouring layer);
+    a short page (a partner that is not built) lists the built channels that connect to it, so every
+    partner links back. ``group["back"]`` tells which of the two a group is."""
     name = layers[i]["name"]
+    full = c in layers[i]["channels"]
     groups = []
     for j, direction in ((i - 1, "upstream"), (i + 1, "downstream")):
         if not 0 <= j < len(layers):
@@ -91,18 +96,27 @@ def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, l
             continue
         meta = links[(src, dst)]
         folder = f"../../data/_links/{slug(src)}__{slug(dst)}"
+        if full:
+            found = meta[direction].get(str(c), [])
+        else:  # the built channels of the other layer whose own lists name this one
+            mirror = "downstream" if direction == "upstream" else "upstream"
+            found = sorted(((int(o), strength) for o, lst in meta[mirror].items() for p, strength in lst
+                            if p == c), key=lambda t: -t[1])
         items = []
-        for o, strength in meta[direction].get(str(c), []):
+        for o, strength in found:
             d, s = (c, o) if direction == "upstream" else (o, c)
             partner = units.get((other, o))
             dead = bool(partner and _flatten(partner)[1].get("dead"))
             items.append({"label": label(other, o), "strength": strength, "kernel": f"{folder}/d{d}_s{s}.png",
                           "fv": f"../../data/{slug(other)}/{o}/fv.png" if partner and not dead else None,
-                          "dead": dead, "href": f"../{slug(other)}/{o}.html" if partner else None})
+                          "dead": dead, "href": f"../{slug(other)}/{o}.html" if partner else None,
+                          "short": o not in layers[j]["channels"]})
+        if not items:
+            continue
         kh, kw = meta["kernel"]
         groups.append({"direction": direction, "other": other, "links": items, "method": meta["method"],
                        "kernel": f"{kh}×{kw}", "cut_off": meta.get("cut_off", False),
-                       "typical": meta.get("typical")})
+                       "typical": meta.get("typical"), "back": not full})
     return groups
 
 
@@ -155,7 +169,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
             html = env.get_template("channel.html").render(
                 root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
-                connections=_connections(layers, i, c, links, units, label) if c in layer["channels"] else [],
+                connections=_connections(layers, i, c, links, units, label),
                 evidence=evidence_view(facts.get("evidence")), matches=(matches or {}).get((name, c), []),
                 prev={"c": pages[k - 1], "href": f"{pages[k - 1]}.html"} if k > 0 else None,
                 next={"c": pages[k + 1], "href": f"{pages[k + 1]}.html"} if k + 1 < len(pages) else None,

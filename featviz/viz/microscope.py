@@ -161,7 +161,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
                      out: str | Path = "featviz-microscope", *, settings: MicroscopeSettings | None = None,
                      channels: int | None = None, images: str | Path | None = None, workers: int = 1,
                      address: str | None = None, force: bool = False, progress: bool = True,
-                     matches: dict[tuple[str, int], list[dict]] | None = None) -> Path:
+                     matches: dict[tuple[str, int], list[dict]] | None = None,
+                     partners: dict[str, Sequence[int]] | None = None, name: str | None = None) -> Path:
     """Build (or resume) the microscope site for ``layers`` of ``model`` in ``out``; returns index.html.
 
     Args:
@@ -177,6 +178,9 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         matches: ``{(layer, channel): [{"model", "label", "href", "correlation", "control"}, ...]}``, the
             unit's matches in other models, listed on its page (``featviz.viz.universality_site`` passes
             them; pages only, no effect on what is computed).
+        partners: ``{layer: [channel, ...]}`` outside the built channels that also get a short page (feature
+            visualization only), e.g. a built unit's match in another model.
+        name: what the pages call the model (default: ``model.name``, else its class name).
 
     The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
@@ -188,11 +192,11 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     """
     with _frozen(model):
         return _build(model, layers, Path(out), settings or MicroscopeSettings(), channels, images,
-                      int(workers), address, force, progress, matches)
+                      int(workers), address, force, progress, matches, partners, name)
 
 
 def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, images, workers, address, force,
-           progress, matches=None) -> Path:
+           progress, matches=None, partners=None, name=None) -> Path:
     from featviz import __version__
     from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path
     from featviz.viz._site import site_paths, write_site
@@ -207,6 +211,11 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
     if workers < 1:
         raise BadValue(f"workers (--workers) must be 1 (in-process) or more (Ray), got {workers}")
     shapes = check_layers(model, layers, "layers")
+    partners = {n: sorted({int(c) for c in cs}) for n, cs in (partners or {}).items()}
+    for n, cs in partners.items():
+        if n not in shapes or any(not 0 <= c < shapes[n][1] for c in cs):
+            raise BadValue(f"partners: {n!r} is not one of the layers ({', '.join(layers)}) or names a "
+                           f"channel outside it: {cs}")
     try:  # the renders run the model on size-px images: a size too small for the deepest layer fails here
         layer_shapes(model, layers, size=settings.size)
     except RuntimeError as e:
@@ -242,7 +251,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             # 2. connections first (cheap, and they say which partner channels need a feature visualization)
             for a, b in pairs:
                 links[(a, b)] = connections(model, out, a, b, chosen, wkey, settings.top_k, size)
-            extra = _partners(layers, chosen, links)
+            extra = _partners(layers, chosen, links, partners)
             units = {(n, c): settings.parts(early[n], len(shapes[n]) == 4) for n in layers for c in chosen[n]}
             units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
             upstream = {n: layers[i - 1] if i and len(shapes[layers[i - 1]]) == 4 else None
@@ -301,7 +310,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             interrupted = True
         manifest = {
             "featviz": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "model": getattr(model, "name", None) or type(model).__name__, "weights_sha256": wkey,
+            "model": name or getattr(model, "name", None) or type(model).__name__, "weights_sha256": wkey,
             "photos": {"count": len(photos), "source": "your images" if images is not None else "bundled"},
             "settings": {**asdict(settings), "tuning_angles": list(settings.tuning_angles)},
             "layers": [{"name": n, "shape": list(shapes[n][1:]), "channels": chosen[n], "extra": extra[n],
@@ -400,9 +409,11 @@ def _gradient_weights(model: nn.Module, src: str, dst: str, size: int, chunk: in
     return g if g.dim() == 4 else g.reshape(*g.shape[:2], 1, 1)
 
 
-def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict) -> dict[str, list[int]]:
-    """Channels that some connection of a built channel points at but that are not built themselves."""
-    extra: dict[str, set[int]] = {n: set() for n in layers}
+def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict,
+              wanted: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """Channels that some connection of a built channel points at (or that ``wanted`` asks for) but that are
+    not built themselves."""
+    extra: dict[str, set[int]] = {n: set((wanted or {}).get(n, ())) for n in layers}
     for (src, dst), meta in links.items():
         extra[src] |= {s for lst in meta["upstream"].values() for s, _ in lst}
         extra[dst] |= {d for lst in meta["downstream"].values() for d, _ in lst}

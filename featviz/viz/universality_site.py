@@ -127,14 +127,20 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
         # 2. the matches, on the photos the sites use (at the largest input size; each model resizes)
         matches = _matches(models, pairs, images, seeds, progress)
         built = {n: {la: min(s[1], channels or s[1]) for la, s in shapes[n].items()} for n in names}
-        unit_pages = _unit_matches(matches, folders, built, min_correlation, min_margin)
-        # 3. each model's own site, its unit pages listing their matches
+        sections, partners = _sections(matches, folders, built, min_correlation, min_margin)
+        pages = {n: {la: set(range(k)) | partners.get(n, {}).get(la, set()) for la, k in built[n].items()}
+                 for n in names}
+        unit_pages = _unit_matches(matches, folders, pages, min_correlation, min_margin)
+        # 3. each model's own site, its unit pages listing their matches (matched units outside the built
+        #    channels get a short page, so every row of the universality page links to two pages)
         for n in names:
             build_microscope(models[n], site_layers[n], out / folders[n], settings=settings,
                              channels=channels, images=images, workers=workers, address=address, force=force,
-                             progress=progress, matches=unit_pages.get(n, {}))
+                             progress=progress, matches=unit_pages.get(n, {}),
+                             partners={la: sorted(cs) for la, cs in partners.get(n, {}).items()},
+                             name=n)
         # 4. the pages that join them
-        index = _write_pages(out, names, folders, matches, built, min_correlation, min_margin, seeds)
+        index = _write_pages(out, names, folders, sections, min_correlation, min_margin, seeds)
         stale = {p for p in old - _PAGES if Path(p).parts and Path(p).parts[0] not in folders.values()}
         remove_stale(out, stale)
         write_marker(out, set(_PAGES))
@@ -162,10 +168,10 @@ def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progre
     return out
 
 
-def _unit_matches(matches: list, folders: dict[str, str], built: dict, min_correlation: float,
+def _unit_matches(matches: list, folders: dict[str, str], pages: dict, min_correlation: float,
                   min_margin: float) -> dict[str, dict[tuple[str, int], list[dict]]]:
-    """Per model, ``{(layer, channel): [link dicts for the channel page]}``: only links between built
-    channels (both pages exist)."""
+    """Per model, ``{(layer, channel): [link dicts for the channel page]}``: only links between units that
+    have a page (``pages[model][layer]``: built channels and matched partners)."""
     from featviz.circuits.universality import unit_links
 
     def split(node: str) -> tuple[str, int]:
@@ -175,11 +181,11 @@ def _unit_matches(matches: list, folders: dict[str, str], built: dict, min_corre
     out: dict[str, dict[tuple[str, int], list[dict]]] = {}
     for (model, node), links in unit_links(matches, min_correlation, min_margin).items():
         layer, c = split(node)
-        if c >= built[model].get(layer, 0):
+        if c not in pages[model].get(layer, ()):
             continue
         for link in links:
             other_layer, oc = split(link.node)
-            if oc >= built[link.model].get(other_layer, 0):
+            if oc not in pages[link.model].get(other_layer, ()):
                 continue
             href = f"../../../{folders[link.model]}/channels/{slug(other_layer)}/{oc}.html"
             out.setdefault(model, {}).setdefault((layer, c), []).append(
@@ -197,29 +203,72 @@ def _thumb(out: Path, folder: str, layer: str, c: int) -> str | None:
     return f"{folder}/data/{slug(layer)}/{c}/fv.png"
 
 
-def _write_pages(out: Path, names: list[str], folders: dict[str, str], matches: list, built: dict,
+def _sections(matches: list, folders: dict[str, str], built: dict, min_correlation: float,
+              min_margin: float) -> tuple[list[dict], dict[str, dict[str, set[int]]]]:
+    """The universality page's sections, one per layer pair, and the matched units outside the built
+    channels (``{model: {layer: {channel}}}``: they get short pages, so every row links to two pages).
+
+    Matches are computed over whole layers (``match_units`` compares every unit of one layer with every unit
+    of the other), so a partial build (``channels``) loses no pair: a row is kept when either of its two
+    units is built. ``misses`` lists, when no built unit matches, each built responding unit's best
+    correlation and control, so a reader sees how far from the thresholds it was.
+    """
+    sections, partners = [], {}
+    for m in matches:
+        fa, fb = folders[m.name_a], folders[m.name_b]
+        n_a, n_b = built[m.name_a][m.layer_a], built[m.name_b][m.layer_b]
+        whole = m.pairs(min_correlation, min_margin)
+        rows = []
+        for i, j, r, ctl in whole:
+            if i >= n_a and j >= n_b:
+                continue
+            units = []
+            sides = ((m.name_a, fa, m.layer_a, i, n_a), (m.name_b, fb, m.layer_b, j, n_b))
+            for model, f, layer, c, n in sides:
+                if c >= n:
+                    partners.setdefault(model, {}).setdefault(layer, set()).add(c)
+                units.append({"model": model, "label": f"{layer}:{c}", "layer": layer, "c": c, "folder": f,
+                              "built": c < n, "href": f"{f}/channels/{slug(layer)}/{c}.html"})
+            rows.append({"r": r, "control": ctl, "units": units})
+        live = ~m.dead_a
+        misses = []
+        if not any(i < n_a for i, *_ in whole):
+            best, r, ctl = m.best, m.best_correlation, m.control_best_correlation
+            misses = [{"label": f"{m.layer_a}:{i}", "href": f"{fa}/channels/{slug(m.layer_a)}/{i}.html",
+                       "partner": f"{m.layer_b}:{int(best[i])}", "r": float(r[i]), "control": float(ctl[i])}
+                      for i in range(n_a) if bool(live[i])]
+        sections.append({"a": m.name_a, "b": m.name_b, "layer_a": m.layer_a, "layer_b": m.layer_b,
+                         "rows": rows, "misses": misses, "n_images": m.n_images, "grid": list(m.grid),
+                         "built_a": n_a, "built_b": n_b, "width_a": int(m.correlation.shape[0]),
+                         "width_b": int(m.correlation.shape[1]), "live_a": int(live.sum()),
+                         "built_live_a": int(live[:n_a].sum()),
+                         "matched_built": sum(i < n_a for i, *_ in whole), "matched_whole": len(whole),
+                         "id": f"{fa}--{slug(m.layer_a)}--{fb}--{slug(m.layer_b)}"})
+    return sections, partners
+
+
+def _preview(out: Path, folder: str, manifest: dict, k: int = 8) -> list[dict]:
+    """Up to ``k`` feature visualizations of a model's site (its first layer's built channels) for the
+    landing page: ``{"img", "label"}`` each (``img`` None for a channel with no response)."""
+    layers = manifest.get("layers") or []
+    if not layers:
+        return []
+    name = layers[0]["name"]
+    return [{"img": _thumb(out, folder, name, c), "label": f"{name}:{c}"}
+            for c in layers[0]["channels"][:k] if read_meta(out / folder / "data" / slug(name) / str(c))]
+
+
+def _write_pages(out: Path, names: list[str], folders: dict[str, str], sections: list[dict],
                  min_correlation: float, min_margin: float, seeds: Sequence[int]) -> Path:
     from featviz import __version__
     from featviz.viz._site import template_env, write_css
 
     env = template_env()
     write_css(out)
-    sections = []
-    for m in matches:
-        fa, fb = folders[m.name_a], folders[m.name_b]
-        n_a, n_b = built[m.name_a][m.layer_a], built[m.name_b][m.layer_b]
-        rows = []
-        for i, j, r, ctl in m.pairs(min_correlation, min_margin):
-            if i >= n_a or j >= n_b:
-                continue
-            rows.append({"r": r, "control": ctl, "units": [
-                {"model": model, "label": f"{layer}:{c}", "img": _thumb(out, f, layer, c),
-                 "href": f"{f}/channels/{slug(layer)}/{c}.html"}
-                for model, f, layer, c in ((m.name_a, fa, m.layer_a, i), (m.name_b, fb, m.layer_b, j))]})
-        live = int((~m.dead_a[:n_a]).sum())
-        sections.append({"a": m.name_a, "b": m.name_b, "layer_a": m.layer_a, "layer_b": m.layer_b,
-                         "rows": rows, "considered": live, "n_images": m.n_images, "grid": list(m.grid),
-                         "id": f"{fa}--{slug(m.layer_a)}--{fb}--{slug(m.layer_b)}"})
+    for s in sections:
+        for row in s["rows"]:
+            for u in row["units"]:
+                u["img"] = _thumb(out, u["folder"], u["layer"], u["c"])
     common = {"featviz": __version__, "min_correlation": min_correlation, "min_margin": min_margin,
               "seeds": list(seeds)}
     html = env.get_template("universality.html").render(root="", sections=sections, **common)
@@ -234,7 +283,8 @@ def _write_pages(out: Path, names: list[str], folders: dict[str, str], matches: 
                       "weights": manifest.get("weights_sha256", "")[:12],
                       "layers": [{"name": la["name"], "built": len(la["channels"]), "width": la["shape"][0]}
                                  for la in manifest.get("layers", [])],
-                      "matched": sum(len(s["rows"]) for s in sections if n in (s["a"], s["b"]))})
+                      "matched": sum(len(s["rows"]) for s in sections if n in (s["a"], s["b"])),
+                      "preview": _preview(out, folders[n], manifest)})
     index = out / "index.html"
     atomic_write_text(index, env.get_template("sites.html").render(
         root="", sites=sites, n_pairs=len(sections), n_rows=sum(len(s["rows"]) for s in sections), **common))

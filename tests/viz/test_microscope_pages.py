@@ -30,17 +30,27 @@ def link_items(html: str) -> list[str]:
 
 def test_every_connection_shows_the_partners_visualization_and_links_to_its_page(partial):
     checked = shown = 0
+    forward, back = set(), set()  # (page, target) of links from built pages to short pages, and back
     for page in (partial / "channels").rglob("*.html"):
-        for block in link_items(page.read_text()):
+        html = page.read_text()
+        short = "A short page" in html
+        for block in link_items(html):
             for item in re.findall(r"<li>(.*?)</li>", block, re.S):
                 href = re.search(r'<a href="([^"]+)">', item).group(1)
                 thumbs = re.findall(r'src="([^"]+/fv\.png)"', item)
                 assert (page.parent / href).is_file(), (page, item)
                 assert len(thumbs) == 1 or 'class="dead small">no response found' in item, (page, item)
                 assert all((page.parent / t).is_file() for t in thumbs)
-                checked += 1
+                target = (page.parent / href).resolve()
+                if short:
+                    back.add((target, page.resolve()))
+                else:
+                    checked += 1
+                    if "(short page)" in item:
+                        forward.add((page.resolve(), target))
                 shown += len(thumbs)
     assert checked == 2 * 4 + 2 * 4 and shown > 0  # 2 built channels per layer, top-4 each way
+    assert forward and back == forward  # every short page links back to each built page that links to it
 
 
 def test_connection_strengths_are_multiples_of_the_layer_pairs_mean(partial):
@@ -148,4 +158,4 @@ def test_user_images_stream_in_batches_and_the_activations_are_cached(tmp_path, 
     build_microscope(relu6_net(), ["1"], tmp_path / "site", settings=more, images=folder, progress=False)
     assert loads == [3, 3]  # statistics from the cache: only the 3 top and 3 bottom photos are read
     page = (tmp_path / "site" / "channels" / "1" / "0.html").read_text()
-    assert page.count('loading="lazy"') >= 6 and "img9" in page and "10 your images photos" in page
+    assert page.count('loading="lazy"') >= 6 and "img9" in page and "10 of your photos" in page

@@ -111,3 +111,48 @@ def test_cli_builds_several_model_files(tmp_path, capsys):
     page = (tmp_path / "site" / "first" / "channels" / "1" / "0.html").read_text()
     assert 'href="../../../second/channels/1/0.html"' in page  # same seed: the same net
     assert "2 models" in err
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory):
+    """The planted pair built with 2 channels per layer: 3 of the 5 planted pairs touch a built unit."""
+    out = tmp_path_factory.mktemp("partial_sites")
+    net_a, net_b = nets()
+    build_microscopes({"net_a": net_a, "net_b": net_b}, out, settings=FAST, channels=2, progress=False)
+    return out
+
+
+def test_a_partial_build_keeps_every_pair_that_touches_a_built_unit(partial):
+    html = (partial / "universality.html").read_text()
+    # planted pairs (a:u, b:PERM.index(u)) with a built side: u = 0 (both built), 1 (b:3 not built), 3 (b:0)
+    for u in (0, 1, 3):
+        row = f'href="net_a/channels/1/{u}.html"'
+        assert row in html and f'href="net_b/channels/1/{PERM.index(u)}.html"' in html, u
+    assert 'href="net_a/channels/1/4.html"' not in html  # a:4 ~ b:2: neither built
+    assert "2 of its 2 responding built net_a units matched" in " ".join(html.split())
+    links = [h for h in hrefs(partial / "universality.html") if not h.startswith("data:")]
+    assert links and all((partial / h).is_file() for h in links)
+    # the unbuilt partner has a short page that links back, and the built unit links to it
+    short = (partial / "net_b" / "channels" / "1" / "3.html").read_text()
+    assert "A short page" in short and 'href="../../../net_a/channels/1/1.html"' in short
+    built = (partial / "net_a" / "channels" / "1" / "1.html").read_text()
+    assert 'href="../../../net_b/channels/1/3.html"' in built
+
+
+def test_when_nothing_matches_each_built_unit_shows_its_best_r_and_control(tmp_path):
+    from featviz.circuits.universality import match_units
+    from featviz.viz._examples import bundled_photos
+
+    net_a, _ = nets()
+    torch.manual_seed(5)
+    other = _net(torch.randn(6, 3, 5, 5))  # unrelated filters
+    build_microscopes({"net_a": net_a, "other": other}, tmp_path, settings=FAST, channels=2,
+                      min_correlation=0.999, progress=False)
+    text = " ".join((tmp_path / "universality.html").read_text().split())
+    assert "How close each came" in text
+    m = match_units(net_a, "1", other, "1", bundled_photos(24).tensor, progress=False)
+    for i in range(2):  # the numbers a reader sees are match_units' own, on the same photos
+        r, ctl = float(m.best_correlation[i]), float(m.control_best_correlation[i])
+        cells = (f'<td><a href="net_a/channels/1/{i}.html">1:{i}</a></td><td>1:{int(m.best[i])}</td>'
+                 f'<td>{r:.2f}</td> <td class="meta">{ctl:.2f}</td>')
+        assert cells in text, cells
