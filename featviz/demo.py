@@ -22,6 +22,7 @@ from featviz.viz._site import template_env, write_css
 __all__ = ["run_demo", "DEMO_LAYERS"]
 
 DEMO_LAYERS = ("blocks.2", "blocks.7")  # end of stage 2 (24 ch, 56x56) and of stage 4 (80 ch, 14x14)
+"""The EfficientNet-Lite0 layers ``featviz demo`` renders: the ends of stage 2 (24 channels) and 4 (80)."""
 DEMO_CHANNELS = 24
 
 

@@ -333,6 +333,13 @@ def _on_call(fn: HookFn, call: int, counts: dict[int, int]) -> HookFn:
 def hooked(model: nn.Module | HookedModel) -> HookedModel:
     """Wrap ``model`` (any ``nn.Module``) as a :class:`HookedModel`; a ``HookedModel`` is returned as is.
 
+    Args:
+        model: the network to look inside. It is not copied and not changed: hooks are put on only
+            inside ``run_with_cache`` / ``hooks`` / ``ablate`` and removed when they return.
+
+    Returns:
+        The wrapper: ``hook_names()``, ``run_with_cache(x, names=...)``, ``hooks(...)``, ``ablate(...)``.
+
     Example:
         >>> hm = hooked(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
         >>> _, cache = hm.run_with_cache(torch.rand(1, 3, 16, 16))

@@ -34,6 +34,7 @@ from featviz.hooks import HookedModel
 __all__ = ["attribute", "METHODS", "captum_methods"]
 
 METHODS = ("grad_x_act", "integrated_gradients")
+"""The ``method=`` values :func:`attribute` implements itself (captum's methods: :func:`captum_methods`)."""
 
 
 def captum_methods() -> list[str]:

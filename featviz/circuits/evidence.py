@@ -188,14 +188,30 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
              seed: int = 0, progress: bool = False, rendering: Rendering | None = None) -> Evidence:
     """Collect every line of evidence for ``node`` (``"layer:channel"``), each with its control.
 
-    ``images``: photos (N, 3, H, W) in [0, 1] for dataset examples, attribution and ablation (default: the
-    bundled sample photos at the model's input size). ``upstream``: the layer whose channels are credited
-    and ablated (default: the last of ``model.interesting_layers`` that runs before it, else the previous conv
-    unit).
-    ``scan`` / ``random_scan``: ``curve_scan`` results of the layer in the model and in
-    ``fv.models.randomized(model, seed)`` to reuse (computed when not given). ``render=False`` skips the
-    feature visualization; ``rendering``: a ``fv.render`` result of ``node`` made before (e.g. by the
-    microscope) whose first image, activation and ``dead`` flag are used instead of rendering again.
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        node: the unit, ``"layer:channel"`` (one channel).
+        images: photos (N, 3, H, W) in [0, 1] for dataset examples, attribution and ablation; default
+            the bundled sample photos at the model's input size.
+        upstream: the layer whose channels are credited and ablated; default the last of
+            ``model.interesting_layers`` that runs before ``node``'s layer, else the previous conv unit.
+        scan: a ``curve_scan`` result of ``node``'s layer in the model, to reuse (computed when not
+            given).
+        random_scan: the same scan in ``fv.models.randomized(model, seed)``, the control (computed when
+            not given).
+        render: render the unit's feature visualization; ``False`` skips it (faster).
+        render_size: size in px of that rendering; default the model's input size, at most 128.
+        render_steps: optimisation steps of that rendering.
+        n_random: how many random sets of upstream channels the ablation is compared with.
+        top_k: how many of the strongest excitatory and of the strongest inhibitory upstream channels
+            to list (dataset examples: the 5 highest and lowest images).
+        seed: seeds the randomized model, the random ablation sets and the rendering.
+        progress: show tqdm progress bars; ``False`` (the default) keeps them off.
+        rendering: an ``fv.render`` result of ``node`` made before (e.g. by the microscope) whose first
+            image, activation and ``dead`` flag are used instead of rendering again.
+
+    Returns:
+        An ``Evidence``: each line of evidence with its control and a generated ``verdict``.
 
     Example:
         >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)

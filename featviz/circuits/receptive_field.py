@@ -255,11 +255,24 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
                     position: tuple[int, int] | None = None, *, method: str = "auto") -> ReceptiveField:
     """The receptive field of unit ``position`` of ``ref`` (``"layer"`` or ``"layer:channel"``).
 
-    ``size``: the input image size (int or (H, W)); default ``model.input_size`` or 224. ``position``:
-    (i, j) in the layer's map; default the map centre ``(H // 2, W // 2)``. ``method``: ``"auto"``
-    (exact where the geometry can be read, else measured), ``"exact"`` or ``"measured"`` (see the module
-    docstring). The model is not changed (the exact method works on a copy; the measured one runs the
+    This is the *theoretical* receptive field: every input pixel that can change the unit at all. How
+    much each pixel matters (the *effective* receptive field) falls off from the centre and is usually
+    much smaller. The model is not changed (the exact method works on a copy; the measured one runs the
     model in eval mode and restores its mode).
+
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        ref: the layer, ``"layer"`` or ``"layer:channel"`` (the channel does not change the geometry).
+        size: the input image size (int or (H, W)); default ``model.input_size`` or 224.
+        position: the unit's (i, j) in the layer's map; default the map centre ``(H // 2, W // 2)``.
+        method: ``"auto"`` (exact where the geometry can be read, else measured), ``"exact"``
+            (from the kernel sizes, strides and paddings) or ``"measured"`` (the extent and centroid of
+            the unit's gradient with respect to the input; see the module docstring).
+
+    Returns:
+        A ``ReceptiveField``: ``position``, ``center`` (row, col in input pixels, may be a half pixel),
+        ``size`` (rows, cols; may exceed the image), ``stride`` (px between neighbouring units),
+        ``offset`` from the image centre and ``box()``.
 
     Example:
         >>> model = fv.models.efficientnet_lite0()

@@ -119,17 +119,34 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
           progress: bool = True) -> Circuit:
     """Follow the ``top_k`` strongest upstream connections of ``node`` for ``depth`` layers.
 
-    ``node``: ``"layer:channel"`` (a negative channel counts from the end; the circuit names it by its
-    index). Upstream of a layer are the conv units it reads directly in the execution graph (through
+    Upstream of a layer are the conv units it reads directly in the execution graph (through
     activations, pooling, residual adds and concatenations; not into squeeze-excite gates), so parallel
     branches (a Fire module's two expands, a downsample shortcut) are never paired with each other;
-    the ``top_k`` strongest channels over all of them are kept. When the model lists ``node``'s layer
-    in its ``interesting_layers`` (or ``layers`` is given: a chain, earliest first, ending with node's
-    layer), the trace steps along that chain instead. Strength of src channel c for dst channel o:
-      * ``by="expanded_weights"``: the entry of largest magnitude of the (kh, kw) expanded weight (signed);
-      * ``by="attribution"``: ``attribute(..., method="grad_x_act")`` on ``inputs`` (images in [0, 1]).
-    Every edge carries its expanded-weight pattern. The model runs in eval mode (restored afterwards);
-    the circuit remembers the model for ``.plot()``.
+    the ``top_k`` strongest channels over all of them are kept. Every edge carries its expanded-weight
+    pattern. The model runs in eval mode (restored afterwards); the circuit remembers the model for
+    ``.plot()``.
+
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model) with conv layers.
+        node: the unit to explain, ``"layer:channel"`` (a negative channel counts from the end; the
+            circuit names it by its index).
+        depth: how many layers to step upstream from ``node``'s layer.
+        top_k: how many of the strongest source channels to keep for every channel reached.
+        by: how an edge's strength is measured. ``"expanded_weights"``: the entry of largest magnitude
+            of the (kh, kw) expanded weight, signed (a property of the weights alone: units per unit of
+            source activation). ``"attribution"``: ``attribute(..., method="grad_x_act")`` on ``inputs``
+            (the contribution on real images, in units of the destination's activation).
+        inputs: images (N, 3, H, W) in [0, 1]; needed when ``by="attribution"``, unused otherwise.
+        layers: a chain of layer names, earliest first, ending with ``node``'s layer, to step along
+            instead of the execution graph. Default: the model's ``interesting_layers`` when it lists
+            ``node``'s layer, else the graph.
+        size: input size of the forward pass that finds the connections; default the model's
+            ``input_size`` or 224.
+        progress: show a tqdm progress bar over the layers; ``False`` turns it off.
+
+    Returns:
+        A ``Circuit``: nodes ``"layer:channel"`` and signed ``Edge`` s (``src``, ``dst``, ``strength``,
+        ``pattern``); ``.upstream(node)``, ``.plot()``, ``.to_json()``.
 
     Example:
         >>> model = fv.models.efficientnet_lite0()

@@ -334,6 +334,7 @@ def unit_links(matches: Iterable[UnitMatch], min_correlation: float = 0.3,
 
 
 FAMILY_KINDS = ("curve", "edge", "high-low", "contrast", "colour")
+"""The unit families :func:`families` sorts channels into (plus ``"other"``)."""
 _HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")  # 60-degree hue bins, centred on these
 
 

@@ -49,9 +49,20 @@ def weights(model: nn.Module, src: str, dst: str, *, size: int | None = None) ->
     the two is handled by the linearised path of :func:`expanded_weights` (its crop is then the
     combined kernel). Anything else between (pooling, a residual add, a dense conv, a gate, a
     LayerNorm) raises a ``NotConnectedError`` (a ValueError) naming it; use :func:`expanded_weights`
-    then. Channels in the references are honoured: ``weights(m, "relu1:3", "relu2:0")`` is (1, 1, kh, kw).
-    The model runs in eval mode (modes and BatchNorm statistics restored). ``size``: the input size
-    of the one forward pass used to find the connections (default: the model's ``input_size`` or 224).
+    then. The model runs in eval mode (modes and BatchNorm statistics restored).
+
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        src: the earlier layer, ``"layer"`` or ``"layer:channels"`` (its unit output: the conv, or an
+            activation after it).
+        dst: the later layer whose conv reads ``src``, ``"layer"`` or ``"layer:channels"``. Channels
+            in the references are honoured: ``weights(m, "relu1:3", "relu2:0")`` is (1, 1, kh, kw).
+        size: the input size of the one forward pass used to find the connections; default the
+            model's ``input_size`` or 224.
+
+    Returns:
+        (C_dst, C_src, kh, kw): entry [o, c, i, j] is what one unit of source activation at kernel
+        offset (i, j) adds to destination channel o (positive = excitatory, negative = inhibitory).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))

@@ -22,6 +22,7 @@ SAMPLE_PHOTOS: tuple[str, ...] = (
     "astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field",
     "immunohistochemistry", "motorcycle", "retina", "rocket",
 )
+"""Names of the bundled photos (:func:`sample_images`), loaded from scikit-image's wheel, no download."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 

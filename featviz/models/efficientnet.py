@@ -54,11 +54,14 @@ BN_EPS = 1e-3
 # per stage: (repeats, kernel, first stride, expand ratio, in channels, out channels)
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+"""EfficientNet-Lite0's 7 stages: (repeats, kernel, first stride, expand ratio, in channels, out channels)."""
 # Lite1: depth x1.1, width x1.0; Lite2: depth x1.2, width x1.1 (first/last stage repeats, stem, head fixed)
 STAGES_LITE1 = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 40), (4, 3, 2, 6, 40, 80),
                 (4, 5, 1, 6, 80, 112), (5, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+"""EfficientNet-Lite1's stages (depth x1.1), in the layout of ``STAGES``."""
 STAGES_LITE2 = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
                 (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352))
+"""EfficientNet-Lite2's stages (depth x1.2, width x1.1), in the layout of ``STAGES``."""
 KEY_MAP = (  # (lukemelas regex, featviz replacement), applied to the key's prefix, first match wins
     (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand_conv."),
     (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand_bn."),

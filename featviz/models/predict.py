@@ -18,12 +18,20 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
             preprocess: Callable[[Tensor], Tensor] | None = None) -> list[list[tuple[str, float]]]:
     """Top-``k`` classes per image with their softmax probabilities, most likely first.
 
-    ``images`` are float in [0, 1] or uint8 in 0..255 (divided by 255, the rule of
-    :func:`~featviz.data.preprocess.as_float_images`). Images of any size are resized (shorter side)
-    and centre-cropped to ``model.input_size`` when the model has one, normalised with ``preprocess``
-    (default ``model.preprocess``, else unchanged; ``False``: unchanged; ``featviz.core.preprocess_fn``)
-    and run without gradients on the model's device and dtype. Labels come from ``labels``, else
-    ``model.labels``, else the class indices as strings. The model should be in eval mode.
+    Args:
+        model: a classifier whose output is (B, n_classes) logits; it should be in eval mode.
+        images: (B, 3, H, W), float in [0, 1] or uint8 in 0..255 (divided by 255, the rule of
+            :func:`~featviz.data.preprocess.as_float_images`). Images of any size are resized (shorter
+            side) and centre-cropped to ``model.input_size`` when the model has one.
+        k: how many classes to list per image.
+        labels: class names, indexed by class; default ``model.labels``, else the class indices as
+            strings.
+        preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else
+            unchanged; ``False``: unchanged (``featviz.core.preprocess_fn``).
+
+    Returns:
+        One list per image of ``k`` (label, probability) pairs, most likely first. The model runs
+        without gradients on its own device and dtype.
 
     Example:
         >>> import featviz as fv

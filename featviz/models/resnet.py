@@ -20,7 +20,9 @@ from featviz.models._meta import attach, load_file
 __all__ = ["BasicBlock", "ResNet18", "resnet18", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""Per-channel RGB mean of ImageNet, subtracted by ``model.preprocess``."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel RGB standard deviation of ImageNet, divided by in ``model.preprocess``."""
 
 
 class BasicBlock(nn.Module):

@@ -43,8 +43,10 @@ from featviz.data import Normalize
 __all__ = ["EdgesAndCurves", "edges_and_curves", "EDGE_ANGLES", "CONV2_UNITS", "CONV2_BIAS"]
 
 EDGE_ANGLES = tuple(45.0 * c for c in range(8))
+"""Preferred angle (degrees) of each of conv1's 8 edge channels: channel c prefers 45 * c."""
 ARC_RADIUS = 4.0
 CONV2_BIAS = -1.0
+"""The bias of every conv2 unit: a unit fires only when its planted inputs add up to more than 1."""
 
 
 def _arc_inputs(angle: float) -> list[tuple[int, int, int, float]]:
@@ -68,6 +70,8 @@ CONV2_UNITS: tuple[dict, ...] = (
     {"name": "straight edge 90", "kind": "line", "angle": 90.0,
      "inputs": [(2, 0, -3, 1.0), (2, 0, 0, 1.0), (2, 0, 3, 1.0)]},
 )
+"""The planted wiring of conv2, one dict per unit: ``name``, ``kind`` (curve, corner, line), ``angle`` and
+``inputs`` [(conv1 channel, row offset, column offset, weight)] from the kernel centre."""
 
 
 def _gabor(angle: float, size: int = 7, wavelength: float = 8.0, sigma: float = 2.0) -> torch.Tensor:

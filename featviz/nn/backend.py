@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 BACKENDS = ("torch", "strided")
+"""The backends of ``featviz.nn`` layers: ``"torch"`` (PyTorch's kernels) and ``"strided"`` (the readable
+``as_strided`` + einsum implementation); see ``use_backend``."""
 _default = "torch"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,22 +230,36 @@ def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid
           n_samples: int = 2000, *, min_count: int = 3, reducer: str | object = "umap", size: int = 64,
           steps: int = 128, render_batch: int = 64, cossim_pow: float = 1.0, class_atlas: bool = True,
           batch_size: int = 32, preprocess: Callable | None = None, seed: int = 0, progress: bool = True,
-          **render_kwargs) -> Atlas:
+          **render_kwargs: Any) -> Atlas:
     """Build an activation atlas of ``layer`` from ``images`` (N, 3, H, W) in [0, 1].
 
     Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        layer: the layer whose activation vectors (one C-vector per position) are laid out, ``"layer"``.
+        images: the photos (N, 3, H, W) in [0, 1] the vectors are sampled from.
         grid: cells per side of the layout.
         n_samples: activation vectors sampled (the same number of random positions from each image,
             images streamed in batches of ``batch_size`` with a progress bar).
         min_count: cells with fewer samples stay empty (their mean is noise).
         reducer: ``"umap"`` (umap-learn, cosine metric; its first use in a process compiles for
             ~30 s), ``"pca"`` (fast, linear), or any object with ``fit_transform`` (e.g. sklearn TSNE).
-        size, steps, render_batch: each filled cell's mean vector is rendered at ``size`` px for
-            ``steps`` steps as ``direction_neuron(layer, vectors, cossim_pow=cossim_pow)``,
-            ``render_batch`` cells per batched run (seeded ``seed + k``); ``steps=0`` skips rendering.
+        size: each filled cell's mean vector is rendered at ``size`` px, as
+            ``direction_neuron(layer, vector, cossim_pow=cossim_pow)``.
+        steps: optimisation steps of each cell's rendering; ``steps=0`` skips rendering.
+        render_batch: cells rendered together in one batched run (cell k seeded ``seed + k``).
+        cossim_pow: exponent of the cosine similarity in the rendering objective (dot product x
+            cosine^cossim_pow): higher values favour the vector's direction over its magnitude.
         class_atlas: also find the class each cell pushes up most (:func:`class_push`), when the model
             outputs (B, n_classes).
+        batch_size: images per forward pass when sampling the activations.
+        preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
+        seed: seeds the sampled positions, the reducer and the renderings.
+        progress: show tqdm progress bars; ``False`` turns them off.
         render_kwargs: other ``fv.render`` arguments (``param``, ``transforms``, ``lr``, ...).
+
+    Returns:
+        An ``Atlas``: the grid's ``cells``, their mean ``directions``, the ``renders`` and, with
+        ``class_atlas``, each cell's ``classes``; ``.plot()`` and ``.mosaic()``.
 
     Example:
         >>> model = fv.models.toy.edges_and_curves()

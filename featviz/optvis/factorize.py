@@ -200,11 +200,21 @@ def factorize(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, 
     """Factorize ``layer``'s activations on ``images`` into ``n_groups`` channel groups.
 
     Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        layer: the layer whose activations (N, C, h, w) are factorized, ``"layer"``.
         images: (N, 3, H, W) in [0, 1] (an ``fv.data.Images`` tuple works too).
+        n_groups: number of channel groups (factors) to find.
         method: ``"nmf"`` (non-negative: groups of channels that fire together; needs a layer whose
             activations are >= 0, e.g. after a ReLU), ``"pca"``, ``"ica"``, or any scikit-learn
             decomposition instance (``fit_transform`` + ``components_``; ``n_groups`` is then its own).
+        batch_size: images per forward pass when collecting the activations.
+        preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
         seed: the estimator's ``random_state`` for the named methods.
+        progress: show a tqdm progress bar over the batches; ``False`` (the default) keeps it off.
+
+    Returns:
+        A ``Factorization``: ``spatial`` (N, n_groups, h, w) maps, ``directions`` (n_groups, C),
+        ``.plot()``, ``.objective(k)`` and ``.render()`` (one feature visualization per group).
 
     Every position of every image is one row of the (N*h*w, C) matrix. PCA/ICA factors are signed so
     that their direction's entries sum to > 0; groups are sorted by contribution (|spatial| x |direction|).

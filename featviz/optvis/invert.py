@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,17 +102,23 @@ def _run(kind: str, model: nn.Module | HookedModel, layer: str, image: torch.Ten
 
 def invert(model: nn.Module | HookedModel, layer: str, image: torch.Tensor, *,
            transforms: Transform | Sequence[Transform] | None = None,
-           preprocess: Callable | None = None, **kwargs) -> Rendering:
+           preprocess: Callable | None = None, **kwargs: Any) -> Rendering:
     """An image whose ``layer`` activations match ``image``'s: maximise their cosine similarity.
 
     Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model).
+        layer: the layer whose activations are matched, ``"layer"``: an early layer gives back the
+            photo's edges and colours, a late one only what the network kept.
         image: (3, H, W) or (N, 3, H, W) in [0, 1]; N images are inverted in one batched run, each at
             its own size H x W.
         transforms: as in ``fv.render`` (default ``standard_transforms()``); applied identically to the
             image and the target each step, so they must work on any number of channels (featviz's do).
+        preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
         kwargs: other ``fv.render`` arguments (``steps``, ``lr``, ``param``, ``seed``, ``progress``, ...).
 
-    ``Rendering.activations`` is the final cosine similarity (1 = the same activations up to scale).
+    Returns:
+        A ``Rendering``: ``images`` the inversions; ``activations`` the final cosine similarity (1 = the
+        same activations up to scale).
 
     Example:
         >>> model, photo = fv.models.toy.edges_and_curves(), torch.rand(2, 3, 24, 24)

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from featviz.core import parse_ref
 
 INPUT = "<input>"
+"""Key of the model's input image in the activations dict an objective receives."""
 OUTPUT = "<output>"
+"""Key of the model's output (logits) in the activations dict an objective receives."""
 
 Acts = Mapping[str, torch.Tensor]
 

@@ -18,6 +18,8 @@ Param = tuple[list[torch.Tensor], ImageFn]
 # Square root of ImageNet's RGB colour covariance (lucid's matrix), rows = output R, G, B.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()  # (3, 3), largest column norm 1
+"""(3, 3) colour mixing matrix: decorrelated channels -> RGB (square root of ImageNet's colour covariance,
+scaled to largest column norm 1), as in lucid."""
 
 
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:

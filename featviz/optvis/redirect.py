@@ -43,6 +43,7 @@ __all__ = ["REDIRECTED", "redirected_grad", "redirected_relus"]
 
 # class name -> (lower bound, upper bound or None) of the clamp the module computes
 REDIRECTED: dict[str, tuple[float, float | None]] = {"ReLU": (0.0, None), "ReLU6": (0.0, 6.0)}
+"""Module class name -> (low, high) active range of the activations whose gradient is redirected."""
 
 
 def redirected_grad(x: Tensor, grad: Tensor, lo: float = 0.0, hi: float | None = None) -> Tensor:

@@ -220,7 +220,13 @@ def render(
     Args:
         model: any ``nn.Module`` (or ``fv.hooked`` model); not modified (parameters are frozen and
             the model is in eval mode only during the run).
-        objective: an ``Objective`` or a ``"layer:channel"`` string.
+        objective: what to maximise: an ``Objective`` (``fv.objectives.channel``, ``neuron``,
+            ``diversity``, sums and scalings of them) or a ``"layer:channel"`` string (one channel).
+        size: the images' side in px, or (H, W). What a unit can show is limited by its receptive
+            field, not by the image; larger images take longer per step.
+        steps: optimisation steps (Adam). 256 gives a clear picture; 32-64 a rough preview.
+        lr: Adam's learning rate on the parameterisation (the default suits ``fft_image``).
+        batch: number of images optimised together, each from its own random start.
         param: ``param(size, batch, seed=, device=) -> (params, image_fn)``; ``fft_image`` (default)
             or ``pixel_image``.
         transforms: applied to the images each step before the model; default ``standard_transforms()``;
@@ -229,6 +235,7 @@ def render(
             models carry their normalisation), else identity.
         seed: seeds the initial image and the random transformations (the global RNG is not used).
         device: where the image lives; default the model's device.
+        progress: show a tqdm progress bar over the steps; ``False`` turns it off.
         thresholds: steps at which to keep a copy of the images (``Rendering.snapshots``).
         redirect_steps: for the first this many steps the model's ReLU/ReLU6 *modules* pass the
             gradient that lifts a dead unit back into its active range (``optvis.redirect``, lucid's

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
@@ -315,12 +316,27 @@ def _wrap(text: str, width: int) -> str:
 
 
 def explore(model: nn.Module, ref: str, *, top_k: int = 3, images: torch.Tensor | None = None,
-            expand: bool = True, **kwargs) -> CircuitExplorer:
+            expand: bool = True, **kwargs: Any) -> CircuitExplorer:
     """A circuit explorer rooted at ``ref`` ("layer:channel"), its first level expanded when ``expand``.
 
     Shown in Jupyter it is a widget (with ipywidgets installed) that falls back to its static figure; call
-    ``.figure(details=True)`` for the static view with the side panel. ``images``: photos for dataset examples
-    and evidence (default for evidence: the bundled photos). Other keywords go to :class:`CircuitExplorer`.
+    ``.figure(details=True)`` for the static view with the side panel (what an exported HTML page shows,
+    since a widget needs a running kernel).
+
+    Args:
+        model: any ``nn.Module`` (or ``fv.hooked`` model) with conv layers.
+        ref: the root unit, ``"layer:channel"``.
+        top_k: how many of the strongest upstream channels each expanded unit shows.
+        images: photos (N, 3, H, W) in [0, 1] for dataset examples and evidence; default for evidence:
+            the bundled photos.
+        expand: expand the root's first level of upstream units right away.
+        kwargs: other :class:`CircuitExplorer` options: ``size`` (input size for the connections),
+            ``render_size`` and ``render_steps`` (the thumbnails), ``evidence`` (``False`` skips the
+            evidence panel).
+
+    Returns:
+        The ``CircuitExplorer``: ``.expand(node)``, ``.click(node)``, ``.figure(details=...)``,
+        ``.widget()``.
     """
     ex = CircuitExplorer(model, ref, top_k=top_k, images=images, **kwargs)
     if expand:

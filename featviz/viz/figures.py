@@ -19,6 +19,7 @@ __all__ = ["WEIGHT_CMAP", "draw_no_response", "image_grid", "plot_dataset_exampl
            "plot_weights", "save", "weight_heatmap"]
 
 WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
+"""Matplotlib colormap of weight figures: red = positive, blue = negative, white = 0 (as in Zoom In)."""
 
 
 def _figure(width: float, height: float, dpi: int = 100):

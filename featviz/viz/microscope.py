@@ -60,6 +60,8 @@ __all__ = ["MicroscopeSettings", "build_microscope", "check_layers", "default_la
            "save_png", "slug", "EARLY_STRIDE"]
 
 EARLY_STRIDE = 8  # layers whose map is at least input_size / 8 wide count as early (get tuning curves)
+"""Layers whose map is at least ``input_size / EARLY_STRIDE`` wide count as early (their pages get tuning
+curves)."""
 
 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:

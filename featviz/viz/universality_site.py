@@ -81,10 +81,17 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
     Args:
         models: two or more models by name (the name is the model's folder, as ``slug(name)``).
         layers: layer names for every model, or per model name (default: ``default_layers`` of each).
-        settings, channels, images, workers, address, force: as ``build_microscope``, for every model.
+        settings: as ``build_microscope``, for every model.
+        channels: as ``build_microscope``, for every model.
+        images: as ``build_microscope``, for every model.
+        workers: as ``build_microscope``, for every model.
+        address: as ``build_microscope``, for every model.
+        force: as ``build_microscope``, for every model.
+        progress: show tqdm progress bars; ``False`` turns them off.
         seeds: the randomized copies each match is compared with (``fv.models.randomized(model_b, seed)``).
-        min_correlation, min_margin: a unit links to its best match in another model when their
-            correlation reaches ``min_correlation`` and beats the randomized control by ``min_margin``.
+        min_correlation: a unit links to its best match in another model when their correlation reaches
+            ``min_correlation`` ...
+        min_margin: ... and beats the randomized control by ``min_margin``.
     """
     from featviz.viz.microscope import build_microscope, check_layers, default_layers
 
