@@ -11,7 +11,14 @@ Example:
     >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3, progress=False)
     >>> fig = c.plot(path="circuit.png", size=32, steps=8)   # thumbnails: tiny renders, to stay quick
 """
-from featviz.circuits.ablation import AblationTest, ablation_effect, ablation_test
+from featviz.circuits._stats import benjamini_hochberg
+from featviz.circuits.ablation import (
+    AblationScan,
+    AblationTest,
+    ablation_effect,
+    ablation_scan,
+    ablation_test,
+)
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods
 from featviz.circuits.curves import CurveDetector, CurveScan, curve_scan, find_curve_detectors
 from featviz.circuits.evidence import Evidence, evidence
@@ -38,10 +45,11 @@ from featviz.circuits.universality import (
 )
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
-__all__ = ["AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan", "DatasetExamples",
-           "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField", "TuningCurve", "ablation_effect",
-           "ablation_test", "attribute", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
-           "evidence", "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight",
-           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights",
-           "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families", "match_units",
+__all__ = ["AblationScan", "AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan",
+           "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField", "TuningCurve",
+           "ablation_effect", "ablation_scan", "ablation_test", "attribute", "benjamini_hochberg",
+           "captum_methods", "control_counts", "curve_scan", "dataset_examples", "evidence",
+           "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight", "input_boxes",
+           "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights", "Family",
+           "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families", "match_units",
            "unit_links"]

@@ -1,15 +1,18 @@
-"""Causal checks: (model, src channels, dst channel, images) -> change of dst on ablation, against chance.
+"""Causal checks: (model, src channels, dst channel, photos) -> change of dst on ablation, tested vs chance.
 
-Where attribution says "src channel c feeds dst channel o", ablating c (setting it to zero, or to its
-mean) and watching dst fall confirms it causally. ``ablation_test`` adds the control: the same ablation
-on random channel sets of the same size from the same layer, so an effect can be read as a z-score and
-an empirical p-value rather than a bare number.
+Where attribution says "src channel c feeds dst channel o", ablating c and watching dst fall confirms it
+causally. ``ablation_test`` asks whether a *pre-specified* set (a family found on stimuli, or one the user
+names: ``.hypothesis``) changes dst more than random sets of the same size drawn from ``.null`` (default:
+the whole src layer), with ``p = (k + 1) / (n + 1)`` over hundreds of random sets (all ablations run batched
+through the segment src -> dst), a bootstrap interval over photos, and no p-value where the wiring fixes the
+answer (``.structural``: dst reads only these channels). A set chosen from data is a description, not a test
+(``descriptive=True``). ``ablation_scan`` tests many dst units with Benjamini–Hochberg q-values.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -23,9 +26,18 @@ from featviz.circuits._common import (
     raw_model,
     resolve_ref,
 )
+from featviz.circuits._segment import segment_responses, wiring
+from featviz.circuits._stats import (
+    ALTERNATIVES,
+    benjamini_hochberg,
+    bootstrap_interval,
+    empirical_p,
+    n_for_alpha,
+)
 from featviz.hooks import HookedModel
 
-__all__ = ["AblationTest", "ablation_effect", "ablation_test"]
+__all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "ablation_test",
+           "benjamini_hochberg"]
 
 STD_FLOOR = 1e-8  # z-scores divide by max(std(random effects), STD_FLOOR)
 
@@ -72,13 +84,32 @@ def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, 
     return float(drop / base) if relative else float(drop)
 
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode for the block; each one's own mode restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+
 @dataclass
 class AblationTest:
-    """An ablation against chance: ``effect`` (relative change of dst) beside ``random_effects``.
+    """A pre-specified set of src channels ablated, against random sets of the same size.
 
-    ``effect = (ablated - base) / |base|`` (negative: dst falls); ``random_effects`` (n_random,) are the
-    same for random channel sets ``random_channels`` (n_random, k) of the src layer. ``z`` and the
-    two-sided empirical ``p`` say how unusual ``effect`` is among them.
+    ``effect = (ablated - base) / |base|`` (negative: dst falls) over the test photos; ``random_effects``
+    (n_random,) are the same for the random channel sets ``random_channels`` (n_random, k), drawn from the
+    channels ``null`` names (default: the whole src layer). ``hypothesis`` names the set (a family found on
+    stimuli, or a set the user chose). ``p = (k + 1) / (n + 1)`` with k the random sets at least as extreme
+    (``alternative``). ``structural``: dst reads only these src channels (or none of them) — the result is
+    fixed by the wiring and there is no p-value. ``descriptive``: the set was chosen from data (e.g. by
+    attribution on other photos, ``selected_on`` of them): an effect size with an interval, no test.
+    ``interval``: a 95 % bootstrap interval of ``effect`` over the photos; ``excess_interval``: of
+    ``effect - mean(random_effects)``.
 
     Example:
         >>> t = AblationTest("a:1", "b:0", base=2.0, ablated=1.0, effect=-0.5,
@@ -97,11 +128,30 @@ class AblationTest:
     random_channels: torch.Tensor  # (n_random, k) the channel sets behind random_effects
     value: float | str = 0.0
     position: str = "mean"
+    null: str = "the rest of the layer"  # where the random sets come from, in words
+    hypothesis: str = "a set named by the user"
+    structural: bool = False
+    reads: list[int] | None = None  # the src channels dst reads at all (None: not checked)
+    descriptive: bool = False
+    selected_on: int = 0  # photos the set was chosen on (0: chosen without data)
+    alternative: str = "two-sided"
+    alpha: float = 0.05
+    q: float | None = None  # Benjamini–Hochberg q-value when part of a scan
+    photo_base: torch.Tensor | None = field(default=None, repr=False)  # (N,) per-photo responses
+    photo_ablated: torch.Tensor | None = field(default=None, repr=False)  # (N,)
+    photo_random: torch.Tensor | None = field(default=None, repr=False)  # (n_random, N)
+    seed: int = 0
+    _intervals: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_random(self) -> int:
         """How many random channel sets were ablated."""
         return len(self.random_effects)
+
+    @property
+    def n_images(self) -> int:
+        """How many photos the effect was measured on (0 when unknown)."""
+        return 0 if self.photo_base is None else len(self.photo_base)
 
     @property
     def z(self) -> float:
@@ -110,20 +160,50 @@ class AblationTest:
         return float((self.effect - r.mean()) / r.std().clamp_min(STD_FLOOR))
 
     @property
-    def p(self) -> float:
-        """Two-sided empirical p-value: ``(1 + #{|r - mean| >= |effect - mean|}) / (n_random + 1)``."""
-        r = self.random_effects.double()
-        mean = r.mean()
-        extreme = int(((r - mean).abs() >= abs(self.effect - float(mean))).sum())
-        return (1 + extreme) / (self.n_random + 1)
+    def p(self) -> float | None:
+        """``(1 + #{random sets as extreme}) / (n_random + 1)``; None for a structural or descriptive line."""
+        if self.structural or self.descriptive:
+            return None
+        return empirical_p(self.effect, self.random_effects, self.alternative)
 
     @property
     def significant(self) -> bool:
-        """``p < 0.05`` and ``|z| >= 2``: the effect is stronger than ablating random channels."""
-        return self.p < 0.05 and abs(self.z) >= 2
+        """``p < alpha`` (``q < alpha`` in a scan); never for a structural or descriptive line."""
+        p = self.p
+        if p is None:
+            return False
+        return (self.q if self.q is not None else p) < self.alpha
+
+    def _boot(self) -> dict:
+        if not self._intervals and self.photo_base is not None and len(self.photo_base) > 1:
+            b, a, r = self.photo_base.double(), self.photo_ablated.double(), self.photo_random.double()
+
+            def eff(idx):
+                mb = b[idx].mean(1)
+                return (a[idx].mean(1) - mb) / mb.abs()
+
+            def excess(idx):
+                mb = b[idx].mean(1)  # (B,)
+                rnd = ((r[:, idx].mean(-1) - mb) / mb.abs()).mean(0)  # (B,)
+                return eff(idx) - rnd
+
+            n = len(b)
+            self._intervals["effect"] = bootstrap_interval(eff, n, seed=self.seed)
+            self._intervals["excess"] = bootstrap_interval(excess, n, n_boot=400, seed=self.seed)
+        return self._intervals
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95 % percentile-bootstrap interval of ``effect`` over the photos (None without per-photo data)."""
+        return self._boot().get("effect")
+
+    @property
+    def excess_interval(self) -> tuple[float, float] | None:
+        """95 % bootstrap interval of ``effect - mean(random_effects)`` over the photos."""
+        return self._boot().get("excess")
 
     def summary(self) -> str:
-        """One sentence with the numbers and the conclusion drawn from them."""
+        """One sentence with the numbers, the null and hypothesis they test, and what follows from them."""
         if isinstance(self.value, str):
             verb = "Mean-ablating"
         elif float(self.value) == 0:
@@ -133,25 +213,55 @@ class AblationTest:
         k = self.random_channels.shape[1]
         r = 100 * self.random_effects.double()
         where = "" if self.position == "mean" else f" ({self.position} unit)"
-        verdict = "stronger than chance" if self.significant else "not distinguishable from chance"
-        if not self.significant and self.n_random < 19:
-            verdict += (f" (with {self.n_random} random sets the smallest possible p is "
-                        f"{1 / (self.n_random + 1):.2g}: use n_random >= 19)")
+        ci = self.interval
+        photos = f" over {self.n_images} photos" if self.n_images else ""
+        ci_txt = (f" (95 % CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f} %{photos})" if ci is not None
+                  else photos and f" ({photos.strip()})")
+        chosen = (f", chosen on {self.selected_on} other photos" if self.selected_on else "")
+        head = (f"{verb} {self.src} ({self.hypothesis}{chosen}) changes {self.dst}{where} by "
+                f"{100 * self.effect:.1f} %{ci_txt}")
+        plural = "s" if k != 1 else ""
+        rnd = (f"random sets of {k} channel{plural} from {self.null}: {float(r.mean()):.1f} ± "
+               f"{float(r.std()):.1f} %")
+        layer = self.src.rsplit(":", 1)[0]
+        if self.structural:
+            inside = self.reads is not None and set(self.reads) <= set(_channels_of(self.src))
+            fixed = (f"{self.dst} reads only these channels of {layer}" if inside else
+                     f"{self.dst} reads none of these channels of {layer}")
+            return f"{head}; {fixed}, so the result is fixed by the wiring (no test, no p-value)."
+        if self.descriptive:
+            return (f"{head}; {rnd} (a description, not a test: the set was chosen on data, so no "
+                    f"p-value).")
         z = f"z = {self.z:.2f}" if abs(self.z) < 1e6 else "z = ±∞, no random set changes it"
-        return (f"{verb} {self.src} changes {self.dst}{where} by {100 * self.effect:.1f} % (random sets of "
-                f"{k} channel{'s' if k != 1 else ''}: {float(r.mean()):.1f} ± {float(r.std()):.1f} %, "
-                f"{z}, p = {self.p:.2g}): {verdict}.")
+        q = f", BH q = {self.q:.2g}" if self.q is not None else ""
+        side = "" if self.alternative == "two-sided" else f", one-sided ({self.alternative})"
+        if self.significant:
+            verdict = ("changes it more than random sets do: stronger than chance"
+                       if abs(self.effect) > abs(float(self.random_effects.double().mean()))
+                       else "changes it less than random sets do: weaker than chance")
+        else:
+            verdict = "not distinguishable from chance"
+            if 1 / (self.n_random + 1) >= self.alpha:
+                verdict += (f" (with {self.n_random} random sets the smallest possible p is "
+                            f"{1 / (self.n_random + 1):.2g}: use n_random >= {n_for_alpha(self.alpha)})")
+        return (f"{head}; {rnd} ({self.n_random} sets), {z}, p = {self.p:.2g}{side}{q}: {verdict}.")
 
     def __str__(self) -> str:
         return self.summary()
 
     def to_dict(self) -> dict:
         """Plain floats, ints, strings and lists (``json.dumps``-ready)."""
+        ci, ex = self.interval, self.excess_interval
         return {"src": self.src, "dst": self.dst, "value": self.value, "position": self.position,
                 "base": float(self.base), "ablated": float(self.ablated), "effect": float(self.effect),
+                "interval": None if ci is None else list(ci),
+                "excess_interval": None if ex is None else list(ex),
                 "random_effects": [float(v) for v in self.random_effects],
                 "random_channels": [[int(c) for c in row] for row in self.random_channels],
-                "n_random": self.n_random, "z": self.z, "p": self.p, "significant": self.significant,
+                "n_random": self.n_random, "n_images": self.n_images, "selected_on": self.selected_on,
+                "null": self.null, "hypothesis": self.hypothesis, "structural": self.structural,
+                "descriptive": self.descriptive, "reads": self.reads, "alternative": self.alternative,
+                "z": self.z, "p": self.p, "q": self.q, "significant": self.significant,
                 "summary": self.summary()}
 
     def plot(self, ax=None, path: str | None = None):
@@ -175,96 +285,190 @@ class AblationTest:
         ax.axvline(100 * self.effect, color="C3", lw=2, label=f"{self.src}")
         ax.set_xlabel(f"change of {self.dst} (%)")
         ax.set_ylabel("random channel sets")
-        ax.set_title(f"z = {self.z:.2f}, p = {self.p:.2g}", fontsize=9)
+        if self.structural:
+            title = "fixed by the wiring: no p-value"
+        elif self.descriptive:
+            title = "chosen from data: a description"
+        else:
+            title = f"z = {self.z:.2f}, p = {self.p:.2g}"
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="best")
         return save(fig or ax.figure, path)
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every submodule in eval mode for the block; each one's own mode restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
+def _channels_of(ref: str) -> list[int]:
+    return [int(c) for c in ref.rsplit(":", 1)[1].split(",")]
 
 
-def _dst_value(hm: HookedModel, x: torch.Tensor, src_name: str, channels: Sequence[int] | None, dst_name: str,
-               d: int, position: str, value: float | str) -> torch.Tensor:
-    """Sum over the batch of dst channel ``d``'s per-image response, ``channels`` ablated (None: none)."""
-    if channels is None:
-        _, cache = hm.run_with_cache(x, names=[dst_name], stop_at_last=True)
-    else:
-        with hm.ablate(src_name, list(channels), value=value):
-            _, cache = hm.run_with_cache(x, names=[dst_name], stop_at_last=True)
-    a = cache[dst_name][:, d]  # (b, ...)
-    if position == "center":
-        if a.dim() != 3:
-            raise ValueError(f"position='center' needs a spatial map at {dst_name!r}, got shape "
-                             f"{tuple(cache[dst_name].shape)}; use position='mean'")
-        return a[:, a.shape[-2] // 2, a.shape[-1] // 2].double().sum()
-    return a.reshape(len(a), -1).double().mean(1).sum()
+@dataclass
+class AblationScan:
+    """One src set tested against random sets for many dst channels, Benjamini–Hochberg corrected.
+
+    ``tests``: one ``AblationTest`` per dst channel (with ``.q``); ``rejected``: the dst channels whose
+    ``q < alpha`` (false discovery rate ``alpha`` over the scan).
+    """
+
+    tests: list[AblationTest]
+    alpha: float = 0.05
+
+    @property
+    def rejected(self) -> list[str]:
+        """The dst units the set changes beyond chance at false discovery rate ``alpha``."""
+        return [t.dst for t in self.tests if t.significant]
+
+    def __len__(self) -> int:
+        return len(self.tests)
 
 
-def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_random: int = 20,
+def _draw_sets(pool: torch.Tensor, k: int, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(int(seed))
+    keys = torch.rand(int(n), len(pool), generator=g)
+    return pool[keys.argsort(1)[:, :k]].sort(1).values  # (n, k), distinct within a set
+
+
+def _null_pool(null: str | Sequence[int], n_src: int, chans: list[int], src_name: str
+               ) -> tuple[torch.Tensor, str]:
+    if isinstance(null, str):
+        if null == "layer":
+            return torch.arange(n_src), f"all {n_src} channels of {src_name}"
+        if null == "others":
+            pool = torch.tensor([c for c in range(n_src) if c not in chans], dtype=torch.long)
+            if len(pool) < len(chans):
+                raise ValueError(f"layer {src_name!r} has {n_src} channels: too few to draw random sets of "
+                                 f"{len(chans)} channels outside the {len(chans)} ablated ones")
+            return pool, f"the other {len(pool)} channels of {src_name}"
+        raise ValueError(f"null must be 'layer' (the whole src layer), 'others' (the layer without the set) "
+                         f"or a list of channels, got {null!r}")
+    pool = torch.tensor(sorted({int(c) % n_src for c in null}), dtype=torch.long)
+    if len(pool) < len(chans):
+        raise ValueError(f"null has {len(pool)} channels: too few for random sets of {len(chans)}")
+    return pool, f"{len(pool)} named channels of {src_name}"
+
+
+def ablation_scan(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_random: int | None = None,
+                  seed: int = 0, *, channels: Sequence[int] | None = None, alpha: float = 0.05,
+                  **kwargs) -> AblationScan:
+    """``ablation_test`` of one src set against every channel of layer ``dst`` (or ``channels``) from the same
+    batched ablations, with Benjamini–Hochberg q-values over the channels tested (structural ones excluded).
+    ``n_random`` defaults to enough sets for the smallest p to pass BH's strictest step.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
+        >>> scan = ablation_scan(net, "1:0,3", "2", torch.rand(6, 3, 8, 8), n_random=19)
+        >>> len(scan), all(t.q is not None for t in scan.tests)
+        (4, True)
+    """
+    hm = as_hooked(model)
+    name, chans = resolve_ref(hm, dst)
+    if chans is not None:
+        raise ValueError(f"dst must be a layer name without channels for a scan, got {dst!r}; use channels=")
+    if n_random is None:
+        n_random = n_for_alpha(alpha, n_tests=len(channels) if channels is not None else 16)
+    tests = _run(hm, src, name, channels, inputs, int(n_random), seed, alpha=alpha, **kwargs)
+    q, _ = benjamini_hochberg([float("nan") if t.p is None else t.p for t in tests], alpha)
+    for t, v in zip(tests, q.tolist()):
+        t.q = None if v != v else v
+    return AblationScan(tests, alpha)
+
+
+def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_random: int = 199,
                   seed: int = 0, *, value: float | str = 0.0, position: str = "mean",
-                  preprocess: Callable | bool | None = None, batch_size: int = 64) -> AblationTest:
+                  preprocess: Callable | bool | None = None, batch_size: int = 64,
+                  null: str | Sequence[int] = "layer", hypothesis: str | None = None,
+                  alternative: str = "two-sided", alpha: float = 0.05, descriptive: bool = False,
+                  selected_on: int = 0, check_wiring: bool = True) -> AblationTest:
     """Ablate the ``src`` channels, and ``n_random`` random channel sets of the same size, and compare.
 
-    ``src`` is ``"layer:c1,c2,..."`` (ablated through ``HookedModel.ablate`` with ``value``: a number, or
-    ``"mean"``, each channel's mean over the batch of ``batch_size`` images and space); ``dst`` is
-    ``"layer:channel"``. dst's response is its mean over ``inputs`` and space (``position="mean"``) or
-    its map-centre unit ``(H // 2, W // 2)`` averaged over inputs (``position="center"``). The effect is
-    ``(ablated - base) / |base|``; the random sets are drawn from the src layer's other channels with a
-    generator seeded by ``seed``. Inputs are images as ``model.preprocess`` expects (it is applied, see
-    ``preprocess``). Runs without gradients in eval mode and restores every module's mode.
+    ``src`` is ``"layer:c1,c2,..."``: the hypothesis, a set fixed before looking at ``inputs`` (named by
+    ``hypothesis``, e.g. "edge detectors found on gratings"); ``dst`` is ``"layer:channel"``. Ablation sets
+    channels to ``value`` (a number, or ``"mean"``: each channel's mean over the batch of ``batch_size``
+    photos and space). dst's response is its mean over space (``position="mean"``) or its map-centre unit
+    (``"center"``), averaged over ``inputs`` (images as ``model.preprocess`` expects; it is applied).
+    ``effect = (ablated - base) / |base|``. The random sets are drawn (seed ``seed``) from ``null``: "layer"
+    (the whole src layer, default), "others" (the layer without the set) or a list of channels;
+    ``p = (k + 1) / (n_random + 1)``, so ``n_random`` must be at least ``1 / alpha - 1`` for p to reach
+    ``alpha`` (default 199: p down to 0.005). All the ablations run batched through the segment src -> dst
+    only. With ``check_wiring`` it checks which src channels dst reads at all: if only these (or none of
+    these), the result is ``structural`` (fixed by the wiring, no p-value). A set chosen on data (e.g. the
+    top channels by attribution) is ``descriptive=True`` (``selected_on``: how many other photos chose it):
+    an effect size with a bootstrap interval, no verdict. Runs in eval mode and restores every module's mode.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1))
-        >>> t = ablation_test(net, "1:0,3", "2:1", torch.rand(2, 3, 8, 8), n_random=5)
+        >>> t = ablation_test(net, "1:0,3", "2:1", torch.rand(2, 3, 8, 8), n_random=5, null="others")
         >>> t.random_channels.shape, bool((t.random_channels != 0).all() and (t.random_channels != 3).all())
         (torch.Size([5, 2]), True)
     """
+    hm = as_hooked(model)
+    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
+    (test,) = _run(hm, src, dst_name, dst_channels, inputs, n_random, seed, value=value, position=position,
+                   preprocess=preprocess, batch_size=batch_size, null=null, hypothesis=hypothesis,
+                   alternative=alternative, alpha=alpha, descriptive=descriptive, selected_on=selected_on,
+                   check_wiring=check_wiring)
+    return test
+
+
+def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] | None, inputs: torch.Tensor,
+         n_random: int, seed: int, *, value: float | str = 0.0, position: str = "mean",
+         preprocess: Callable | bool | None = None, batch_size: int = 64, null: str | Sequence[int] = "layer",
+         hypothesis: str | None = None, alternative: str = "two-sided", alpha: float = 0.05,
+         descriptive: bool = False, selected_on: int = 0, check_wiring: bool = True) -> list[AblationTest]:
     if position not in ("mean", "center"):
         raise ValueError(f"position must be 'mean' or 'center', got {position!r}")
     if int(n_random) < 2:
         raise ValueError(f"n_random must be >= 2 to estimate the spread of random effects, got {n_random}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    hm = as_hooked(model)
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    src_name, src_channels = resolve_ref(hm, src)
+    if not src_channels:
+        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
     inputs = check_images(inputs)
     prep = preprocess_fn(hm, preprocess)
-    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
     device = device_of(raw_model(hm))
     batches = [inputs[k:k + batch_size] for k in range(0, len(inputs), batch_size)]
     with torch.no_grad(), _eval_mode(raw_model(hm)):
-        first = prep(batches[0].to(device))
-        _, cache = hm.run_with_cache(first, names=[src_name, dst_name], stop_at_last=True)
+        _, cache = hm.run_with_cache(prep(batches[0][:1].to(device)), names=[src_name, dst_name],
+                                     stop_at_last=True)
         n_src, n_dst = cache[src_name].shape[1], cache[dst_name].shape[1]
         chans = list(dict.fromkeys(c % n_src for c in check_channels(hm, src_name, src_channels, n_src)))
-        (d,) = check_channels(hm, dst_name, dst_channels, n_dst)
-        others = torch.tensor([c for c in range(n_src) if c not in chans])
-        if len(others) < len(chans):
-            raise ValueError(f"layer {src_name!r} has {n_src} channels: too few to draw random sets of "
-                             f"{len(chans)} channels outside the {len(chans)} ablated ones")
-        g = torch.Generator().manual_seed(int(seed))
-        sets = torch.stack([others[torch.randperm(len(others), generator=g)[:len(chans)]].sort().values
-                            for _ in range(int(n_random))])  # (n_random, k)
-
-        def response(channels: Sequence[int] | None) -> float:
-            total = sum(_dst_value(hm, prep(b.to(device)), src_name, channels, dst_name, d, position, value)
-                        for b in batches)
-            return float(total) / len(inputs)
-
-        base = response(None)
+        ds = (list(range(n_dst)) if dst_channels is None
+              else [c % n_dst for c in check_channels(hm, dst_name, dst_channels, n_dst)])
+        pool, null_text = _null_pool(null, n_src, chans, src_name)
+        sets = _draw_sets(pool, len(chans), n_random, seed)  # (n_random, k)
+        masks = torch.zeros(2 + len(sets), n_src, dtype=torch.bool)
+        masks[1, chans] = True
+        masks[torch.arange(2, 2 + len(sets))[:, None], sets] = True
+        resp = segment_responses(hm, batches, prep, src_name, dst_name, masks, value=value,
+                                 position=position).cpu()  # (2 + n, N, C_dst)
+    reads = None
+    if check_wiring:
+        with _eval_mode(raw_model(hm)):
+            reads = wiring(hm, prep(batches[0][:2].to(device)), src_name, dst_name, ds, seed=seed)
+    src_ref = f"{src_name}:{','.join(map(str, chans))}"
+    out = []
+    for j, d in enumerate(ds):
+        r = resp[:, :, d]  # (2 + n, N)
+        base = float(r[0].mean())
         if base == 0:
-            raise ValueError(f"{dst_name}:{d} is exactly 0 on these inputs (position={position!r}): a "
-                             "relative change is undefined; give inputs that drive it")
-        ablated = response(chans)
-        effects = torch.tensor([(response(s.tolist()) - base) / abs(base) for s in sets], dtype=torch.float64)
-    return AblationTest(src=f"{src_name}:{','.join(map(str, chans))}", dst=f"{dst_name}:{d}", base=base,
-                        ablated=ablated, effect=(ablated - base) / abs(base), random_effects=effects,
-                        random_channels=sets, value=value, position=position)
+            if dst_channels is not None:
+                raise ValueError(f"{dst_name}:{d} is exactly 0 on these inputs (position={position!r}): a "
+                                 "relative change is undefined; give inputs that drive it")
+            continue
+        ablated = float(r[1].mean())
+        effects = (r[2:].mean(1) - base) / abs(base)
+        structural, read = False, None
+        if reads is not None:
+            read = [int(c) for c in reads[j].nonzero().flatten()]
+            if read:
+                structural = set(read) <= set(chans) or not (set(read) & set(chans))
+        out.append(AblationTest(
+            src=src_ref, dst=f"{dst_name}:{d}", base=base, ablated=ablated,
+            effect=(ablated - base) / abs(base),
+            random_effects=effects, random_channels=sets, value=value, position=position, null=null_text,
+            hypothesis=hypothesis or ("a set chosen from data" if descriptive else "a set named by the user"),
+            structural=structural, reads=read, descriptive=descriptive, selected_on=int(selected_on),
+            alternative=alternative, alpha=float(alpha), photo_base=r[0], photo_ablated=r[1],
+            photo_random=r[2:], seed=seed))
+    return out

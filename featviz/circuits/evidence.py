@@ -13,29 +13,36 @@ synthetic tuning       curve battery and step edges at the receptive-field  the 
                        centre (``curve_scan``, ``tuning_curve``)            px (drift); rings, discs, lines
 selectivity            the channel's arc-over-line ratio, ranked in its     the same ratio over every channel
                        layer                                                of ``randomized(model)``
-upstream circuit       grad x act attribution from the layer before,        signs kept: excitation and
-                       strongest excitatory and inhibitory channels         inhibition reported apart
-ablation               zeroing the top excitatory upstream channels         random channel sets of the same
-                       (``ablation_test``)                                  size (z, p)
+upstream circuit       grad x act attribution from the layer before on      signs kept: excitation and
+                       half the photos: strongest excitatory/inhibitory     inhibition reported apart
+which inputs matter    zeroing those top excitatory channels, measured on   a description (effect, bootstrap
+                       the *other* half of the photos                       interval), never a verdict
+family test            zeroing a family of the layer before found on        random sets of the same size from
+                       stimuli (default: its edge detectors), all photos    the whole layer, p = (k+1)/(n+1);
+                       (``ablation_test`` with a ``hypothesis``)            none where wiring fixes the result
 =====================  ==================================================  ==================================
 
-``Evidence.verdict`` is a list of sentences, each generated from those numbers.
+``Evidence.verdict`` is a list of sentences, each generated from those numbers. Only the family test can
+say "than chance": its set is fixed before the photos are looked at, so on randomly initialised nets it says
+so at the nominal rate (tests/circuits/test_ablation.py); a set chosen by attribution would say so for
+almost any unit.
 
 Example:
     >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)
-    >>> ev.verdict[-2].startswith("Upstream (relu1")
+    >>> ev.verdict[-3].startswith("Upstream (relu1")
     True
     >>> fig = ev.plot(path="relu2-1.png")
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_images, raw_model, resolve_ref
+from featviz.circuits._common import as_hooked, check_images, preprocess_fn, raw_model, resolve_ref
 from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
@@ -44,7 +51,7 @@ from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_re
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
 
-__all__ = ["Evidence", "evidence"]
+__all__ = ["Evidence", "evidence", "named_family", "previous_layer"]
 
 
 @dataclass
@@ -69,11 +76,14 @@ class Evidence:
     upstream: str | None
     excitatory: list[tuple[int, float]]
     inhibitory: list[tuple[int, float]]
-    ablation: AblationTest | None = field(repr=False)
+    ablation: AblationTest | None = field(repr=False)  # the top excitatory inputs: descriptive
     images: torch.Tensor = field(repr=False)
     names: list[str] = field(default_factory=list, repr=False)
     verdict: list[str] = field(default_factory=list)
     arc_curve: TuningCurve | None = field(default=None, repr=False)  # arc directions, centre + shifted
+    family_test: AblationTest | None = field(default=None, repr=False)  # a family found on stimuli vs chance
+    family: str | None = None  # which family was tested, or why none was
+    selected_on: int = 0  # photos the upstream inputs were chosen on (the others measure their ablation)
 
     @property
     def shift(self) -> float:
@@ -98,8 +108,10 @@ class Evidence:
             "step_edges": {"direction": self.edge.preferred, "selectivity": self.edge_selectivity,
                            "drift": self.edge.drift},
             "upstream": {"layer": self.upstream, "excitatory": self.excitatory,
-                         "inhibitory": self.inhibitory},
+                         "inhibitory": self.inhibitory, "selected_on": self.selected_on},
             "ablation": None if self.ablation is None else self.ablation.to_dict(),
+            "family_test": None if self.family_test is None else self.family_test.to_dict(),
+            "family": self.family,
             "verdict": list(self.verdict),
         }
 
@@ -148,8 +160,9 @@ class Evidence:
         ax.set_title(f"step edges (sel. {self.edge_selectivity:.2f})", fontsize=9)
         ax.set_xlabel("edge direction (deg)")
         ax = fig.add_subplot(grid[2, 4:6])
-        if self.ablation is not None:
-            self.ablation.plot(ax=ax)
+        test = self.family_test if self.family_test is not None else self.ablation
+        if test is not None:
+            test.plot(ax=ax)
         else:
             ax.axis("off")
         fig.suptitle(f"Evidence for {self.node}", fontsize=11)
@@ -164,7 +177,7 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def _previous_layer(hm, layer: str) -> str | None:
+def previous_layer(hm, layer: str) -> str | None:
     """The last of ``model.interesting_layers`` that runs before ``layer`` (its own parents excluded: a
     container runs after its children), else the previous conv unit."""
     names = hm.hook_names
@@ -184,8 +197,9 @@ def _previous_layer(hm, layer: str) -> str | None:
 
 def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *, upstream: str | None = None,
              scan: CurveScan | None = None, random_scan: CurveScan | None = None, render: bool = True,
-             render_size: int | None = None, render_steps: int = 128, n_random: int = 20, top_k: int = 3,
-             seed: int = 0, progress: bool = False, rendering: Rendering | None = None) -> Evidence:
+             render_size: int | None = None, render_steps: int = 128, n_random: int = 199, top_k: int = 3,
+             seed: int = 0, progress: bool = False, rendering: Rendering | None = None,
+             hypothesis: str | Sequence[int] | tuple[str, Sequence[int]] | None = "edges") -> Evidence:
     """Collect every line of evidence for ``node`` (``"layer:channel"``), each with its control.
 
     Args:
@@ -212,6 +226,12 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
 
     Returns:
         An ``Evidence``: each line of evidence with its control and a generated ``verdict``.
+
+    The photos are split in two (even and odd indices): the top ``top_k`` upstream inputs by attribution are
+    chosen on one half and their ablation is measured on the other (a description: effect and bootstrap
+    interval). ``hypothesis`` is the family of the upstream layer tested against ``n_random`` random sets
+    of the whole layer on all photos: "edges" (``find_edge_detectors``), "curves" (``find_curve_detectors``),
+    a list of channels (a set you name), ``(name, channels)``, or None (no test).
 
     Example:
         >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)
@@ -284,28 +304,84 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         edge.shifted = edge.shifted - grey[0, c].cpu()
     edge_sel, _ = direction_selectivity(evoked, edge.angles)
 
-    # upstream circuit with signs, and the ablation test against chance
-    up = upstream if upstream is not None else _previous_layer(hm, layer)
-    excit, inhib, abl = [], [], None
+    # upstream circuit with signs (chosen on half the photos), its ablation on the other half (a description),
+    # and a family found on stimuli tested against random sets of the whole layer
+    up = upstream if upstream is not None else previous_layer(hm, layer)
+    excit, inhib, abl, fam_test, fam_text = [], [], None, None, None
+    pick, held = (images[0::2], images[1::2]) if len(images) >= 2 else (images, images)
     if up is not None:
         from featviz.circuits.attribution import attribute
 
-        contrib = attribute(hm, up, layer, images, dst_channels=[c])[0].cpu()  # (C_src,)
+        contrib = attribute(hm, up, layer, pick, dst_channels=[c])[0].cpu()  # (C_src,)
         pos = contrib.argsort(descending=True)
         excit = [(int(j), float(contrib[j])) for j in pos[:top_k] if contrib[j] > 0]
         inhib = [(int(j), float(contrib[j])) for j in pos.flip(0)[:top_k] if contrib[j] < 0]
-        if excit and len(contrib) > 2 * len(excit):
+        if excit and len(contrib) > len(excit) and len(images) >= 2:
             src = f"{up}:" + ",".join(str(j) for j, _ in excit)
             try:
-                abl = ablation_test(hm, src, node, images, n_random=n_random, seed=seed)
+                abl = ablation_test(hm, src, node, held, n_random=n_random, seed=seed, descriptive=True,
+                                    selected_on=len(pick),
+                                    hypothesis=f"its top {len(excit)} excitatory inputs by attribution")
             except ValueError:
                 abl = None
+        fam_test, fam_text = _family_test(hm, up, node, images, hypothesis, n_random, seed)
 
     ev = Evidence(node, rf, render_image, render_act, dead, photo_act, top, bottom, summary, rank, n_ch,
                   random_exceeding, edge, edge_sel, up, excit, inhib, abl, images, list(names))
+    ev.family_test, ev.family, ev.selected_on = fam_test, fam_text, (len(pick) if up is not None else 0)
     ev.arc_curve = scan.direction_curve(c)
     ev.verdict = _verdict(ev)
     return ev
+
+
+def named_family(model: nn.Module, layer: str, kind: str = "edges") -> tuple[str, list[int]]:
+    """A family of ``layer`` found on synthetic stimuli (never on photos), as ``(name, channels)``:
+    "edges" (``find_edge_detectors``) or "curves" (``find_curve_detectors``), with the finder's defaults.
+
+    Example:
+        >>> named_family(fv.models.toy.edges_and_curves(), "relu1")[1]
+        [0, 1, 2, 3, 4, 5, 6, 7]
+    """
+    from featviz.circuits.curves import find_curve_detectors
+    from featviz.circuits.tuning import find_edge_detectors
+
+    if kind == "edges":
+        size = int(getattr(raw_model(model), "input_size", 64) or 64)
+        found = find_edge_detectors(model, layer, size=min(64, size))
+        chans = sorted(int(e.node.rsplit(":", 1)[1]) for e in found)
+        return (f"the {len(chans)} edge detectors of {layer} (find_edge_detectors, on gratings and step "
+                "edges)", chans)
+    if kind == "curves":
+        chans = sorted(d.channel for d in find_curve_detectors(model, layer))
+        return f"the {len(chans)} curve detectors of {layer} (find_curve_detectors, on arcs and decoys)", \
+            chans
+    raise ValueError(f"a named family is 'edges' or 'curves', got {kind!r}")
+
+
+def _family_test(hm, up: str, node: str, images: torch.Tensor, hypothesis, n_random: int, seed: int
+                 ) -> tuple[AblationTest | None, str | None]:
+    """The family test of ``evidence``: (test or None, the family's name or why there is no test)."""
+    if hypothesis is None:
+        return None, None
+    if isinstance(hypothesis, str):
+        name, chans = named_family(hm, up, hypothesis)
+    elif isinstance(hypothesis, tuple) and len(hypothesis) == 2 and isinstance(hypothesis[0], str):
+        name, chans = hypothesis[0], [int(c) for c in hypothesis[1]]
+    else:
+        chans = sorted({int(c) for c in hypothesis})
+        name = f"{len(chans)} channels of {up} named by the user"
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(preprocess_fn(hm)(images[:1]), names=[up], stop_at_last=True)
+    n_up = int(cache[up].shape[1])
+    if not chans:
+        return None, f"no family test: {name} is empty"
+    if len(set(c % n_up for c in chans)) >= n_up:
+        return None, f"no family test: {name} is the whole layer, so every random set would be the same set"
+    src = f"{up}:" + ",".join(str(c) for c in chans)
+    try:
+        return ablation_test(hm, src, node, images, n_random=n_random, seed=seed, hypothesis=name), name
+    except ValueError as err:
+        return None, f"no family test: {err}"
 
 
 def _max_and_mean(hm, layer: str, images: torch.Tensor, batch_size: int = 64
@@ -373,9 +449,14 @@ def _verdict(ev: Evidence) -> list[str]:
     if ev.upstream is not None:
         ex = ", ".join(f"{j} ({v:+.2f})" for j, v in ev.excitatory) or "none"
         inh = ", ".join(f"{j} ({v:+.2f})" for j, v in ev.inhibitory) or "none"
-        out.append(f"Upstream ({ev.upstream}, grad x act on {len(ev.images)} photos): excited by {ex}; "
-                   f"inhibited by {inh}.")
+        n = ev.selected_on or len(ev.images)
+        out.append(f"Upstream ({ev.upstream}, grad x act on {n} photos): excited by {ex}; inhibited by "
+                   f"{inh}.")
     if ev.ablation is not None:
         out.append(ev.ablation.summary())
+    if ev.family_test is not None:
+        out.append(ev.family_test.summary())
+    elif ev.family:
+        out.append(ev.family[0].upper() + ev.family[1:] + ".")
     return out
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from featviz._io import atomic_write_bytes
 from featviz.circuits.curves import CurveScan
 from featviz.circuits.receptive_field import ReceptiveField
+from featviz.hooks import hooked as fv_hooked
 from featviz.viz._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
 from featviz.viz._store import content_key, slug
 
@@ -44,12 +45,15 @@ _PLAIN = ("layer", "size", "width", "radii", "offsets", "shifts")
 @dataclass
 class EvidenceInputs:
     """What every channel's evidence shares: photos (N, 3, S, S) in [0, 1] and their names, per layer the
-    (model, randomized model) curve scans, and per layer the upstream layer credited and ablated."""
+    (model, randomized model) curve scans, per layer the upstream layer credited and ablated, and per
+    upstream layer the family tested against chance (``(name, channels)``, found once on stimuli by
+    ``fv.circuits.evidence.named_family``; filled in as channels need it)."""
 
     images: torch.Tensor
     names: list[str]
     scans: dict[str, tuple[CurveScan, CurveScan]]
     upstream: dict[str, str | None]
+    families: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
 
 
 def scan_path(cache: Path, layer: str, weights: str, seed: int = 0) -> Path:
@@ -142,10 +146,15 @@ def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: Evidenc
     feature-visualization sentence; None leaves that sentence out.
     """
     from featviz.circuits import evidence
+    from featviz.circuits.evidence import named_family, previous_layer
 
     scan, rnd = inputs.scans[layer]
-    ev = evidence(model, f"{layer}:{channel}", inputs.images, upstream=inputs.upstream.get(layer), scan=scan,
-                  random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed)
+    up = inputs.upstream.get(layer) or previous_layer(fv_hooked(model), layer)
+    if up is not None and up not in inputs.families:
+        inputs.families[up] = named_family(model, up, "edges")
+    ev = evidence(model, f"{layer}:{channel}", inputs.images, upstream=up, scan=scan,
+                  random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed,
+                  hypothesis=inputs.families.get(up))
     ev.names = list(inputs.names)
     return {"evidence.png": evidence_png(ev, scan, rnd)}, ev.to_dict()
 
@@ -179,8 +188,9 @@ def evidence_png(ev, scan: CurveScan, random_scan: CurveScan) -> bytes:
     ax.set_xlabel("arc / line ratio (worst position)", fontsize=8)
     ax.set_title(f"selectivity: rank {ev.curve_rank} of {ev.n_channels}", fontsize=9)
     ax.tick_params(labelsize=7)
-    if ev.ablation is not None:
-        ev.ablation.plot(ax=axes[3])
+    test = ev.family_test if ev.family_test is not None else ev.ablation
+    if test is not None:
+        test.plot(ax=axes[3])
         axes[3].title.set_fontsize(9)
         axes[3].tick_params(labelsize=7)
     else:
@@ -215,11 +225,29 @@ def evidence_view(facts: dict | None) -> dict | None:
         "step edges": {"direction selectivity": edge["selectivity"], "preferred (deg)": edge["direction"],
                        "drift (deg)": edge["drift"]},
     }
-    if abl is not None:
-        numbers["ablation of the top upstream channels"] = {
-            "channels": abl["src"], "effect": f"{100 * abl['effect']:+.1f} %",
-            "random sets (mean ± sd)": _mean_sd(abl["random_effects"]), "z": abl["z"], "p": abl["p"]}
+    if abl is not None:  # chosen by attribution on other photos: an effect size, never a test
+        numbers["which inputs matter (chosen on other photos: a description)"] = {
+            "channels": abl["src"], "effect": _effect(abl),
+            "random sets (mean ± sd)": _mean_sd(abl["random_effects"]),
+            "photos (chosen on / measured on)": f"{abl.get('selected_on', 0)} / {abl.get('n_images', 0)}"}
+    fam = facts.get("family_test")
+    if fam is not None:
+        row = {"family": fam["hypothesis"], "channels": fam["src"], "effect": _effect(fam),
+               f"random sets from {fam['null']} (mean ± sd)": _mean_sd(fam["random_effects"])}
+        if fam.get("structural"):
+            row["test"] = "fixed by the wiring: no p-value"
+        else:
+            row.update({"z": fam["z"], "p": f"{fam['p']:.2g} ({fam['n_random']} random sets)"})
+        numbers["family test (a set found on stimuli, against chance)"] = row
+    elif facts.get("family"):
+        numbers["family test (a set found on stimuli, against chance)"] = {"test": facts["family"]}
     return {"verdict": list(facts["verdict"]), "rows": evidence_rows(numbers)}
+
+
+def _effect(test: dict) -> str:
+    ci = test.get("interval")
+    text = f"{100 * test['effect']:+.1f} %"
+    return text + (f" (95 % CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} %)" if ci else "")
 
 
 def _mean_sd(values: list[float]) -> str:

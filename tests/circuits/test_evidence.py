@@ -61,3 +61,58 @@ def test_bad_node(toy):
         evidence(toy, "relu2", render=False)
     with pytest.raises(IndexError, match="7 channels"):
         evidence(toy, "relu2:9", render=False)
+
+
+class FamilyNet(torch.nn.Module):
+    """dst:0 reads channels 0-5 of src (weight 1) and every other channel a little (0.02); dst:1 = depthwise."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.src = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, padding=1), torch.nn.ReLU())
+        self.mix = torch.nn.Conv2d(24, 24, 1, bias=False)
+        self.dst = torch.nn.ReLU()
+        with torch.no_grad():
+            self.src[0].weight.copy_(torch.randn(24, 3, 3, 3, generator=g))
+            self.src[0].bias.fill_(0.2)
+            self.mix.weight.zero_()
+            self.mix.weight[0, :, 0, 0] = 0.02
+            self.mix.weight[0, :6, 0, 0] = 1.0
+            self.mix.weight[1, 7, 0, 0] = 1.0  # dst:1 reads channel 7 only
+
+    def forward(self, x):
+        return self.dst(self.mix(self.src(x)))
+
+
+@pytest.fixture(scope="module")
+def family_net():
+    net = FamilyNet()
+    photos = torch.rand(12, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    scan = curve_scan(net, "dst", size=32, radii=[4.0], shift=2)
+    return net, photos, scan
+
+
+def test_a_planted_family_is_found_and_an_unwired_one_is_not(family_net):
+    net, photos, scan = family_net
+    ev = evidence(net, "dst:0", photos, upstream="src.1", scan=scan, random_scan=scan, render=False,
+                  hypothesis=("the planted family", range(6)))
+    t = ev.family_test
+    assert t.hypothesis == "the planted family" and t.null == "all 24 channels of src.1"
+    assert t.significant and t.p <= 0.01 and t.effect < -0.5 and "stronger than chance" in ev.verdict[-1]
+    assert ev.ablation.descriptive and ev.ablation.n_images == 6 and ev.selected_on == 6
+    other = evidence(net, "dst:0", photos, upstream="src.1", scan=scan, random_scan=scan, render=False,
+                     hypothesis=list(range(12, 18)))
+    assert not other.family_test.significant and "not distinguishable from chance" in other.verdict[-1]
+    # only a family test may compare with chance; the attribution-chosen set is a description
+    for e in (ev, other):
+        assert sum("than chance" in s for s in e.verdict) <= 1 and "than chance" not in e.ablation.summary()
+    d = json.loads(json.dumps(ev.to_dict()))
+    assert d["family_test"]["hypothesis"] == "the planted family" and d["ablation"]["p"] is None
+
+
+def test_a_unit_fixed_by_its_wiring_gets_no_p_value_in_evidence(family_net):
+    net, photos, scan = family_net
+    ev = evidence(net, "dst:1", photos, upstream="src.1", scan=scan, random_scan=scan, render=False,
+                  hypothesis=[7])
+    assert ev.family_test.structural and ev.family_test.p is None
+    assert "fixed by the wiring" in ev.verdict[-1] and not any("than chance" in s for s in ev.verdict)
