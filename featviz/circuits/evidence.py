@@ -216,22 +216,25 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         render: render the unit's feature visualization; ``False`` skips it (faster).
         render_size: size in px of that rendering; default the model's input size, at most 128.
         render_steps: optimisation steps of that rendering.
-        n_random: how many random sets of upstream channels the ablation is compared with.
+        n_random: how many random sets of upstream channels the ablations are compared with (199: p can
+            go down to 0.005).
         top_k: how many of the strongest excitatory and of the strongest inhibitory upstream channels
             to list (dataset examples: the 5 highest and lowest images).
         seed: seeds the randomized model, the random ablation sets and the rendering.
         progress: show tqdm progress bars; ``False`` (the default) keeps them off.
         rendering: an ``fv.render`` result of ``node`` made before (e.g. by the microscope) whose first
             image, activation and ``dead`` flag are used instead of rendering again.
+        hypothesis: the family of the upstream layer tested against random sets of the whole layer on
+            all photos: "edges" (``find_edge_detectors``, the default), "curves" (``find_curve_detectors``),
+            a list of channels (a set you name), ``(name, channels)``, or None (no test).
 
     Returns:
         An ``Evidence``: each line of evidence with its control and a generated ``verdict``.
 
     The photos are split in two (even and odd indices): the top ``top_k`` upstream inputs by attribution are
     chosen on one half and their ablation is measured on the other (a description: effect and bootstrap
-    interval). ``hypothesis`` is the family of the upstream layer tested against ``n_random`` random sets
-    of the whole layer on all photos: "edges" (``find_edge_detectors``), "curves" (``find_curve_detectors``),
-    a list of channels (a set you name), ``(name, channels)``, or None (no test).
+    interval, never a verdict). Only the family test, whose set is fixed before the photos are seen, is
+    compared with chance.
 
     Example:
         >>> ev = evidence(fv.models.toy.edges_and_curves(), "relu2:1", render=False, n_random=5)

@@ -61,12 +61,15 @@ def test_unconnected_channel_is_not_distinguishable_from_chance(images):
 
 
 def test_random_sets_exclude_src_have_its_size_and_follow_the_seed(images):
-    a = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=4, null="others")
+    a = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=4,
+                                  null="others")
     assert a.src == "src:3,5,15" and a.random_channels.shape == (30, 3)
     assert not torch.isin(a.random_channels, torch.tensor([3, 5, 15])).any()
     assert all(len(set(row.tolist())) == 3 for row in a.random_channels)  # no channel twice in a set
-    b = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=4, null="others")
-    c = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=5, null="others")
+    b = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=4,
+                                  null="others")
+    c = fv.circuits.ablation_test(Planted(), "src:3,5,-1", "dst:0", images, n_random=30, seed=5,
+                                  null="others")
     assert torch.equal(a.random_channels, b.random_channels)
     assert torch.equal(a.random_effects, b.random_effects)
     assert not torch.equal(a.random_channels, c.random_channels)
@@ -87,10 +90,10 @@ def test_z_p_and_dict_from_the_numbers():
     assert t.p == pytest.approx((1 + 0) / 6)                              # none as far from the mean as 0.25
     d = json.loads(json.dumps(t.to_dict()))
     assert d["n_random"] == 5 and d["effect"] == -0.25 and d["random_channels"][0] == [0, 3]
-    assert t.summary() == ("Zeroing a:1,2 (a set named by the user) changes b:0 by -25.0 %; random sets of 2 "
-                           "channels from the rest of the layer: 0.0 ± 15.8 % (5 sets), z = -1.58, p = 0.17: not "
-                           "distinguishable from chance (with 5 random sets the smallest possible p is 0.17: "
-                           "use n_random >= 99).")
+    assert t.summary() == ("Zeroing a:1,2 (a set named by the user) changes b:0 by -25.0 %; random sets "
+                           "of 2 channels from the rest of the layer: 0.0 ± 15.8 % (5 sets), z = -1.58, "
+                           "p = 0.17: not distinguishable from chance (with 5 random sets the smallest "
+                           "possible p is 0.17: use n_random >= 99).")
 
 
 def test_plot_draws_a_line_at_the_effect(tmp_path, images):
@@ -214,7 +217,7 @@ def test_a_scan_finds_exactly_the_planted_readers_after_bh(images):
 
 
 def test_random_nets_say_stronger_than_chance_at_most_at_the_nominal_rate():
-    """Calibration: 20 randomly initialised nets x 16 dst units, a random 4-set of src fixed before looking."""
+    """Calibration: 20 randomly initialised nets x 16 dst units, a random 4-set of src fixed beforehand."""
     hits, tests = 0, 0
     for seed in range(20):
         torch.manual_seed(seed)
@@ -240,7 +243,8 @@ def test_the_old_top_k_by_attribution_procedure_fails_that_calibration():
         net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3), nn.ReLU())
         photos = torch.rand(12, 3, 12, 12, generator=torch.Generator().manual_seed(100 + seed))
         for d in (0, 5, 10, 15):
-            top = fv.circuits.attribute(net, "1", "3", photos, dst_channels=[d])[0].argsort(descending=True)[:3]
+            contrib = fv.circuits.attribute(net, "1", "3", photos, dst_channels=[d])[0]
+            top = contrib.argsort(descending=True)[:3]
             try:
                 t = fv.circuits.ablation_test(net, "1:" + ",".join(map(str, top.tolist())), f"3:{d}", photos,
                                               n_random=99, null="others", check_wiring=False)

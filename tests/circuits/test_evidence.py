@@ -64,7 +64,7 @@ def test_bad_node(toy):
 
 
 class FamilyNet(torch.nn.Module):
-    """dst:0 reads channels 0-5 of src (weight 1) and every other channel a little (0.02); dst:1 = depthwise."""
+    """dst:0 reads channels 0-5 of src (weight 1) and every other channel a little (0.02); dst:1 only 7."""
 
     def __init__(self):
         super().__init__()
