@@ -26,7 +26,7 @@ from featviz.models import toy
 from featviz.models.efficientnet import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from featviz.models.inception import inception_v1
 from featviz.models.predict import predict
-from featviz.models.randomize import randomized
+from featviz.models.randomize import activation_scale, randomized
 from featviz.models.registry import get, list_models, register
 from featviz.models.resnet import resnet18
 
@@ -37,5 +37,5 @@ register("inception_v1", inception_v1)
 register("resnet18", resnet18)
 register("edges_and_curves", toy.edges_and_curves)
 
-__all__ = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "get", "inception_v1",
-           "list_models", "predict", "randomized", "register", "resnet18", "toy"]
+__all__ = ["activation_scale", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "get",
+           "inception_v1", "list_models", "predict", "randomized", "register", "resnet18", "toy"]

@@ -37,7 +37,7 @@ from featviz.viz._store import content_key, slug
 __all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
            "evidence_png", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
 
-SCAN_FORMAT = 1  # bump when the cached scan files change meaning
+SCAN_FORMAT = 2  # bump when the cached scan files change meaning (2: randomized BN stats from photos)
 _TENSORS = ("directions", "orientations", "arcs", "lines", "rings", "discs")
 _PLAIN = ("layer", "size", "width", "radii", "offsets", "shifts")
 

@@ -109,3 +109,36 @@ def test_featviz_layers_reinit_with_their_own_rule():
 def test_not_a_module_is_a_type_error():
     with pytest.raises(TypeError, match="nn.Module"):
         fv.models.randomized("resnet18")
+
+
+def test_bn_stats_from_photos_are_the_batch_statistics_of_those_photos():
+    net = _pretrained_like(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())).eval()
+    net[1].momentum = 0.3
+    images = torch.rand(10, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    rand = fv.models.randomized(net, seed=0, images=images)          # "auto" with images: re-estimated
+    h = torch.nn.functional.conv2d(images, rand[0].weight, rand[0].bias)  # (10, 4, 10, 10), one batch of 10
+    bn = rand[1]
+    torch.testing.assert_close(bn.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, h.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.3 and not rand.training and not bn.training          # modes and momentum restored
+    reset = fv.models.randomized(net, seed=0, bn_stats="reset", images=images)
+    assert torch.equal(reset[1].running_var, torch.ones(4)) and torch.equal(reset[0].weight, rand[0].weight)
+
+
+def test_the_default_control_of_a_zoo_model_responds_at_the_trained_scale():
+    model = fv.models.efficientnet_lite0()
+    photos = fv.data.sample_images(size=224).images[:4]
+    layer = "blocks.6.depthwise_relu"
+    trained = fv.models.activation_scale(model, layer, photos)
+    silent = fv.models.activation_scale(fv.models.randomized(model, seed=0, bn_stats="reset"), layer, photos)
+    control = fv.models.activation_scale(fv.models.randomized(model, seed=0), layer, photos)
+    assert silent < 1e-3 * trained                                   # the reset control is nearly silent ...
+    assert trained / 3 < control < 3 * trained                      # ... the default one answers at scale
+
+
+def test_bad_bn_stats_and_images_are_refused():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="bn_stats must be one of"):
+        fv.models.randomized(net, bn_stats="train")
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        fv.models.randomized(net, bn_stats="photos", images=torch.rand(3, 8, 8))
