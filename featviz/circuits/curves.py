@@ -16,8 +16,12 @@ A channel is called a curve detector only when synthetic stimuli placed at its r
 5. **It responds at all**: its best arc response is at least ``min_response`` of the strongest in the layer.
 
 Responses are *evoked*: the unit's response to a stimulus minus its response to the blank (black)
-background. Angles follow ``featviz.data.stimuli`` (degrees counter-clockwise from +x, image y up; an
-arc's angle is the direction it bulges toward).
+background. "No response" means at most ``1e-6`` of the layer's largest response to the battery
+(``CurveScan.tiny``), so a quiet network (a randomized control) is judged on its own scale. Where the layer
+clamps (ReLU6, Hardtanh), the scan also keeps the pre-activations: a channel whose best stimulus reaches the
+ceiling is ``saturated`` (its ratios are capped there) and its ratios before the clamp are reported beside
+(``summary``: ``pre_curve_vs_line``, ``pre_curve_vs_blob``). Angles follow ``featviz.data.stimuli`` (degrees
+counter-clockwise from +x, image y up; an arc's angle is the direction it bulges toward).
 
 Example:
     >>> scan = curve_scan(fv.models.toy.edges_and_curves(), "relu2", size=32, radii=[4, 6], shift=2)
@@ -37,11 +41,19 @@ from torch import nn
 
 from featviz.circuits._common import as_hooked, check_images, raw_model, split_ref
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
-from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, shift_list
+from featviz.circuits.tuning import (
+    TuningCurve,
+    clamp_ceiling,
+    direction_selectivity,
+    layer_responses,
+    responses_and_inputs,
+    shift_list,
+)
 
 __all__ = ["CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
 
-_TINY = 1e-6
+_TINY = 1e-6  # "no response": at most this fraction of the layer's largest response to the battery
+_HARD_FLOOR = 1e-30  # denominators of a silent layer
 _FLOOR = 0.01  # denominators of the ratios are at least 1 % of the layer's strongest arc response
 
 
@@ -55,6 +67,8 @@ class CurveDetector:
         radius: preferred arc radius in px.
         curve_vs_line: the smallest ratio, over stimulus positions, of its best arc to its best line.
         curve_vs_blob: the same against the best ring or disc.
+        saturated: its best response to some stimulus reaches the layer's clamp (ReLU6's 6): the ratios above
+            are capped there; ``pre_curve_vs_line`` / ``pre_curve_vs_blob`` are the ratios before the clamp.
         margin: the smallest, over positions, of (best arc - best line, ring or disc), in units of the
             layer's strongest arc response: how much more an arc drives it than anything else.
         selectivity: direction selectivity at the centre (0 = untuned, 1 = one direction only).
@@ -74,6 +88,9 @@ class CurveDetector:
     drift: float
     response: float
     curve: TuningCurve = field(repr=False)
+    saturated: bool = False
+    pre_curve_vs_line: float = float("nan")
+    pre_curve_vs_blob: float = float("nan")
 
 
 @dataclass
@@ -82,7 +99,9 @@ class CurveScan:
 
     ``arcs`` (P, D, R, C) over ``directions`` x ``radii``; ``lines`` (P, O, K, C) over ``orientations`` x
     ``offsets``; ``rings`` and ``discs`` (P, R, C). Position 0 is the receptive-field centre, the others
-    are ``shifts`` from it. ``detectors(...)`` applies the rule of the module docstring.
+    are ``shifts`` from it. ``detectors(...)`` applies the rule of the module docstring. Where the layer
+    clamps, ``ceiling`` is the clamp (6 for ReLU6), ``pre`` holds the same four families before it
+    (``{"arc": (P, D, R, C), ...}``, evoked) and ``blank`` the raw response to the blank image (C,).
     """
 
     layer: str
@@ -98,10 +117,54 @@ class CurveScan:
     lines: torch.Tensor = field(repr=False)
     rings: torch.Tensor = field(repr=False)
     discs: torch.Tensor = field(repr=False)
+    ceiling: float | None = None
+    blank: torch.Tensor | None = field(default=None, repr=False)  # (C,) raw response to the blank image
+    pre: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def n_channels(self) -> int:
         return int(self.arcs.shape[-1])
+
+    @property
+    def tiny(self) -> float:
+        """What counts as no response: ``1e-6`` of the layer's largest |evoked| response to any stimulus."""
+        top = max(float(t.abs().max()) if t.numel() else 0.0 for t in (self.arcs, self.lines, self.rings,
+                                                                       self.discs))
+        return _TINY * top
+
+    @property
+    def scale(self) -> float:
+        """The layer's response scale to the battery: the mean over channels of each one's largest |evoked|
+        response (reported beside a comparison with another network, e.g. a randomized control)."""
+        best = torch.stack([t.abs().reshape(-1, self.n_channels).amax(0)
+                            for t in (self.arcs, self.lines, self.rings, self.discs)]).amax(0)
+        return float(best.mean())
+
+    @property
+    def saturated(self) -> torch.Tensor:
+        """(C,) bool: the channel's best response to some stimulus reaches the clamp ``ceiling`` (all False
+        without a clamp)."""
+        if self.ceiling is None or self.blank is None:
+            return torch.zeros(self.n_channels, dtype=torch.bool)
+        fams = (self.arcs, self.lines, self.rings, self.discs)
+        raw = torch.stack([t.reshape(-1, self.n_channels).amax(0) for t in fams]).amax(0) + self.blank
+        return raw >= self.ceiling * (1 - 1e-5)
+
+    def _ratios(self, best: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per channel, worst-position arc/line and arc/(ring or disc) ratios, (C,) each."""
+        floor = max(_FLOOR * float(best["arc"][0].max()), self.tiny, _HARD_FLOOR)
+        blob = torch.maximum(best["ring"], best["disc"])
+        return ((best["arc"] / best["line"].clamp_min(floor)).amin(0),
+                (best["arc"] / blob.clamp_min(floor)).amin(0))
+
+    def pre_ratios(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The worst-position arc/line and arc/blob ratios before the clamp, (C,) each; None without one."""
+        if self.pre is None:
+            return None
+        p = self.pre
+        best = {"arc": p["arc"].amax((1, 2)), "line": p["line"].amax((1, 2)), "ring": p["ring"].amax(1),
+                "disc": p["disc"].amax(1)}
+        return self._ratios(best)
 
     def best(self) -> dict[str, torch.Tensor]:
         """Per position and channel, the best response of each stimulus family: each (P, C)."""
@@ -124,15 +187,16 @@ class CurveScan:
         arc, line = best["arc"], best["line"]
         blob = torch.maximum(best["ring"], best["disc"])
         layer_max = float(arc[0].max())
+        tiny = self.tiny
+        lines_r, blobs_r = self._ratios(best)  # ratios over a response of ~0 are capped, not astronomical
+        sat, pre = self.saturated, self.pre_ratios()
         found = []
         for c in range(self.n_channels):
-            if layer_max <= 0 or float(arc[0, c]) < max(min_response * layer_max, _TINY):
+            if layer_max <= 0 or float(arc[0, c]) < max(min_response * layer_max, tiny):
                 continue
-            if bool((arc[:, c] <= _TINY).any()):
+            if bool((arc[:, c] <= tiny).any()):
                 continue
-            floor = _FLOOR * layer_max  # ratios over a response of ~0 are capped, not astronomical
-            vs_line = float((arc[:, c] / line[:, c].clamp_min(floor)).min())
-            vs_blob = float((arc[:, c] / blob[:, c].clamp_min(floor)).min())
+            vs_line, vs_blob = float(lines_r[c]), float(blobs_r[c])
             if vs_line < min_curve_vs_line or vs_blob < min_curve_vs_blob:
                 continue
             tc = self.direction_curve(c)
@@ -142,29 +206,32 @@ class CurveScan:
             r = int(self.arcs[0, :, :, c].amax(0).argmax())
             margin = float((arc[:, c] - torch.maximum(line[:, c], blob[:, c])).min()) / layer_max
             found.append(CurveDetector(c, f"{self.layer}:{c}", tc.preferred, self.radii[r], vs_line, vs_blob,
-                                       margin, sel, tc.drift, float(arc[0, c]), tc))
+                                       margin, sel, tc.drift, float(arc[0, c]), tc, bool(sat[c]),
+                                       float(pre[0][c]) if pre else float("nan"),
+                                       float(pre[1][c]) if pre else float("nan")))
         return sorted(found, key=lambda d: -d.margin)
 
     def curve_vs_line(self) -> torch.Tensor:
         """Every channel's worst-position ratio of best arc to best line, (C,) (the denominator floored at
         1 % of the layer's strongest arc response, as in ``detectors``)."""
-        best = self.best()
-        floor = max(_FLOOR * float(best["arc"][0].max()), _TINY)
-        return (best["arc"] / best["line"].clamp_min(floor)).amin(0)
+        return self._ratios(self.best())[0]
 
     def summary(self, channel: int) -> dict[str, float]:
         """The numbers behind the verdict for one channel (also for channels that fail)."""
         best = self.best()
         arc, line = best["arc"][:, channel], best["line"][:, channel]
-        blob = torch.maximum(best["ring"], best["disc"])[:, channel]
         tc = self.direction_curve(channel)
         sel, peaks = direction_selectivity(tc.responses, self.directions)
-        floor = max(_FLOOR * float(best["arc"][0].max()), _TINY)
+        lines_r, blobs_r = self._ratios(best)
+        pre = self.pre_ratios()
         return {"arc": float(arc[0]), "line": float(line[0]), "ring": float(best["ring"][0, channel]),
                 "disc": float(best["disc"][0, channel]),
-                "curve_vs_line": float((arc / line.clamp_min(floor)).min()),
-                "curve_vs_blob": float((arc / blob.clamp_min(floor)).min()),
-                "direction": tc.preferred, "selectivity": sel, "peaks": peaks, "drift": tc.drift}
+                "curve_vs_line": float(lines_r[channel]), "curve_vs_blob": float(blobs_r[channel]),
+                "direction": tc.preferred, "selectivity": sel, "peaks": peaks, "drift": tc.drift,
+                "tiny": self.tiny, "saturated": float(self.saturated[channel]),
+                "ceiling": float("nan") if self.ceiling is None else float(self.ceiling),
+                "pre_curve_vs_line": float(pre[0][channel]) if pre else float("nan"),
+                "pre_curve_vs_blob": float(pre[1][channel]) if pre else float("nan")}
 
 
 def _default_geometry(rf: ReceptiveField, size: int | None, model_size: int | None
@@ -225,24 +292,36 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
     shifts = shift_list(shift)
     centres = [rf.center] + [(rf.center[0] + dr, rf.center[1] + dc) for dr, dc in shifts]
 
-    def respond(images: torch.Tensor) -> torch.Tensor:
-        return layer_responses(hm, name, check_images(images, "stimuli"), rf.position, preprocess,
-                               batch_size).cpu()
+    ceiling = clamp_ceiling(hm.module(name))
 
-    blank = respond(torch.zeros(1, 3, size, size))[0]  # (C,)
+    def respond(images: torch.Tensor) -> torch.Tensor:  # (K, N, C): K = 1 (post) or 2 (post, pre)
+        images = check_images(images, "stimuli")
+        if ceiling is None:
+            return layer_responses(hm, name, images, rf.position, preprocess, batch_size).cpu()[None]
+        return torch.stack(responses_and_inputs(hm, name, images, rf.position, preprocess, batch_size)).cpu()
+
+    blank = respond(torch.zeros(1, 3, size, size))[:, 0]  # (K, C)
     arcs, lns, rings, discs = [], [], [], []
     for ctr in centres:
         arcs.append(torch.stack([respond(curves(directions.tolist(), size / r, size=size, length=ln / size,
                                                 width=width, center=ctr))
-                                 for r, ln in zip(radii, arc_len)], 1))  # (D, R, C)
+                                 for r, ln in zip(radii, arc_len)], 2))  # (K, D, R, C)
         ls = respond(lines(orientations.tolist(), offsets, size=size, length=line_len, width=width,
                            center=ctr))
-        lns.append(ls.reshape(len(orientations), len(offsets), -1))
-        rings.append(respond(circles(radii, size=size, width=width, center=ctr)))
+        lns.append(ls.reshape(len(ls), len(orientations), len(offsets), -1))  # (K, O, F, C)
+        rings.append(respond(circles(radii, size=size, width=width, center=ctr)))  # (K, R, C)
         discs.append(respond(circles(radii, size=size, filled=True, center=ctr)))
+
+    def evoked(fam: list[torch.Tensor], k: int) -> torch.Tensor:  # (P, ..., C) minus the blank
+        return torch.stack([f[k] for f in fam]) - blank[k]
+
+    pre = None
+    if ceiling is not None:
+        pre = {"arc": evoked(arcs, 1), "line": evoked(lns, 1), "ring": evoked(rings, 1),
+               "disc": evoked(discs, 1)}
     return CurveScan(name, rf, size, width, directions, list(radii), orientations, offsets, shifts,
-                     torch.stack(arcs) - blank, torch.stack(lns) - blank, torch.stack(rings) - blank,
-                     torch.stack(discs) - blank)
+                     evoked(arcs, 0), evoked(lns, 0), evoked(rings, 0), evoked(discs, 0), ceiling, blank[0],
+                     pre)
 
 
 def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, *,

@@ -84,6 +84,8 @@ class Evidence:
     family_test: AblationTest | None = field(default=None, repr=False)  # a family found on stimuli vs chance
     family: str | None = None  # which family was tested, or why none was
     selected_on: int = 0  # photos the upstream inputs were chosen on (the others measure their ablation)
+    scale: float = float("nan")  # the layer's response scale to the curve battery (CurveScan.scale) ...
+    random_scale: float = float("nan")  # ... and the randomized copy's, reported beside the comparison
 
     @property
     def shift(self) -> float:
@@ -104,7 +106,8 @@ class Evidence:
                                  "bottom": [[self.names[i] if self.names else i, v] for i, v in self.bottom]},
             "curve_tests": dict(self.curve),
             "selectivity": {"rank": self.curve_rank, "of": self.n_channels,
-                            "randomized_exceeding": self.random_exceeding},
+                            "randomized_exceeding": self.random_exceeding, "scale": self.scale,
+                            "randomized_scale": self.random_scale},
             "step_edges": {"direction": self.edge.preferred, "selectivity": self.edge_selectivity,
                            "drift": self.edge.drift},
             "upstream": {"layer": self.upstream, "excitatory": self.excitatory,
@@ -332,6 +335,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     ev = Evidence(node, rf, render_image, render_act, dead, photo_act, top, bottom, summary, rank, n_ch,
                   random_exceeding, edge, edge_sel, up, excit, inhib, abl, images, list(names))
     ev.family_test, ev.family, ev.selected_on = fam_test, fam_text, (len(pick) if up is not None else 0)
+    ev.scale, ev.random_scale = scan.scale, random_scan.scale
     ev.arc_curve = scan.direction_curve(c)
     ev.verdict = _verdict(ev)
     return ev
@@ -421,29 +425,38 @@ def _verdict(ev: Evidence) -> list[str]:
                        f"photo's {ev.photo_activation:.2f} (spatial mean).")
     label = "passes" if cv["passes"] else "fails"
     reasons = []
-    if cv["arc"] <= 1e-6:
+    tiny = cv.get("tiny", 1e-6)
+    if cv["arc"] <= tiny:
         reasons.append(f"no arc at the receptive-field centre evokes a response (best {cv['arc']:.2g})")
     elif cv["curve_vs_line"] < 1.25:
         ratio = cv["curve_vs_line"]
         reasons.append(f"its best line drives it {1 / max(ratio, 1e-6):.2f}x as hard as its best arc at some "
                        "position" if ratio < 1 else
                        f"arcs beat lines by only {ratio:.2f}x at the worst position (needs 1.25x)")
-    if cv["arc"] > 1e-6 and cv["curve_vs_blob"] < 1.0:
+    if cv["arc"] > tiny and cv["curve_vs_blob"] < 1.0:
         which = "ring" if cv["ring"] >= cv["disc"] else "disc"
         reasons.append(f"a {which} drives it harder than any arc ({cv[which]:.2f} vs {cv['arc']:.2f} at the "
                        "centre)")
-    if cv["arc"] > 1e-6 and cv["peaks"] != 1:
+    if cv["arc"] > tiny and cv["peaks"] != 1:
         reasons.append(f"its arc-direction curve has {cv['peaks']} peaks")
-    if cv["arc"] > 1e-6 and cv["drift"] > 45:
+    if cv["arc"] > tiny and cv["drift"] > 45:
         reasons.append(f"its preferred direction moves {cv['drift']:.0f} deg when the stimulus moves "
                        f"{ev.shift:g} px")
     detail = "; ".join(reasons) if reasons else (
         f"arcs beat lines by {cv['curve_vs_line']:.2f}x and rings/discs by {cv['curve_vs_blob']:.2f}x at "
         f"every position, preferred bulge {cv['direction']:.0f} deg, drift {cv['drift']:.0f} deg")
     out.append(f"Curve tests: {label} ({detail}).")
+    if cv.get("saturated"):
+        pre = (f"; before the clamp arcs beat lines by {cv['pre_curve_vs_line']:.2f}x and rings/discs by "
+               f"{cv['pre_curve_vs_blob']:.2f}x" if cv.get("pre_curve_vs_line") == cv.get("pre_curve_vs_line")
+               else "")
+        out.append(f"Saturation: its best stimulus drives it to the layer's ceiling ({cv['ceiling']:g}), so "
+                   f"the ratios above are capped there{pre}.")
+    scales = ("" if ev.scale != ev.scale else
+              f" (response scale to the battery: {ev.scale:.3g} here, {ev.random_scale:.3g} in the copy)")
     out.append(f"Selectivity: its worst-position arc/line ratio {cv['curve_vs_line']:.2f} ranks "
                f"{ev.curve_rank} of {ev.n_channels} in its layer; {100 * ev.random_exceeding:.0f} % of the "
-               f"channels of a randomly initialised copy reach it.")
+               f"channels of a randomly initialised copy reach it{scales}.")
     if ev.edge.preferred != ev.edge.preferred:  # NaN: no step edge raises it above uniform grey
         out.append("Step edges: none evokes a response above uniform grey at the receptive-field centre.")
     else:

@@ -26,7 +26,8 @@ from featviz.circuits._common import (
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.hooks import HookedModel
 
-__all__ = ["TuningCurve", "EdgeDetector", "tuning_curve", "find_edge_detectors", "layer_responses"]
+__all__ = ["TuningCurve", "EdgeDetector", "tuning_curve", "find_edge_detectors", "layer_responses",
+           "responses_and_inputs", "clamp_ceiling"]
 
 
 @dataclass
@@ -104,28 +105,69 @@ def angle_distance(a: float, b: float, period: float = 360.0) -> float:
     return float(min(d, period - d))
 
 
+def clamp_ceiling(module: nn.Module) -> float | None:
+    """The largest value an activation module can output (ReLU6: 6, Hardtanh: ``max_val``), else None.
+
+    Example:
+        >>> clamp_ceiling(torch.nn.ReLU6()), clamp_ceiling(torch.nn.ReLU())
+        (6.0, None)
+    """
+    name = type(module).__name__
+    if name == "ReLU6":
+        return 6.0
+    if name == "Hardtanh":
+        return float(module.max_val)
+    return None
+
+
+def _read(a: torch.Tensor, position: str | tuple[int, int]) -> torch.Tensor:
+    if isinstance(position, tuple):
+        return a[:, :, position[0], position[1]]
+    if position == "center":
+        return a[:, :, a.shape[-2] // 2, a.shape[-1] // 2]
+    return a.mean((-2, -1)) if position == "mean" else a.amax((-2, -1))
+
+
 def layer_responses(hm: HookedModel, layer: str, images: torch.Tensor,
                     position: str | tuple[int, int] = "center", preprocess: Callable | bool | None = None,
                     batch_size: int = 64) -> torch.Tensor:
     """Every channel's response to each image, (N, C): the central unit (``position="center"``, the map
     position ``(H // 2, W // 2)`` that ``receptive_field`` places stimuli for), a unit ``(i, j)``, the
     spatial mean (``"mean"``) or the spatial max (``"max"``) of the layer's map."""
+    return _responses(hm, layer, images, position, preprocess, batch_size, False)[0]
+
+
+def responses_and_inputs(hm: HookedModel, layer: str, images: torch.Tensor,
+                         position: str | tuple[int, int] = "center",
+                         preprocess: Callable | bool | None = None, batch_size: int = 64
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer_responses`` and, read at the same place, the layer module's input (its pre-activation: before
+    a ReLU6's clamp), (N, C) each."""
+    post, pre = _responses(hm, layer, images, position, preprocess, batch_size, True)
+    return post, pre
+
+
+def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str | tuple[int, int],
+               preprocess: Callable | bool | None, batch_size: int, pre: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not (position in ("center", "mean", "max") or (isinstance(position, tuple) and len(position) == 2)):
         raise ValueError(f"position must be 'center', 'mean', 'max' or a map position (i, j), "
                          f"got {position!r}")
     prep = preprocess_fn(hm, preprocess)
-    out = []
-    with torch.no_grad():
+    out, ins = [], []
+    seen: list[torch.Tensor] = []
+
+    def grab(module, inputs, output):
+        seen.append(inputs[0].detach())
+
+    with torch.no_grad(), hm.hooks([(layer, grab)] if pre else []):
         for k in range(0, len(images), batch_size):
+            seen.clear()
             _, cache = hm.run_with_cache(prep(images[k:k + batch_size]), names=[layer], stop_at_last=True)
-            a = cache[layer]  # (b, C, H, W)
-            if isinstance(position, tuple):
-                out.append(a[:, :, position[0], position[1]])
-            elif position == "center":
-                out.append(a[:, :, a.shape[-2] // 2, a.shape[-1] // 2])
-            else:
-                out.append(a.mean((-2, -1)) if position == "mean" else a.amax((-2, -1)))
-    return torch.cat(out)
+            out.append(_read(cache[layer], position))  # (b, C)
+            if pre:
+                ins.append(_read(seen[-1], position))
+    return torch.cat(out), (torch.cat(ins) if pre else None)
 
 
 def _angles(n_images: int, angles: Sequence[float] | None, what: str) -> torch.Tensor:

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BN_STATS", "activation_scale", "randomized"]
+__all__ = ["activation_scale", "randomized"]
 
 BN_STATS = ("auto", "photos", "reset")
 

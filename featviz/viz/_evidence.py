@@ -37,7 +37,8 @@ from featviz.viz._store import content_key, slug
 __all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
            "evidence_png", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
 
-SCAN_FORMAT = 2  # bump when the cached scan files change meaning (2: randomized BN stats from photos)
+SCAN_FORMAT = 3  # bump when the cached scan files change meaning (2: randomized BN stats from photos,
+#                  3: clamp ceiling, blank response and pre-activations)
 _TENSORS = ("directions", "orientations", "arcs", "lines", "rings", "discs")
 _PLAIN = ("layer", "size", "width", "radii", "offsets", "shifts")
 
@@ -71,6 +72,7 @@ def _scan_dict(scan: CurveScan) -> dict:
     d = {k: getattr(scan, k) for k in (*_TENSORS, *_PLAIN)}
     d["shifts"] = [list(s) for s in scan.shifts]
     d["rf"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(scan.rf).items()}
+    d["ceiling"], d["blank"], d["pre"] = scan.ceiling, scan.blank, scan.pre
     return d
 
 
@@ -78,7 +80,7 @@ def _scan_from(d: dict) -> CurveScan:
     rf = ReceptiveField(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["rf"].items()})
     return CurveScan(d["layer"], rf, int(d["size"]), float(d["width"]), d["directions"], list(d["radii"]),
                      d["orientations"], list(d["offsets"]), [tuple(s) for s in d["shifts"]], d["arcs"],
-                     d["lines"], d["rings"], d["discs"])
+                     d["lines"], d["rings"], d["discs"], d.get("ceiling"), d.get("blank"), d.get("pre"))
 
 
 def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: str, *, seed: int = 0,
@@ -131,10 +133,8 @@ def evidence_photos(photos: PhotoSet, n: int) -> tuple[torch.Tensor, list[str]]:
 
 
 def curve_vs_line(scan: CurveScan) -> torch.Tensor:
-    """(C,) every channel's worst-position arc/line ratio, as ``CurveScan.summary(c)["curve_vs_line"]``."""
-    best = scan.best()
-    floor = max(0.01 * float(best["arc"][0].max()), 1e-6)
-    return (best["arc"] / best["line"].clamp_min(floor)).amin(0)
+    """(C,) every channel's worst-position arc/line ratio (``CurveScan.curve_vs_line``)."""
+    return scan.curve_vs_line()
 
 
 def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: EvidenceInputs, *, rendering=None,

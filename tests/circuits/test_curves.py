@@ -1,5 +1,8 @@
 """find_curve_detectors on a planted net: curve units named with their directions, decoys never."""
+import copy
+
 import pytest
+import torch
 from curve_models import RADII, SHIFT, WIDTH, S, planted_curves
 from torch import nn
 
@@ -57,3 +60,37 @@ def test_bad_arguments(planted):
         curve_scan(planted, "1", size=S, radii=[0.0])
     with pytest.raises(KeyError):
         curve_scan(planted, "relu", size=S)
+
+
+def _scaled(planted, factor, act):
+    net = copy.deepcopy(planted)
+    with torch.no_grad():
+        net[0].weight.mul_(factor)
+    net[1] = act
+    return net
+
+
+def test_no_response_is_judged_on_the_layers_own_scale(planted):
+    # the same curve units a billion times quieter (a silent control's scale): still curve units
+    quiet = _scaled(planted, 1e-9, nn.ReLU())
+    found = find_curve_detectors(quiet, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    assert sorted(d.channel for d in found) == [0, 1, 2, 3]
+    scan = curve_scan(quiet, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    assert scan.tiny < 1e-12 and scan.summary(4)["arc"] > scan.tiny
+
+
+def test_a_saturated_unit_says_so_and_reports_its_ratios_before_the_clamp(planted):
+    loud = _scaled(planted, 20.0, nn.ReLU6())   # arcs drive the curve units to ~20 before ReLU6's 6
+    scan = curve_scan(loud, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    free = curve_scan(_scaled(planted, 20.0, nn.ReLU()), "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+    assert scan.ceiling == 6.0 and bool(scan.saturated[:4].all())
+    for c in range(4):
+        s = scan.summary(c)
+        assert s["saturated"] == 1.0 and s["arc"] == pytest.approx(6.0, abs=1e-4)
+        # before the clamp: the ratios of the same weights under a plain ReLU (the best responses are > 0)
+        assert s["pre_curve_vs_line"] == pytest.approx(free.summary(c)["curve_vs_line"], rel=1e-4)
+        assert s["pre_curve_vs_line"] >= s["curve_vs_line"]
+    found = {d.channel: d for d in find_curve_detectors(loud, "1", size=S, radii=RADII, shift=SHIFT,
+                                                        width=WIDTH)}
+    assert all(d.saturated for d in found.values())
+    assert not bool(curve_scan(planted, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH).saturated.any())
