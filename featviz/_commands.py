@@ -90,7 +90,8 @@ LayerRow = tuple[str, str, tuple[int, ...], "int | None"]
 
 
 def layer_table(model: nn.Module, size: int | None = None) -> list[LayerRow]:
-    """(name, module type, output shape, channels) for every hookable layer, from one forward pass.
+    """(name, module type, output shape, channels) for every activation (every call of every hookable
+    layer: ``"name#2"`` for a module's second call), from one forward pass.
 
     The input is a mid-grey image of ``size`` pixels (default ``model.input_size``, else 224). Layers that
     did not run, or whose output is not a tensor, get shape ``()`` and channels ``None``.
@@ -101,8 +102,12 @@ def layer_table(model: nn.Module, size: int | None = None) -> list[LayerRow]:
         ('0', 'Conv2d', (1, 8, 30, 30), 8)
     """
     hm = hooked(model)
+    try:  # every call: a module that runs several times has rows "name", "name#2", ...
+        shapes = hm.call_shapes(size=size)
+    except RuntimeError:
+        shapes = _probe(model, None, size)  # raises the user error naming the size
     return [(name, type(hm.module(name)).__name__, shape, shape[1] if len(shape) >= 2 else None)
-            for name, shape in _probe(model, None, size).items()]
+            for name, shape in shapes.items()]
 
 
 def cmd_layers(args: Namespace) -> None:

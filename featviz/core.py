@@ -26,7 +26,8 @@ from torch import nn
 
 from featviz.errors import BadType, BadValue, OutOfRange
 
-__all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "dtype_of", "preprocess_fn",
+__all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check_materialized", "dtype_of",
+           "preprocess_fn",
            "probe_input", "input_channels", "evaluating", "StopForward", "layout", "channel_values",
            "split_call"]
 
@@ -170,6 +171,26 @@ def device_of(model: nn.Module) -> torch.device:
     for t in (*m.parameters(), *m.buffers()):
         return t.device
     return torch.device("cpu")
+
+
+def check_materialized(model: nn.Module) -> None:
+    """Raise :class:`~featviz.errors.BadValue` when a parameter or buffer of ``model`` is on the ``meta``
+    device (built under ``torch.device("meta")`` or an empty-weights context: shapes without values, so
+    every result would be made up).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     net = nn.Linear(2, 2)
+        >>> check_materialized(net)
+        Traceback (most recent call last):
+        featviz.errors.BadValue: the model's weight is on the 'meta' device: ...
+    """
+    m = _module(model)
+    for name, t in (*m.named_parameters(), *m.named_buffers()):
+        if t.is_meta:
+            raise BadValue(f"the model's {name} is on the 'meta' device: it has a shape but no values, so "
+                           f"every result would be made up; give it real weights first, e.g. "
+                           f"model.to_empty(device='cpu') then model.load_state_dict(...)")
 
 
 def dtype_of(model: nn.Module) -> torch.dtype:

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 __all__ = ["UserError", "BadValue", "BadType", "UnknownName", "OutOfRange", "MissingFile", "BadFile",
-           "UnsupportedImage", "RefusedFile", "OutputError", "ModelFileError"]
+           "UnsupportedImage", "RefusedFile", "OutputError", "LayerNotRun", "ModelError", "ModelFileError"]
 
 
 class UserError(Exception):
@@ -61,6 +61,14 @@ class RefusedFile(BadFile):
 
 class OutputError(UserError, OSError):
     """An output path that cannot be written (it is a file, or the folder is not writable)."""
+
+
+class LayerNotRun(UserError, RuntimeError):
+    """A layer named for an activation that the forward pass never ran (a ModuleList, a skipped branch)."""
+
+
+class ModelError(UserError, RuntimeError):
+    """The user's own model raised (or gave NaN) while featviz ran it; the message names the model's error."""
 
 
 class ModelFileError(UserError, RuntimeError):

@@ -22,7 +22,16 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from featviz.core import Ref, StopForward, channel_list, parse_ref, split_call
+from featviz.core import (
+    Ref,
+    StopForward,
+    channel_list,
+    check_materialized,
+    input_channels,
+    parse_ref,
+    split_call,
+)
+from featviz.errors import BadType, BadValue, LayerNotRun, UnknownName
 
 HookFn = Callable[[nn.Module, tuple, object], object]
 
@@ -43,10 +52,10 @@ def closest_names(name: str, names: Sequence[str], n: int = 5) -> list[str]:
     return close
 
 
-def _unknown(kind: str, name: str, names: Sequence[str]) -> KeyError:
+def _unknown(kind: str, name: str, names: Sequence[str]) -> UnknownName:
     close = closest_names(name, names)
     hint = f"closest: {close}" if close else f"{len(names)} names, e.g. {list(names[:8])}"
-    return KeyError(f"unknown {kind} {name!r}; {hint}")
+    return UnknownName(f"unknown {kind} {name!r}; {hint}")
 
 
 class ActivationCache(Mapping):
@@ -103,15 +112,56 @@ class HookedModel:
 
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
-            raise TypeError(f"hooked() needs an nn.Module, got {type(model).__name__}")
+            raise BadType(f"hooked() needs an nn.Module, got {type(model).__name__}")
         self.model = model
         self._written: set[str] = set()  # modules whose cached output something later wrote in place
 
     # -- names ---------------------------------------------------------------------------------
     @property
     def hook_names(self) -> list[str]:
-        """Every hookable (qualified) module name, in registration order."""
+        """Every hookable (qualified) module name, in registration order (a module's repeated calls,
+        ``"name#2"``, ..., are listed by :meth:`call_shapes`)."""
         return [name for name, _ in self.model.named_modules() if name]
+
+    def call_shapes(self, x: Tensor | None = None, *, size: int | None = None) -> dict[str, tuple[int, ...]]:
+        """Every activation of one forward pass -> its output shape, in the order the calls start.
+
+        ``hook_names`` lists modules; a module that runs several times per forward pass (Res2Net's
+        ``relu`` runs 9 times at three widths) has one activation per call: ``"name"``, ``"name#2"``, ...
+        This runs ``x`` (default: ``featviz.core.probe_input`` of ``size``) once, in eval mode without
+        gradients (modes and buffers restored), to find them. Modules that did not run, or gave a
+        non-tensor, come last with shape ``()``.
+
+        Example:
+            >>> relu = nn.ReLU()
+            >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3), relu, nn.Conv2d(4, 2, 1), relu))
+            >>> hm.hook_names, hm.call_shapes(size=8)
+            (['0', '1', '2'], {'0': (1, 4, 6, 6), '1': (1, 4, 6, 6), '2': (1, 2, 6, 6), '1#2': (1, 2, 6, 6)})
+        """
+        from featviz.core import evaluating, probe_input
+
+        x = probe_input(self.model, size) if x is None else x
+        order: list[str] = []
+        counts: dict[str, int] = {}
+
+        def pre(name: str):
+            def hook(module, inputs):
+                k = counts[name] = counts.get(name, 0) + 1
+                order.append(name if k == 1 else f"{name}#{k}")
+            return hook
+
+        handles = []
+        try:
+            for name in self.hook_names:
+                handles.append(self.module(name).register_forward_pre_hook(pre(name)))
+            with torch.no_grad(), evaluating(self.model):
+                _, cache = self.run_with_cache(x)
+        finally:
+            for h in handles:
+                h.remove()
+        out = {k: tuple(cache[k].shape) if isinstance(cache.get(k), Tensor) else () for k in order}
+        out.update({n: () for n in self.hook_names if n not in out})
+        return out
 
     def module(self, name: str) -> nn.Module:
         """The submodule called ``name`` (``"name#k"`` names its k-th call); ``KeyError`` listing the
@@ -147,7 +197,7 @@ class HookedModel:
         """
         r = self.ref(ref)
         if r.channels is not None and len(r.channels) != 1:
-            raise ValueError(f"bad layer reference {ref!r}: give one channel, as in 'layer:3'")
+            raise BadValue(f"bad layer reference {ref!r}: give one channel, as in 'layer:3'")
         return r.key, (r.channels[0] if r.channels else None)
 
     def check_channel(self, name: str, channel: int, n_channels: int) -> None:
@@ -177,6 +227,7 @@ class HookedModel:
         """
         pairs = list(fwd_hooks)
         mods = [self.module(name) for name, _ in pairs]  # validate every name before registering
+        check_materialized(self.model)
         handles = []
         try:
             counts: dict[int, int] = {}
@@ -227,6 +278,12 @@ class HookedModel:
             self.module(key)
             base, call = split_call(key)
             calls.setdefault(base, {})[call] = key
+        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[0] == input_channels(self.model) \
+                and any(isinstance(getattr(m, "weight", None), Tensor) and m.weight.dim() == 4
+                        for m in self.model.modules()):
+            raise BadValue(f"x has shape {tuple(x.shape)}: one image without a batch dimension (convs "
+                           f"accept it and every activation would lack its batch axis); pass x[None], shape "
+                           f"(1, {', '.join(map(str, x.shape))})")
         args = x if isinstance(x, tuple) else (x,)
         out, store = self._cached_pass(args, calls, every, set(wanted), stop_at_last, detach)
         written = {split_call(k)[0] for k, (t, v) in store.items()
@@ -266,7 +323,10 @@ class HookedModel:
             except StopForward:
                 pass
         if stop_at_last and pending:
-            raise RuntimeError(f"the forward pass ended without running {sorted(pending)}")
+            raise LayerNotRun(f"the forward pass ended without running {sorted(pending)}: a module that is "
+                              f"never called itself (a ModuleList / ModuleDict whose children are called one "
+                              f"by one, or a layer the forward skips); pick a layer that runs (see "
+                              f"hm.call_shapes())")
         return out, store
 
     @contextmanager
@@ -291,13 +351,13 @@ class HookedModel:
         """
         chans = [channels] if isinstance(channels, int) else list(channels)
         if isinstance(value, str) and value != "mean":
-            raise ValueError(f"ablate value must be a number, 'mean' or a tensor, got {value!r}")
+            raise BadValue(f"ablate value must be a number, 'mean' or a tensor, got {value!r}")
         ran = {"model": 0, "layer": 0}
 
         def hook(module, inputs, output):
             ran["layer"] += 1
             if not isinstance(output, Tensor) or output.dim() < 2:
-                raise TypeError(f"cannot ablate channels of {name!r}: its output is not a (B, C, ...) tensor")
+                raise BadType(f"cannot ablate channels of {name!r}: its output is not a (B, C, ...) tensor")
             idx = channel_list(chans, output.shape[1], name)
             out = output.clone()
             sel = out[:, idx]  # (B, k, ...)
@@ -318,7 +378,7 @@ class HookedModel:
         finally:
             handle.remove()
         if ran["model"] and not ran["layer"]:
-            raise RuntimeError(f"ablate({name!r}): the model ran {ran['model']} time(s) in the block but "
+            raise LayerNotRun(f"ablate({name!r}): the model ran {ran['model']} time(s) in the block but "
                                f"{name!r} never did, so nothing was ablated (was it replaced, or is it not "
                                f"part of the forward pass?)")
 

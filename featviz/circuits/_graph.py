@@ -39,6 +39,7 @@ class Call:
     out_shape: tuple[int, ...] | None
     leaf: bool
     layout: str = "other"
+    done: int = 0  # when the call returned: a container's output exists only after all its children ran
 
 
 @dataclass
@@ -81,6 +82,7 @@ class ModuleGraph:
         counts: dict[str, int] = {}
         started: dict[str, list] = {}  # name -> stack of (input nodes, start order) of running calls
         n_started = [0]
+        n_done = [0]
         channels_last: set[int] = set()  # ids of nodes that hold channels-last maps
 
         def pre(name: str):
@@ -104,7 +106,8 @@ class ModuleGraph:
                     channels_last.add(id(_node(out)))
                 self.calls[key] = Call(key, module, kind(module), start, nodes,
                                        _node(out) if out is not None else None,
-                                       tuple(out.shape) if out is not None else None, leaf, lay)
+                                       tuple(out.shape) if out is not None else None, leaf, lay, n_done[0])
+                n_done[0] += 1
             return hook
 
         names = self.hm.hook_names
@@ -158,6 +161,11 @@ class ModuleGraph:
                 raise ValueError(f"{base!r} runs {n} time(s) per forward pass; there is no call {name!r}")
             raise ValueError(f"layer {name!r} did not run in the forward pass, so it has no activation")
         return self.calls[key]
+
+    def runs_before(self, a: str, b: str) -> bool:
+        """True when ``a``'s output exists before ``b``'s: calls are ordered by when they return, so a
+        block (``"layer3.1"``) comes after every layer inside it (``"layer3.1.bn2"``)."""
+        return self.call(a).done < self.call(b).done
 
     def key(self, name: str) -> str:
         """The canonical activation name (``"x#1"`` -> ``"x"``), checked."""
@@ -300,7 +308,7 @@ class ModuleGraph:
             if prod is not None and self._is_gate(prod):
                 continue
             stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()) if nxt is not None)
-        return sorted(found, key=lambda u: self.calls[u.end].order)
+        return sorted(found, key=lambda u: self.calls[u.end].done)
 
     def _is_gate(self, name: str) -> bool:
         c = self.calls[name]

@@ -147,10 +147,10 @@ def run_cut(hm: HookedModel, x: torch.Tensor | None, src: str | None, dst: str,
         store["d"] = out
         raise StopForward
 
-    with ExitStack() as stack:
-        hooks: list[Hook] = [(dst, on_dst)]
+    with ExitStack() as stack:  # "name" is the first call only (as everywhere an activation is named)
+        hooks: list[Hook] = [(_one_call(dst), on_dst)]
         if src is not None:
-            hooks.insert(0, (src, on_src))
+            hooks.insert(0, (_one_call(src), on_src))
         if linear:  # before src's hook: a linearising hook must not replace the src leaf
             extra, inplace = _module_hooks(hm, mode)
             hooks[0:0] = extra
@@ -170,6 +170,11 @@ def run_cut(hm: HookedModel, x: torch.Tensor | None, src: str | None, dst: str,
     if "a" not in store or "d" not in store:
         raise ValueError(f"the forward pass did not run both {src!r} and {dst!r}")
     return store["a"], store["d"]
+
+
+def _one_call(name: str) -> str:
+    """An activation name as a hook name: ``"relu"`` is the first call (``"relu#1"``), not every call."""
+    return name if "#" in name else f"{name}#1"
 
 
 def leaf_of(out: torch.Tensor, repeat: int = 1) -> torch.Tensor:

@@ -34,6 +34,7 @@ from featviz.circuits._stats import (
     empirical_p,
     n_for_alpha,
 )
+from featviz.core import evaluating
 from featviz.hooks import HookedModel
 
 __all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "ablation_test",
@@ -73,7 +74,7 @@ def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, 
     hm = as_hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
     src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
         _, cache = hm.run_with_cache(x, names=[src_name, dst_name], stop_at_last=True)
         check_channels(hm, src_name, src_channels, cache[src_name].shape[1])
         (d,) = check_channels(hm, dst_name, dst_channels, cache[dst_name].shape[1])

@@ -18,6 +18,7 @@ a skip from before src then meets a batch of 1, which broadcasts to the values a
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -28,7 +29,8 @@ from torch import nn
 from featviz.circuits._common import as_hooked, check_images
 from featviz.circuits._graph import ModuleGraph
 from featviz.circuits._linear import run_cut
-from featviz.core import channel_list, channel_values, evaluating, preprocess_fn
+from featviz.core import Ref, channel_list, channel_values, evaluating, preprocess_fn
+from featviz.errors import BadType
 from featviz.hooks import HookedModel
 
 __all__ = ["attribute", "METHODS", "captum_methods"]
@@ -51,7 +53,7 @@ def captum_methods() -> list[str]:
                   and getattr(ca, n) not in bases)
 
 
-def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
+def _attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
               dst_channels: Sequence[int] | None = None, method: str = "grad_x_act", *,
               keep_space: bool = False, steps: int = 50, baseline: torch.Tensor | float = 0.0,
               batch_size: int = 64, preprocess: Callable | bool | None = None,
@@ -86,10 +88,6 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         >>> attribute(net, "1", "2", torch.rand(2, 3, 16, 16), dst_channels=[0, 3]).shape
         torch.Size([2, 8])
     """
-    if not isinstance(src, str) and isinstance(inputs, str):  # the old order (model, x, src, dst)
-        warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, dst, "
-                      "inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
-        src, dst, inputs = dst, inputs, src
     hm = as_hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
     sref, dref = hm.ref(src), hm.ref(dst)
@@ -106,7 +104,7 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         for name, lay in ((src, lay_src), (dst, lay_dst)):
             if lay == "other":
                 raise ValueError(graph.not_maps(name))
-        if graph.calls[graph.key(dst)].order <= graph.calls[graph.key(src)].order:
+        if not graph.runs_before(src, dst):
             raise ValueError(f"{dst!r} runs before {src!r}; src must be the earlier layer")
         n_src = graph.call(src).out_shape[1 if lay_src in ("maps", "vector") else -1]
         src_ch = channel_list(sref.channels, n_src, src)
@@ -128,6 +126,26 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         return (out.permute(0, 3, 1, 2) if lay_src == "channels_last" else out)[:, src_ch]
     dims = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
     return (out.sum(dims) if dims else out)[:, src_ch]
+
+
+_OLD_ORDER = ("inputs", "src", "dst", "dst_channels", "method")
+
+
+@functools.wraps(_attribute)
+def attribute(model: nn.Module, *args, **kwargs) -> torch.Tensor:
+    # the first-wave order attribute(model, inputs, src, dst, ...) -- positional or with src=/dst= as
+    # keywords -- still works, with a DeprecationWarning; the package order is model, references, data
+    if args and not isinstance(args[0], (str, Ref)) and "inputs" not in kwargs:
+        warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, dst, "
+                      "inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
+        if len(args) > len(_OLD_ORDER):
+            raise BadType(f"attribute() takes at most {len(_OLD_ORDER) + 1} positional arguments")
+        for name, value in zip(_OLD_ORDER, args):
+            if name in kwargs:
+                raise BadType(f"attribute() got two values for {name!r}")
+            kwargs[name] = value
+        args = ()
+    return _attribute(model, *args, **kwargs)
 
 
 def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,

@@ -107,7 +107,7 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
     prep = preprocess_fn(hm, preprocess)
     best_s = best_i = best_p = best_img = None
     seen = 0
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
         stream = _batches(images, batch_size)
         for batch in tqdm(stream, desc=f"dataset examples {node}", disable=not progress):
             _, cache = hm.run_with_cache(prep(batch), names=[layer], stop_at_last=True)

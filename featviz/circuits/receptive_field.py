@@ -39,6 +39,7 @@ from torch import nn
 
 from featviz.circuits._common import as_hooked, kind, raw_model, resolve_ref
 from featviz.core import evaluating, input_channels, probe_input
+from featviz.errors import BadValue
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -177,6 +178,11 @@ def _extent(support: torch.Tensor) -> tuple[int, int, int, int]:
     return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
 
 
+def _inside(center: tuple[float, float], size: tuple[int, int]) -> bool:
+    """Whether a field centre lies on the image (pixel ``r`` covers ``r - 0.5 .. r + 0.5``)."""
+    return all(-0.5 <= float(c) <= n - 0.5 for c, n in zip(center, size))
+
+
 def _clipped(box: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
     return box[0] == 0 or box[1] == 0 or box[2] == size[0] - 1 or box[3] == size[1] - 1
 
@@ -305,9 +311,15 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
         try:
             result = _exact(net, layer, channel, hw_in, position, per_model.setdefault("geometry", {}))
             used = "exact"
+            if not _inside(result[1], hw_in):  # e.g. a head that resizes small maps to a fixed size:
+                # its geometry at a larger probe is not the geometry at this size
+                raise _Unreadable(f"the extrapolated centre {tuple(round(float(c), 1) for c in result[1])} "
+                                  f"lies outside the {hw_in[0]}x{hw_in[1]} image (the layer's geometry "
+                                  f"changes with the input size)")
         except _Unreadable as e:
+            result = None
             if method == "exact":
-                raise ValueError(f"cannot read the geometry of {layer!r} exactly ({e}); "
+                raise BadValue(f"cannot read the geometry of {layer!r} exactly ({e}); "
                                  "use method='measured' (a gradient centroid)") from None
     if result is None:
         with evaluating(net):

@@ -102,10 +102,10 @@ def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> li
         return listed[:listed.index(layer) + 1]
     with evaluating(hm.model):
         graph = ModuleGraph(hm, probe_input(hm, size))
-    stop = graph.call(layer).order
+    stop = graph.call(layer).done
     ends = []
     for u in graph.conv_units():
-        if graph.calls[u.end].order < stop and not u.end.startswith(layer + ".") and u.end not in ends:
+        if graph.calls[u.end].done < stop and not u.end.startswith(layer + ".") and u.end not in ends:
             ends.append(u.end)
     return ends + [layer]
 
@@ -208,5 +208,5 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
             if not frontier:
                 break
         if layers is None and layer not in listed:
-            chain.sort(key=lambda n: graph.calls[n].order)
+            chain.sort(key=lambda n: graph.calls[n].done)
     return Circuit(nodes[0], nodes, edges, by, chain, model=hm.model)

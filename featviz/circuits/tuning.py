@@ -24,6 +24,7 @@ from featviz.circuits._common import (
     split_ref,
 )
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
+from featviz.core import evaluating
 from featviz.hooks import HookedModel
 
 __all__ = ["TuningCurve", "EdgeDetector", "tuning_curve", "find_edge_detectors", "layer_responses",
@@ -160,7 +161,7 @@ def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str 
     def grab(module, inputs, output):
         seen.append(inputs[0].detach())
 
-    with torch.no_grad(), hm.hooks([(layer, grab)] if pre else []):
+    with torch.no_grad(), evaluating(hm.model), hm.hooks([(layer, grab)] if pre else []):  # eval; BN kept
         for k in range(0, len(images), batch_size):
             seen.clear()
             _, cache = hm.run_with_cache(prep(images[k:k + batch_size]), names=[layer], stop_at_last=True)

@@ -155,7 +155,7 @@ def expanded_weights(model: nn.Module, src: str, dst: str, dst_channels: Sequenc
         graph = ModuleGraph(hm, x)
         src_end, dst_end = graph.unit(sref.key).end, graph.unit(dref.key).end
         n_src, n_dst = graph.channels(src_end), graph.channels(dst_end)
-        if graph.calls[dst_end].order <= graph.calls[src_end].order:
+        if not graph.runs_before(src_end, dst_end):
             raise ValueError(f"{dst_end!r} runs before {src_end!r}; src must be the earlier layer")
         if graph.between(src_end, graph.calls[dst_end].output) is None:
             raise NotConnectedError(f"{dst_end!r} does not depend on {src_end!r}: no path leads from one to "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,9 @@ SAMPLE_PHOTOS: tuple[str, ...] = (
 )
 """Names of the bundled photos (:func:`sample_images`), loaded from scikit-image's wheel, no download."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# The largest image load_images decodes, in pixels (100 megapixels: bigger than any camera photo). A file
+# declaring more is refused before decoding: a 92-byte PNG can declare 12000 x 12000 pixels (4 GB).
+MAX_PIXELS = 100_000_000
 
 
 class Images(NamedTuple):
@@ -101,7 +105,15 @@ def _image_files(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike
             raise MissingFile(f"no such file or folder: {path}; give a folder of images or an image file")
         if path.is_file():
             return [path]
+        if not path.is_dir():
+            raise BadFile(f"{path} is not a regular file or a folder (a pipe, socket or device would block "
+                          f"or never end); give an image file or a folder of them")
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for p in files:
+            if not p.is_file():
+                kind = "folder" if p.is_dir() else "pipe, socket or device" if p.exists() else "broken link"
+                raise BadFile(f"{p} is a {kind}, not an image file; move it out of {path} or give a list of "
+                              f"files")
         if not files:
             raise BadValue(f"folder {path} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
         return files
@@ -109,9 +121,19 @@ def _image_files(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike
     if not files:
         raise BadValue("got an empty list of image files; give a folder or at least one file")
     for p in files:
-        if not p.is_file():
+        if not p.exists():
             raise MissingFile(f"no such image file: {p}; check the path")
+        if not p.is_file():
+            raise BadFile(f"{p} is not a regular file (a folder, pipe, socket or device); give image files")
     return files
+
+
+def _names(files: Sequence[Path]) -> list[str]:
+    """File names without suffix; where two files share one (``a.png``, ``a.jpg``), with their suffix, and
+    where that is shared too (``x/a.png``, ``y/a.png``), the whole path: every image gets its own name."""
+    stems = [p.stem for p in files]
+    names = [p.name if stems.count(p.stem) > 1 else p.stem for p in files]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(files, names)]
 
 
 # PIL modes and how they become RGB in [0, 1]. Alpha modes (and palette / grey / RGB images with a
@@ -184,13 +206,16 @@ def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike]
     as RGB, shorter side resized to ``size`` and centre-cropped.
 
     Returns ``Images(images, names)`` with images (N, 3, size, size) float32 in [0, 1] and the file
-    names without suffix. Every bit depth is read at its own scale (16-bit mid-grey 32768 -> 0.5, a
+    names without suffix (with it where two files share a name: ``a.jpg``, ``a.png``). Every bit depth
+    is read at its own scale (16-bit mid-grey 32768 -> 0.5, a
     float TIFF holding 0.5 -> 0.5); transparent pixels are composited over ``background`` (1.0,
     white; ``None`` drops alpha); the EXIF orientation of a photo is applied; of an animated or
     multi-page file the first frame is used. See :func:`decode_image` for every PIL mode. A file PIL
     cannot read raises :class:`~featviz.errors.BadFile` naming the file; a pixel format featviz does
     not read (e.g. an int32 image beyond 16 bits, a float image outside [0, 1]) raises
-    :class:`~featviz.errors.UnsupportedImage` naming the mode.
+    :class:`~featviz.errors.UnsupportedImage` naming the mode. A file declaring more than
+    ``MAX_PIXELS`` (100 megapixels) or one that is not a regular file (a pipe would block) is a
+    :class:`~featviz.errors.BadFile`.
 
     Example:
         >>> from pathlib import Path
@@ -208,12 +233,24 @@ def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike]
         raise BadValue(f"size must be a positive number of pixels, got {size!r}; e.g. size=224")
     if background is not None and not 0 <= float(background) <= 1:
         raise BadValue(f"background is a grey level in [0, 1] (or None to drop alpha), got {background!r}")
-    images, names = [], []
-    for path in _image_files(folder_or_files):
+    images = []
+    files = _image_files(folder_or_files)
+    for path in files:
         try:
-            with Image.open(path) as im:
+            with warnings.catch_warnings():  # PIL warns above 89 MP; featviz checks MAX_PIXELS itself
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(path)
+            with im:
+                if im.size[0] * im.size[1] > MAX_PIXELS:
+                    raise BadFile(f"{path} declares {im.size[0]}x{im.size[1]} pixels, more than featviz's "
+                                  f"limit of {MAX_PIXELS // 1_000_000} megapixels "
+                                  f"(featviz.data.photos.MAX_PIXELS); "
+                                  f"shrink it first (e.g. PIL's Image.thumbnail)")
                 im.load()
                 array = decode_image(ImageOps.exif_transpose(im) or im, path, background)
+        except Image.DecompressionBombError as err:
+            raise BadFile(f"{path} declares more pixels than PIL will open ({err}); shrink it "
+                          "first") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as err:  # SyntaxError: PIL's broken-file error
             raise BadFile(f"cannot read {path} as an image ({err}); give PNG, JPEG or another format "
                           "PIL opens") from err
@@ -221,5 +258,4 @@ def load_images(folder_or_files: str | os.PathLike | Sequence[str | os.PathLike]
             raise BadFile(f"{path} has no pixels ({array.shape[1]}x{array.shape[0]}); give a non-empty image")
         x = torch.from_numpy(array).permute(2, 0, 1)[None]  # (1, 3, H, W)
         images.append(resize_and_crop(x, size))
-        names.append(path.stem)
-    return Images(torch.cat(images), names)
+    return Images(torch.cat(images), _names(files))

@@ -27,28 +27,40 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from featviz.errors import BadType, BadValue
+
 __all__ = ["circles", "corners", "curves", "dots", "edges", "gratings", "lines"]
 
 Center = tuple[float, float] | None
 
 
 def _values(values: float | Iterable[float], what: str) -> list[float]:
-    out = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
+    try:
+        out = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise BadType(f"{what} must be a number or a list of numbers, got {values!r}") from None
     if not out:
-        raise ValueError(f"{what} is empty; give at least one value")
+        raise BadValue(f"{what} is empty; give at least one value")
+    bad = [v for v in out if not math.isfinite(v)]
+    if bad:
+        raise BadValue(f"{what} must be finite numbers, got {bad[0]} (an infinite or NaN value draws a blank "
+                       f"or undefined image)")
     return out
 
 
 def _center(size: int, center: Center) -> tuple[float, float]:
     """``center`` as (row, col) floats; ``None`` -> the image centre ((size - 1) / 2, (size - 1) / 2)."""
-    if int(size) != size or size < 2:
-        raise ValueError(f"size must be an integer number of pixels >= 2, got {size}")
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size) \
+            or int(size) != size or size < 2:
+        raise BadValue(f"size must be an integer number of pixels >= 2, got {size}")
     if center is None:
         return (size - 1) / 2, (size - 1) / 2
     try:
         row, col = (float(v) for v in center)
     except (TypeError, ValueError):
-        raise ValueError(f"center must be a (row, col) pair of pixel coordinates, got {center!r}") from None
+        raise BadValue(f"center must be a (row, col) pair of pixel coordinates, got {center!r}") from None
+    if not (math.isfinite(row) and math.isfinite(col)):
+        raise BadValue(f"center must be finite (row, col) pixel coordinates, got {center!r}")
     return row, col
 
 
@@ -99,7 +111,7 @@ def gratings(angles: float | Iterable[float], size: int = 64, freq: float = 0.12
         1.0
     """
     if not 0 < freq <= 0.5:
-        raise ValueError(f"freq is in cycles per pixel and must be in (0, 0.5], got {freq}")
+        raise BadValue(f"freq is in cycles per pixel and must be in (0, 0.5], got {freq}")
     x, y = _grid(size, device, center)
     theta = torch.tensor(_values(angles, "angles"), device=device).deg2rad()[:, None, None, None]
     phi = torch.tensor(_values(phases, "phases"), device=device).deg2rad()[None, :, None, None]
@@ -148,7 +160,7 @@ def curves(angles: float | Iterable[float], curvatures: float | Iterable[float] 
     """
     ks = _values(curvatures, "curvatures")
     if min(ks) < 0:
-        raise ValueError(f"curvatures must be >= 0 (turn the angle by 180 to bend the other way), got {ks}")
+        raise BadValue(f"curvatures must be >= 0 (turn the angle by 180 to bend the other way), got {ks}")
     x, y = _grid(size, device, center)
     half = length * size / 2  # half the arc length, px
     out = []
@@ -205,7 +217,7 @@ def corners(angles: float | Iterable[float], size: int = 64, length: float = 0.3
         [1.0, 1.0, 1.0, 0.0]
     """
     if not 0 < opening < 360:
-        raise ValueError(f"opening is the angle between the arms in degrees, in (0, 360); got {opening}")
+        raise BadValue(f"opening is the angle between the arms in degrees, in (0, 360); got {opening}")
     x, y = _grid(size, device, center)
     arm = length * size
     out = []
@@ -235,7 +247,7 @@ def circles(radii: float | Iterable[float], size: int = 64, width: float = 2.0, 
     """
     rs = _values(radii, "radii")
     if min(rs) < 0:
-        raise ValueError(f"radii must be >= 0 px, got {rs}")
+        raise BadValue(f"radii must be >= 0 px, got {rs}")
     x, y = _grid(size, device, center)
     dist = torch.sqrt(x**2 + y**2)
     out = [(r + 0.5 - dist).clamp(0, 1) if filled else _stroke((dist - r).abs(), width) for r in rs]
@@ -258,10 +270,10 @@ def dots(positions: Iterable[tuple[float, float]] | None = None, size: int = 64,
         1.0
     """
     if positions is not None and center is not None:
-        raise ValueError("give positions (one dot per (row, col)) or center (one dot), not both")
+        raise BadValue("give positions (one dot per (row, col)) or center (one dot), not both")
     pts = [_center(size, center)] if positions is None else [(float(r), float(c)) for r, c in positions]
     if not pts:
-        raise ValueError("positions is empty; give at least one (row, col) pair")
+        raise BadValue("positions is empty; give at least one (row, col) pair")
     _center(size, None)  # checks size
     grid = torch.arange(size, dtype=torch.float32, device=device)
     rows, cols = grid[:, None], grid[None, :]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from featviz.core import device_of, dtype_of, preprocess_fn
+from featviz.core import check_materialized, device_of, dtype_of, evaluating, preprocess_fn
 from featviz.data.photos import resize_and_crop
 from featviz.data.preprocess import as_float_images
 from featviz.errors import BadType, BadValue
@@ -40,7 +40,7 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
         >>> predict(model, images[names.index("coffee")][None], k=1)[0][0][0]
         'espresso'
     """
-    images = as_float_images(images)
+    images = as_float_images(images, unit=True)
     if images.dim() != 4 or images.shape[1] != 3:
         hint = ("add a batch dimension with images[None] for a single image" if images.dim() == 3 else
                 "RGB images have 3 channels: repeat grey ones with x.expand(-1, 3, -1, -1)")
@@ -52,9 +52,10 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
     size = getattr(model, "input_size", None)
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         images = resize_and_crop(images, size)
+    check_materialized(model)
     preprocess = preprocess_fn(model, preprocess)
     images = images.to(device_of(model), dtype_of(model))  # float64 images into a float32 model
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):  # eval mode; a train-mode model's BatchNorm stats kept
         logits = model(preprocess(images))
     if logits.dim() != 2:
         raise BadValue(f"predict needs a classifier with (B, classes) outputs; the model gave "

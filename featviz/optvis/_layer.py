@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz.core import device_of, preprocess_fn
+from featviz.data.preprocess import check_pixels
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis.render import frozen
@@ -43,6 +44,7 @@ def as_images(images: object, what: str = "images") -> torch.Tensor:
                        f"{tuple(images.shape)}")
     if len(images) == 0:
         raise BadValue(f"{what} is empty: give at least one image")
+    check_pixels(images, what, unit=True)
     return images
 
 

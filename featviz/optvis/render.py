@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import re
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 
@@ -19,7 +20,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from featviz.core import device_of, module_layout, preprocess_fn
+from featviz.core import channel_list, device_of, module_layout, preprocess_fn, split_call
+from featviz.errors import BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
@@ -110,6 +112,14 @@ def _capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str
         _, cache = hm.run_with_cache(x, names=names, stop_at_last=True, detach=False)
     else:
         cache = {}
+    for n in names:
+        if not isinstance(cache[n], torch.Tensor):
+            inside = [m for m in hm.hook_names if m.startswith(split_call(n)[0] + ".")][:3]
+            what = (f"a {type(cache[n]).__name__} of {len(cache[n])} tensors"
+                    if isinstance(cache[n], (list, tuple)) else f"a {type(cache[n]).__name__}")
+            raise BadValue(f"layer {n!r} outputs {what} (e.g. HRNet's parallel branches), not one "
+                           f"(B, C, H, W) tensor, so it has no channels to render; pick a layer inside it"
+                           + (f", e.g. {inside}" if inside else ""))
     acts.update({n: _channels_first(hm, n, cache[n]) for n in names})
     return acts
 
@@ -129,7 +139,7 @@ def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = N
     Example:
         >>> check_objective(fv.hooked(fv.models.toy.edges_and_curves()), fv.objectives.channel("nope", 0))
         Traceback (most recent call last):
-        KeyError: "unknown layer 'nope'; 4 names, e.g. ['conv1', 'relu1', 'conv2', 'relu2']"
+        featviz.errors.UnknownName: unknown layer 'nope'; 4 names, e.g. ['conv1', 'relu1', 'conv2', 'relu2']
     """
     for name in objective.layers:
         if name not in (INPUT, OUTPUT):
@@ -293,6 +303,7 @@ def render(
     else:
         params, image_fn = param(size, batch, seed=seed, device=device)
     optimizer = _adam(params, lr)
+    resize_back = False  # set once the model refused a size the transforms made
     history: list[torch.Tensor] = []
     snapshots: dict[int, torch.Tensor] = {}
     with frozen(hm.model), polyphase_stems(hm.model):
@@ -304,17 +315,33 @@ def render(
                 images = raw[:, :3] * opacity + bg * (1 - opacity)
             with redirected_relus(hm.model) if step <= redirect_steps else contextlib.nullcontext():
                 seen = transform(images, gen)
+                if resize_back and seen.shape[-2:] != images.shape[-2:]:
+                    seen = _resized(seen, images)
                 try:
                     acts = capture(hm, prep(seen), obj)
                 except (AssertionError, RuntimeError) as e:
-                    if step == 1 and seen.shape[-2:] == images.shape[-2:]:
-                        _raise_if_too_small(hm, obj, prep, size, device, e)
-                    if step > 1 or seen.shape[-2:] == images.shape[-2:]:
+                    if seen.shape[-2:] == images.shape[-2:]:
+                        if step == 1:
+                            _raise_if_too_small(hm, obj, prep, size, device, e)
+                            _raise_if_size_refused(hm, obj, prep, size, device, e)
                         raise
-                    raise ValueError(f"the model refused a {tuple(seen.shape[-2:])} input ({e}); the "
-                                     f"transforms change the {tuple(images.shape[-2:])} image's size, and "
-                                     f"models with a fixed input size (a ViT's patch grid) need "
-                                     f"transforms=[] or size-keeping transforms") from e
+                    # the model refused the size the transforms made (a ViT's fixed patch grid, DLA's
+                    # tree merges that need sizes divisible by 32, HRNet's fused branches): from now on
+                    # the transformed images are resized back to the image's own size
+                    try:
+                        acts = capture(hm, prep(_resized(seen, images)), obj)
+                    except (AssertionError, RuntimeError) as e2:
+                        if step == 1:
+                            _raise_if_too_small(hm, obj, prep, size, device, e2)
+                            _raise_if_size_refused(hm, obj, prep, size, device, e2)
+                        raise
+                    resize_back = True
+                    warnings.warn(f"the model refused the {tuple(seen.shape[-2:])} input the transforms made "
+                                  f"from the {tuple(images.shape[-2:])} image at step {step} ("
+                                  f"{' '.join(str(e).split())[:120]}); from now on transformed images are "
+                                  f"resized back to {tuple(images.shape[-2:])} (models with a fixed input "
+                                  f"size or size constraints: pass transforms=[] or size-keeping transforms "
+                                  f"to avoid this)", stacklevel=2)
             acts[INPUT] = images
             if step == 1:
                 _check_images(images, batch, size)
@@ -343,6 +370,7 @@ def render(
                 acts = capture(hm, prep(images), obj)
             except (AssertionError, RuntimeError) as e:
                 _raise_if_too_small(hm, obj, prep, size, device, e)
+                _raise_if_size_refused(hm, obj, prep, size, device, e)
                 raise
             acts[INPUT] = images
             final = obj(acts)
@@ -389,11 +417,9 @@ def render_layer(
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     n = _n_channels(hm, name, size, preprocess)
-    channels = list(range(n)) if channels is None else [int(c) for c in channels]
-    if not channels:
-        raise ValueError(f"channels is empty; give some of {name}'s {n} channels or None for all")
-    for c in channels:
-        hm.check_channel(name, c, n)
+    if channels is not None and not isinstance(channels, int) and len(list(channels)) == 0:
+        raise BadValue(f"channels is empty; give some of {name}'s {n} channels or None for all")
+    channels = channel_list(channels, n, name)  # ints only: True or 1.7 is refused, not read as channel 1
     parts = []
     with tqdm(total=len(channels), desc=f"render_layer {name}", disable=not progress) as bar:
         for k, start in enumerate(range(0, len(channels), batch_size)):
@@ -419,6 +445,45 @@ def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preproc
     return t.shape[1]
 
 
+def _resized(seen: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``seen`` (B, C, h, w) resized (bilinear) to the (H, W) of ``images``."""
+    return torch.nn.functional.interpolate(seen, size=tuple(images.shape[-2:]), mode="bilinear",
+                                           align_corners=False)
+
+
+def _raise_if_size_refused(hm: HookedModel, obj: Objective, prep: Callable, size: int | tuple[int, int],
+                           device: torch.device, error: BaseException) -> None:
+    """After ``error`` from the model on images of ``size`` (not too small): if the next multiple of 8, 16, 32
+    or 64 runs, raise a ``BadValue`` naming it (DLA's tree merges need sizes divisible by 32); otherwise
+    return, and the caller re-raises ``error``.
+
+    Example:
+        >>> class Halves(nn.Module):   # adds a stride-2 path to a twice-downsampled one: needs even sizes
+        ...     def forward(self, x):
+        ...         return nn.functional.avg_pool2d(x, 2) + nn.functional.avg_pool2d(x, 2, ceil_mode=True)
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 1), Halves())
+        >>> hm, obj = fv.hooked(net), fv.objectives.channel("1", 0)
+        >>> _raise_if_size_refused(hm, obj, lambda x: x, 9, torch.device("cpu"), RuntimeError("size"))
+        Traceback (most recent call last):
+        featviz.errors.BadValue: the model cannot run on 9x9 images (size); it runs at 16x16: pass size=16
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    for m in (8, 16, 32, 64):
+        hh, ww = -(-h // m) * m, -(-w // m) * m
+        if (hh, ww) == (h, w):
+            continue
+        x = torch.full((1, 3, hh, ww), 0.5, device=device)
+        try:
+            with torch.no_grad():
+                capture(hm, prep(x), obj)
+        except (AssertionError, RuntimeError):
+            continue
+        fix = hh if isinstance(size, int) and hh == ww else (hh, ww)
+        first = " ".join(str(error).split())[:160]
+        raise BadValue(f"the model cannot run on {h}x{w} images ({first}); it runs at {hh}x{ww}: pass "
+                       f"size={fix}") from None
+
+
 def _raise_if_too_small(hm: HookedModel, obj: Objective, prep: Callable, size: int | tuple[int, int],
                         device: torch.device, error: BaseException) -> None:
     """After ``error`` from the model on images of ``size``: if a larger image runs (no grad, batch 1, as far
@@ -432,8 +497,6 @@ def _raise_if_too_small(hm: HookedModel, obj: Objective, prep: Callable, size: i
         Traceback (most recent call last):
         featviz.errors.BadValue: size=4 is too small for this model: ... is 5x5 pixels: pass size=5 or larger
     """
-    from featviz.errors import BadValue
-
     h, w = (size, size) if isinstance(size, int) else size
 
     def runs(n: int) -> bool:  # an n x n image, or the asked one where that side is larger
