@@ -12,6 +12,7 @@ Example:
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from argparse import Namespace
@@ -27,11 +28,28 @@ from featviz.viz.microscope import layer_shapes, slug
 __all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers"]
 
 
-def _out_dir(folder: str) -> Path:
-    """``--out`` as a folder that exists and can be written, or an OutputError saying why not."""
+def _check_out(folder: str) -> Path:
+    """``--out`` checked without creating anything: an OutputError when it is a broken link, a file, lies
+    under a file, or is (or would be made in) a folder that cannot be written."""
     out = Path(folder)
+    if out.is_symlink() and not out.exists():
+        raise OutputError(f"--out {out} is a broken symbolic link (to {os.readlink(out)}): remove it, or "
+                          "give another folder")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file, not a folder: give a folder path (created if missing)")
+    existing = next(p for p in (out, *out.absolute().parents) if os.path.lexists(p))
+    if not existing.is_dir():
+        raise OutputError(f"cannot write into --out {out} ({existing} is a file, not a folder): choose a "
+                          "folder you can write to")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into --out {out} ({existing} is not writable): choose a folder you "
+                          "can write to")
+    return out
+
+
+def _out_dir(folder: str) -> Path:
+    """``--out`` as a folder that exists and can be written, or an OutputError saying why not."""
+    out = _check_out(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
@@ -135,12 +153,12 @@ def cmd_render(args: Namespace) -> None:
     from featviz.viz.microscope import save_png
 
     model = load_model(args.model, args.arch)
-    refs = [f"{name}:{channel}" for name, channel in _channel_refs(model, args.refs, args.size)]
+    refs = _channel_refs(model, args.refs, args.size)
     out = _out_dir(args.out)
-    for ref in refs:
-        result = fv.render(model, ref, size=args.size, steps=args.steps, seed=args.seed,
+    for name, channel in refs:
+        result = fv.render(model, f"{name}:{channel}", size=args.size, steps=args.steps, seed=args.seed,
                            progress=not args.quiet)
-        path = out / f"{slug(ref)}.png"
+        path = out / f"{slug(name)}_{channel}.png"  # one file per (layer, channel): slugs never collide
         save_png(result.images[0], path)
         print(path)
 
@@ -153,7 +171,7 @@ def cmd_trace(args: Namespace) -> None:
     out = _out_dir(args.out)
     circuit = fv.circuits.trace(model, f"{name}:{channel}", depth=args.depth, top_k=args.top_k,
                                 progress=not args.quiet)
-    stem = f"circuit_{slug(f'{name}:{channel}')}"  # e.g. circuit_blocks.7_13: layer and channel kept
+    stem = f"circuit_{slug(name)}_{channel}"  # e.g. circuit_blocks.7_13: layer and channel kept
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"  # not with_suffix: '.7_13' is no suffix
     circuit.to_json(json_path)
     circuit.plot(path=str(png_path), size=args.thumb_size, steps=args.thumb_steps)
@@ -171,6 +189,8 @@ def cmd_microscope(args: Namespace) -> None:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
     if args.images is not None and not Path(args.images).is_dir():
         raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
+    _check_workers(args)
+    _check_out(args.out)  # a file, a broken link, under a file, not writable: one line, exit 2
     if isinstance(args.model, list) and len(args.model) > 1:
         return _microscopes(args)
     if isinstance(args.model, list):
@@ -185,6 +205,9 @@ def cmd_microscope(args: Namespace) -> None:
                                  force=args.force, progress=not args.quiet, name=_model_name(args.model))
     except SiteError as e:  # a file, a folder that is not a site, another build's lock
         raise OutputError(str(e)) from None
+    except OSError as e:  # a page or folder of the site that cannot be written
+        _raise_write_failure(e, out)
+        raise
     except KeyboardInterrupt:
         if (out / "index.html").is_file():
             print(f"featviz microscope: interrupted; {out / 'index.html'} shows the finished channels; "
@@ -236,6 +259,32 @@ def _model_name(ref: str) -> str:
     return path.stem if path.suffix else ref
 
 
+def _raise_write_failure(e: OSError, out: Path) -> None:
+    """An ``OutputError`` for an OS error on a path inside the site folder ``out`` (a read-only page or
+    folder, a disk that is full); other errors are left to the caller."""
+    name = getattr(e, "filename", None)
+    if name is None:
+        return
+    try:
+        inside = os.path.realpath(name).startswith(os.path.realpath(out) + os.sep) or \
+            os.path.realpath(name) == os.path.realpath(out)
+    except (OSError, ValueError):
+        inside = False
+    if inside:
+        raise OutputError(f"cannot write {name} ({e.strerror or e}): check the permissions of --out {out} "
+                          "and the space left on its disk; finished channels are kept") from None
+
+
+def _check_workers(args: Namespace) -> None:
+    """``--workers`` within what can run: the CPU cores for a local Ray, 1024 with ``--address``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = 1024 if args.address else max(cores, 1)
+    if args.workers > limit:
+        where = "a Ray cluster (--address)" if args.address else f"this machine ({cores} CPU cores)"
+        fix = "" if args.address else f"; use --workers {limit} or fewer, or join a cluster with --address"
+        raise BadValue(f"--workers {args.workers} is more than {where} can run ({limit} at most){fix}")
+
+
 def _microscopes(args: Namespace) -> None:
     """``featviz microscope MODEL MODEL ...``: a site per model in DIR/<name>/ and the pages joining them."""
     import time
@@ -259,6 +308,9 @@ def _microscopes(args: Namespace) -> None:
                                   force=args.force, progress=not args.quiet)
     except SiteError as e:
         raise OutputError(str(e)) from None
+    except OSError as e:
+        _raise_write_failure(e, out)
+        raise
     except KeyboardInterrupt:
         print("featviz microscope: interrupted; run the same command again to finish (finished channels of "
               "every model are kept)", file=sys.stderr)
@@ -274,8 +326,9 @@ def cmd_demo(args: Namespace) -> None:
     from featviz.demo import run_demo
 
     kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
-    print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
-          f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)
+    if not args.quiet:
+        print(f"featviz demo: feature visualizations of two EfficientNet-Lite0 layers and one circuit, into "
+              f"{args.out}/ (a few minutes on a laptop CPU)", file=sys.stderr)
     print(run_demo(args.out, seed=args.seed, progress=not args.quiet, **kwargs))
 
 

@@ -48,6 +48,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes 64-bit seeds; featviz's are 0 .. 2**63 - 1
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**63 - 1, got {value}")
+    return value
+
+
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="zoo name (see `featviz models`), a .py file defining `model`, or a state-dict file "
@@ -81,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render size in pixels (default: the demo's own)")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="optimisation steps (default: the demo's own)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
 
     p = sub.add_parser("render", help="feature visualizations of channels, as PNGs",
                        description="Optimise an image that maximally excites each LAYER:CH; one PNG each.")
@@ -89,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("refs", nargs="+", metavar="LAYER:CH", help="channels to render, e.g. blocks.2:7")
     p.add_argument("--size", type=_positive_int, default=128, help="image size in pixels (default: 128)")
     p.add_argument("--steps", type=_positive_int, default=256, help="optimisation steps (default: 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: current folder)")
 
     p = sub.add_parser("trace", help="circuit feeding a channel: diagram PNG + JSON",
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first N channels per layer (all)")
     p.add_argument("--size", type=_positive_int, default=128, help="render size in pixels (default: 128)")
     p.add_argument("--steps", type=_positive_int, default=128, help="optimisation steps (default: 128)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="N > 1: distribute channels over N Ray workers (pip install 'featviz[distributed]')")
     p.add_argument("--address", default=None,
@@ -167,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimisation steps per cell (default: 128)")
     p.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
                    help="photos are resized and centre-cropped to PX (default: model.input_size, else 224)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
 
     sub.add_parser("models", help="list the model zoo", description="List the models `MODEL` can name.")
 
@@ -194,6 +208,35 @@ def _set_threads(threads: int | None) -> None:
         # they give (on a loaded 2-core machine 2 threads rendered 6x slower than 1).
         threads = min(8, cores - 1)
     torch.set_num_threads(max(1, int(threads)))
+
+
+def _raised_by_model(e: BaseException) -> bool:
+    """True when ``e`` was raised inside the user's model: below the innermost featviz frame of its
+    traceback, the model was being called (a ``torch.nn.Module`` call frame) and no featviz code ran
+    again (a featviz hook raising inside the model's forward is featviz's error).
+
+    Example:
+        >>> import torch
+        >>> class Broken(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         raise BadValue("no")
+        >>> from featviz.hooks import hooked
+        >>> try:
+        ...     hooked(Broken()).run_with_cache(torch.zeros(1, 3, 4, 4))
+        ... except ValueError as err:
+        ...     _raised_by_model(err), _raised_by_model(RuntimeError("featviz's own"))
+        (True, False)
+    """
+    import traceback
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = traceback.extract_tb(e.__traceback__)
+    own = [i for i, f in enumerate(frames) if os.path.abspath(f.filename).startswith(package)]
+    if not own:
+        return False
+    below = frames[own[-1] + 1:]
+    return any(f.name in ("_call_impl", "_wrapped_call_impl") and f.filename.endswith(
+        os.path.join("nn", "modules", "module.py")) for f in below)
 
 
 def _one_line(e: BaseException, limit: int = 400) -> str:
@@ -233,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if debug:
             raise
+        if _raised_by_model(e):  # the user's model raised while featviz ran it: the user's to fix
+            print(f"featviz {args.command}: error: the model raised {type(e).__name__}: {_one_line(e, 300)} "
+                  "(its own error, not featviz's: check the model's forward, its input size and channels; "
+                  "--debug for the traceback)", file=sys.stderr)
+            return 2
         print(f"featviz {args.command}: internal error ({type(e).__name__}: {_one_line(e, 200)}); {REPORT}",
               file=sys.stderr)
         return 1

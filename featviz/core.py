@@ -17,17 +17,19 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from featviz.errors import BadType, BadValue, OutOfRange
 
 __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check_materialized", "dtype_of",
-           "preprocess_fn",
+           "preprocess_fn", "Normalize", "library_stats", "NoPreprocessWarning",
            "probe_input", "input_channels", "evaluating", "StopForward", "layout", "channel_values",
            "split_call"]
 
@@ -155,6 +157,56 @@ def channel_list(channels: Iterable[int] | int | range | None, n: int, name: str
     return out
 
 
+def _per_channel(value: float | Sequence[float], what: str) -> tuple[float, ...]:
+    values = (float(value),) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+    if len(values) not in (1, 3):
+        raise BadValue(f"{what} must be one number or one per RGB channel (3 numbers), got {len(values)}")
+    return values
+
+
+class Normalize:
+    """``(x - mean) / std`` per channel; a plain callable (not an ``nn.Module``), so attaching it to a
+    model as ``model.preprocess`` adds no submodule, hook name or state-dict key.
+
+    ``mean`` and ``std`` are one number or three (RGB). The constants are made on the input's
+    device and dtype at each call.
+
+    Example:
+        >>> norm = Normalize(mean=0.5, std=0.5)
+        >>> norm(torch.ones(1, 3, 2, 2)).unique()
+        tensor([1.])
+    """
+
+    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]):
+        self.mean = _per_channel(mean, "mean")
+        self.std = _per_channel(std, "std")
+        if any(s <= 0 for s in self.std):
+            raise BadValue(f"std must be positive, got {self.std}")
+
+    def __call__(self, x: Tensor) -> Tensor:  # (B, 3, H, W) -> (B, 3, H, W)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise BadValue(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+        return (x - mean) / std
+
+    def inverse(self, x: Tensor) -> Tensor:
+        """Undo the normalisation: ``x * std + mean`` (e.g. to show a normalised tensor as an image).
+
+        Example:
+            >>> norm = Normalize(0.5, 0.5)
+            >>> x = torch.rand(1, 3, 4, 4)
+            >>> bool(torch.allclose(norm.inverse(norm(x)), x))
+            True
+        """
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+        return x * std + mean
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean}, std={self.std})"
+
+
 # -- model plumbing ------------------------------------------------------------------------------
 def _module(model: nn.Module) -> nn.Module:
     return getattr(model, "model", model) if not isinstance(model, nn.Module) else model
@@ -208,8 +260,13 @@ def dtype_of(model: nn.Module) -> torch.dtype:
 
 
 def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None = None) -> Callable:
-    """The one preprocessing rule: ``None``/``True`` -> the model's ``preprocess`` (identity without one),
-    ``False`` -> identity, a callable -> itself.
+    """The one preprocessing rule: ``None``/``True`` -> the model's ``preprocess``; ``False`` -> identity;
+    a callable -> itself.
+
+    A model without a ``preprocess`` attribute: a timm model is normalised with its ``pretrained_cfg``
+    mean and std; another model gets its images unchanged, and a torchvision model (trained on
+    normalised images) also a one-time ``NoPreprocessWarning`` naming the fix,
+    ``fv.models.wrap(model, mean=..., std=...)``. ``model.preprocess = None`` says "unchanged" quietly.
 
     Example:
         >>> preprocess_fn(nn.Identity(), None)(torch.ones(1))
@@ -218,8 +275,15 @@ def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None = None) -
     if preprocess is False:
         return _identity
     if preprocess is None or preprocess is True:
-        fn = getattr(_module(model), "preprocess", None)
-        return fn if callable(fn) else _identity
+        m = _module(model)
+        if hasattr(m, "preprocess"):
+            fn = m.preprocess
+            return fn if callable(fn) else _identity
+        stats = library_stats(m)
+        if stats is not None:
+            return Normalize(*stats[:2])
+        _warn_unnormalised(m)
+        return _identity
     if not callable(preprocess):
         raise BadType(f"preprocess must be a callable, None or False, got {type(preprocess).__name__}")
     return preprocess
@@ -227,6 +291,48 @@ def preprocess_fn(model: nn.Module, preprocess: Callable | bool | None = None) -
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
+
+
+def library_stats(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...], int | None] | None:
+    """(mean, std, input size or None) a model from a library declares about its inputs: timm's
+    ``pretrained_cfg`` (or ``default_cfg``), or a torchvision weights ``transforms`` object kept on the
+    model as ``model.transforms``; None when it declares nothing.
+
+    Example:
+        >>> net = nn.Conv2d(3, 4, 3)
+        >>> net.pretrained_cfg = {"mean": (0.5,) * 3, "std": (0.25,) * 3, "input_size": (3, 96, 96)}
+        >>> library_stats(net)
+        ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 96)
+    """
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if isinstance(cfg, Mapping) and cfg.get("mean") is not None and cfg.get("std") is not None:
+        size = cfg.get("input_size")
+        side = int(size[-1]) if isinstance(size, (tuple, list)) and size else None
+        return tuple(map(float, cfg["mean"])), tuple(map(float, cfg["std"])), side
+    t = getattr(model, "transforms", None)  # torchvision: weights.transforms() (ImageClassification)
+    if t is not None and getattr(t, "mean", None) is not None and getattr(t, "std", None) is not None:
+        crop = getattr(t, "crop_size", None)
+        side = int(crop[0]) if isinstance(crop, (tuple, list)) and crop else None
+        return tuple(map(float, t.mean)), tuple(map(float, t.std)), side
+    return None
+
+
+class NoPreprocessWarning(UserWarning):
+    """A library model (torchvision) without ``preprocess`` gets its images in [0, 1], unnormalised."""
+
+
+_WARNED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _warn_unnormalised(m: nn.Module) -> None:
+    if not type(m).__module__.startswith("torchvision.") or m in _WARNED:
+        return
+    _WARNED.add(m)
+    warnings.warn(f"{type(m).__name__} has no .preprocess, so featviz gives it images in [0, 1] without "
+                  f"normalisation; torchvision's weights expect ImageNet-normalised input: run "
+                  f"fv.models.wrap(model, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) (or "
+                  f"wrap(model, weights=...) with its weights enum); model.preprocess = None silences this",
+                  NoPreprocessWarning, stacklevel=3)
 
 
 def probe_input(model: nn.Module, size: int | tuple[int, int] | None = None, *, seed: int = 0,
@@ -240,8 +346,13 @@ def probe_input(model: nn.Module, size: int | tuple[int, int] | None = None, *, 
         torch.Size([1, 1, 8, 8])
     """
     m = _module(model)
-    size = size or getattr(m, "input_size", None) or 224
+    own = size is None
+    size = size or getattr(m, "input_size", None) or (library_stats(m) or (0, 0, None))[2] or 224
     h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (h, w)):
+        where = "the model's input_size" if own else "size"
+        raise BadValue(f"{where} is {size!r}, but an image size is a positive whole number of pixels (or an "
+                       f"(H, W) pair of them)" + ("; fix model.input_size or pass size=" if own else ""))
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, input_channels(m), int(h), int(w), generator=gen).to(device_of(m), dtype_of(m))
     return preprocess_fn(m, None)(x)

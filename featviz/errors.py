@@ -17,7 +17,8 @@ Example:
 from __future__ import annotations
 
 __all__ = ["UserError", "BadValue", "BadType", "UnknownName", "OutOfRange", "MissingFile", "BadFile",
-           "UnsupportedImage", "RefusedFile", "OutputError", "LayerNotRun", "ModelError", "ModelFileError"]
+           "UnsupportedImage", "RefusedFile", "OutputError", "LayerNotRun", "ModelError", "NonFinite",
+           "ModelFileError"]
 
 
 class UserError(Exception):
@@ -69,6 +70,10 @@ class LayerNotRun(UserError, RuntimeError):
 
 class ModelError(UserError, RuntimeError):
     """The user's own model raised (or gave NaN) while featviz ran it; the message names the model's error."""
+
+
+class NonFinite(UserError, FloatingPointError):
+    """A value that became NaN or infinite (the model's output, an objective): names where and the fix."""
 
 
 class ModelFileError(UserError, RuntimeError):

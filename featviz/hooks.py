@@ -150,7 +150,11 @@ class HookedModel:
                 order.append(name if k == 1 else f"{name}#{k}")
             return hook
 
-        handles = []
+        def restart(module, inputs):  # run_with_cache may run twice (in-place writes): count one pass
+            order.clear()
+            counts.clear()
+
+        handles = [self.model.register_forward_pre_hook(restart)]
         try:
             for name in self.hook_names:
                 handles.append(self.module(name).register_forward_pre_hook(pre(name)))

@@ -11,6 +11,7 @@ from torch import nn
 
 from featviz.core import channel_list, device_of, parse_ref, preprocess_fn
 from featviz.data.preprocess import as_float_images
+from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 
 __all__ = ["device_of", "preprocess_fn", "kind", "is_depthwise", "bn_scale", "as_hooked", "raw_model",
@@ -70,9 +71,9 @@ def raw_model(model: nn.Module) -> nn.Module:
 def check_images(images: torch.Tensor, what: str = "inputs") -> torch.Tensor:
     """``images`` if it is a float (B, C, H, W) tensor, else a TypeError/ValueError saying what is wanted."""
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{what} must be a (B, C, H, W) float tensor, got {type(images).__name__}")
+        raise BadType(f"{what} must be a (B, C, H, W) float tensor, got {type(images).__name__}")
     if images.dim() != 4:
-        raise ValueError(f"{what} must have shape (B, C, H, W), got {tuple(images.shape)}")
+        raise BadValue(f"{what} must have shape (B, C, H, W), got {tuple(images.shape)}")
     return as_float_images(images, what).float()  # the one uint8 rule: uint8 / 255
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from featviz.circuits._common import as_hooked, is_depthwise, kind
 from featviz.core import evaluating, layout, split_call
+from featviz.errors import BadValue
 
 # autograd node names (without the "Backward<n>" suffix) -> what the op is, for messages and checks
 _ACT_OPS = {"Relu", "Hardtanh", "LeakyRelu", "Elu", "Gelu", "Silu", "Hardswish", "Mish", "Tanh", "Threshold",
@@ -54,7 +55,7 @@ class Unit:
         return self.members[-1]
 
 
-class NotConnectedError(ValueError):
+class NotConnectedError(BadValue):
     """Two layers are not directly connected (something other than BN/activation/depthwise lies between)."""
 
 
@@ -158,8 +159,8 @@ class ModuleGraph:
         if key not in self.calls:
             if k > 1 and base in self.calls:
                 n = max(split_call(c)[1] for c in self.calls if split_call(c)[0] == base)
-                raise ValueError(f"{base!r} runs {n} time(s) per forward pass; there is no call {name!r}")
-            raise ValueError(f"layer {name!r} did not run in the forward pass, so it has no activation")
+                raise BadValue(f"{base!r} runs {n} time(s) per forward pass; there is no call {name!r}")
+            raise BadValue(f"layer {name!r} did not run in the forward pass, so it has no activation")
         return self.calls[key]
 
     def runs_before(self, a: str, b: str) -> bool:
@@ -321,7 +322,7 @@ class ModuleGraph:
             return c.out_shape[1]
         if c.layout == "channels_last":
             return c.out_shape[-1]
-        raise ValueError(self.not_maps(name))
+        raise BadValue(self.not_maps(name))
 
     def not_maps(self, name: str) -> str:
         c = self.call(name)

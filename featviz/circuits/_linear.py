@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 from featviz.circuits._common import kind
 from featviz.circuits._graph import ModuleGraph
 from featviz.core import StopForward
+from featviz.errors import BadValue
 from featviz.hooks import HookedModel
 
 Hook = tuple[str, Callable]
@@ -168,7 +169,7 @@ def run_cut(hm: HookedModel, x: torch.Tensor | None, src: str | None, dst: str,
         except StopForward:
             pass
     if "a" not in store or "d" not in store:
-        raise ValueError(f"the forward pass did not run both {src!r} and {dst!r}")
+        raise BadValue(f"the forward pass did not run both {src!r} and {dst!r}")
     return store["a"], store["d"]
 
 
@@ -213,10 +214,10 @@ def centre_rows(hm: HookedModel, graph: ModuleGraph, x: torch.Tensor, src: str, 
 
 def _grad(d: torch.Tensor, a: torch.Tensor, go: torch.Tensor, src: str, dst: str) -> torch.Tensor:
     if not d.requires_grad:
-        raise ValueError(f"{dst!r} does not depend on {src!r}; pick a src layer upstream of dst")
+        raise BadValue(f"{dst!r} does not depend on {src!r}; pick a src layer upstream of dst")
     (g,) = torch.autograd.grad(d, a, go, allow_unused=True)
     if g is None:
-        raise ValueError(f"{dst!r} does not depend on {src!r}; pick a src layer upstream of dst")
+        raise BadValue(f"{dst!r} does not depend on {src!r}; pick a src layer upstream of dst")
     return g
 
 
@@ -232,8 +233,13 @@ def support_box(hm: HookedModel, graph: ModuleGraph, x: torch.Tensor, src: str, 
                 position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
     """Rows/cols (r0, r1, c0, c1), inclusive, of the src positions that can reach dst at ``position``
     (default: the centre): the receptive field, found by autograd with every weight set to one."""
-    a, d = run_cut(hm, x, src, dst, lambda out: torch.zeros_like(out).requires_grad_(True), linear=True,
-                   params=ones_params(hm.model))
+    def start(out: torch.Tensor) -> torch.Tensor:
+        # a positive, varying src (not zeros): a LayerNorm / GroupNorm held at its statistics would divide
+        # a constant by sqrt(0 + eps) and, over a dozen norms (PoolFormer), overflow to inf and NaN
+        gen = torch.Generator().manual_seed(0)
+        return (0.5 + torch.rand(out.shape, generator=gen)).to(out).requires_grad_(True)
+
+    a, d = run_cut(hm, x, src, dst, start, linear=True, params=ones_params(hm.model))
     d = maps(d, graph.calls[dst].layout)
     go = torch.zeros_like(d)
     i0, j0 = position if position is not None else centre(d.shape)
@@ -241,5 +247,8 @@ def support_box(hm: HookedModel, graph: ModuleGraph, x: torch.Tensor, src: str, 
     hit = maps(_grad(d, a, go, src, dst), graph.calls[src].layout)[0].abs().sum(0) > 0  # (Hs, Ws)
     rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
     if len(rows) == 0:
-        raise ValueError(f"no position of {src!r} reaches {dst!r}")
+        hs, ws = hit.shape
+        raise BadValue(f"no position of {src!r} ({hs}x{ws} map) reaches {dst!r} in the linearised network: "
+                       f"at this input size the map is too small for the probe (or the path cancels); try a "
+                       f"larger size= (e.g. {2 * max(int(x.shape[-1]), 32)})")
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])

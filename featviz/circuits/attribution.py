@@ -30,7 +30,7 @@ from featviz.circuits._common import as_hooked, check_images
 from featviz.circuits._graph import ModuleGraph
 from featviz.circuits._linear import run_cut
 from featviz.core import Ref, channel_list, channel_values, evaluating, preprocess_fn
-from featviz.errors import BadType
+from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel
 
 __all__ = ["attribute", "METHODS", "captum_methods"]
@@ -93,19 +93,19 @@ def _attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
     sref, dref = hm.ref(src), hm.ref(dst)
     src, dst = sref.key, dref.key
     if method not in METHODS and not (isinstance(method, str) and method.startswith("captum:")):
-        raise ValueError(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
+        raise BadValue(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
                          f"'captum:<name>' with a name from {captum_methods()}")
     wanted = dst_channels if dst_channels is not None else dref.channels
     if wanted is not None and len(wanted) == 0:
-        raise ValueError("dst_channels is empty: give at least one channel, or None for every channel")
+        raise BadValue("dst_channels is empty: give at least one channel, or None for every channel")
     with evaluating(hm.model):
         graph = ModuleGraph(hm, x[:1])
         lay_src, lay_dst = (graph.call(n).layout for n in (src, dst))
         for name, lay in ((src, lay_src), (dst, lay_dst)):
             if lay == "other":
-                raise ValueError(graph.not_maps(name))
+                raise BadValue(graph.not_maps(name))
         if not graph.runs_before(src, dst):
-            raise ValueError(f"{dst!r} runs before {src!r}; src must be the earlier layer")
+            raise BadValue(f"{dst!r} runs before {src!r}; src must be the earlier layer")
         n_src = graph.call(src).out_shape[1 if lay_src in ("maps", "vector") else -1]
         src_ch = channel_list(sref.channels, n_src, src)
 
@@ -122,7 +122,7 @@ def _attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
     out = out.detach()  # (n, *src activation shape without batch)
     if keep_space:
         if lay_src not in ("maps", "channels_last"):
-            raise ValueError(f"keep_space=True needs a src with feature maps; {graph.not_maps(src)}")
+            raise BadValue(f"keep_space=True needs a src with feature maps; {graph.not_maps(src)}")
         return (out.permute(0, 3, 1, 2) if lay_src == "channels_last" else out)[:, src_ch]
     dims = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
     return (out.sum(dims) if dims else out)[:, src_ch]
@@ -213,7 +213,7 @@ def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         1.0
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise BadValue(f"steps must be >= 1, got {steps}")
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     return torch.tensor((nodes + 1) / 2, dtype=torch.float32), torch.tensor(weights / 2, dtype=torch.float32)
 
@@ -263,7 +263,7 @@ def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Calla
     import captum.attr as ca
 
     if name not in captum_methods():
-        raise ValueError(f"unknown captum method {name!r}; available: {captum_methods()}")
+        raise BadValue(f"unknown captum method {name!r}; available: {captum_methods()}")
     with torch.no_grad():
         _, probe = hm.run_with_cache(x[:1], names=[src, dst], stop_at_last=True)
     channels, n_src = resolve(probe[dst].shape[1]), probe[src].shape[1]
@@ -282,7 +282,7 @@ def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Calla
             results.append(method.attribute(cache[src], neuron_selector=select, **kwargs))
     out = torch.stack([r[0] if isinstance(r, tuple) else r for r in results])  # (n, B, C?, H, W)
     if out.dim() != 5 or out.shape[2] != n_src:
-        raise ValueError(f"captum:{name} returned shape {tuple(out.shape[1:])}, not per-channel attributions "
+        raise BadValue(f"captum:{name} returned shape {tuple(out.shape[1:])}, not per-channel attributions "
                          f"(B, C_src, H, W) of {src!r}")
     return out.sum(1)
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, resolve_ref
 from featviz.circuits._linear import ones_params, run_cut
 from featviz.core import device_of, evaluating
+from featviz.errors import BadValue, NonFinite
 
 __all__ = ["DatasetExamples", "dataset_examples", "input_boxes"]
 
@@ -101,9 +102,9 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
     hm = as_hooked(model)
     layer, channels = resolve_ref(hm, node)
     if not channels or len(channels) != 1:
-        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise BadValue(f"k must be >= 1, got {k}")
     prep = preprocess_fn(hm, preprocess)
     best_s = best_i = best_p = best_img = None
     seen = 0
@@ -115,6 +116,11 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
             (c,) = check_channels(hm, layer, channels, a.shape[1])
             flat = a[:, c].flatten(1)  # (b, H*W)
             s, arg = flat.max(1)
+            if not bool(torch.isfinite(flat).all()):
+                bad = seen + int((~torch.isfinite(flat)).any(1).nonzero()[0])
+                raise NonFinite(f"{layer}:{c} is NaN or infinite on image {bad} (the images are finite, so "
+                                f"the model's activations are not: check its weights and forward); featviz "
+                                f"cannot rank images by a value that is not a number")
             pos = torch.stack([arg // a.shape[-1], arg % a.shape[-1]], 1)
             idx = torch.arange(seen, seen + len(batch))
             seen += len(batch)
@@ -126,7 +132,7 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
             order = sorted(range(len(best_s)), key=lambda j: (-float(best_s[j]), int(best_i[j])))[:k]
             best_s, best_i, best_p, best_img = best_s[order], best_i[order], best_p[order], best_img[order]
     if best_s is None:
-        raise ValueError("images is empty; give at least one image")
+        raise BadValue("images is empty; give at least one image")
     boxes = input_boxes(hm, layer, tuple(best_img.shape[1:]), best_p)
     side = int(max((boxes[:, 1] - boxes[:, 0]).max(), (boxes[:, 3] - boxes[:, 2]).max()) + 1)
     crops = torch.cat([F.interpolate(img[None, :, r0:r1 + 1, c0:c1 + 1], size=(side, side), mode="bilinear",

@@ -39,7 +39,7 @@ from torch import nn
 
 from featviz.circuits._common import as_hooked, kind, raw_model, resolve_ref
 from featviz.core import evaluating, input_channels, probe_input
-from featviz.errors import BadValue
+from featviz.errors import BadValue, OutOfRange
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -149,7 +149,7 @@ def _grad_maps(model: nn.Module, layer: str, channel: int | None, size: tuple[in
         a = cache[layer]
         if not isinstance(a, torch.Tensor) or a.dim() != 4:
             shape = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
-            raise ValueError(f"receptive_field needs a layer with a spatial (B, C, H, W) output; "
+            raise BadValue(f"receptive_field needs a layer with a spatial (B, C, H, W) output; "
                              f"{layer!r} gives {shape}")
         hw = (int(a.shape[-2]), int(a.shape[-1]))
         _grad_maps.channels = int(a.shape[1])
@@ -159,7 +159,7 @@ def _grad_maps(model: nn.Module, layer: str, channel: int | None, size: tuple[in
             positions = [(hw[0] // 2, hw[1] // 2)] * x.shape[0]
         for i, j in positions:
             if not (0 <= i < hw[0] and 0 <= j < hw[1]):
-                raise IndexError(f"position {(i, j)} is outside {layer!r}'s {hw[0]}x{hw[1]} map at input "
+                raise OutOfRange(f"position {(i, j)} is outside {layer!r}'s {hw[0]}x{hw[1]} map at input "
                                  f"size {tuple(size)}; positions are (row, col) with 0 <= row < {hw[0]}")
         total = 0
         for b, (i, j) in enumerate(positions):
@@ -235,7 +235,17 @@ def _exact(model: nn.Module, layer: str, channel: int | None, size: tuple[int, i
     if not _clipped(box, size):
         top, left, bottom, right = box
         return pos, ((top + bottom) / 2, (left + right) / 2), (bottom - top + 1, right - left + 1), stride, hw
-    return pos, (pos[0] * stride[0] + offset[0], pos[1] * stride[1] + offset[1]), ext, stride, hw
+    center = (pos[0] * stride[0] + offset[0], pos[1] * stride[1] + offset[1])
+    # the extrapolated field, cut to the image, must be the support seen at this size: a head that resizes
+    # small maps to a fixed size (timm's vgg ConvMlp) has another geometry at the larger probe
+    cut = [(max(0, round(c - (e - 1) / 2)), min(n - 1, round(c + (e - 1) / 2)))
+           for c, e, n in zip(center, ext, size)]
+    seen = [(box[0], box[2]), (box[1], box[3])]
+    if any(abs(a - b) > 1 for want, got in zip(cut, seen) for a, b in zip(want, got)):
+        raise _Unreadable(f"the field read on a larger probe ({ext[0]}x{ext[1]} px around "
+                          f"{tuple(round(v, 1) for v in center)}) does not match the pixels that reach the "
+                          f"unit at {size[0]}x{size[1]}: the layer's geometry changes with the input size")
+    return pos, center, ext, stride, hw
 
 
 def _measured(model: nn.Module, layer: str, channel: int | None, size: tuple[int, int],
@@ -245,7 +255,7 @@ def _measured(model: nn.Module, layer: str, channel: int | None, size: tuple[int
     g, hw, ps = _grad_maps(model, layer, channel, size, at, x)
     g = g.sum(0).cpu()
     if float(g.max()) <= 0:
-        raise ValueError(f"no gradient reaches {layer!r} from the input: cannot measure its receptive field")
+        raise BadValue(f"no gradient reaches {layer!r} from the input: cannot measure its receptive field")
     top, left, bottom, right = _extent(g > 1e-6 * float(g.max()))
     w = g / g.sum()
     rows = torch.arange(size[0], dtype=g.dtype)
@@ -287,17 +297,17 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
         ((8, 8), (71.0, 71.0), (7.5, 7.5), (67, 67))
     """
     if method not in ("auto", "exact", "measured"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'measured', got {method!r}")
+        raise BadValue(f"method must be 'auto', 'exact' or 'measured', got {method!r}")
     hm = as_hooked(model)
     net = hm.model
     layer, channels = resolve_ref(hm, ref)
     if channels is not None and len(channels) != 1:
-        raise ValueError(f"a receptive field is one unit's: give 'layer' or 'layer:channel', got {ref!r}")
+        raise BadValue(f"a receptive field is one unit's: give 'layer' or 'layer:channel', got {ref!r}")
     if size is None:
         size = int(getattr(raw_model(model), "input_size", 224) or 224)
     hw_in = _pair(size)
     if min(hw_in) < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+        raise BadValue(f"size must be a positive number of pixels, got {size}")
     if position is not None:
         position = (int(position[0]), int(position[1]))
     channel = None if channels is None else channels[0]

@@ -19,6 +19,7 @@ from featviz.circuits._graph import ModuleGraph
 from featviz.circuits.attribution import attribute
 from featviz.circuits.weights import expanded_weights
 from featviz.core import channel_list, evaluating, probe_input
+from featviz.errors import BadValue
 
 __all__ = ["Circuit", "Edge", "trace", "upstream_layers"]
 
@@ -155,15 +156,15 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
         ['blocks.2:11', 'blocks.2:0', 'blocks.2:2']
     """
     if by not in ("expanded_weights", "attribution"):
-        raise ValueError(f"by must be 'expanded_weights' or 'attribution', got {by!r}")
+        raise BadValue(f"by must be 'expanded_weights' or 'attribution', got {by!r}")
     if by == "attribution" and inputs is None:
-        raise ValueError("by='attribution' needs inputs= (images in [0, 1]) to attribute on")
+        raise BadValue("by='attribution' needs inputs= (images in [0, 1]) to attribute on")
     if depth < 1 or top_k < 1:
-        raise ValueError(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
+        raise BadValue(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
     hm = as_hooked(model)
     ref = hm.ref(node)
     if not ref.channels or len(ref.channels) != 1:
-        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     with evaluating(hm.model):
         graph = ModuleGraph(hm, probe_input(hm, size))
         layer = graph.key(ref.key)
@@ -172,9 +173,9 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
         if layers is not None or layer in listed:
             chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)
             if not chain or chain[-1] != layer:
-                raise ValueError(f"layers must end with the node's layer {layer!r}, got {chain}")
+                raise BadValue(f"layers must end with the node's layer {layer!r}, got {chain}")
             if len(chain) < 2:
-                raise ValueError(f"no layer upstream of {layer!r} to trace into; "
+                raise BadValue(f"no layer upstream of {layer!r} to trace into; "
                                  f"pass layers=[..., {layer!r}]")
             ups = {dst: [src] for src, dst in zip(chain[:-1], chain[1:])}
             upstream = lambda dst: ups.get(dst, [])  # noqa: E731

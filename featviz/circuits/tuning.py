@@ -25,6 +25,7 @@ from featviz.circuits._common import (
 )
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.core import evaluating
+from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel
 
 __all__ = ["TuningCurve", "EdgeDetector", "tuning_curve", "find_edge_detectors", "layer_responses",
@@ -152,7 +153,7 @@ def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str 
                preprocess: Callable | bool | None, batch_size: int, pre: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not (position in ("center", "mean", "max") or (isinstance(position, tuple) and len(position) == 2)):
-        raise ValueError(f"position must be 'center', 'mean', 'max' or a map position (i, j), "
+        raise BadValue(f"position must be 'center', 'mean', 'max' or a map position (i, j), "
                          f"got {position!r}")
     prep = preprocess_fn(hm, preprocess)
     out, ins = [], []
@@ -176,7 +177,7 @@ def _angles(n_images: int, angles: Sequence[float] | None, what: str) -> torch.T
         return torch.arange(n_images, dtype=torch.float32) * (180.0 / n_images)
     a = torch.tensor([float(v) for v in angles])
     if len(a) == 0 or n_images % len(a):
-        raise ValueError(f"{what}: {n_images} stimuli do not split into {len(a)} angles; give one angle per "
+        raise BadValue(f"{what}: {n_images} stimuli do not split into {len(a)} angles; give one angle per "
                          "stimulus, or per group of equal size in angle-major order (e.g. phases)")
     return a
 
@@ -197,13 +198,13 @@ def shift_list(shifts: float | Sequence[tuple[float, float]] | None) -> list[tup
     if isinstance(shifts, (int, float)):
         s = float(shifts)
         if s <= 0:
-            raise ValueError(f"shifts must be a positive number of pixels or a list of (d_row, d_col), "
+            raise BadValue(f"shifts must be a positive number of pixels or a list of (d_row, d_col), "
                              f"got {s}")
         return [(-s, 0.0), (s, 0.0), (0.0, -s), (0.0, s)]
     try:
         return [(float(r), float(c)) for r, c in shifts]
     except (TypeError, ValueError):
-        raise ValueError(f"shifts must be a number of pixels or a list of (d_row, d_col) pairs, "
+        raise BadValue(f"shifts must be a number of pixels or a list of (d_row, d_col) pairs, "
                          f"got {shifts!r}") from None
 
 
@@ -222,10 +223,10 @@ def place_stimuli(model: nn.Module, node: str, make: Callable[..., torch.Tensor]
         ((31.0, 31.0), 4, torch.Size([12, 3, 64, 64]))
     """
     if at not in ("rf", "image"):
-        raise ValueError(f"at must be 'rf' (the unit's receptive-field centre) or 'image', got {at!r}")
+        raise BadValue(f"at must be 'rf' (the unit's receptive-field centre) or 'image', got {at!r}")
     probe = make()
     if not isinstance(probe, torch.Tensor) or probe.dim() != 4:
-        raise TypeError("a stimulus function must return a (N, C, H, W) tensor when called with center=")
+        raise BadType("a stimulus function must return a (N, C, H, W) tensor when called with center=")
     size = (int(probe.shape[-2]), int(probe.shape[-1]))
     rf = receptive_field(model, node, size=size)
     center = rf.center if at == "rf" else ((size[0] - 1) / 2, (size[1] - 1) / 2)
@@ -262,17 +263,17 @@ def tuning_curve(model: nn.Module, node: str, stimuli: Stimuli, angles: Sequence
     hm = as_hooked(model)
     layer, channels = resolve_ref(hm, node)
     if not channels or len(channels) != 1:
-        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     rf, center, sets = None, None, None
     if callable(stimuli) and not isinstance(stimuli, torch.Tensor):
         if angles is None:
-            raise ValueError("with a stimulus function, give angles= (the angles it was made with, e.g. "
+            raise BadValue("with a stimulus function, give angles= (the angles it was made with, e.g. "
                              "tuning_curve(model, node, partial(fv.data.curves, A, size=64), A))")
         rf, center, sets = place_stimuli(hm, node, stimuli, at, shifts)
         images = check_images(sets[0], "stimuli")
     else:
         if shifts is not None:
-            raise ValueError("shifts needs a stimulus function (make(center=...) -> images) to move the "
+            raise BadValue("shifts needs a stimulus function (make(center=...) -> images) to move the "
                              "stimuli, e.g. functools.partial(fv.data.curves, angles, size=64)")
         images = check_images(stimuli, "stimuli")
     a = _angles(len(images), angles, "tuning_curve")
@@ -366,7 +367,7 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.2, m
     name, channels = split_ref(layer)
     hm.module(name)
     if channels is not None:
-        raise ValueError(f"layer must be a layer name without a channel, got {layer!r}")
+        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
     rf = receptive_field(hm, name, size=size)
     angles = torch.arange(0.0, 180.0, step)
     stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=list(range(0, 360, 45)), center=rf.center)
@@ -474,7 +475,7 @@ def control_counts(model: nn.Module, layer: str, finder: Callable[..., list],
                       DeprecationWarning, stacklevel=2)
         model, layer, finder = layer, finder, model
     if not callable(finder):
-        raise TypeError(f"finder must be a function such as fv.circuits.find_edge_detectors, "
+        raise BadType(f"finder must be a function such as fv.circuits.find_edge_detectors, "
                         f"got {type(finder).__name__}")
 
     found = finder(model, layer, **kwargs)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from featviz.circuits._common import as_hooked, device_of, preprocess_fn, raw_model, resolve_ref
 from featviz.circuits.examples import _batches
+from featviz.errors import BadValue
 
 __all__ = ["FAMILY_KINDS", "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families",
            "match_units", "unit_links"]
@@ -51,9 +52,9 @@ def augment_images(images: torch.Tensor, n: int = 4, *, scale: tuple[float, floa
         torch.Size([18, 3, 32, 32])
     """
     if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must be square (N, C, S, S), got {tuple(images.shape)}")
+        raise BadValue(f"images must be square (N, C, S, S), got {tuple(images.shape)}")
     if n < 0 or not 0 < scale[0] <= scale[1] <= 1:
-        raise ValueError(f"need n >= 0 and 0 < scale[0] <= scale[1] <= 1, got n={n}, scale={scale}")
+        raise BadValue(f"need n >= 0 and 0 < scale[0] <= scale[1] <= 1, got n={n}, scale={scale}")
     gen = torch.Generator().manual_seed(seed)
     s = images.shape[-1]
     out = []
@@ -254,7 +255,7 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
     hms = [as_hooked(model_a), as_hooked(model_b)]
     layers = [resolve_ref(hms[0], layer_a), resolve_ref(hms[1], layer_b)]
     if any(ch is not None for _, ch in layers):
-        raise ValueError(f"give layer names without channels, got {layer_a!r} and {layer_b!r}")
+        raise BadValue(f"give layer names without channels, got {layer_a!r} and {layer_b!r}")
     layers = [name for name, _ in layers]
     controls = [as_hooked(randomized(hms[1].model, seed=s)) for s in seeds]
     nets = [hms[0], hms[1], *controls]
@@ -275,7 +276,7 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
                 _, cache = hm.run_with_cache(x, names=[layers[side]], stop_at_last=True)
                 a = cache[layers[side]]
                 if not isinstance(a, torch.Tensor) or a.dim() != 4:
-                    raise ValueError(f"match_units needs (B, C, H, W) maps; {layers[side]!r} gives "
+                    raise BadValue(f"match_units needs (B, C, H, W) maps; {layers[side]!r} gives "
                                      f"{tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__}")
                 maps.append(a.float().cpu())
             if g is None:
@@ -288,7 +289,7 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
             thumbs.append(_resize(batch.float().cpu(), _THUMB) if batch.shape[-1] == batch.shape[-2]
                           else F.interpolate(batch.float().cpu(), size=(_THUMB, _THUMB), mode="bilinear"))
     if not thumbs:
-        raise ValueError("images is empty: give at least one image")
+        raise BadValue("images is empty: give at least one image")
     r, dead_a, dead_b = moments[0].correlation()
     ctl = [m.correlation()[0] for m in moments[1:]]
     control = torch.stack(ctl) if ctl else torch.zeros(0, *r.shape)
@@ -538,11 +539,11 @@ def families(model: nn.Module, layer: str, *, kinds: Sequence[str] = FAMILY_KIND
 
     unknown = [k for k in kinds if k not in FAMILY_KINDS]
     if unknown:
-        raise ValueError(f"unknown family kinds {unknown}; choose from {list(FAMILY_KINDS)}")
+        raise BadValue(f"unknown family kinds {unknown}; choose from {list(FAMILY_KINDS)}")
     hm = as_hooked(model)
     name, channels = resolve_ref(hm, layer)
     if channels is not None:
-        raise ValueError(f"layer must be a layer name without a channel, got {layer!r}")
+        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
     args = (name, list(kinds), int(size), int(edge_bins), int(curve_bins), float(min_response), float(freq))
     found, n_ch = _classify(hm, *args)
     control: dict[str, list[int]] = {}

@@ -17,6 +17,7 @@ from featviz.circuits._common import as_hooked, bn_scale
 from featviz.circuits._graph import ModuleGraph, NotConnectedError
 from featviz.circuits._linear import centre_rows, support_box
 from featviz.core import channel_list, evaluating, parse_ref, probe_input
+from featviz.errors import BadValue
 
 __all__ = ["weights", "expanded_weights", "full_weight"]
 
@@ -156,7 +157,7 @@ def expanded_weights(model: nn.Module, src: str, dst: str, dst_channels: Sequenc
         src_end, dst_end = graph.unit(sref.key).end, graph.unit(dref.key).end
         n_src, n_dst = graph.channels(src_end), graph.channels(dst_end)
         if not graph.runs_before(src_end, dst_end):
-            raise ValueError(f"{dst_end!r} runs before {src_end!r}; src must be the earlier layer")
+            raise BadValue(f"{dst_end!r} runs before {src_end!r}; src must be the earlier layer")
         if graph.between(src_end, graph.calls[dst_end].output) is None:
             raise NotConnectedError(f"{dst_end!r} does not depend on {src_end!r}: no path leads from one to "
                                     f"the other (parallel branches?); pick a src layer upstream of dst")

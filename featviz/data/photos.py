@@ -45,9 +45,9 @@ def resize_and_crop(images: Tensor, size: int) -> Tensor:
         torch.Size([2, 3, 224, 224])
     """
     if images.dim() != 4:
-        raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
+        raise BadValue(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
     if int(size) < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+        raise BadValue(f"size must be a positive number of pixels, got {size}")
     h, w = images.shape[-2:]
     if (h, w) != (size, size):
         scale = size / min(h, w)
@@ -68,7 +68,7 @@ def _to_tensor(array: np.ndarray) -> Tensor:
     if x.dim() == 2:
         x = x[..., None].expand(-1, -1, 3)  # grey -> RGB
     if x.dim() != 3 or x.shape[-1] not in (3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got {tuple(array.shape)}")
+        raise BadValue(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got {tuple(array.shape)}")
     return x[..., :3].permute(2, 0, 1)[None].contiguous()
 
 

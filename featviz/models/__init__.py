@@ -13,7 +13,8 @@ name                    what                                                    
 ``edges_and_curves``    ``toy.edges_and_curves()``: hand-wired edges -> curves    built in
 ======================  ========================================================  ================
 
-Layer tables: ``docs/models.md``.
+Layer tables: ``docs/models.md``. A model from elsewhere (torchvision, timm, your own) gets the same
+attributes from :func:`wrap`: ``fv.models.wrap(model, mean=..., std=..., input_size=..., labels=...)``.
 
 Example:
     >>> import featviz as fv
@@ -29,6 +30,7 @@ from featviz.models.predict import predict
 from featviz.models.randomize import activation_scale, randomized
 from featviz.models.registry import get, list_models, register
 from featviz.models.resnet import resnet18
+from featviz.models.wrap import wrap
 
 register("efficientnet_lite0", efficientnet_lite0)
 register("efficientnet_lite1", efficientnet_lite1)
@@ -38,4 +40,4 @@ register("resnet18", resnet18)
 register("edges_and_curves", toy.edges_and_curves)
 
 __all__ = ["activation_scale", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "get",
-           "inception_v1", "list_models", "predict", "randomized", "register", "resnet18", "toy"]
+           "inception_v1", "list_models", "predict", "randomized", "register", "resnet18", "toy", "wrap"]

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from featviz.errors import BadValue, MissingFile, UnknownName
+
 
 def attach(model: nn.Module, preprocess: Callable[[Tensor], Tensor], input_size: int,
            labels: list[str] | None, interesting_layers: list[str]) -> nn.Module:
@@ -18,7 +20,7 @@ def attach(model: nn.Module, preprocess: Callable[[Tensor], Tensor], input_size:
     names = dict(model.named_modules())
     missing = [n for n in interesting_layers if n not in names]
     if missing:
-        raise KeyError(f"interesting layers {missing} are not modules of {type(model).__name__}")
+        raise UnknownName(f"interesting layers {missing} are not modules of {type(model).__name__}")
     model.preprocess = preprocess
     model.input_size = input_size
     model.labels = labels
@@ -29,8 +31,8 @@ def attach(model: nn.Module, preprocess: Callable[[Tensor], Tensor], input_size:
 def load_file(path: str | os.PathLike) -> Mapping[str, Tensor]:
     """A state dict from ``path`` with ``torch.load(weights_only=True)`` on the CPU; clear errors."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no weights file at {path}; give the path of a saved state dict (.pth)")
+        raise MissingFile(f"no weights file at {path}; give the path of a saved state dict (.pth)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict (name -> tensor)")
+        raise BadValue(f"{path} holds a {type(state).__name__}, not a state dict (name -> tensor)")
     return state

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 import featviz.nn as fnn
 from featviz.data import Normalize, imagenet_labels
+from featviz.errors import UnknownName
 from featviz.models._meta import attach, load_file
 
 __all__ = ["EfficientNetLite", "EfficientNetLite0", "MBConv", "STAGES", "STAGES_LITE1", "STAGES_LITE2",
@@ -188,7 +189,7 @@ def map_lukemelas_keys(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Ten
                 out[new] = value
                 break
         else:
-            raise KeyError(f"state-dict key {key!r} is not an EfficientNet-Lite key (expected names like "
+            raise UnknownName(f"state-dict key {key!r} is not an EfficientNet-Lite key (expected names like "
                            "'_conv_stem.weight' or '_blocks.0._depthwise_conv.weight')")
     return out
 

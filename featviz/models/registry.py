@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from featviz.errors import BadValue, UnknownName
+
 __all__ = ["get", "list_models", "register"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -20,7 +22,7 @@ def register(name: str, constructor: Callable[..., nn.Module]) -> None:
         Linear(in_features=2, out_features=2, bias=True)
     """
     if name in _REGISTRY:
-        raise ValueError(f"a model named {name!r} is already registered")
+        raise BadValue(f"a model named {name!r} is already registered")
     _REGISTRY[name] = constructor
 
 
@@ -48,5 +50,5 @@ def get(name: str, **kwargs) -> nn.Module:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-        raise KeyError(f"no model named {name!r}; {hint}available: {', '.join(list_models())}")
+        raise UnknownName(f"no model named {name!r}; {hint}available: {', '.join(list_models())}")
     return _REGISTRY[name](**kwargs)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from featviz.errors import BadValue
+
 BACKENDS = ("torch", "strided")
 """The backends of ``featviz.nn`` layers: ``"torch"`` (PyTorch's kernels) and ``"strided"`` (the readable
 ``as_strided`` + einsum implementation); see ``use_backend``."""
@@ -26,7 +28,7 @@ def check_backend(name: str | None, allow_none: bool = True) -> str | None:
     if name is None and allow_none:
         return None
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; valid backends are {', '.join(map(repr, BACKENDS))}")
+        raise BadValue(f"unknown backend {name!r}; valid backends are {', '.join(map(repr, BACKENDS))}")
     return name
 
 

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor
 
+from featviz.errors import BadValue
 from featviz.nn.windows import _padding4, _pair, im2col, output_size, windows1d, windows2d
 
 __all__ = ["pad1d", "pad2d", "conv1d", "conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d",
@@ -38,7 +39,7 @@ def pad1d(x: Tensor, left: int, right: int, value: float = 0.0) -> Tensor:
         tensor([[0., 1., 2., 0., 0.]])
     """
     if left < 0 or right < 0:
-        raise ValueError(f"pad1d: padding must be >= 0, got left={left}, right={right}")
+        raise BadValue(f"pad1d: padding must be >= 0, got left={left}, right={right}")
     L = x.shape[-1]
     out = x.new_full((*x.shape[:-1], left + L + right), value)
     out[..., left:left + L] = x  # differentiable: the gradient of out flows back into x
@@ -55,7 +56,7 @@ def pad2d(x: Tensor, left: int, right: int, top: int, bottom: int, value: float 
         torch.Size([1, 1, 3, 3])
     """
     if min(left, right, top, bottom) < 0:
-        raise ValueError(f"pad2d: padding must be >= 0, got left={left}, right={right}, top={top}, "
+        raise BadValue(f"pad2d: padding must be >= 0, got left={left}, right={right}, top={top}, "
                          f"bottom={bottom}")
     H, W = x.shape[-2:]
     out = x.new_full((*x.shape[:-2], top + H + bottom, left + W + right), value)
@@ -69,12 +70,12 @@ def pad2d(x: Tensor, left: int, right: int, top: int, bottom: int, value: float 
 
 def _check_conv(name: str, x: Tensor, weight: Tensor, groups: int, dims: int) -> None:
     if x.dim() != dims + 2 or weight.dim() != dims + 2:
-        raise ValueError(f"{name}: expected input (B, C, {'H, W' if dims == 2 else 'L'}) and weight "
+        raise BadValue(f"{name}: expected input (B, C, {'H, W' if dims == 2 else 'L'}) and weight "
                          f"(O, C/groups, {'kh, kw' if dims == 2 else 'k'}), got input {tuple(x.shape)} "
                          f"and weight {tuple(weight.shape)}")
     C, O = x.shape[1], weight.shape[0]
     if groups < 1 or C != weight.shape[1] * groups or O % groups:
-        raise ValueError(f"{name}: input has {C} channels, weight {tuple(weight.shape)} with groups={groups} "
+        raise BadValue(f"{name}: input has {C} channels, weight {tuple(weight.shape)} with groups={groups} "
                          f"needs C = weight.shape[1] * groups = {weight.shape[1] * groups} and "
                          f"O = {O} divisible by groups")
 
@@ -158,7 +159,7 @@ def _conv2d_windows(x: Tensor, w: Tensor, kernel: tuple, stride: tuple, dilation
 def _check_pool_padding(name: str, kernel: tuple, padding: tuple) -> None:
     for k, p in zip(kernel, padding):
         if p < 0 or 2 * p > k:
-            raise ValueError(f"{name}: padding must be between 0 and half the kernel size (p <= k/2, as in "
+            raise BadValue(f"{name}: padding must be between 0 and half the kernel size (p <= k/2, as in "
                              f"torch), got padding {p} for kernel size {k}")
 
 
@@ -173,7 +174,7 @@ def _pool_windows(name: str, x: Tensor, kernel_size, stride, padding, dilation, 
     """Pad x (with ``value``, plus ceil_mode's extra), reduce its windows (C, kh, kw, b, H', W')
     with ``reduce`` to (C, b, H', W'), a few images at a time; returns (B, C, H', W') and the pads."""
     if x.dim() != 4:
-        raise ValueError(f"{name}: expected input (B, C, H, W), got shape {tuple(x.shape)}")
+        raise BadValue(f"{name}: expected input (B, C, H, W), got shape {tuple(x.shape)}")
     k, s, p, d = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"),
                                             (kernel_size if stride is None else stride, "stride"),
                                             (padding, "padding"), (dilation, "dilation")))
@@ -243,7 +244,7 @@ def adaptive_avgpool2d(x: Tensor, output_size: int | tuple[int | None, int | Non
         torch.Size([2, 8, 1, 1])
     """
     if x.dim() != 4:
-        raise ValueError(f"adaptive_avgpool2d: expected input (B, C, H, W), got shape {tuple(x.shape)}")
+        raise BadValue(f"adaptive_avgpool2d: expected input (B, C, H, W), got shape {tuple(x.shape)}")
     sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     for dim, n in zip((2, 3), sizes):
         L = x.shape[dim]
@@ -274,7 +275,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     if training:
         n = x.numel() // x.shape[1]
         if n <= 1:
-            raise ValueError(f"batch_norm: need more than 1 value per channel when training, got input "
+            raise BadValue(f"batch_norm: need more than 1 value per channel when training, got input "
                              f"{tuple(x.shape)}")
         mean = x.mean(dim=(0, 2, 3))                                      # (C,)
         var = x.var(dim=(0, 2, 3), unbiased=False)                        # (C,)

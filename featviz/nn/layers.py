@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featviz.errors import BadValue
 from featviz.nn import functional as sf
 from featviz.nn.backend import check_backend, resolve_backend
 from featviz.nn.windows import _padding4, _pair
@@ -64,7 +65,7 @@ class Conv2d(_Layer):
                  backend: str | None = None):
         super().__init__(backend)
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+            raise BadValue(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
                              f"divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _pair(kernel_size, "kernel_size")
@@ -215,7 +216,7 @@ class BatchNorm2d(_Layer):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d({self.num_features}) expects input (B, {self.num_features}, "
+            raise BadValue(f"BatchNorm2d({self.num_features}) expects input (B, {self.num_features}, "
                              f"H, W), got shape {tuple(x.shape)}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:

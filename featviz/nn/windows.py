@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from featviz.errors import BadValue
+
 __all__ = ["output_size", "windows1d", "windows2d", "im2col"]
 
 
@@ -18,7 +20,7 @@ def _pair(value: int | tuple[int, ...], name: str = "dilation") -> tuple[int, in
         return (value, value)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return (int(value[0]), int(value[1]))
-    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    raise BadValue(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
 def _padding4(padding: int | tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -26,7 +28,7 @@ def _padding4(padding: int | tuple[int, ...]) -> tuple[int, int, int, int]:
     if isinstance(padding, (tuple, list)) and len(padding) == 4 and all(isinstance(p, int) for p in padding):
         return tuple(int(p) for p in padding)
     if isinstance(padding, (tuple, list)) and len(padding) != 2:
-        raise ValueError(f"padding must be an int, a pair (ph, pw) or a 4-tuple (left, right, top, bottom), "
+        raise BadValue(f"padding must be an int, a pair (ph, pw) or a 4-tuple (left, right, top, bottom), "
                          f"got {padding!r}")
     ph, pw = _pair(padding, "padding")
     return (pw, pw, ph, ph)
@@ -44,10 +46,10 @@ def output_size(L: int, k: int, s: int = 1, p_before: int = 0, p_after: int = 0,
         14
     """
     if k < 1 or s < 1 or d < 1:
-        raise ValueError(f"{name}: kernel size, stride and dilation must be >= 1, got k={k}, s={s}, d={d}")
+        raise BadValue(f"{name}: kernel size, stride and dilation must be >= 1, got k={k}, s={s}, d={d}")
     span = L + p_before + p_after - d * (k - 1) - 1
     if span < 0:
-        raise ValueError(
+        raise BadValue(
             f"{name}: the kernel does not fit: L_out = floor((L + 2p - d(k-1) - 1)/s + 1) needs "
             f"L + 2p >= d(k-1) + 1, but L={L}, 2p={p_before + p_after}, d={d}, k={k} gives "
             f"{L + p_before + p_after} < {d * (k - 1) + 1}")

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import torch
 
+from featviz.errors import BadValue
 from featviz.optvis.param import COLOR_CORRELATION, Param, _check_batch, _size_hw, to_rgb
 
 __all__ = ["maco_image", "natural_spectrum"]
@@ -101,7 +102,7 @@ def maco_image(
     _check_batch(batch)
     mag = natural_spectrum(h, w) if magnitude is None else torch.as_tensor(magnitude, dtype=torch.float32)
     if tuple(mag.shape) != (3, h, w // 2 + 1):
-        raise ValueError(f"magnitude must be (3, {h}, {w // 2 + 1}) for a {h}x{w} image, "
+        raise BadValue(f"magnitude must be (3, {h}, {w // 2 + 1}) for a {h}x{w} image, "
                          f"got {tuple(mag.shape)}")
     gen = torch.Generator().manual_seed(int(seed))
     phase = ((torch.rand((batch, 3, h, w // 2 + 1), generator=gen) * 2 - 1) * math.pi).to(device)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from featviz.core import parse_ref
+from featviz.errors import BadType, BadValue, OutOfRange
 
 INPUT = "<input>"
 """Key of the model's input image in the activations dict an objective receives."""
@@ -52,7 +53,7 @@ class Objective:
     def __call__(self, acts: Acts) -> torch.Tensor:
         value = self.fn(acts if isinstance(acts, _Acts) else _Acts(acts))
         if value.dim() != 1:
-            raise ValueError(f"objective {self.name} must return one value per batch item, shape (B,), "
+            raise BadValue(f"objective {self.name} must return one value per batch item, shape (B,), "
                              f"got shape {tuple(value.shape)}")
         return value
 
@@ -83,7 +84,7 @@ class Objective:
 
     def __mul__(self, k: object) -> Objective:
         if not isinstance(k, numbers.Real):
-            raise TypeError(f"an objective can be multiplied by a number only, got {type(k).__name__}")
+            raise BadType(f"an objective can be multiplied by a number only, got {type(k).__name__}")
         name = f"{k:g} * {_paren(self.name)}"
         return Objective(lambda acts: k * self(acts), name, self.layers, self.channels)
 
@@ -91,7 +92,7 @@ class Objective:
 
     def __truediv__(self, k: object) -> Objective:
         if not isinstance(k, numbers.Real) or k == 0:
-            raise TypeError(f"an objective can be divided by a non-zero number only, got {k!r}")
+            raise BadType(f"an objective can be divided by a non-zero number only, got {k!r}")
         name = f"{_paren(self.name)} / {k:g}"
         return Objective(lambda acts: self(acts) / k, name, self.layers, self.channels)
 
@@ -136,18 +137,18 @@ def as_objective(obj: Objective | str) -> Objective:
     if isinstance(obj, Objective):
         return obj
     if not isinstance(obj, str):
-        raise TypeError(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
+        raise BadType(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
     try:
         ref = parse_ref(obj)
     except ValueError as e:
-        raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}: "
+        raise BadValue(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}: "
                          f"{e}") from None
     if ref.channels is None:
-        raise ValueError(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
+        raise BadValue(f"objective string must be 'layer:channel' (e.g. 'blocks.2:7'), got {obj!r}; "
                          f"for a whole layer use objectives.deepdream({obj!r})")
     if len(ref.channels) != 1:
         chans = list(ref.channels)
-        raise ValueError(
+        raise BadValue(
             f"objective string {obj!r} names {len(chans)} channels; an objective string is one channel "
             f"('layer:channel'). Render each channel: fv.render_layer(model, {ref.key!r}, channels={chans}); "
             f"or one image for their sum: " + " + ".join(f"channel({ref.key!r}, {c})" for c in chans))
@@ -156,14 +157,14 @@ def as_objective(obj: Objective | str) -> Objective:
 
 def _check_channel_arg(c: object) -> int:
     if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
-        raise ValueError(f"channel must be a non-negative int, got {c!r}; channels count from 0 (0..C-1)")
+        raise BadValue(f"channel must be a non-negative int, got {c!r}; channels count from 0 (0..C-1)")
     return int(c)
 
 
 def _check_channel_index(c: object) -> int:
     """A channel index: an int, negative ones counted from the end (checked against the width at run time)."""
     if isinstance(c, bool) or not isinstance(c, numbers.Integral):
-        raise ValueError(f"channel must be an int (a non-negative int counts from 0, a negative one from the "
+        raise BadValue(f"channel must be an int (a non-negative int counts from 0, a negative one from the "
                          f"end), got {c!r}")
     return int(c)
 
@@ -202,7 +203,7 @@ def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Ob
         h, w = t.shape[-2:]
         yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
         if not (0 <= yy < h and 0 <= xx < w):
-            raise IndexError(f"neuron position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
+            raise OutOfRange(f"neuron position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
         return t[:, yy, xx]
 
     where = "" if x is None and y is None else f", x={x}, y={y}"
@@ -215,7 +216,7 @@ def _as_vectors(layer: str, vector: torch.Tensor | Sequence[float]) -> torch.Ten
     if vec.dim() == 1:
         vec = vec[None]
     if vec.dim() != 2 or vec.numel() == 0:
-        raise ValueError(f"direction vectors for {layer} must be (C,) or (B, C), "
+        raise BadValue(f"direction vectors for {layer} must be (C,) or (B, C), "
                          f"got shape {tuple(vec.shape)}")
     return vec
 
@@ -223,10 +224,10 @@ def _as_vectors(layer: str, vector: torch.Tensor | Sequence[float]) -> torch.Ten
 def _matched(layer: str, t: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
     """``vec`` (K, C) on ``t``'s device, shaped (K, C, 1, ...) to broadcast against ``t`` (B, C, ...)."""
     if t.shape[1] != vec.shape[1]:
-        raise ValueError(f"direction vector has {vec.shape[1]} entries, but {layer} has "
+        raise BadValue(f"direction vector has {vec.shape[1]} entries, but {layer} has "
                          f"{t.shape[1]} channels")
     if len(vec) not in (1, t.shape[0]):
-        raise ValueError(f"{len(vec)} direction vectors for a batch of {t.shape[0]}: give one vector, or "
+        raise BadValue(f"{len(vec)} direction vectors for a batch of {t.shape[0]}: give one vector, or "
                          f"one per batch item (render with batch={len(vec)})")
     return vec.to(t.device, t.dtype).view(*vec.shape, *([1] * (t.dim() - 2)))
 
@@ -281,12 +282,12 @@ def direction_neuron(layer: str, vector: torch.Tensor | Sequence[float], x: int 
     def fn(acts: Acts) -> torch.Tensor:
         t = acts[layer]  # (B, C, H, W)
         if t.dim() != 4:
-            raise ValueError(f"direction_neuron needs (B, C, H, W) activations, {layer} gives "
+            raise BadValue(f"direction_neuron needs (B, C, H, W) activations, {layer} gives "
                              f"{tuple(t.shape)}")
         h, w = t.shape[-2:]
         yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
         if not (0 <= yy < h and 0 <= xx < w):
-            raise IndexError(f"position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
+            raise OutOfRange(f"position (x={xx}, y={yy}) is outside {layer}'s {h}x{w} activation map")
         return _dot_cossim(t[:, :, yy, xx], _matched(layer, t[:, :, 0, 0], vec), cossim_pow)
 
     where = "" if x is None and y is None else f", x={x}, y={y}"
@@ -388,7 +389,7 @@ def batch(obj: Objective | str, i: int) -> Objective:
     def fn(acts: Acts) -> torch.Tensor:
         n = next(iter(acts.values())).shape[0]
         if i >= n:
-            raise IndexError(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
+            raise OutOfRange(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
         part = acts.item if isinstance(acts, _Acts) else (lambda k, i: acts[k][i : i + 1])
         value = obj({k: part(k, i) for k in obj.layers})  # (1,)
         index = torch.tensor([i], device=value.device)

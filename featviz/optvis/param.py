@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from featviz.errors import BadValue
+
 ImageFn = Callable[[], torch.Tensor]
 Param = tuple[list[torch.Tensor], ImageFn]
 
@@ -25,13 +27,13 @@ scaled to largest column norm 1), as in lucid."""
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     if not (isinstance(h, int) and isinstance(w, int)) or h < 1 or w < 1:
-        raise ValueError(f"size must be a positive int or (H, W) pair of positive ints, got {size!r}")
+        raise BadValue(f"size must be a positive int or (H, W) pair of positive ints, got {size!r}")
     return h, w
 
 
 def _check_batch(batch: int) -> None:
     if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
+        raise BadValue(f"batch must be a positive int, got {batch!r}")
 
 
 def _randn(shape: tuple[int, ...], sd: float, seed: int, device: torch.device | str | None) -> torch.Tensor:

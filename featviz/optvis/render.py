@@ -21,7 +21,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from featviz.core import channel_list, device_of, module_layout, preprocess_fn, split_call
-from featviz.errors import BadValue
+from featviz.errors import BadValue, NonFinite, OutOfRange
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
@@ -151,7 +151,7 @@ def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = N
         n = t.shape[1] if t.dim() > 1 else 0
         if name == OUTPUT:
             if not 0 <= c < n:
-                raise IndexError(f"class {c} is out of range: the model's output has {n} classes "
+                raise OutOfRange(f"class {c} is out of range: the model's output has {n} classes "
                                  f"(0..{n - 1})")
         else:
             hm.check_channel(name, c, n)
@@ -159,15 +159,15 @@ def check_objective(hm: HookedModel, objective: Objective, acts: dict | None = N
 
 def _check_args(size: object, steps: object, lr: object, batch: object, thresholds: Sequence[int]) -> None:
     if not (isinstance(size, int) or (isinstance(size, tuple) and len(size) == 2)):
-        raise ValueError(f"size must be an int or an (H, W) tuple, got {size!r}")
+        raise BadValue(f"size must be an int or an (H, W) tuple, got {size!r}")
     for name, v in (("steps", steps), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+            raise BadValue(f"{name} must be a positive int, got {v!r}")
     if not isinstance(lr, numbers.Real) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+        raise BadValue(f"lr must be a positive number, got {lr!r}")
     bad = [t for t in thresholds if not (isinstance(t, numbers.Integral) and 1 <= t <= steps)]
     if bad:
-        raise ValueError(f"thresholds must be steps between 1 and steps={steps}, got {bad}")
+        raise BadValue(f"thresholds must be steps between 1 and steps={steps}, got {bad}")
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -177,7 +177,7 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
     device = torch.device(device)
     has_tensors = any(True for _ in model.parameters()) or any(True for _ in model.buffers())
     if has_tensors and device.type != own.type:
-        raise ValueError(f"device={str(device)!r} but the model is on {own}; move the model first "
+        raise BadValue(f"device={str(device)!r} but the model is on {own}; move the model first "
                          f"(model.to({str(device)!r})) or leave device=None")
     return device
 
@@ -185,7 +185,7 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
 def _check_images(images: torch.Tensor, batch: int, size: int | tuple[int, int]) -> None:
     h, w = (size, size) if isinstance(size, int) else size
     if tuple(images.shape) != (batch, 3, h, w):
-        raise ValueError(f"param's image_fn returned shape {tuple(images.shape)}; expected "
+        raise BadValue(f"param's image_fn returned shape {tuple(images.shape)}; expected "
                          f"{(batch, 3, h, w)} for batch={batch}, size={size}")
 
 
@@ -287,18 +287,20 @@ def render(
     _check_args(size, steps, lr, batch, thresholds)
     if isinstance(redirect_steps, bool) or not isinstance(redirect_steps, numbers.Integral) \
             or redirect_steps < 0:
-        raise ValueError(f"redirect_steps must be an int >= 0 (0 disables), got {redirect_steps!r}")
+        raise BadValue(f"redirect_steps must be an int >= 0 (0 disables), got {redirect_steps!r}")
     check_objective(hm, obj)
     device = _resolve_device(hm.model, device)
     prep = preprocess_fn(hm, preprocess)
     transform = _as_transform(transforms)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise BadValue(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     gen = torch.Generator().manual_seed(int(seed))
 
     if alpha:
         try:
             params, image_fn = param(size, batch, seed=seed, device=device, alpha=True)
         except TypeError as e:
-            raise ValueError(f"alpha=True needs a param that takes alpha=True (fft_image, pixel_image); "
+            raise BadValue(f"alpha=True needs a param that takes alpha=True (fft_image, pixel_image); "
                              f"{getattr(param, '__name__', param)!r} does not ({e})") from None
     else:
         params, image_fn = param(size, batch, seed=seed, device=device)
@@ -352,7 +354,7 @@ def render(
             if alpha:
                 loss = loss + ALPHA_PENALTY * (values.detach().abs() * opacity.mean((1, 2, 3))).sum()
             if not torch.isfinite(loss):
-                raise FloatingPointError(
+                raise NonFinite(
                     f"objective {obj.name} became {loss.item()} at step {step} of {steps}; "
                     f"try a smaller lr (now {lr}) or check the model for NaN/Inf outputs")
             optimizer.zero_grad(set_to_none=True)
@@ -413,9 +415,9 @@ def render_layer(
     hm = hooked(model)
     name, ch = hm.parse(layer)
     if ch is not None:
-        raise ValueError(f"render_layer takes a layer name, got {layer!r}; use channels=[{ch}] or fv.render")
+        raise BadValue(f"render_layer takes a layer name, got {layer!r}; use channels=[{ch}] or fv.render")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
     n = _n_channels(hm, name, size, preprocess)
     if channels is not None and not isinstance(channels, int) and len(list(channels)) == 0:
         raise BadValue(f"channels is empty; give some of {name}'s {n} channels or None for all")
@@ -436,11 +438,18 @@ def render_layer(
 def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preprocess: Callable | None) -> int:
     h, w = (size, size) if isinstance(size, int) else size
     x = torch.full((1, 3, h, w), 0.5, device=device_of(hm.model))
-    with torch.no_grad(), frozen(hm.model):
-        _, cache = hm.run_with_cache(preprocess_fn(hm, preprocess)(x), names=[name], stop_at_last=True)
+    prep = preprocess_fn(hm, preprocess)
+    try:
+        with torch.no_grad(), frozen(hm.model):
+            _, cache = hm.run_with_cache(prep(x), names=[name], stop_at_last=True)
+    except (AssertionError, RuntimeError) as e:
+        obj = obj_mod.channel(name, 0)
+        _raise_if_too_small(hm, obj, prep, size, x.device, e)
+        _raise_if_size_refused(hm, obj, prep, size, x.device, e)
+        raise
     t = _channels_first(hm, name, cache[name]) if isinstance(cache[name], torch.Tensor) else cache[name]
     if t.dim() < 2:
-        raise ValueError(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
+        raise BadValue(f"{name}'s output has shape {tuple(t.shape)}; render_layer needs (B, C, ...) "
                          "activations")
     return t.shape[1]
 
@@ -516,6 +525,9 @@ def _raise_if_too_small(hm: HookedModel, obj: Objective, prep: Callable, size: i
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+    side = min(h, w)
+    if any(runs(s) for s in {-(-side // m) * m for m in (8, 16, 32, 64)} if side < s < hi):
+        return  # not a minimum: some sizes run, others not (DLA: divisible by 32); _raise_if_size_refused
     first = " ".join(str(error).split())[:160]
     fix = hi if isinstance(size, int) else (max(h, hi), max(w, hi))
     layers = ", ".join(repr(n) for n in obj.layers)

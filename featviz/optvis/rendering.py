@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from featviz.errors import BadValue, OutOfRange
+
 DEAD_TOL = 1e-4     # |activation| <= DEAD_TOL * max(1, max |activation| in the batch): no response
 FLAT_STD = 0.01     # pixel std below this: the image never left its start (fft_image starts at ~0.003)
 FLAT_TOL = 1e-2     # ... and then |activation| <= FLAT_TOL * max(1, max |activation|) is no response too
@@ -104,10 +106,10 @@ class Rendering:
             self.dead = dead_items(self.images, self.activations)
         self.dead = torch.as_tensor(self.dead, dtype=torch.bool).reshape(-1).cpu()
         if len(self.dead) != len(self.images):
-            raise ValueError(f"dead has {len(self.dead)} flags for {len(self.images)} images")
+            raise BadValue(f"dead has {len(self.dead)} flags for {len(self.images)} images")
         want = (len(self.images), 1, *self.images.shape[-2:])
         if self.alpha is not None and tuple(self.alpha.shape) != want:
-            raise ValueError(f"alpha must be (B, 1, H, W) = {want}, got {tuple(self.alpha.shape)}")
+            raise BadValue(f"alpha must be (B, 1, H, W) = {want}, got {tuple(self.alpha.shape)}")
 
     def rgba(self) -> torch.Tensor:
         """(B, 4, H, W): the images with their opacity (1 everywhere without ``alpha``).
@@ -133,10 +135,10 @@ class Rendering:
             (7, ['relu1:3', 'relu2:0'])
         """
         if not parts:
-            raise ValueError("Rendering.cat needs at least one rendering")
+            raise BadValue("Rendering.cat needs at least one rendering")
         steps = {r.losses.shape[0] for r in parts}
         if len(steps) > 1:
-            raise ValueError(f"cannot join renderings with different step counts {sorted(steps)}")
+            raise BadValue(f"cannot join renderings with different step counts {sorted(steps)}")
         shared = set.intersection(*(set(r.snapshots) for r in parts))
         with_alpha = any(r.alpha is not None for r in parts)
         return Rendering(
@@ -154,7 +156,7 @@ class Rendering:
     def __getitem__(self, idx: int | slice) -> Rendering:
         sel = slice(idx, idx + 1) if isinstance(idx, int) else idx
         if isinstance(idx, int) and not -len(self) <= idx < len(self):
-            raise IndexError(f"rendering has {len(self)} images, index {idx} is out of range")
+            raise OutOfRange(f"rendering has {len(self)} images, index {idx} is out of range")
         if isinstance(idx, int) and idx < 0:
             sel = slice(len(self) + idx, len(self) + idx + 1)
         return Rendering(self.images[sel], self.losses[:, sel], self.activations[sel], self.labels[sel],
@@ -214,7 +216,7 @@ class Rendering:
         """
         path = Path(path)
         if path.suffix.lower() != ".png":
-            raise ValueError(f"Rendering.save writes PNG files; give a path ending in .png, "
+            raise BadValue(f"Rendering.save writes PNG files; give a path ending in .png, "
                              f"got {str(path)!r}")
         from featviz._io import atomic_write_bytes
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from featviz.errors import BadValue
+
 Transform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
 
@@ -24,7 +26,7 @@ def _choice(values: Sequence[float], n: int, generator: torch.Generator | None) 
 def _nonempty(name: str, values: Sequence[float]) -> list[float]:
     values = list(values)
     if not values:
-        raise ValueError(f"{name} needs at least one value to choose from, got an empty sequence")
+        raise BadValue(f"{name} needs at least one value to choose from, got an empty sequence")
     return values
 
 
@@ -36,7 +38,7 @@ def pad(width: int, value: float = 0.5, mode: str = "constant") -> Transform:
         torch.Size([1, 3, 8, 8])
     """
     if width < 0:
-        raise ValueError(f"pad width must be >= 0, got {width}")
+        raise BadValue(f"pad width must be >= 0, got {width}")
 
     def transform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if mode == "constant":
@@ -54,12 +56,12 @@ def jitter(d: int) -> Transform:
         torch.Size([2, 3, 12, 12])
     """
     if d < 0:
-        raise ValueError(f"jitter d must be >= 0, got {d}")
+        raise BadValue(f"jitter d must be >= 0, got {d}")
 
     def transform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         if d >= min(h, w):
-            raise ValueError(f"jitter({d}) needs images larger than {d} px, got {h}x{w}")
+            raise BadValue(f"jitter({d}) needs images larger than {d} px, got {h}x{w}")
         dy, dx = torch.randint(d + 1, (2,), generator=generator).tolist()
         return x[..., dy : dy + h - d, dx : dx + w - d]
 
@@ -159,21 +161,21 @@ def random_pad_scale_rotate(width: int, d1: int, scales: Sequence[float], angles
         torch.Size([2, 3, 36, 36])
     """
     if min(width, d1, d2) < 0:
-        raise ValueError(f"pad width and jitter sizes must be >= 0, got {width}, {d1}, {d2}")
+        raise BadValue(f"pad width and jitter sizes must be >= 0, got {width}, {d1}, {d2}")
     scales, angles = _nonempty("random_scale", scales), _nonempty("random_rotate", angles)
 
     def transform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
         hc, wc = h + 2 * width - d1, w + 2 * width - d1  # after pad and the first jitter
         if d1 >= min(h, w) + 2 * width:
-            raise ValueError(f"jitter({d1}) needs images larger than {d1} px, got {h + 2 * width}x"
+            raise BadValue(f"jitter({d1}) needs images larger than {d1} px, got {h + 2 * width}x"
                              f"{w + 2 * width}")
         dy, dx = torch.randint(d1 + 1, (2,), generator=generator).tolist()
         s = float(_choice(scales, 1, generator))
         hs, ws = max(1, round(hc * s)), max(1, round(wc * s))  # after scaling
         rad = (_choice(angles, b, generator) * (math.pi / 180.0)).double()  # (B,)
         if d2 >= min(hs, ws):
-            raise ValueError(f"jitter({d2}) needs images larger than {d2} px, got {hs}x{ws}")
+            raise BadValue(f"jitter({d2}) needs images larger than {d2} px, got {hs}x{ws}")
         ey, ex = torch.randint(d2 + 1, (2,), generator=generator).tolist()
         ho, wo = hs - d2, ws - d2
         # Pixel coordinates (x, y; pixel i spans [i, i+1]) of the output, mapped back step by step to the

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from featviz.errors import BadValue
+
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "kernel_png", "is_dead",
            "evidence_rows"]
 
@@ -57,11 +59,11 @@ class MicroscopeSettings:
     def __post_init__(self):
         for name in ("size", "steps", "top_k", "evidence_random", "evidence_photos"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"MicroscopeSettings.{name} must be a positive int, "
+                raise BadValue(f"MicroscopeSettings.{name} must be a positive int, "
                                  f"got {getattr(self, name)}")
         for name in ("diversity", "examples"):
             if int(getattr(self, name)) < 0:
-                raise ValueError(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
+                raise BadValue(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
 
     def channel_settings(self) -> dict:
         """The settings a channel's results depend on (its content keys are made from these)."""

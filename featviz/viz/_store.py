@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from featviz._io import temp_path
-from featviz.errors import OutputError
+from featviz.errors import BadValue, OutputError
 
 __all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "read_files",
            "MARKER", "LOCK", "SiteError", "SiteLock", "read_marker", "check_site_folder", "write_marker",
@@ -33,13 +33,18 @@ __all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "un
 
 
 def slug(name: str) -> str:
-    """A layer name as a file-name part: 'blocks.2' stays, anything outside [A-Za-z0-9._-] becomes '_'.
+    """A layer name as a file-name part: 'blocks.2' stays; a name with characters outside [A-Za-z0-9._-]
+    has them replaced by '_' and gets 8 hex digits of its SHA-1, so two names never share a slug
+    ('a/b' and 'a_b' are both module names a model may have).
 
     Example:
-        >>> slug("blocks.2"), slug("a<b>")
-        ('blocks.2', 'a_b_')
+        >>> slug("blocks.2"), slug("a/b"), slug("a_b")
+        ('blocks.2', 'a_b-3ec69c85', 'a_b')
     """
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if safe == name and name not in (".", ".."):
+        return name
+    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def weights_hash(model: nn.Module) -> str:
@@ -70,10 +75,23 @@ def content_key(weights: str, settings: Mapping) -> str:
 
 
 def read_meta(folder: Path) -> dict | None:
-    """The unit's ``meta.json`` as a dict, or None when the unit is absent or unreadable."""
+    """The unit's ``meta.json`` as a dict, or None when the unit is absent, unreadable or damaged: every
+    file ``write_unit`` recorded must still be there with its size and SHA-256 (a truncated ``fv.png`` makes
+    the unit count as missing, so a resumed build rebuilds it instead of trusting ``meta.json``)."""
+    folder = Path(folder)
     try:
-        return json.loads((Path(folder) / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((folder / "meta.json").read_text())
+        sums = meta.get("checksums") if isinstance(meta, dict) else None
+        if not isinstance(sums, dict):  # written before files were recorded: rebuilt once
+            return None
+        for name, (size, digest) in sums.items():
+            p = folder / name
+            if p.is_symlink() or not p.is_file() or p.stat().st_size != size:
+                return None
+            if hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+                return None
+        return meta
+    except (OSError, ValueError, TypeError):
         return None
 
 
@@ -86,12 +104,13 @@ def unit_done(folder: Path, key: str) -> bool:
 def write_unit(folder: Path, files: Mapping[str, bytes], meta: Mapping) -> None:
     """Write ``files`` and ``meta.json`` as one unit: a temporary folder renamed to ``folder``.
 
-    A stale unit already at ``folder`` (other key) is replaced. ``meta`` must hold the ``key``. Folders
+    A stale unit already at ``folder`` (other key) is replaced. ``meta`` must hold the ``key``; each file's
+    size and SHA-256 go into ``meta.json`` too (``checksums``), which :func:`read_meta` verifies. Folders
     and files get the umask's modes (``featviz._io``); temporary names are ``featviz._io.temp_path``'s.
     """
     folder = Path(folder)
     if "meta.json" in files or "key" not in meta:
-        raise ValueError("write_unit: 'meta.json' is written from meta, and meta needs a 'key'")
+        raise BadValue("write_unit: 'meta.json' is written from meta, and meta needs a 'key'")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(folder)
     tmp.mkdir()  # 0o777 & ~umask
@@ -99,8 +118,9 @@ def write_unit(folder: Path, files: Mapping[str, bytes], meta: Mapping) -> None:
         for name, data in files.items():
             with open(tmp / name, "xb") as f:
                 f.write(data)
+        sums = {name: [len(data), hashlib.sha256(data).hexdigest()] for name, data in files.items()}
         with open(tmp / "meta.json", "xb") as f:
-            f.write(json.dumps(dict(meta), indent=1, sort_keys=True).encode())
+            f.write(json.dumps({**dict(meta), "checksums": sums}, indent=1, sort_keys=True).encode())
         if folder.exists():  # stale: move aside first, a rename cannot replace a non-empty folder
             old = temp_path(folder)
             os.replace(folder, old)
@@ -166,18 +186,66 @@ def write_marker(out: Path, written: set[str]) -> None:
     atomic_write_text(Path(out) / MARKER, json.dumps(marker, indent=0))
 
 
+def _own_path(out: Path, rel: str) -> Path | None:
+    """``out / rel`` when it is safe to delete: ``rel`` stays inside ``out``, no folder on the way is a
+    symbolic link, the path itself is no link, and its real path lies inside ``out``'s real path; else None.
+    (A marker can be edited: nothing it lists may lead a rebuild to delete anything outside the site.)"""
+    if not _inside(rel):
+        return None
+    real_out = os.path.realpath(out)
+    cur = Path(out)
+    for part in Path(rel).parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink() or not cur.is_dir():
+            return None
+    p = Path(out) / rel
+    if p.is_symlink() or not os.path.lexists(p):
+        return None
+    return p if os.path.realpath(p).startswith(real_out + os.sep) else None
+
+
+def _remove_own(p: Path) -> None:
+    """Delete regular file ``p``, or the regular files inside folder ``p`` and the folders they leave empty;
+    symbolic links, pipes and anything else that is not a regular file stay."""
+    if p.is_file():
+        p.unlink()
+        return
+    for root, dirs, files in os.walk(p, topdown=False, followlinks=False):
+        for name in files:
+            f = Path(root) / name
+            if f.is_file() and not f.is_symlink():
+                f.unlink()
+        for name in dirs:
+            d = Path(root) / name
+            if not d.is_symlink() and d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+    if not any(p.iterdir()):
+        p.rmdir()
+
+
 def remove_stale(out: Path, stale: set[str]) -> list[str]:
-    """Delete each path of ``stale`` (relative to ``out``, written by an earlier build), then the folders it
-    leaves empty; returns what was removed. Paths outside ``out`` are never touched."""
+    """Delete each path of ``stale`` (relative to ``out``, written by an earlier build): regular files, and
+    unit folders' regular files; then the folders that leaves empty; returns what was removed. Nothing is
+    deleted through a symbolic link or outside ``out``'s real path (``_own_path``).
+
+    Example:
+        >>> import tempfile
+        >>> site, elsewhere = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+        >>> (elsewhere / "keep.txt").write_text("the user's")
+        10
+        >>> (site / "data").symlink_to(elsewhere)      # a link planted inside the site
+        >>> remove_stale(site, {"data/keep.txt"}), (elsewhere / "keep.txt").exists()
+        ([], True)
+    """
     out, removed = Path(out), []
     for rel in sorted(stale):
-        p = out / rel
-        if not _inside(rel) or not os.path.lexists(p):
+        p = _own_path(out, rel)
+        if p is None:
             continue
-        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        _remove_own(p)
         removed.append(rel)
         parent = p.parent
-        while parent != out and parent.is_dir() and not any(parent.iterdir()):
+        while parent != out and not parent.is_symlink() and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
     return removed
@@ -189,9 +257,11 @@ def clean_temps(out: Path, written: set[str]) -> None:
     from featviz._io import is_temp_name
 
     out = Path(out)
+    real_out = os.path.realpath(out)
     folders = {out} | {(out / rel).parent for rel in written if _inside(rel)}
     for folder in sorted(folders):
-        if not folder.is_dir():
+        if not folder.is_dir() or (folder != out and
+                                   not os.path.realpath(folder).startswith(real_out + os.sep)):
             continue
         for p in folder.iterdir():
             if is_temp_name(p.name):
@@ -217,8 +287,15 @@ class SiteLock:
     def __enter__(self) -> SiteLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_symlink() or (os.path.lexists(self.path) and not self.path.is_file()):
+                raise IsADirectoryError(21, "not a regular file")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as e:
+            raise SiteError(f"cannot open the build lock {self.path} ({e.strerror or e}): it must be a "
+                            f"regular file the build can write; remove whatever is there, or check the "
+                            f"folder's permissions") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from featviz.core import parse_ref
+from featviz.errors import BadValue
 from featviz.viz.figures import _figure, _hwc, draw_no_response, save, weight_heatmap
 
 __all__ = ["plot_circuit", "thumbnails_for"]
@@ -34,7 +35,7 @@ def _unit(node: str) -> tuple[str, int]:
     ``featviz.core.parse_ref``; a node that names no channel or several is a ``ValueError``."""
     ref = parse_ref(node)
     if ref.channels is None or len(ref.channels) != 1:
-        raise ValueError(f"a circuit node is one channel, 'layer:channel' (e.g. 'relu2:3'), got {node!r}")
+        raise BadValue(f"a circuit node is one channel, 'layer:channel' (e.g. 'relu2:3'), got {node!r}")
     return ref.key, ref.channels[0]
 
 
@@ -128,7 +129,7 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
     from matplotlib.lines import Line2D
 
     if thumbnails and model is None:
-        raise ValueError("thumbnails need the model: pass model=..., or thumbnails=False")
+        raise BadValue("thumbnails need the model: pass model=..., or thumbnails=False")
     pos = _positions(circuit)
     rows = len({y for _, y in pos.values()})
     cols = max(sum(1 for p in pos.values() if p[1] == y) for y in {y for _, y in pos.values()})

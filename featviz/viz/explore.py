@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from featviz.circuits.trace import Edge
+from featviz.errors import BadValue, UnknownName
 
 __all__ = ["CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "widgets_available"]
 
@@ -84,7 +85,7 @@ class CircuitExplorer:
         hm = hooked(model)
         ref = hm.ref(root)
         if not ref.channels or len(ref.channels) != 1:
-            raise ValueError(f"explore needs one 'layer:channel', got {root!r}")
+            raise BadValue(f"explore needs one 'layer:channel', got {root!r}")
         channels = ref.channels
         self.root = f"{ref.key}:{channels[0]}"
         self.nodes: list[str] = [self.root]
@@ -106,7 +107,7 @@ class CircuitExplorer:
         from featviz.circuits.trace import trace
 
         if node not in self.nodes:
-            raise KeyError(f"{node!r} is not in the explorer's graph; nodes: {', '.join(self.nodes)}")
+            raise UnknownName(f"{node!r} is not in the explorer's graph; nodes: {', '.join(self.nodes)}")
         if node in self.expanded:
             return []
         try:
@@ -355,7 +356,7 @@ class ConvExplorer:
     def __init__(self, size: int = 7, kernel_size: int = 3, stride: int = 1, padding: int = 0,
                  in_channels: int = 1, out_channels: int = 1):
         if kernel_size > size + 2 * padding:
-            raise ValueError(f"kernel {kernel_size} does not fit a {size}-px input with padding {padding}")
+            raise BadValue(f"kernel {kernel_size} does not fit a {size}-px input with padding {padding}")
         self.size, self.kernel_size, self.stride, self.padding = size, kernel_size, stride, padding
         self.in_channels, self.out_channels = in_channels, out_channels
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from featviz.errors import BadValue
+
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
 
@@ -69,7 +71,7 @@ def weight_heatmap(kernel: torch.Tensor, ax=None, vmax: float | None = None, fra
     """
     k = kernel.detach().float().cpu()
     if k.dim() != 2:
-        raise ValueError(f"kernel must be (kh, kw), got shape {tuple(k.shape)}")
+        raise BadValue(f"kernel must be (kh, kw), got shape {tuple(k.shape)}")
     if ax is None:
         ax = _figure(2, 2).add_subplot()
     bound = float(vmax) if vmax is not None else max(float(k.abs().max()), 1e-12)
@@ -92,7 +94,7 @@ def plot_weights(w: torch.Tensor, path: str | None = None, dst_labels: Sequence[
         24
     """
     if w.dim() != 4:
-        raise ValueError(f"weights must be (C_dst, C_src, kh, kw), got shape {tuple(w.shape)}")
+        raise BadValue(f"weights must be (C_dst, C_src, kh, kw), got shape {tuple(w.shape)}")
     w = w[:max_cells, :max_cells].detach().float().cpu()
     n_dst, n_src = w.shape[:2]
     fig = _figure(cell * n_src + 0.8, cell * n_dst + 0.4)
@@ -128,12 +130,12 @@ def image_grid(images: torch.Tensor | Rendering, titles: Sequence[str] | None = 
         dead = images.dead if dead is None else dead
         images = images.images
     if images.dim() not in (3, 4) or len(images) == 0:
-        raise ValueError(f"images must be a non-empty (N, 3, H, W) or (N, H, W) tensor, "
+        raise BadValue(f"images must be a non-empty (N, 3, H, W) or (N, H, W) tensor, "
                          f"got {tuple(images.shape)}")
     n = len(images)
     dead_flags = [False] * n if dead is None else [bool(d) for d in dead]
     if len(dead_flags) != n:
-        raise ValueError(f"dead has {len(dead_flags)} flags for {n} images")
+        raise BadValue(f"dead has {len(dead_flags)} flags for {n} images")
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
     fig = _figure(cell * ncol, cell * nrow + (0.25 * nrow if titles else 0))

@@ -25,6 +25,7 @@ from featviz.circuits._graph import ModuleGraph, NotConnectedError
 from featviz.circuits._linear import centre, maps, run_cut
 from featviz.circuits.weights import full_weight
 from featviz.core import probe_input
+from featviz.errors import BadValue
 
 tv = torchvision.models
 # name -> (constructor, input size, adjacent (src, dst conv), gap dst conv,
@@ -299,3 +300,107 @@ def test_model_matrix(name, cell, tmp_path):
     fn = globals()[f"cell_{cell}"]
     fn(name, model, size, tmp_path) if cell == "layers_cli" else fn(name, model, size)
     _check_restored(model, before)
+
+
+# ----------------------------------------------------------------------------- issue 24: more timm designs
+TIMM_BLOCKS = {"timm_resnet10t": "layer2.0", "timm_tinynet_e": "blocks.1.0", "timm_convnext_atto": "stages.0"}
+
+
+@pytest.mark.parametrize("name", list(TIMM_BLOCKS))
+def test_trace_from_a_blocks_output(name):
+    """A block's output exists only after every layer inside it ran: its place in the order is when it
+    returns (tracing 'layer3.1:1' on timm models said it ran before its own 'layer3.1.bn2')."""
+    model, block = model_for(name), TIMM_BLOCKS[name]
+    before = _bn_stats(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = trace(model, f"{block}:1", depth=2, top_k=2, size=32, progress=False)
+    _check_restored(model, before)
+    model.eval()
+    g = ModuleGraph(model, probe_input(model, 32))
+    model.train()
+    assert c.edges and c.root == f"{block}:1"
+    for e in c.edges:  # every edge: an earlier layer on a path into the later one
+        s, d = e.src.rpartition(":")[0], e.dst.rpartition(":")[0]
+        end = g.unit(s).end
+        assert g.runs_before(end, d) and g.between(end, g.calls[g.key(d)].output) is not None
+
+
+def _tm(arch: str, **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return pytest.importorskip("timm").create_model(arch, pretrained=False, **kw).eval()
+
+
+def test_res2net_repeated_relu_is_named_by_call():
+    """Res2Net's bottleneck calls one ReLU 9 times at three widths; 'relu' is its first call everywhere,
+    'relu#k' its k-th, and every call is listed."""
+    model = _tm("res2net50_14w_8s")
+    shapes = fv.hooked(model).call_shapes(size=32)
+    widths = [shapes["layer1.0.relu" + ("" if k == 1 else f"#{k}")][1] for k in range(1, 10)]
+    assert widths == [112] + [14] * 7 + [256] and "layer1.0.relu#10" not in shapes
+    # truth: split k's output (relu#(k+1)) is channels 14k..14k+13 of the concatenation conv3 reads
+    blk = model.layer1[0]
+    w3 = full_weight(blk.conv3) * bn_scale(blk.bn3).detach()[:, None, None, None]
+    for k in (0, 3):
+        got = weights(model, f"layer1.0.relu#{k + 2}", "layer1.0.conv3", size=32)
+        assert torch.allclose(got, w3[:, 14 * k:14 * k + 14], atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = expanded_weights(model, "layer1.0.relu", "layer1.0.conv3:0", size=32, progress=False)
+        first = expanded_weights(model, "layer1.0.relu#1", "layer1.0.conv3:0", size=32, progress=False)
+        c = trace(model, "layer1.0.conv3:0", depth=1, top_k=2, size=32, progress=False)
+    assert plain.shape[1] == 112 and torch.equal(plain, first)
+    assert c.edges and all(e.src.split(":")[0].startswith("layer1.0.") for e in c.edges)
+
+
+def test_dla_renders_at_sizes_its_tree_merges_allow():
+    """DLA's tree merges need sizes divisible by 32; the transforms change the size: transformed images are
+    resized back (one warning) instead of a raw RuntimeError mid-run, and a size that cannot run names one
+    that does."""
+    model = _tm("dla34")
+    with pytest.warns(UserWarning, match="resized back to"):
+        r = fv.render(model, "level3:0", size=128, steps=3, progress=False)
+    assert r.images.shape == (1, 3, 128, 128) and torch.isfinite(r.activations).all()
+    with pytest.raises(BadValue, match=r"cannot run on 100x100 .* pass size=(\d+)") as info:
+        fv.render(model, "level3:0", size=100, steps=1, progress=False, transforms=[])
+    named = int(str(info.value).rpartition("size=")[2])
+    assert fv.render(model, "level3:0", size=named, steps=1, progress=False, transforms=[]).images.shape[-1] \
+        == named  # the size it names does run
+
+
+def test_hrnet_list_outputs_are_refused_by_name():
+    model = _tm("hrnet_w18_small")
+    with pytest.raises(BadValue, match=r"'stage2' outputs a list of 2 tensors.*pick a layer inside it"):
+        fv.render(model, "stage2:0", size=64, steps=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fuse layers refuse odd sizes: resized back
+        r = fv.render(model, "stage2.0.branches.1:0", size=64, steps=2, progress=False)
+    assert torch.isfinite(r.activations).all()
+
+
+def test_poolformer_expanded_weights_at_64px(monkeypatch):
+    """PoolFormer at 64 px: 'no position of ... reaches ...' although autograd says all 16 do (a dozen
+    GroupNorms held at the statistics of an all-zero probe overflowed); now checked against the plain
+    Jacobian like every matrix model."""
+    name = "timm_poolformer_s12"
+    monkeypatch.setitem(MODELS, name, (lambda: _tm("poolformer_s12"), 64, None, None,
+                                       ("stages.2.downsample.conv", "stages.3.downsample.conv"), None))
+    monkeypatch.setitem(_built, name, _tm("poolformer_s12").train())
+    model = model_for(name)
+    before = _bn_stats(model)
+    cell_expanded_weights(name, model, 64)
+    _check_restored(model, before)
+    got = expanded_weights(model, "stages.2.downsample.conv", "stages.3.downsample.conv:0", size=64,
+                           progress=False)
+    assert got.shape == (1, 320, 4, 4)  # all 16 positions of the 4x4 map reach the 2x2 map's centre unit
+
+
+@pytest.mark.slow
+def test_vgg_pre_logits_receptive_field_lies_in_the_image():
+    """timm vgg11_bn's pre_logits resizes small maps up to 7x7: at 64 px the exact method extrapolated a
+    centre of (111.5, 111.5); the field must lie in the image (truth: about the image centre)."""
+    model = _tm("vgg11_bn")
+    rf = fv.circuits.receptive_field(model, "pre_logits.fc1:0", size=64)
+    assert rf.method == "measured" and all(24 <= c <= 40 for c in rf.center) and rf.size == (64, 64)
+    with pytest.raises(BadValue, match="geometry changes with the input size|outside"):
+        fv.circuits.receptive_field(model, "pre_logits.fc1:0", size=64, method="exact")

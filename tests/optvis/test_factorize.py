@@ -58,7 +58,7 @@ def test_sklearn_instance_and_shapes():
 
 def test_nmf_on_negative_activations_says_what_to_do():
     with pytest.raises(BadValue, match=r"NMF needs non-negative.*after a ReLU \(e\.g\. 1\).*'pca'"):
-        fv.factorize(grouped_net(), "0", blob_images(2) - 0.5, n_groups=3)
+        fv.factorize(grouped_net(), "0", blob_images(2), n_groups=3, preprocess=lambda x: x - 0.5)
     with pytest.raises(BadType):
         fv.factorize(grouped_net(), "1", blob_images(2), method=object())
 
