@@ -20,7 +20,7 @@ from featviz.circuits.ablation import (
     ablation_test,
 )
 from featviz.circuits.attribution import DstMeans, attribute, captum_methods
-from featviz.circuits.curves import CurveDetector, CurveScan, curve_scan, find_curve_detectors
+from featviz.circuits.curves import CurveCriteria, CurveDetector, CurveScan, curve_scan, find_curve_detectors
 from featviz.circuits.evidence import Evidence, evidence
 from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
@@ -45,11 +45,11 @@ from featviz.circuits.universality import (
 )
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
-__all__ = ["AblationScan", "AblationTest", "Circuit", "ControlCount", "CurveDetector", "CurveScan",
-           "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField", "TuningCurve",
-           "ablation_effect", "ablation_scan", "ablation_test", "attribute", "benjamini_hochberg",
-           "captum_methods", "control_counts", "curve_scan", "dataset_examples", "evidence",
-           "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight", "input_boxes",
-           "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights", "Family",
+__all__ = ["AblationScan", "AblationTest", "Circuit", "ControlCount", "CurveCriteria", "CurveDetector",
+           "CurveScan", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField",
+           "TuningCurve", "ablation_effect", "ablation_scan", "ablation_test", "attribute",
+           "benjamini_hochberg", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
+           "evidence", "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight",
+           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights", "Family",
            "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families", "match_units",
            "unit_links"]

@@ -7,13 +7,18 @@ A channel is called a curve detector only when synthetic stimuli placed at its r
    several radii) drives it at least ``min_curve_vs_line`` times as hard as its best straight line
    (all orientations, several offsets from the centre).
 2. **Arcs beat rings and discs.** At every position the best arc beats the best ring (outline) and the
-   best filled disc centred there by ``min_curve_vs_blob`` (1.1x) — so small-loop and blob units do not
+   best filled disc centred there by ``min_curve_vs_blob`` — so small-loop and blob units do not
    qualify.
 3. **Tuned to one direction.** At the centre, the response over bulge directions (at the preferred
    radius) has a single peak and a direction selectivity ``|Σ r e^{iθ}| / Σ r >= min_selectivity``.
 4. **The direction stays put.** The preferred direction moves by at most ``max_drift`` degrees when the
    stimuli move by ``shift`` px up, down, left or right.
 5. **It responds at all**: its best arc response is at least ``min_response`` of the strongest in the layer.
+
+The thresholds are a ``CurveCriteria``; its defaults (arcs 1.15x lines and 1.08x rings/discs, selectivity
+0.15, drift 45 deg, response 0.1) are calibrated in docs/finder_calibration.md: they miss none of 36
+hand-wired curve units (down to arcs 1.09x rings), name none of 19 decoys, and 1 of 8398 channels of
+randomized networks.
 
 Responses are *evoked*: the unit's response to a stimulus minus its response to the blank (black)
 background. "No response" means at most ``1e-6`` of the layer's largest response to the battery
@@ -50,11 +55,37 @@ from featviz.circuits.tuning import (
     shift_list,
 )
 
-__all__ = ["CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
+__all__ = ["CurveCriteria", "CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
 
 _TINY = 1e-6  # "no response": at most this fraction of the layer's largest response to the battery
 _HARD_FLOOR = 1e-30  # denominators of a silent layer
 _FLOOR = 0.01  # denominators of the ratios are at least 1 % of the layer's strongest arc response
+
+
+@dataclass(frozen=True)
+class CurveCriteria:
+    """The thresholds of ``find_curve_detectors`` / ``CurveScan.detectors`` (module docstring, tests 1-5).
+
+    The defaults are calibrated (docs/finder_calibration.md, ``docs/generate/finder_calibration.py``): the
+    strictest values that miss no planted curve unit (down to arcs 1.09x rings and 1.16x lines), name no
+    decoy and no channel of randomized networks.
+
+    Example:
+        >>> CurveCriteria().min_curve_vs_line, CurveCriteria(min_selectivity=0.3).min_selectivity
+        (1.15, 0.3)
+    """
+
+    min_curve_vs_line: float = 1.15
+    min_curve_vs_blob: float = 1.08
+    min_selectivity: float = 0.15
+    max_drift: float = 45.0
+    min_response: float = 0.1
+
+    def replace(self, **changes: float | None) -> CurveCriteria:
+        """A copy with the given thresholds changed (``None`` values are ignored)."""
+        from dataclasses import replace
+
+        return replace(self, **{k: float(v) for k, v in changes.items() if v is not None})
 
 
 @dataclass
@@ -178,11 +209,17 @@ class CurveScan:
         return TuningCurve(f"{self.layer}:{channel}", self.directions, per_pos[0], per_pos[0][:, None],
                            self.rf, self.rf.center, list(self.shifts), per_pos[1:], 360.0)
 
-    def detectors(self, *, min_curve_vs_line: float = 1.25, min_curve_vs_blob: float = 1.1,
-                  min_selectivity: float = 0.2, max_drift: float = 45.0,
-                  min_response: float = 0.1) -> list[CurveDetector]:
-        """The channels that pass every test (module docstring), largest ``margin`` first (arcs over
-        everything else at the worst position, relative to the layer's strongest arc response)."""
+    def detectors(self, criteria: CurveCriteria | None = None, *, min_curve_vs_line: float | None = None,
+                  min_curve_vs_blob: float | None = None, min_selectivity: float | None = None,
+                  max_drift: float | None = None, min_response: float | None = None) -> list[CurveDetector]:
+        """The channels that pass every test (module docstring) with ``criteria`` (default
+        ``CurveCriteria()``; keyword thresholds override it), largest ``margin`` first (arcs over everything
+        else at the worst position, relative to the layer's strongest arc response)."""
+        crit = (criteria or CurveCriteria()).replace(
+            min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
+            min_selectivity=min_selectivity, max_drift=max_drift, min_response=min_response)
+        min_curve_vs_line, min_curve_vs_blob = crit.min_curve_vs_line, crit.min_curve_vs_blob
+        min_selectivity, max_drift, min_response = crit.min_selectivity, crit.max_drift, crit.min_response
         best = self.best()
         arc, line = best["arc"], best["line"]
         blob = torch.maximum(best["ring"], best["disc"])
@@ -326,13 +363,15 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
 
 def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, *,
                          radii: Sequence[float] | None = None, shift: float | None = None,
-                         width: float | None = None, min_curve_vs_line: float = 1.25,
-                         min_curve_vs_blob: float = 1.1, min_selectivity: float = 0.2,
-                         max_drift: float = 45.0, min_response: float = 0.1,
+                         width: float | None = None, criteria: CurveCriteria | None = None,
+                         min_curve_vs_line: float | None = None, min_curve_vs_blob: float | None = None,
+                         min_selectivity: float | None = None, max_drift: float | None = None,
+                         min_response: float | None = None,
                          preprocess: Callable | bool | None = None) -> list[CurveDetector]:
     """Channels of ``layer`` that are curve detectors by every test of the module docstring, largest
     ``margin`` over lines, rings and discs first. An empty list is an answer: no channel survives the
-    controls.
+    controls. ``criteria``: the thresholds (``CurveCriteria``, calibrated defaults); the keyword thresholds
+    override single fields.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU())   # random weights
@@ -340,5 +379,5 @@ def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, 
         []
     """
     scan = curve_scan(model, layer, size, radii=radii, shift=shift, width=width, preprocess=preprocess)
-    return scan.detectors(min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
+    return scan.detectors(criteria, min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
                           min_selectivity=min_selectivity, max_drift=max_drift, min_response=min_response)

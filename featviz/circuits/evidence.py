@@ -44,7 +44,7 @@ from torch import nn
 
 from featviz.circuits._common import as_hooked, check_images, preprocess_fn, raw_model, resolve_ref
 from featviz.circuits.ablation import AblationTest, ablation_test
-from featviz.circuits.curves import CurveScan, curve_scan
+from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
 
@@ -428,11 +428,12 @@ def _verdict(ev: Evidence) -> list[str]:
     tiny = cv.get("tiny", 1e-6)
     if cv["arc"] <= tiny:
         reasons.append(f"no arc at the receptive-field centre evokes a response (best {cv['arc']:.2g})")
-    elif cv["curve_vs_line"] < 1.25:
+    elif cv["curve_vs_line"] < CurveCriteria().min_curve_vs_line:
         ratio = cv["curve_vs_line"]
         reasons.append(f"its best line drives it {1 / max(ratio, 1e-6):.2f}x as hard as its best arc at some "
                        "position" if ratio < 1 else
-                       f"arcs beat lines by only {ratio:.2f}x at the worst position (needs 1.25x)")
+                       f"arcs beat lines by only {ratio:.2f}x at the worst position (needs "
+                       f"{CurveCriteria().min_curve_vs_line:g}x)")
     if cv["arc"] > tiny and cv["curve_vs_blob"] < 1.0:
         which = "ring" if cv["ring"] >= cv["disc"] else "disc"
         reasons.append(f"a {which} drives it harder than any arc ({cv[which]:.2f} vs {cv['arc']:.2f} at the "

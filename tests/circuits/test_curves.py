@@ -3,10 +3,11 @@ import copy
 
 import pytest
 import torch
-from curve_models import RADII, SHIFT, WIDTH, S, planted_curves
+from curve_models import POSITIVE_BLENDS, RADII, SHIFT, WIDTH, S, calibration_net, planted_curves
 from torch import nn
 
-from featviz.circuits import control_counts, curve_scan, find_curve_detectors
+import featviz as fv
+from featviz.circuits import CurveCriteria, control_counts, curve_scan, find_curve_detectors
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,27 @@ def test_a_saturated_unit_says_so_and_reports_its_ratios_before_the_clamp(plante
                                                         width=WIDTH)}
     assert all(d.saturated for d in found.values())
     assert not bool(curve_scan(planted, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH).saturated.any())
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    net, labels = calibration_net(directions=(90,))
+    return net, labels, curve_scan(net, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
+
+
+def test_calibrated_defaults_find_every_planted_curve_unit_and_no_decoy(calibration):
+    net, labels, scan = calibration
+    weakest = POSITIVE_BLENDS.index((0.07, 0.0))                 # arcs beat rings by only ~1.09x
+    assert 1.05 < scan.summary(weakest)["curve_vs_blob"] < 1.12
+    found = {d.channel for d in scan.detectors()}
+    assert found == {i for i, positive in enumerate(labels) if positive}
+    old = {d.channel for d in scan.detectors(CurveCriteria(1.25, 1.1, 0.2))}
+    assert weakest not in old                                        # the round-number margins missed it
+
+
+def test_calibrated_defaults_name_no_channel_of_randomized_copies(calibration):
+    net, _, _ = calibration
+    for seed in (0, 1):
+        rnd = curve_scan(fv.models.randomized(net, seed=seed), "1", size=S, radii=RADII, shift=SHIFT,
+                         width=WIDTH)
+        assert rnd.detectors() == []
