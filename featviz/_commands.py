@@ -183,7 +183,7 @@ def cmd_microscope(args: Namespace) -> None:
     import time
 
     from featviz.viz._store import SiteError, read_marker
-    from featviz.viz.microscope import build_microscope
+    from featviz.viz.microscope import CACHE, build_microscope
 
     if args.examples < 0:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
@@ -218,6 +218,9 @@ def cmd_microscope(args: Namespace) -> None:
     units = sum(p.startswith("channels/") for p in written)
     print(f"featviz microscope: {pages} pages ({units} channels of {len(layers)} layers) in "
           f"{time.perf_counter() - start:.0f} s; open {index}", file=sys.stderr)
+    if (out / CACHE).is_dir():
+        print(f"featviz microscope: caches for rebuilds are in {out / CACHE} (no page links them; leave that "
+              "folder out when you publish the site)", file=sys.stderr)
     print(index)
 
 

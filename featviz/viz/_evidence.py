@@ -2,10 +2,10 @@
 lines of evidence (``fv.circuits.evidence``) as facts for its page and one compact PNG.
 
 The expensive pieces are shared. One ``curve_scan`` per layer of the model and one of
-``fv.models.randomized(model, seed=0)`` (the control), computed once and cached under ``data/_evidence``,
-keyed by the weights; the feature visualization is the one the site already rendered (its image, activation
-and dead flag); the photos are a fixed, evenly spaced subset of the site's photos (the user's ``--images`` or
-the bundled ones), used for attribution and the ablation test.
+``fv.models.randomized(model, seed=0)`` (the control), computed once and cached under
+``.featviz-cache/evidence``, keyed by the weights; the feature visualization is the one the site already
+rendered (its image, activation and dead flag); the photos are a fixed, evenly spaced subset of the site's
+photos (the user's ``--images`` or the bundled ones), used for attribution and the ablation test.
 
 Example:
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1), nn.ReLU())

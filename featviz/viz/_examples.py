@@ -10,7 +10,7 @@ keyed by the weights and the photo set, so a rebuild does not run the photos aga
 Example:
     >>> model = fv.models.toy.edges_and_curves()
     >>> photos = bundled_photos(64)
-    >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"), progress=False)
+    >>> stats = layer_stats(model, photos, ["relu1"], Path("site/.featviz-cache/acts"), progress=False)
     >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)
     >>> sorted(files)[:2], facts["top"][0]["name"]
     (['bottom0.jpg', 'bottom1.jpg'], 'camera')
@@ -239,7 +239,7 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
 
     Example:
         >>> model, photos = fv.models.toy.edges_and_curves(), bundled_photos(64)
-        >>> stats = layer_stats(model, photos, ["relu1"], Path("site/data/_acts"), progress=False)
+        >>> stats = layer_stats(model, photos, ["relu1"], Path("site/.featviz-cache/acts"), progress=False)
         >>> files, facts = example_files(model, "relu1", 3, stats["relu1"], photos, k=6)
         >>> facts["top"][0]["value"] > 0 > facts["bottom"][0]["value"]
         True

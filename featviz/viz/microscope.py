@@ -12,8 +12,11 @@ folder without deleting anything of it); one build at a time holds its lock. Eac
 one unit under ``data/`` (written to a temporary folder, then renamed) made of parts (``fv``,
 ``diversity``, ``examples``, ``tuning``, ``evidence``), each keyed by the hash of the model's weights and the
 settings it depends on: a rerun computes only missing or changed parts, and pages or units of an earlier build
-that this one no longer has are removed. Ctrl-C keeps every finished unit and writes a browsable site of
-them. ``workers > 1`` spreads channels over Ray (``pip install 'featviz[distributed]'``).
+that this one no longer has are removed. Caches that only speed up a rebuild (the photos' activation
+statistics, the curve scans of the evidence part) live in ``.featviz-cache/``, which no page links: leave
+it out when publishing the site (or delete it; a rebuild recomputes it). Ctrl-C keeps every finished unit
+and writes a browsable site of them. ``workers > 1`` spreads channels over Ray
+(``pip install 'featviz[distributed]'``).
 
 Example:
     >>> model = fv.models.toy.edges_and_curves()
@@ -57,8 +60,9 @@ from featviz.viz._store import (
 )
 
 __all__ = ["MicroscopeSettings", "build_microscope", "check_layers", "default_layers", "layer_shapes",
-           "save_png", "slug", "EARLY_STRIDE"]
+           "save_png", "slug", "EARLY_STRIDE", "CACHE"]
 
+CACHE = ".featviz-cache"  # the site's caches (photo statistics, curve scans): no page links them
 EARLY_STRIDE = 8  # layers whose map is at least input_size / 8 wide count as early (get tuning curves)
 """Layers whose map is at least ``input_size / EARLY_STRIDE`` wide count as early (their pages get tuning
 curves)."""
@@ -238,7 +242,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
         early = {n: len(s) == 4 and s[-1] * EARLY_STRIDE >= size for n, s in shapes.items()}
         wkey = weights_hash(model)
         pairs = list(zip(layers, layers[1:]))
-        acts = {str(stats_path(Path("data/_acts"), n, photos, wkey)) for n in layers if settings.examples}
+        acts = {str(stats_path(Path(CACHE, "acts"), n, photos, wkey)) for n in layers if settings.examples}
         planned = site_paths(layers, chosen, {n: [] for n in layers}, pairs) | acts
         write_marker(out, old | planned)  # before any file: a killed build's files are known as ours
 
@@ -265,7 +269,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                 return content_key(wkey, {"part": p, **v, **photo_key.get(p, {}), **up})
 
             keys = {u: {p: part_key(u[0], p, v) for p, v in parts.items()} for u, parts in units.items()}
-            scans = {str(scan_path(Path("data/_evidence"), n, wkey)) for (n, _), parts in units.items()
+            scans = {str(scan_path(Path(CACHE, "evidence"), n, wkey)) for (n, _), parts in units.items()
                      if "evidence" in parts}
             planned = site_paths(layers, chosen, extra, pairs) | acts | scans
             write_marker(out, old | planned)
@@ -280,14 +284,14 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             stats = {}
             if settings.examples and any("examples" in job[3] for job in todo):
                 need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
-                stats = layer_stats(model, photos, need, out / "data" / "_acts", weights=wkey,
+                stats = layer_stats(model, photos, need, out / CACHE / "acts", weights=wkey,
                                     progress=progress)
             # 3b. evidence: one curve scan per layer (model and randomized, cached on disk), shared photos
             evidence = None
             need = sorted({job[0] for job in todo if "evidence" in job[3]}, key=layers.index)
             if need:
                 evidence = EvidenceInputs(*evidence_photos(photos, settings.evidence_photos),
-                                          layer_scans(model, need, out / "data" / "_evidence", wkey,
+                                          layer_scans(model, need, out / CACHE / "evidence", wkey,
                                                       progress=progress), upstream)
 
             def commit(layer: str, c: int, files: dict, facts: dict) -> None:

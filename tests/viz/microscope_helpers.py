@@ -52,3 +52,20 @@ def file_hashes(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def missing_refs(site: Path) -> list[tuple[str, str]]:
+    """(page, reference) for every local ``href``/``src`` of every HTML page under ``site`` whose file does
+    not exist (links to other sites, ``data:`` URLs and in-page anchors are skipped)."""
+    import re
+    from urllib.parse import unquote, urldefrag
+
+    missing = []
+    for page in sorted(Path(site).rglob("*.html")):
+        for ref in re.findall(r'(?:href|src)="([^"]*)"', page.read_text()):
+            ref = unquote(urldefrag(ref).url.split("?")[0])
+            if not ref or re.match(r"^[a-z][a-z0-9+.-]*:", ref):
+                continue
+            if not (page.parent / ref).is_file():
+                missing.append((str(page.relative_to(site)), ref))
+    return missing
