@@ -24,7 +24,7 @@ from torch import nn
 from featviz.errors import BadValue
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "kernel_png", "is_dead",
-           "evidence_rows"]
+           "evidence_rows", "start_param", "channel_means"]
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ class MicroscopeSettings:
             ['evidence', 'examples', 'fv']
         """
         base = {"size": self.size, "steps": self.steps, "seed": self.seed}
-        out: dict[str, dict] = {"fv": base}
+        out: dict[str, dict] = {"fv": {**base, "retry": "top photo"}}
         if self.diversity > 1 and conv:  # the diversity objective compares spatial maps
-            out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight}
+            out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight,
+                                "keep": "exciting", "retry": "top photo"}
         if self.examples > 0:
             out["examples"] = {"examples": self.examples}
         if early and conv and self.tuning_angles:
@@ -169,13 +170,20 @@ class ChannelWorker:
 
     def compute(self, layer: str, channel: int, early: bool,
                 parts: Sequence[str] = ("fv", "diversity", "tuning"),
-                given: dict | None = None) -> tuple[dict[str, bytes], dict]:
+                given: dict | None = None, start: dict | None = None) -> tuple[dict[str, bytes], dict]:
         """The ``parts`` (of ``fv``, ``diversity``, ``tuning``, ``evidence``) of ``layer:channel``'s page.
 
         Returns ``(files, facts)``: PNG bytes by file name, and JSON-able facts for the page.
         ``facts["dead"]`` is True when the optimisation found no input that excites the channel
         (``is_dead``). ``given``: the stored feature visualization (``fv.png`` bytes, ``activation``,
         ``dead``) that the ``evidence`` part quotes when ``fv`` is not recomputed.
+
+        ``start``: ``{"image": (3, size, size) crop of the photo that excites the channel most, "name": its
+        name, "value": its activation}``. When the optimisation from noise finds no response (a unit whose
+        gradient is zero at every noise image), it is run again from that crop; ``facts["start"]`` then
+        names the photo. The diversity batch keeps only the images whose channel activation (the mean over
+        positions, measured again on the final images) is above 0, so no tile is shown as exciting the
+        channel unless it does (``facts["diversity"]``: how many were kept of how many).
         """
         from featviz.optvis import objectives, render
         from featviz.viz._examples import tuning_png
@@ -186,14 +194,27 @@ class ChannelWorker:
         r = _stored_rendering(ref, given) if given else None
         if "fv" in parts:
             r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
+            if is_dead(r) and start is not None:
+                again = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False,
+                               param=start_param(start["image"]))
+                facts["start"] = {"name": start["name"], "value": start["value"], "found": not is_dead(again)}
+                r = again if not is_dead(again) else r
             files["fv.png"] = png_bytes(r.images[0])
             facts["activation"] = round(float(r.activations[0]), 6)
             facts["dead"] = is_dead(r)
         if "diversity" in parts and s.diversity > 1:
             obj = objectives.channel(layer, channel) + s.diversity_weight * objectives.diversity(layer)
-            d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
-                       progress=False)
-            files["diversity.png"] = png_bytes(d.grid(ncol=s.diversity))
+            tries = [None] + ([start_param(start["image"])] if start is not None else [])
+            for param in tries:  # from noise; from the top photo when no image from noise excites it
+                d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
+                           progress=False, **({"param": param} if param is not None else {}))
+                means = channel_means(self.model, layer, channel, d.images)
+                keep = [i for i in range(len(means)) if float(means[i]) > 0 and not bool(d.dead[i])]
+                if keep:
+                    break
+            facts["diversity"] = {"kept": len(keep), "of": s.diversity, "from_photo": param is not None}
+            if keep:
+                files["diversity.png"] = png_bytes(_grid(d.images[keep]))
         if "tuning" in parts and early and s.tuning_angles:
             tuning = self._tuning(layer)
             files["tuning.png"], facts["tuning"] = tuning_png(ref, tuning[..., channel], s.tuning_angles)
@@ -222,6 +243,56 @@ class ChannelWorker:
             maps, center = grating_responses(self.model, layer, self.settings.tuning_angles, size)
             self._maps, self._centers = {layer: maps}, {layer: center}
         return self._maps[layer]
+
+
+def start_param(image: torch.Tensor):
+    """A ``render`` parameterisation whose images start as ``image`` (3, H, W) in [0, 1]: one free
+    parameter per pixel and colour, image = sigmoid(parameter), initialised at the image's logit.
+
+    Example:
+        >>> params, image_fn = start_param(torch.full((3, 4, 4), 0.25))(4, 2)
+        >>> image_fn().shape, round(float(image_fn()[0, 0, 0, 0]), 4)
+        (torch.Size([2, 3, 4, 4]), 0.25)
+    """
+    def param(size, batch: int = 1, *, seed: int = 0, device=None, alpha: bool = False):
+        if alpha:
+            raise ValueError("start_param has no opacity channel (alpha=False)")
+        x = image.detach().float().clamp(0.01, 0.99)
+        if tuple(x.shape[-2:]) != ((size, size) if isinstance(size, int) else tuple(size)):
+            x = torch.nn.functional.interpolate(x[None], size=size, mode="bilinear", antialias=True,
+                                                align_corners=False)[0].clamp(0.01, 0.99)
+        raw = torch.logit(x)[None].repeat(batch, 1, 1, 1).to(device).requires_grad_(True)
+        return [raw], lambda: torch.sigmoid(raw)
+    return param
+
+
+def channel_means(model: nn.Module, layer: str, channel: int, images: torch.Tensor) -> torch.Tensor:
+    """(B,) the channel's activation, mean over positions, for (B, 3, H, W) images in [0, 1] (through the
+    model's preprocessing).
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.ReLU())
+        >>> channel_means(net, "1", 0, torch.rand(3, 3, 8, 8)).shape
+        torch.Size([3])
+    """
+    from featviz.core import device_of, preprocess_fn
+    from featviz.hooks import hooked
+
+    hm = hooked(model)
+    x = preprocess_fn(model)(images.to(device_of(model)))
+    with torch.no_grad():
+        _, cache = hm.run_with_cache(x, names=[layer], stop_at_last=True)
+    a = cache[layer][:, channel].float()
+    return (a.flatten(1).mean(1) if a.dim() > 1 else a).cpu()
+
+
+def _grid(images: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """(B, 3, H, W) -> (3, H, B * (W + pad) - pad): the images in one row on white."""
+    b, _, h, w = images.shape
+    out = torch.ones(3, h, b * (w + pad) - pad)
+    for i in range(b):
+        out[:, :, i * (w + pad):i * (w + pad) + w] = images[i].detach().float().cpu()
+    return out
 
 
 def _stored_rendering(ref: str, given: dict):

@@ -35,7 +35,7 @@ from featviz.viz._channel import jpeg_bytes
 from featviz.viz._store import content_key, slug
 
 __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
-           "example_files", "grating_responses", "tuning_png", "PHASES", "TILE"]
+           "example_files", "top_crop", "grating_responses", "tuning_png", "PHASES", "TILE"]
 
 PHASES = (0, 90, 180, 270)  # grating phases averaged in a tuning curve
 TILE = 128  # px of each example tile
@@ -272,6 +272,44 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
             facts[kind].append({"name": photos.names[i], "file": name, "value": round(value, 6),
                                 "rank_value": round(rank, 6), "box": list(box) if box else None})
     return files, facts
+
+
+def top_crop(model: nn.Module, layer: str, channel: int, stats: LayerStats, photos: PhotoSet,
+             size: int) -> dict | None:
+    """The photo that excites ``layer:channel`` most (activation above 0 at its strongest position), cropped
+    around that position's receptive field (at least ``MIN_CROP`` of the photo) and resized to ``size`` px:
+    ``{"image": (3, size, size), "name", "value"}``; None when no photo excites it. A start for the feature
+    visualization of a unit the optimisation cannot switch on from noise.
+
+    Example:
+        >>> model, photos = fv.models.toy.edges_and_curves(), bundled_photos(64)
+        >>> stats = layer_stats(model, photos, ["relu1"], Path("site/.featviz-cache/acts"), progress=False)
+        >>> crop = top_crop(model, "relu1", 3, stats["relu1"], photos, 32)
+        >>> crop["image"].shape, crop["value"] > 0
+        (torch.Size([3, 32, 32]), True)
+    """
+    from featviz.circuits import input_boxes
+
+    act = stats.top_act[:, channel]
+    if not bool((act > 0).any()):
+        return None
+    ranked = [i for i in sorted(range(len(act)), key=lambda i: (-float(stats.top[i, channel]), i))
+              if float(act[i]) > 0]
+    i = ranked[0]
+    photo = photos.load([i])[0]  # (3, S, S)
+    s = photo.shape[-1]
+    side, top, left = s, 0, 0
+    if stats.hw:
+        flat = int(stats.top_pos[i, channel])
+        pos = torch.tensor([[flat // stats.hw[-1], flat % stats.hw[-1]]])
+        r0, r1, c0, c1 = input_boxes(model, layer, tuple(photo.shape), pos)[0].tolist()
+        side = min(s, max(r1 - r0 + 1, c1 - c0 + 1, round(s * MIN_CROP)))
+        top = min(max(0, (r0 + r1 + 1) // 2 - side // 2), s - side)
+        left = min(max(0, (c0 + c1 + 1) // 2 - side // 2), s - side)
+    crop = photo[:, top:top + side, left:left + side][None]
+    image = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)[0].clamp(0, 1)
+    return {"image": image, "name": photos.names[i], "value": round(float(act[i]), 6)}
 
 
 def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int

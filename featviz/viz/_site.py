@@ -161,6 +161,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
         summary.append({**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)})
         for k, c in enumerate(pages):
             files, facts = _flatten(units[(name, c)])
+            facts = {"start": None, "diversity": None, **facts}  # facts of older units lack these
             img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
             ex = facts.get("examples") or {}
             for kind in ("top", "bottom"):

@@ -204,7 +204,7 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
 def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, images, workers, address, force,
            progress, matches=None, partners=None, name=None) -> Path:
     from featviz import __version__
-    from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path
+    from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path, top_crop
     from featviz.viz._site import site_paths, write_site
 
     # 1. every argument, before any work
@@ -279,13 +279,18 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                 have = {p: v["key"] for p, v in meta.get("parts", {}).items()}
                 missing = [p for p, k in want.items() if have.get(p) != k]
                 if missing:
-                    todo.append((n, c, early[n], tuple(missing), *_stored_fv(folder(n, c), meta, missing)))
+                    todo.append((n, c, early[n], tuple(missing), _stored_fv(folder(n, c), meta, missing)))
             # 3. photo statistics (one streamed pass for every layer that needs examples; cached on disk)
+            #    (also where a render is missing: a channel the optimisation cannot switch on from noise is
+            #    optimised again from the photo that excites it most)
             stats = {}
-            if settings.examples and any("examples" in job[3] for job in todo):
-                need = sorted({job[0] for job in todo if "examples" in job[3]}, key=layers.index)
+            uses = {"examples", "fv", "diversity"}
+            if settings.examples and any(uses & set(job[3]) for job in todo):
+                need = sorted({job[0] for job in todo if uses & set(job[3])}, key=layers.index)
                 stats = layer_stats(model, photos, need, out / CACHE / "acts", weights=wkey,
                                     progress=progress)
+            todo = [(*job, top_crop(model, job[0], job[1], stats[job[0]], photos, settings.size)
+                     if job[0] in stats and {"fv", "diversity"} & set(job[3]) else None) for job in todo]
             # 3b. evidence: one curve scan per layer (model and randomized, cached on disk), shared photos
             evidence = None
             need = sorted({job[0] for job in todo if "evidence" in job[3]}, key=layers.index)
@@ -426,13 +431,13 @@ def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict,
     return {n: sorted(extra[n] - set(chosen[n])) for n in layers}
 
 
-def _stored_fv(folder: Path, meta: dict, missing: list[str]) -> tuple[dict, ...]:
-    """``(given,)`` for a job whose evidence part is recomputed but whose feature visualization is kept: the
-    stored ``fv.png`` and its facts, which the evidence quotes; ``()`` otherwise."""
+def _stored_fv(folder: Path, meta: dict, missing: list[str]) -> dict | None:
+    """For a job whose evidence part is recomputed but whose feature visualization is kept: the stored
+    ``fv.png`` and its facts, which the evidence quotes; None otherwise."""
     fv = meta.get("parts", {}).get("fv")
     if "evidence" not in missing or "fv" in missing or not fv or "fv.png" not in fv["files"]:
-        return ()
-    return ({"fv.png": (folder / "fv.png").read_bytes(), **fv["facts"]},)
+        return None
+    return {"fv.png": (folder / "fv.png").read_bytes(), **fv["facts"]}
 
 
 def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files: dict, facts: dict, stats,
@@ -451,7 +456,8 @@ def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files
             blobs |= read_files(folder, prev["files"])
     by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.png"],
                "evidence": ["evidence.png"]}
-    fact_part = {"activation": "fv", "dead": "fv", "tuning": "tuning", "evidence": "evidence"}
+    fact_part = {"activation": "fv", "dead": "fv", "start": "fv", "diversity": "diversity",
+                 "tuning": "tuning", "evidence": "evidence"}
     for p in keys:
         if p in parts:
             continue

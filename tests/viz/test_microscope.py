@@ -24,11 +24,11 @@ def resumed(tmp_path_factory):
     original, runs = _channel.ChannelWorker.compute, {"first": [], "rerun": []}
     mp = pytest.MonkeyPatch()
 
-    def interrupting(self, layer, c, early, parts):
+    def interrupting(self, layer, c, early, parts, *rest):
         if len(runs["first"]) == 3:
             raise KeyboardInterrupt
         runs["first"].append((layer, c))
-        return original(self, layer, c, early, parts)
+        return original(self, layer, c, early, parts, *rest)
 
     mp.setattr(_channel.ChannelWorker, "compute", interrupting)
     with pytest.raises(KeyboardInterrupt):
@@ -38,9 +38,9 @@ def resumed(tmp_path_factory):
                                      if p.is_dir() and not str(p.relative_to(data)).startswith("_"))
     runs["index_after_interrupt"] = (out / "index.html").read_text()
 
-    def recording(self, layer, c, early, parts):
+    def recording(self, layer, c, early, parts, *rest):
         runs["rerun"].append((layer, c))
-        return original(self, layer, c, early, parts)
+        return original(self, layer, c, early, parts, *rest)
 
     mp.setattr(_channel.ChannelWorker, "compute", recording)
     build_toy(out)
@@ -112,7 +112,7 @@ def test_changed_steps_recompute_the_renders_of_every_channel(tmp_path, monkeypa
     build_microscope(model, ["relu2"], tmp_path, settings=MicroscopeSettings(size=16, steps=3, examples=0,
                                                                              evidence=False),
                      channels=2, progress=False)
-    assert [(c, parts) for _, c, _, parts in calls] == [(0, ("fv", "diversity")), (1, ("fv", "diversity"))]
+    assert [(job[1], job[3]) for job in calls] == [(0, ("fv", "diversity")), (1, ("fv", "diversity"))]
     assert json.loads((tmp_path / "manifest.json").read_text())["settings"]["steps"] == 3
 
 
