@@ -6,6 +6,8 @@ feeds each plausible wrong answer to its check. (Notebook 04's checks live in ``
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -120,8 +122,12 @@ def check_conv2d_minimal(fn) -> None:
                "(B, O, (H - kh) // s + 1, (W - kw) // s + 1)")
         if not torch.allclose(got, want, atol=1e-4):
             hint = ""
-            if not x.is_contiguous() and torch.allclose(_call(fn, x.contiguous(), w, s, what="conv2d_minimal"),
-                                                        want, atol=1e-4):
+            if torch.allclose(got, F.conv2d(x, w.flip(-1, -2), stride=s), atol=1e-4):
+                hint = (" You flipped the kernel (the textbook convolution). PyTorch's conv2d, and every CNN "
+                        "library, computes a cross-correlation: weight[o, c, i, j] multiplies pixel (i, j) of the "
+                        "window, no flip.")
+            elif not x.is_contiguous() and torch.allclose(_call(fn, x.contiguous(), w, s, what="conv2d_minimal"),
+                                                          want, atol=1e-4):
                 hint = (f" It is right on x.contiguous(): this x has memory strides {x.stride()}, not "
                         f"{_contiguous_strides(x.shape)}. Take sB, sC, sH, sW = x.stride() instead of computing "
                         "them from the shape.")
@@ -140,6 +146,59 @@ def check_maxpool2d_minimal(fn) -> None:
         if not torch.equal(got, want):
             _fail(f"maxpool2d_minimal on {what}, k={k} differs from F.max_pool2d"
                   + ("" if x.is_contiguous() else f" (this x is not contiguous: use x.stride(), here {x.stride()})"))
+
+
+def check_conv2d_weight(layer_cls) -> None:
+    """layer_cls(in, out, k, stride=, padding=) has an nn.Parameter ``weight`` (out, in, k, k) drawn uniformly
+    from [-b, b], b = 1 / sqrt(in * k * k): PyTorch's default (``kaiming_uniform_(w, a=sqrt(5))``)."""
+    torch.manual_seed(0)
+    c_in, c_out, k = 64, 128, 3                   # 73 728 weights: enough for a test of the distribution's shape
+    layer = _call(layer_cls, c_in, c_out, k, stride=1, padding=1,
+                  what=f"MyConv2d({c_in}, {c_out}, kernel_size={k}, stride=1, padding=1)")
+    w = getattr(layer, "weight", None)
+    if not isinstance(w, nn.Parameter):
+        _fail(f"self.weight must be an nn.Parameter (so optimisers and state_dict see it), got "
+              f"{type(w).__name__}")
+    _shape(w, (c_out, c_in, k, k), "self.weight", "(out_channels, in_channels, kernel_size, kernel_size)")
+    w = w.detach().double().flatten()
+    n_in = c_in * k * k
+    b = 1 / n_in ** 0.5
+    top = float(w.abs().max())
+    if top > b * (1 + 1e-6):
+        if top <= (6 ** 0.5) * b * (1 + 1e-6) and top > 0.9 * (6 ** 0.5) * b:
+            _fail(f"the weights fill ±{top:.4f} ≈ sqrt(6 / N_in), He's bound for ReLU networks (section 6 measures "
+                  f"it). This exercise builds PyTorch's default, the bound b = 1 / sqrt(N_in) = {b:.4f} with "
+                  f"N_in = in_channels · k · k = {n_in}, so that your layer starts like nn.Conv2d")
+        if abs(float(w.std()) - b) < 0.1 * b:
+            _fail(f"the weights reach {top:.4f}, beyond b = 1 / sqrt(N_in) = {b:.4f}, and their std is about b: "
+                  "torch.randn draws a normal distribution; draw uniformly in [-b, b] with b * (2 * torch.rand(...) "
+                  "- 1)")
+        _fail(f"the largest |weight| is {top:.4f}, beyond b = 1 / sqrt(N_in) = {b:.4f} (N_in = in_channels · k · "
+              f"k = {n_in}: every input channel and kernel position)")
+    if top < 0.9 * b:
+        hint = ""
+        for wrong_n, what in ((c_out * k * k, "out_channels · k · k"), (c_in * c_out * k * k, "every weight")):
+            if abs(top * wrong_n ** 0.5 - 1) < 0.02:
+                hint = f" (you divided by sqrt({what}) = sqrt({wrong_n}); N_in = in_channels · k · k = {n_in})"
+        _fail(f"the largest |weight| is {top:.4f}: the weights should fill [-b, b], b = 1 / sqrt(N_in) = "
+              f"{b:.4f}{hint}")
+    if abs(float(w.mean())) > 0.05 * b:
+        _fail(f"the weights' mean is {float(w.mean()):.4f}, not about 0: 2 * torch.rand(...) - 1 is uniform in "
+              "[-1, 1] (torch.rand alone is in [0, 1])")
+    # uniform on [-b, b]: the CDF is (x + b) / 2b. Kolmogorov-Smirnov distance, 1% level for n = 73 728: 0.006
+    xs = w.sort().values
+    n = len(xs)
+    cdf = ((xs + b) / (2 * b)).clamp(0, 1)
+    ranks = torch.arange(1, n + 1, dtype=torch.float64) / n
+    ks = float(torch.maximum((ranks - cdf).abs(), (ranks - 1 / n - cdf).abs()).max())
+    if ks > 1.63 / n ** 0.5:
+        inner = float((w.abs() < b / 2).double().mean())
+        _fail(f"the weights stay in [-b, b] but are not uniform there: {inner:.0%} of them lie in [-b/2, b/2] "
+              "(50% for a uniform distribution; a clipped or truncated normal piles them up in the middle). "
+              "Draw b * (2 * torch.rand(...) - 1)")
+    again = layer_cls(c_in, c_out, k, stride=1, padding=1).weight.detach().double().flatten()
+    if torch.equal(again, w):
+        _fail("two layers got the same weights: draw them at random in __init__ (not from a fixed seed)")
 
 
 def check_n_params(conv_fn, linear_fn) -> None:
@@ -180,8 +239,12 @@ def check_same_padding(fn) -> None:
         except (TypeError, ValueError, RuntimeError) as err:
             _fail(f"same_padding({k}, dilation={d}) returned {got!r}, which F.conv2d refuses: {err}")
         if out.shape[-1] != 16:
-            hint = (" A dilated kernel spans d * (k - 1) + 1 pixels: pad half of d * (k - 1)."
-                    if d > 1 and got == (k - 1) // 2 else " Pad (k - 1) // 2 on each side (k odd).")
+            if d > 1:
+                hint = (f" A kernel of size {k} with dilation {d} spans d * (k - 1) + 1 = {d * (k - 1) + 1} pixels: "
+                        f"pad d * (k - 1) // 2 = {d * (k - 1) // 2} on each side"
+                        + (" (you gave (k - 1) // 2, the undilated padding)." if got == (k - 1) // 2 else "."))
+            else:
+                hint = f" Pad (k - 1) // 2 = {(k - 1) // 2} on each side (k odd)."
             _fail(f"same_padding(kernel_size={k}, dilation={d}) returned {got!r}: a 16-px input comes out "
                   f"{out.shape[-1]} px.{hint}")
 
@@ -219,7 +282,20 @@ def check_train(fn) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     before = [p.detach().clone() for p in model.parameters()]
-    losses = _call(fn, model, x, y, 100, 0.1, what="train(model, x, y, steps=100, lr=0.1)")
+    with torch.no_grad():
+        logits0 = model(x)
+    ce0 = float(F.cross_entropy(logits0, y))
+    weight = model[1].weight
+    stale = []    # at each backward pass: was a gradient from an earlier step still in weight.grad?
+
+    def watch(grad: Tensor) -> None:   # a leaf's hooks run before the new gradient is added to .grad
+        stale.append(weight.grad is not None and bool(weight.grad.abs().sum() > 0))
+
+    handle = weight.register_hook(watch)
+    try:
+        losses = _call(fn, model, x, y, 100, 0.1, what="train(model, x, y, steps=100, lr=0.1)")
+    finally:
+        handle.remove()
     if not isinstance(losses, (list, tuple)) or len(losses) != 100:
         _fail(f"train should return the list of the {100} per-step losses (floats), got {type(losses).__name__}"
               + (f" of length {len(losses)}" if hasattr(losses, "__len__") else ""))
@@ -227,6 +303,22 @@ def check_train(fn) -> None:
         _fail("train did not change the model's parameters: call loss.backward() and optimizer.step() with an "
               "optimizer over model.parameters()")
     losses = [float(v) for v in losses]
+    if sum(stale) > len(stale) // 2:
+        _fail(f"at {sum(stale)} of {len(stale)} backward passes the gradient of the previous step was still in "
+              "the parameters' .grad, and backward() ADDS to it: call optimizer.zero_grad() every step, before "
+              "loss.backward()")
+    if abs(losses[0] - ce0) > 1e-4 * max(1.0, ce0):
+        probs, onehot = logits0.softmax(1), F.one_hot(y, 2).float()
+        hint = ("that is the mean squared error between the probabilities and the one-hot labels: a classifier "
+                "is trained on the cross-entropy of its logits, F.cross_entropy(model(x), y) (MSE on "
+                "probabilities learns slowly when the model is confidently wrong: the softmax flattens its "
+                "gradient)" if any(abs(losses[0] - float(v)) < 1e-4 for v in
+                                   (F.mse_loss(probs, onehot), F.mse_loss(probs, onehot, reduction="sum") / len(y)))
+                else "F.cross_entropy takes the logits and applies log-softmax itself; softmax them first and "
+                "the loss is squashed" if abs(losses[0] - float(F.cross_entropy(probs, y))) < 1e-4
+                else "return the loss of every step, computed as F.cross_entropy(model(x), y) on the logits")
+        _fail(f"the first loss you returned is {losses[0]:.4f}; the cross-entropy of the untrained model is "
+              f"{ce0:.4f}: {hint}")
     if not losses[-1] < 0.5 * losses[0]:
         _fail(f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 100 steps on an easy problem; "
               "call optimizer.zero_grad() every step (gradients accumulate otherwise) and use cross-entropy "
@@ -249,17 +341,35 @@ def check_mean_hook(store: dict, reference: Tensor, model: nn.Module) -> None:
     if not isinstance(got, Tensor):
         _fail(f"store['means'] should be a tensor, got {type(got).__name__}")
     want = reference.mean(dim=(2, 3))
+    got = got.detach()
     if tuple(got.shape) != tuple(want.shape):
-        hint = ("you averaged over the batch too: mean over dims (2, 3) only" if got.dim() == 1 and
-                got.shape[0] == want.shape[1] else
-                "you averaged over the channels: mean over the spatial dims (2, 3)" if got.dim() == 3 else
-                "mean over height and width: output.mean(dim=(2, 3))")
+        B, C, H, W = reference.shape
+        if got.dim() == 1 and got.shape[0] == C:
+            hint = "you averaged over the batch too: mean over dims (2, 3) only"
+        elif got.dim() == 2 and got.shape[0] == B and got.shape[1] != C:
+            hint = (f"{got.shape[1]} values per image, but the module outputs {C} channels: did you average "
+                    "inputs[0] (what goes INTO the module)? Use `output`")
+        elif tuple(got.shape) in ((B, H), (B, W), (B, C, H), (B, C, W)):
+            hint = "average over both spatial dims, height and width: output.mean(dim=(2, 3))"
+        elif got.dim() == 3:
+            hint = "you averaged over the channels: mean over the spatial dims (2, 3)"
+        else:
+            hint = "mean over height and width: output.mean(dim=(2, 3))"
         _fail(f"store['means'] has shape {tuple(got.shape)}, expected (batch, channels) = {tuple(want.shape)}: "
               f"{hint}")
     if not torch.allclose(got, want, atol=1e-5):
+        n = reference.shape[2] * reference.shape[3]
+        if torch.allclose(got, want * n, rtol=1e-4, atol=1e-4):
+            hint = f"you summed over the {n} positions; take the mean"
+        elif torch.allclose(got, reference.amax(dim=(2, 3)), atol=1e-5):
+            hint = "you took the maximum over the positions; take the mean"
+        elif torch.allclose(got, reference.abs().mean(dim=(2, 3)), atol=1e-5):
+            hint = "you averaged absolute values; average the activations themselves"
+        else:
+            hint = ("is it the mean of this layer's `output` over height and width, for the images run inside "
+                    "the `with` block?")
         _fail(f"store['means'] differs from the channel means of the cached activation by up to "
-              f"{float((got - want).abs().max()):.3g}: did you average `output` (the module's output), not "
-              "`inputs`?")
+              f"{float((got - want).abs().max()):.3g}: {hint}")
     left = sum(len(m._forward_hooks) for m in model.modules())
     if left:
         _fail(f"{left} hook(s) left on the model: register hooks with `with hm.hooks(...)`, which removes them")
@@ -409,7 +519,7 @@ def check_jitter(fn) -> None:
         _fail(f"my_jitter(4) should return a function transform(x, generator), got {type(t).__name__}")
     x = torch.arange(16 * 16.0).reshape(1, 1, 16, 16).repeat(2, 3, 1, 1)
     outs = []
-    for seed in range(12):
+    for seed in range(80):
         out = _tensor(_call(t, x, torch.Generator().manual_seed(seed), what="my_jitter(4)(x, generator)"),
                       "the transform")
         _shape(out, (2, 3, 12, 12), "my_jitter(4)(x (2, 3, 16, 16))", "crop d px off in each dimension")
@@ -419,8 +529,14 @@ def check_jitter(fn) -> None:
                   "for every image and channel)")
         outs.append((dy, dx))
     if len(set(outs)) < 4:
-        _fail(f"my_jitter gave only the offsets {sorted(set(outs))} over 12 draws: draw dy, dx at random in "
+        _fail(f"my_jitter gave only the offsets {sorted(set(outs))} over 80 draws: draw dy, dx at random in "
               "0..d with torch.randint(d + 1, (2,), generator=generator)")
+    for axis, name in ((0, "dy"), (1, "dx")):
+        seen = sorted({o[axis] for o in outs})
+        if seen[0] != 0 or seen[-1] != 4:
+            _fail(f"over 80 draws {name} took only the values {seen}; a 16-px image cropped to 12 px has d + 1 = 5 "
+                  "possible offsets, 0..4 (the crop may touch either edge): torch.randint(d + 1, ...), not "
+                  "torch.randint(d, ...)")
     again = _call(t, x, torch.Generator().manual_seed(3), what="my_jitter")
     if not torch.equal(again, x[..., outs[3][0]:outs[3][0] + 12, outs[3][1]:outs[3][1] + 12]):
         _fail("my_jitter is not reproducible: draw the offsets from the `generator` argument")
@@ -480,33 +596,48 @@ def check_integrated_gradients(fn, f, x: Tensor, target: int, n_steps: int) -> N
 
 
 def check_smoothgrad(fn) -> None:
-    """fn(f, x, target, n_samples, sigma, seed) -> mean gradient at x + sigma * noise; known answer for a cubic."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 2, 4, 4, generator=gen)
+    """fn(f, x, target, n_samples, sigma, seed) -> mean gradient at x + sigma * noise; known answer for sin.
 
-    def cubic(z: Tensor) -> Tensor:   # (B, 2, 4, 4) -> (B, 2): logits; logit 1 = sum z^3, gradient 3 z^2
-        s = (z ** 3).flatten(1).sum(1)
+    For f(z) = Σ sin z the gradient cos z changes sign, so the answer E[cos(x + σε)] = cos(x) e^{-σ²/2} tells
+    the mean of the gradients from the mean of their absolute values (which is never negative)."""
+    gen = torch.Generator().manual_seed(0)
+    x = 2 * torch.randn(1, 2, 4, 4, generator=gen)     # spread over several periods: cos x takes both signs
+
+    def sines(z: Tensor) -> Tensor:   # (B, 2, 4, 4) -> (B, 2): logits; logit 1 = sum sin z, gradient cos z
+        s = z.sin().flatten(1).sum(1)
         return torch.stack([-s, s], 1)
 
-    sigma, n = 0.5, 2000
-    got = _tensor(_call(fn, cubic, x, 1, n, sigma, 0, what="smoothgrad(f, x, 1, 2000, 0.5, seed=0)"),
+    sigma, n = 1.5, 2000
+    got = _tensor(_call(fn, sines, x, 1, n, sigma, 0, what="smoothgrad(f, x, 1, 2000, 1.5, seed=0)"),
                   "smoothgrad")
     _shape(got, x.shape, "smoothgrad(f, x, ...)", "the same shape as x (one gradient per input value)")
-    want = 3 * x ** 2 + 3 * sigma ** 2       # E[3 (x + σε)^2]
+    got = got.detach()
+    want = x.cos() * math.exp(-sigma ** 2 / 2)         # E[cos(x + σε)], ε ~ N(0, 1)
     err = float((got - want).abs().mean())
-    if err < 0.1:
-        again = _call(fn, cubic, x, 1, n, sigma, 0, what="smoothgrad")
-        if not torch.equal(again, got):
+    if err < 0.05:
+        again = _call(fn, sines, x, 1, n, sigma, 0, what="smoothgrad")
+        if not torch.equal(again.detach(), got):
             _fail("smoothgrad is not reproducible: draw the noise from torch.Generator().manual_seed(seed)")
         return
-    if float((got - 3 * x ** 2).abs().mean()) < 0.05:
+
+    def off(reference: Tensor) -> float:
+        return float((got - reference).abs().mean())
+
+    if off(x.cos()) < 0.05:
         _fail("smoothgrad gives the plain gradient at x: add noise sigma * randn to x for each sample")
-    if float((got / n - want).abs().mean()) < 0.1:
+    if off(-want) < 0.05:
+        _fail("smoothgrad has the wrong sign: take the gradient of f(x)[:, target] itself (not of the loss "
+              "-f or of another logit)")
+    if float((got.abs() - want.abs()).abs().mean()) > 0.1 and bool((got >= 0).all()):
+        _fail("smoothgrad is never negative, but the gradient of f(z) = Σ sin z is cos z, which changes sign: "
+              "average the signed gradients (take absolute values only afterwards, for the heat map). The mean "
+              "of |gradient| is large wherever the gradient is noisy, so it cannot show that noise cancels")
+    if off(want * n) < 0.05 * n:
         _fail(f"smoothgrad sums the {n} gradients; average them (divide by n_samples)")
-    if float((got - (3 * x ** 2 + 3 * sigma ** 4)).abs().mean()) < 0.1:
+    if off(x.cos() * math.exp(-sigma ** 4 / 2)) < 0.05:
         _fail("the noise's standard deviation should be sigma (sigma * randn), not sigma**2")
-    _fail(f"smoothgrad on f(z) = Σ z³ should average 3 (x + σε)² to about 3 x² + 3 σ² = 3 x² + {3 * sigma**2:.2f}; "
-          f"yours is off by {err:.3f} on average per entry")
+    _fail(f"smoothgrad on f(z) = Σ sin z should average cos(x + σε) to cos(x) · exp(-σ²/2) = "
+          f"{math.exp(-sigma ** 2 / 2):.3f} · cos(x); yours is off by {err:.3f} on average per entry")
 
 
 def check_rank_correlation(fn) -> None:
@@ -526,7 +657,12 @@ def check_rank_correlation(fn) -> None:
             _fail(f"rank_correlation should return a number, got {got!r}")
         if abs(got - want) > 1e-4:
             hint = ""
-            if what.startswith("a map with exp"):
+            oa, ob = x.flatten().argsort().double(), y.flatten().argsort().double()
+            once = float(torch.corrcoef(torch.stack([oa, ob]))[0, 1])
+            if abs(got - once) < 1e-4:
+                hint = (" You correlated x.argsort(): that is the ORDER (the index of the smallest value, then of "
+                        "the next...), not the ranks. The rank of each value is x.argsort().argsort()")
+            elif what.startswith("a map with exp"):
                 hint = (" Pearson's correlation of the VALUES is not 1 here: correlate the RANKS "
                         "(x.flatten().argsort().argsort())")
             _fail(f"rank_correlation on {what} gave {got:.4f}, expected {want:.4f}.{hint}")

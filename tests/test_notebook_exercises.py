@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -265,6 +266,31 @@ def test_05_smoothgrad(C, S):
              match="plain gradient")
     _rejects(C.check_smoothgrad, lambda f, x, t, n, s, seed: S.smoothgrad(f, x, t, n, s, seed) * n,
              match="average")
+    _rejects(C.check_smoothgrad, lambda f, x, t, n, s, seed: S.smoothgrad(f, x, t, n, s ** 2, seed),
+             match="not sigma\\*\\*2")
+
+
+def _smoothgrad_abs_before_mean(f, x, target, n_samples=16, sigma=0.1, seed=0):
+    """Issue 25's wrong answer: |gradient| of every noisy copy, then the mean (the notebook then called it
+    'smoother', reversing its conclusion)."""
+    gen = torch.Generator().manual_seed(seed)
+    noisy = (x + sigma * torch.randn((n_samples, *x.shape[1:]), generator=gen)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(noisy)[:, target].sum(), noisy)
+    return grad.abs().mean(0, keepdim=True)
+
+
+def test_05_smoothgrad_abs_before_the_mean_is_rejected(C):
+    msg = _rejects(C.check_smoothgrad, _smoothgrad_abs_before_mean, match="changes sign")
+    assert "signed" in msg
+
+
+def test_05_smoothgrad_check_answer_is_the_gaussian_expectation():
+    # independent of the check: E[cos(x + s e)] = cos(x) exp(-s^2 / 2), by quadrature over e
+    x, s = torch.tensor([0.3, 2.0, -1.1], dtype=torch.float64), 1.5
+    e = torch.linspace(-8, 8, 4001, dtype=torch.float64)
+    w = torch.exp(-e ** 2 / 2) / math.sqrt(2 * math.pi) * (e[1] - e[0])
+    quad = (torch.cos(x[:, None] + s * e[None]) * w).sum(1)
+    assert torch.allclose(quad, x.cos() * math.exp(-s ** 2 / 2), atol=1e-6)
 
 
 def test_05_rank_correlation(C, S):
@@ -274,3 +300,142 @@ def test_05_rank_correlation(C, S):
         return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
 
     _rejects(C.check_rank_correlation, pearson, match="RANKS")
+
+
+# ----------------------------------------------------------------------------- issue 25: the last wrong answers
+
+
+def _conv_layer(weight_fn):
+    class Layer(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+            super().__init__()
+            self.weight = weight_fn(in_channels, out_channels, kernel_size)
+
+    return Layer
+
+
+def test_01_conv2d_weight_accepts_pytorchs_default(C, S):
+    C.check_conv2d_weight(_conv_layer(S.conv2d_weight))
+
+    def torch_default(i, o, k):   # PyTorch's own initialisation: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(N_in))
+        return nn.Conv2d(i, o, k, bias=False).weight
+
+    C.check_conv2d_weight(_conv_layer(torch_default))
+
+
+def test_01_conv2d_weight_names_he_and_the_normal_mistakes(C):
+    def he(i, o, k):
+        return nn.Parameter(math.sqrt(6 / (i * k * k)) * (2 * torch.rand(o, i, k, k) - 1))
+
+    msg = _rejects(C.check_conv2d_weight, _conv_layer(he), match="He's bound")
+    assert "1 / sqrt(N_in)" in msg
+
+    def clipped_normal(i, o, k):
+        b = 1 / math.sqrt(i * k * k)
+        return nn.Parameter((b * torch.randn(o, i, k, k)).clamp(-b, b))
+
+    _rejects(C.check_conv2d_weight, _conv_layer(clipped_normal), match="not uniform")
+
+    def truncated_normal(i, o, k):
+        b = 1 / math.sqrt(i * k * k)
+        return nn.Parameter(nn.init.trunc_normal_(torch.empty(o, i, k, k), std=b / 2, a=-b, b=b))
+
+    _rejects(C.check_conv2d_weight, _conv_layer(truncated_normal), match="not uniform")
+
+    def normal(i, o, k):
+        return nn.Parameter(torch.randn(o, i, k, k) / math.sqrt(i * k * k))
+
+    _rejects(C.check_conv2d_weight, _conv_layer(normal), match="torch.randn")
+
+    def rand_only(i, o, k):
+        return nn.Parameter(torch.rand(o, i, k, k) / math.sqrt(i * k * k))
+
+    _rejects(C.check_conv2d_weight, _conv_layer(rand_only), match="mean")
+
+    def out_channels(i, o, k):
+        return nn.Parameter((2 * torch.rand(o, i, k, k) - 1) / math.sqrt(o * k * k))
+
+    _rejects(C.check_conv2d_weight, _conv_layer(out_channels), match="out_channels")
+
+    def tensor_not_parameter(i, o, k):
+        return (2 * torch.rand(o, i, k, k) - 1) / math.sqrt(i * k * k)
+
+    _rejects(C.check_conv2d_weight, _conv_layer(tensor_not_parameter), match="nn.Parameter")
+
+
+def test_01_same_padding_hint_gives_the_dilated_formula(C):
+    msg = _rejects(C.check_same_padding, lambda k, d=1: (d * k - 1) // 2, match="dilation")
+    assert "d * (k - 1) // 2" in msg and "Pad (k - 1) // 2" not in msg
+    msg = _rejects(C.check_same_padding, lambda k, d=1: (k - 1) // 2, match="undilated")
+    assert "d * (k - 1) // 2" in msg
+
+
+def test_01_conv2d_flipped_kernel(C, S):
+    def flipped(x, w, stride=1):
+        return S.conv2d_minimal(x, w.flip(-1, -2), stride)
+
+    _rejects(C.check_conv2d_minimal, flipped, match="flipped the kernel")
+
+
+def _train_with(optimizer_cls, loss_fn, zero_grad=True):
+    def train(model, x, y, steps, lr):
+        opt = optimizer_cls(model.parameters(), lr=lr)
+        losses = []
+        for _ in range(steps):
+            loss = loss_fn(model(x), y)
+            if zero_grad:
+                opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+
+    return train
+
+
+def test_01_train_without_zero_grad_is_rejected(C):
+    msg = _rejects(C.check_train, _train_with(torch.optim.SGD, F.cross_entropy, zero_grad=False),
+                   match="zero_grad")
+    assert "ADDS" in msg
+    C.check_train(_train_with(torch.optim.SGD, F.cross_entropy))          # SGD with zero_grad is fine
+
+
+def test_01_train_with_mse_on_probabilities_is_rejected(C):
+    def mse(logits, y):
+        return F.mse_loss(logits.softmax(1), F.one_hot(y, 2).float())
+
+    _rejects(C.check_train, _train_with(torch.optim.Adam, mse), match="mean squared error")
+
+    def softmax_then_ce(logits, y):
+        return F.cross_entropy(logits.softmax(1), y)
+
+    _rejects(C.check_train, _train_with(torch.optim.Adam, softmax_then_ce), match="takes the logits")
+
+
+def test_02_mean_hook_diagnoses_sum_max_and_inputs(C):
+    model = _Tiny()
+    ref = torch.randn(3, 5, 4, 6)
+    _rejects(C.check_mean_hook, {"means": ref.sum((2, 3))}, ref, model, match="summed over the 24 positions")
+    msg = _rejects(C.check_mean_hook, {"means": ref.amax((2, 3))}, ref, model, match="maximum")
+    assert "inputs" not in msg
+    _rejects(C.check_mean_hook, {"means": torch.randn(3, 7, 4, 6).mean((2, 3))}, ref, model, match="inputs")
+    _rejects(C.check_mean_hook, {"means": ref.mean(3)}, ref, model, match="both spatial dims")
+
+
+def test_03_jitter_that_never_reaches_offset_d(C):
+    def short(d):
+        def transform(x, generator=None):
+            h, w = x.shape[-2:]
+            dy, dx = torch.randint(d, (2,), generator=generator).tolist()     # 0..d-1: one offset short
+            return x[..., dy:dy + h - d, dx:dx + w - d]
+        return transform
+
+    _rejects(C.check_jitter, short, match=r"randint\(d \+ 1")
+
+
+def test_05_rank_correlation_with_argsort_once(C):
+    def argsort_once(a, b):
+        ra, rb = a.flatten().argsort().double(), b.flatten().argsort().double()
+        return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+
+    _rejects(C.check_rank_correlation, argsort_once, match=r"argsort\(\)\.argsort\(\)")
