@@ -302,7 +302,7 @@ def test_05_rank_correlation(C, S):
     _rejects(C.check_rank_correlation, pearson, match="RANKS")
 
 
-# ----------------------------------------------------------------------------- issue 25: the last wrong answers
+# ------------------------------------------------------------------------- issue 25: the last wrong answers
 
 
 def _conv_layer(weight_fn):
@@ -317,7 +317,7 @@ def _conv_layer(weight_fn):
 def test_01_conv2d_weight_accepts_pytorchs_default(C, S):
     C.check_conv2d_weight(_conv_layer(S.conv2d_weight))
 
-    def torch_default(i, o, k):   # PyTorch's own initialisation: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(N_in))
+    def torch_default(i, o, k):   # PyTorch: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(N_in))
         return nn.Conv2d(i, o, k, bias=False).weight
 
     C.check_conv2d_weight(_conv_layer(torch_default))
