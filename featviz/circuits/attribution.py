@@ -53,7 +53,32 @@ def captum_methods() -> list[str]:
                   and getattr(ca, n) not in bases)
 
 
-def _attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
+_OLD_ORDER = ("inputs", "src", "dst", "dst_channels", "method")
+
+
+def _first_wave_order(fn):
+    """``attribute`` also accepts the first-wave order attribute(model, inputs, src, dst, ...) -- positional
+    or with src=/dst= as keywords -- with a DeprecationWarning; the package order is model, references, data.
+    (A decorator, so that ``attribute`` itself keeps its signature and docstring for the API reference.)"""
+    @functools.wraps(fn)
+    def attribute(model: nn.Module, *args, **kwargs) -> torch.Tensor:
+        if args and not isinstance(args[0], (str, Ref)) and "inputs" not in kwargs:
+            warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, "
+                          "dst, inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
+            if len(args) > len(_OLD_ORDER):
+                raise BadType(f"attribute() takes at most {len(_OLD_ORDER) + 1} positional arguments")
+            for name, value in zip(_OLD_ORDER, args):
+                if name in kwargs:
+                    raise BadType(f"attribute() got two values for {name!r}")
+                kwargs[name] = value
+            args = ()
+        return fn(model, *args, **kwargs)
+
+    return attribute
+
+
+@_first_wave_order
+def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
               dst_channels: Sequence[int] | None = None, method: str = "grad_x_act", *,
               keep_space: bool = False, steps: int = 50, baseline: torch.Tensor | float = 0.0,
               batch_size: int = 64, preprocess: Callable | bool | None = None,
@@ -126,26 +151,6 @@ def _attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         return (out.permute(0, 3, 1, 2) if lay_src == "channels_last" else out)[:, src_ch]
     dims = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
     return (out.sum(dims) if dims else out)[:, src_ch]
-
-
-_OLD_ORDER = ("inputs", "src", "dst", "dst_channels", "method")
-
-
-@functools.wraps(_attribute)
-def attribute(model: nn.Module, *args, **kwargs) -> torch.Tensor:
-    # the first-wave order attribute(model, inputs, src, dst, ...) -- positional or with src=/dst= as
-    # keywords -- still works, with a DeprecationWarning; the package order is model, references, data
-    if args and not isinstance(args[0], (str, Ref)) and "inputs" not in kwargs:
-        warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, dst, "
-                      "inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
-        if len(args) > len(_OLD_ORDER):
-            raise BadType(f"attribute() takes at most {len(_OLD_ORDER) + 1} positional arguments")
-        for name, value in zip(_OLD_ORDER, args):
-            if name in kwargs:
-                raise BadType(f"attribute() got two values for {name!r}")
-            kwargs[name] = value
-        args = ()
-    return _attribute(model, *args, **kwargs)
 
 
 def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,

@@ -63,6 +63,7 @@ __all__ = ["MicroscopeSettings", "build_microscope", "check_layers", "default_la
            "save_png", "slug", "EARLY_STRIDE", "CACHE"]
 
 CACHE = ".featviz-cache"  # the site's caches (photo statistics, curve scans): no page links them
+"""Folder of a site's caches (photo statistics, curve scans), inside the site; no page links it."""
 EARLY_STRIDE = 8  # layers whose map is at least input_size / 8 wide count as early (get tuning curves)
 """Layers whose map is at least ``input_size / EARLY_STRIDE`` wide count as early (their pages get tuning
 curves)."""
