@@ -90,7 +90,7 @@ class MicroscopeSettings:
             out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight,
                                 "keep": "exciting", "retry": "top photo"}
         if self.examples > 0:
-            out["examples"] = {"examples": self.examples}
+            out["examples"] = {"examples": self.examples, "format": 2}  # 2: padding skipped, labels
         if early and conv and self.tuning_angles:
             out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf"}
         if self.evidence and conv:

@@ -35,7 +35,7 @@ from featviz.viz._channel import jpeg_bytes
 from featviz.viz._store import content_key, slug
 
 __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
-           "example_files", "top_crop", "grating_responses", "tuning_png", "PHASES", "TILE"]
+           "example_files", "top_crop", "inside_map", "grating_responses", "tuning_png", "PHASES", "TILE"]
 
 PHASES = (0, 90, 180, 270)  # grating phases averaged in a tuning curve
 TILE = 128  # px of each example tile
@@ -123,26 +123,73 @@ class LayerStats:
     bottom_pos: torch.Tensor
     hw: tuple[int, ...]      # (H, W) of the layer's map; () for a (B, C) layer
     pre: bool                # whether top/bottom are pre-activations
+    skipped: int = 0         # positions left out: their receptive field is mostly padding (``inside_map``)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         torch.save({**{k: getattr(self, k) for k in ("top", "top_act", "top_pos", "bottom", "bottom_pos")},
-                    "hw": torch.tensor(self.hw, dtype=torch.long), "pre": torch.tensor(self.pre)}, buf)
+                    "hw": torch.tensor(self.hw, dtype=torch.long), "pre": torch.tensor(self.pre),
+                    "skipped": torch.tensor(self.skipped)}, buf)
         return buf.getvalue()
 
     @staticmethod
     def from_file(path: Path) -> LayerStats:
         d = torch.load(path, weights_only=True)
         return LayerStats(d["top"], d["top_act"], d["top_pos"], d["bottom"], d["bottom_pos"],
-                          tuple(d["hw"].tolist()), bool(d["pre"]))
+                          tuple(d["hw"].tolist()), bool(d["pre"]), int(d["skipped"]))
 
 
-def _reduce(act: torch.Tensor, pre: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """(b, C, H, W) or (b, C) activations (and pre-activations) -> per-channel (b, C) statistics."""
+def inside_map(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
+    """(H, W): for each position of ``layer``'s map, the fraction of its theoretical receptive field
+    (``fv.circuits.receptive_field``: centre, size, stride) that lies inside a ``size``-px image; the rest is
+    padding. None for a (B, C) layer or when the geometry cannot be read.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 5, padding=2))
+        >>> m = inside_map(net, "0", 8)
+        >>> round(m[0, 0].item(), 3), m[4, 4].item()      # a corner sees 3 x 3 of its 5 x 5 field; the centre all
+        (0.36, 1.0)
+    """
+    from featviz.circuits import receptive_field
+
+    try:
+        rf = receptive_field(model, layer, size=size)
+    except (ValueError, RuntimeError, KeyError):
+        return None
+    if len(rf.map_size) != 2:
+        return None
+    fractions = []
+    for axis in (0, 1):
+        n, extent, step = rf.map_size[axis], rf.size[axis], rf.stride[axis]
+        centers = rf.center[axis] + (torch.arange(n, dtype=torch.float64) - rf.position[axis]) * step
+        lo, hi = centers - extent / 2, centers + extent / 2  # pixel edges; the image spans -0.5 .. size - 0.5
+        inside = (hi.clamp(max=size - 0.5) - lo.clamp(min=-0.5)).clamp(min=0)
+        fractions.append(inside / extent)
+    return (fractions[0][:, None] * fractions[1][None, :]).float()
+
+
+def _valid_positions(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
+    """(H * W,) bool: positions whose receptive field is at least half as much inside the image as the
+    best-placed position's (for early layers: at least half inside); None when every position counts."""
+    m = inside_map(model, layer, size)
+    if m is None:
+        return None
+    return (m >= 0.5 * float(m.max())).flatten()
+
+
+def _reduce(act: torch.Tensor, pre: torch.Tensor | None,
+            valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """(b, C, H, W) or (b, C) activations (and pre-activations) -> per-channel (b, C) statistics over the
+    ``valid`` positions (flat (H * W,) bool; default all)."""
     a = act.float().flatten(2) if act.dim() > 2 else act.float()[..., None]   # (b, C, P)
     r = a if pre is None else (pre.float().flatten(2) if pre.dim() > 2 else pre.float()[..., None])
-    top, top_pos = r.max(-1)
-    bottom, bottom_pos = r.min(-1)
+    if valid is not None and a.shape[-1] == len(valid):
+        keep = valid.to(r.device)
+        top, top_pos = r.masked_fill(~keep, float("-inf")).max(-1)
+        bottom, bottom_pos = r.masked_fill(~keep, float("inf")).min(-1)
+    else:
+        top, top_pos = r.max(-1)
+        bottom, bottom_pos = r.min(-1)
     return {"top": top, "top_act": a.gather(-1, top_pos[..., None])[..., 0], "top_pos": top_pos,
             "bottom": bottom, "bottom_pos": bottom_pos}
 
@@ -154,7 +201,8 @@ def stats_path(cache: Path, layer: str, photos: PhotoSet, weights: str) -> Path:
         >>> stats_path(Path("_acts"), "relu1", bundled_photos(16), "abc").name.startswith("relu1-")
         True
     """
-    return Path(cache) / f"{slug(layer)}-{content_key(weights, {'photos': photos.key, 'layer': layer})}.pt"
+    key = content_key(weights, {"photos": photos.key, "layer": layer, "padding": "skipped"})
+    return Path(cache) / f"{slug(layer)}-{key}.pt"
 
 
 def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache: Path, *, batch: int = 32,
@@ -191,6 +239,7 @@ def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache
             pres[name] = inputs[0].detach()
         return hook
 
+    valid = {n: _valid_positions(hm, n, photos.size) for n in todo}
     parts: dict[str, list[dict]] = {n: [] for n in todo}
     hw: dict[str, tuple[int, ...]] = {}
     bar = tqdm(total=len(photos), desc="photos through the model", unit="photo", disable=not progress)
@@ -199,11 +248,12 @@ def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache
             _, acts = hm.run_with_cache(prep(x.to(device)), names=todo, stop_at_last=True)
             for n in todo:
                 hw[n] = tuple(acts[n].shape[2:])
-                parts[n].append({k: v.cpu() for k, v in _reduce(acts[n], pres.get(n)).items()})
+                parts[n].append({k: v.cpu() for k, v in _reduce(acts[n], pres.get(n), valid[n]).items()})
             bar.update(len(x))
     for n in todo:
         cat = {k: torch.cat([p[k] for p in parts[n]]) for k in parts[n][0]}
-        out[n] = LayerStats(**cat, hw=hw[n], pre=n in monotone)
+        skipped = int((~valid[n]).sum()) if valid[n] is not None and len(hw[n]) == 2 else 0
+        out[n] = LayerStats(**cat, hw=hw[n], pre=n in monotone, skipped=skipped)
         atomic_write_bytes(path(n), out[n].to_bytes())
     return out
 
@@ -229,13 +279,18 @@ def _tile(photo: torch.Tensor, box: tuple[int, int, int, int] | None) -> np.ndar
 
 
 def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats, photos: PhotoSet,
-                  k: int) -> tuple[dict[str, bytes], dict]:
+                  k: int, predictions: dict | None = None) -> tuple[dict[str, bytes], dict]:
     """JPEG tiles and facts of the ``k`` photos that excite ``layer:channel`` most and the ``k`` that
     inhibit it most.
 
     "Excites" lists only photos whose activation at the strongest position is above 0; "inhibits" only
-    photos whose weakest position is below 0 (pre-activation for ReLU layers). Each tile is a crop around
-    the receptive field of that position (``fv.circuits.input_boxes``), at least a third of the photo wide.
+    photos whose weakest position is below 0 (pre-activation for ReLU layers). Positions whose receptive
+    field is mostly padding are not candidates (``layer_stats``; ``facts["skipped"]`` counts them). Each tile
+    is a crop around the receptive field of that position (``fv.circuits.input_boxes``), at least a third
+    of the photo wide. Each photo's facts carry its ``label``: its folder's name when the photos come in
+    class folders (``"label_from": "folder"``), else, for a model with ``labels``, the model's top
+    prediction on the whole photo (``"label_from": "model"``, with its probability ``"p"``), else None.
+    ``predictions``: a dict the caller keeps between channels, so each photo is classified once.
 
     Example:
         >>> model, photos = fv.models.toy.edges_and_curves(), bundled_photos(64)
@@ -253,7 +308,10 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
     order = sorted(range(len(bottom)), key=lambda i: (float(bottom[i]), i))
     chosen["bottom"] = [i for i in order if float(bottom[i]) < 0][:k]
     files: dict[str, bytes] = {}
-    facts: dict = {"pre": stats.pre, "top": [], "bottom": []}
+    facts: dict = {"pre": stats.pre, "top": [], "bottom": [], "skipped": stats.skipped,
+                   "positions": int(np.prod(stats.hw)) if stats.hw else 0}
+    labels = _photo_labels(model, photos, sorted({i for idx in chosen.values() for i in idx}),
+                           {} if predictions is None else predictions)
     for kind, idx in chosen.items():
         if not idx:
             continue
@@ -270,7 +328,8 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
             value = float(stats.top_act[i, channel] if kind == "top" else stats.bottom[i, channel])
             rank = float((stats.top if kind == "top" else stats.bottom)[i, channel])
             facts[kind].append({"name": photos.names[i], "file": name, "value": round(value, 6),
-                                "rank_value": round(rank, 6), "box": list(box) if box else None})
+                                "rank_value": round(rank, 6), "box": list(box) if box else None,
+                                **labels[i]})
     return files, facts
 
 
@@ -310,6 +369,30 @@ def top_crop(model: nn.Module, layer: str, channel: int, stats: LayerStats, phot
     image = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False)[0].clamp(0, 1)
     return {"image": image, "name": photos.names[i], "value": round(float(act[i]), 6)}
+
+
+def _photo_labels(model: nn.Module, photos: PhotoSet, idx: list[int], memo: dict) -> dict[int, dict]:
+    """Per photo index: ``{"label", "label_from"[, "p"]}`` (see ``example_files``)."""
+    out = {}
+    folders = {i: Path(photos.names[i]).parent.name for i in idx}
+    if all(folders.values()):  # every photo sits in a class folder
+        return {i: {"label": folders[i], "label_from": "folder"} for i in idx}
+    labels = getattr(model, "labels", None)
+    todo = [i for i in idx if i not in memo]
+    if labels and todo:
+        from featviz.models import predict
+
+        try:
+            with torch.no_grad():
+                top = predict(model, photos.load(todo), k=1, labels=labels)
+        except (ValueError, RuntimeError, IndexError):  # not a classifier of len(labels) classes
+            top = [[(None, 0.0)] for _ in todo]
+        memo.update({i: t[0] for i, t in zip(todo, top)})
+    for i in idx:
+        label, p = memo.get(i, (None, 0.0))
+        out[i] = ({"label": label, "label_from": "model", "p": round(float(p), 4)} if label else
+                  {"label": None, "label_from": None})
+    return out
 
 
 def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: int

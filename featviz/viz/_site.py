@@ -164,9 +164,14 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
             facts = {"start": None, "diversity": None, **facts}  # facts of older units lack these
             img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
             ex = facts.get("examples") or {}
+            both = {e["name"] for e in ex.get("top", [])} & {e["name"] for e in ex.get("bottom", [])}
             for kind in ("top", "bottom"):
                 for e in ex.get(kind, []):
                     e["src"] = f"../../data/{s}/{c}/{e['file']}"
+                    e.setdefault("label", None)
+                    e["both"] = e["name"] in both
+            if ex:
+                ex = {"skipped": 0, "positions": 0, **ex, "both": sorted(both)}
             html = env.get_template("channel.html").render(
                 root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",

@@ -300,9 +300,11 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                                           layer_scans(model, need, out / CACHE / "evidence", wkey,
                                                       progress=progress), upstream)
 
+            predictions: dict = {}  # photo index -> the model's top class, computed once per build
+
             def commit(layer: str, c: int, files: dict, facts: dict) -> None:
                 _commit(model, folder(layer, c), layer, c, keys[(layer, c)], files, facts, stats, photos,
-                        settings)
+                        settings, predictions)
 
             # 4. the channels
             total = len(keys)
@@ -442,7 +444,7 @@ def _stored_fv(folder: Path, meta: dict, missing: list[str]) -> dict | None:
 
 
 def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files: dict, facts: dict, stats,
-            photos, settings: MicroscopeSettings) -> None:
+            photos, settings: MicroscopeSettings, predictions: dict | None = None) -> None:
     """Write unit ``folder`` from the new parts (``files``/``facts`` of the worker, plus dataset examples)
     and the old unit's parts whose keys still hold."""
     from featviz.viz._examples import example_files
@@ -463,7 +465,8 @@ def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files
         if p in parts:
             continue
         if p == "examples":
-            ex_files, ex_facts = example_files(model, layer, c, stats[layer], photos, settings.examples)
+            ex_files, ex_facts = example_files(model, layer, c, stats[layer], photos, settings.examples,
+                                               predictions)
             parts[p] = {"key": keys[p], "files": sorted(ex_files), "facts": {"examples": ex_facts}}
             blobs |= ex_files
             continue

@@ -105,3 +105,92 @@ def test_a_unit_dead_from_noise_is_optimised_from_its_top_photo_and_no_tile_lies
     never = (tmp_path / "site" / "channels" / "1" / "1.html").read_text()
     assert "no response found" in never and "Photos do excite it" not in never
     assert "diversity.png" not in never and "No photo makes this channel respond" in never
+
+
+def dark_detector() -> torch.nn.Module:
+    """relu(1 - mean of a 9 x 9 patch), zero padding 4: the zeros beyond the edge excite it most, so without
+    the padding rule every top example would be a corner sliver."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 9, padding=4), torch.nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.fill_(-1 / 243)
+        net[0].bias.fill_(1.0)
+    net.input_size = 24
+    return net
+
+
+def hand_inside(i: int, n: int = 24, k: int = 9, pad: int = 4) -> float:
+    """Fraction of a k-wide field at map index i (stride 1, padding pad) that lies inside n pixels."""
+    lo, hi = i - pad, i - pad + k  # pixel edges, image 0 .. n
+    return (min(hi, n) - max(lo, 0)) / k
+
+
+def test_positions_whose_field_is_mostly_padding_are_not_examples(tmp_path):
+    from featviz.viz import _examples
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(4):
+        Image.new("RGB", (24, 24), (150 + 20 * k,) * 3).save(folder / f"bright{k}.png")
+    photos = _examples.image_folder(folder, 24)
+    net = dark_detector()
+    raw = net(photos.load(range(4)))[:, 0].flatten(1).argmax(1)  # without the rule: the corner, every photo
+    assert raw.tolist() == [0] * 4
+    stats = _examples.layer_stats(net, photos, ["1"], tmp_path / "cache", progress=False)["1"]
+    inside = [[hand_inside(i) * hand_inside(j) for j in range(24)] for i in range(24)]
+    assert stats.skipped == sum(f < 0.5 for row in inside for f in row)  # best-placed position: 1.0
+    for flat in stats.top_pos[:, 0].tolist():
+        assert inside[flat // 24][flat % 24] >= 0.5
+    _, facts = _examples.example_files(net, "1", 0, stats, photos, k=2)
+    assert facts["skipped"] == stats.skipped and facts["positions"] == 576
+
+
+def test_photos_are_named_by_their_class_folder_and_a_photo_in_both_lists_is_explained(site):
+    page = (site / "channels" / "1" / "0.html").read_text()
+    assert '<span class="label">stripes</span>' in page or '<span class="label">plain</span>' in page
+    meta = json.loads((site / "data" / "1" / "0" / "meta.json").read_text())
+    ex = meta["parts"]["examples"]["facts"]["examples"]
+    assert all(e["label"] == e["name"].split("/")[0] and e["label_from"] == "folder"
+               for e in ex["top"] + ex["bottom"])
+    for p in (site / "channels").rglob("*.html"):
+        m = json.loads((site / "data" / p.parent.name / p.stem / "meta.json").read_text())
+        e = m["parts"].get("examples", {}).get("facts", {}).get("examples", {})
+        both = {x["name"] for x in e.get("top", [])} & {x["name"] for x in e.get("bottom", [])}
+        assert bool(both) == ("in both lists" in p.read_text()), p
+
+
+def test_without_class_folders_the_models_top_prediction_is_shown_as_such(tmp_path):
+    from featviz.viz import _examples
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    net.input_size, net.labels = 16, ["cat", "dog", "fish"]
+    photos = _examples.bundled_photos(16)
+    stats = _examples.layer_stats(net, photos, ["1"], tmp_path, progress=False)["1"]
+    _, facts = _examples.example_files(net, "1", 0, stats, photos, k=3)
+    with torch.no_grad():
+        probs = net(photos.tensor).softmax(1)
+    for e in facts["top"]:
+        i = photos.names.index(e["name"])
+        assert e["label_from"] == "model" and e["label"] == net.labels[int(probs[i].argmax())]
+        assert e["p"] == pytest.approx(float(probs[i].max()), abs=1e-3)
+
+
+def test_a_photo_that_both_excites_and_inhibits_is_explained(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.ReLU())  # R - G: + on red, - on green
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([1.0, -1.0, 0.0])[None, :, None, None])
+        net[0].bias.zero_()
+    net.input_size = 16
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(2):
+        img = Image.new("RGB", (16, 16), (0, 200, 0))
+        img.paste((200 + 20 * k, 0, 0), (0, 0, 8, 16))  # left half red, right half green
+        img.save(folder / f"half{k}.png")
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(folder / "blue.png")  # R - G = 0: in neither list
+    settings = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=(), evidence=False)
+    build_microscope(net, ["1"], tmp_path / "site", settings=settings, images=folder, progress=False)
+    text = " ".join((tmp_path / "site" / "channels" / "1" / "0.html").read_text().split())
+    assert "half0, half1 are in both lists" in text and text.count("also inhibits it") == 2
+    assert "blue" not in text
