@@ -147,7 +147,7 @@ def inside_map(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 5, padding=2))
         >>> m = inside_map(net, "0", 8)
-        >>> round(m[0, 0].item(), 3), m[4, 4].item()      # a corner sees 3 x 3 of its 5 x 5 field; the centre all
+        >>> round(m[0, 0].item(), 3), m[4, 4].item()   # a corner sees 3 x 3 of its 5 x 5 field
         (0.36, 1.0)
     """
     from featviz.circuits import receptive_field
