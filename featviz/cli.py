@@ -4,8 +4,9 @@ Every subcommand takes its model as ``MODEL``: a zoo name (``featviz models``), 
 ``model`` (an ``nn.Module`` or a zero-argument function returning one), or a state-dict file together
 with ``--arch`` (a zoo name or such a Python file). Mistakes (unknown model, layer or channel, missing
 or unreadable file, impossible size, unwritable ``--out``) are raised as :class:`featviz.errors.UserError`
-at this boundary and print one line naming what was wrong and how to fix it, exit status 2. Anything
-else is a bug in featviz: one line saying so, exit status 1, the traceback with ``--debug``.
+at this boundary and print one line naming what was wrong and how to fix it, exit status 2; so does an
+error raised inside the user's own model while featviz runs it (one line naming the model's error).
+Anything else is a bug in featviz: one line saying so, exit status 1, the traceback with ``--debug``.
 
 Example:
     $ featviz layers efficientnet_lite0

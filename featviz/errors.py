@@ -3,7 +3,8 @@
 Every class derives from :class:`UserError` and also from the built-in exception existing callers
 already catch (``ValueError``, ``KeyError``, ``IndexError``, ``FileNotFoundError``, ``TypeError``), so
 ``except ValueError`` keeps working. The ``featviz`` command catches ``UserError`` only: it prints
-the message on one line and exits with status 2; any other exception is a bug in featviz.
+the message on one line and exits with status 2; so does an error raised inside the user's own model
+(``featviz.cli._raised_by_model``); any other exception is a bug in featviz.
 A message names the problem and the fix.
 
 Example:
@@ -17,7 +18,7 @@ Example:
 from __future__ import annotations
 
 __all__ = ["UserError", "BadValue", "BadType", "UnknownName", "OutOfRange", "MissingFile", "BadFile",
-           "UnsupportedImage", "RefusedFile", "OutputError", "LayerNotRun", "ModelError", "NonFinite",
+           "UnsupportedImage", "RefusedFile", "OutputError", "LayerNotRun", "NonFinite",
            "ModelFileError"]
 
 
@@ -66,10 +67,6 @@ class OutputError(UserError, OSError):
 
 class LayerNotRun(UserError, RuntimeError):
     """A layer named for an activation that the forward pass never ran (a ModuleList, a skipped branch)."""
-
-
-class ModelError(UserError, RuntimeError):
-    """The user's own model raised (or gave NaN) while featviz ran it; the message names the model's error."""
 
 
 class NonFinite(UserError, FloatingPointError):

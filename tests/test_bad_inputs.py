@@ -753,6 +753,9 @@ SILENT_CASES = [
         lambda f: fv.invert(NET, "3", X[:1] * 255, steps=1, progress=False),
         errors.BadValue, "[0, 1]", "divide by 255"),
     err("predict: NaN images", pred(NAN_X, k=1), errors.BadValue, "1 NaN value", "nan_to_num"),
+    err("predict: a model whose outputs are NaN", lambda f: fv.models.predict(
+        nn.Sequential(_nan_net(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), X), errors.NonFinite,
+        "NaN or infinite", "2 of 2"),
     err("attribute: NaN images", attr(NAN_X), errors.BadValue, "NaN"),
     err("dataset_examples: NaN images", examples(NAN_X), errors.BadValue, "NaN"),
     err("dataset_examples: a model whose activations are NaN", lambda f: fv.circuits.dataset_examples(

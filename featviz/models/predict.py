@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from featviz.core import check_materialized, device_of, dtype_of, evaluating, preprocess_fn
 from featviz.data.photos import resize_and_crop
 from featviz.data.preprocess import as_float_images
-from featviz.errors import BadType, BadValue
+from featviz.errors import BadType, BadValue, NonFinite
 
 __all__ = ["predict"]
 
@@ -60,6 +60,10 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
     if logits.dim() != 2:
         raise BadValue(f"predict needs a classifier with (B, classes) outputs; the model gave "
                          f"{tuple(logits.shape)}")
+    if not bool(torch.isfinite(logits).all()):
+        bad = int((~torch.isfinite(logits)).any(1).sum())
+        raise NonFinite(f"the model's outputs are NaN or infinite on finite images ({bad} of {len(logits)}): "
+                        "check its weights and forward; values that are not numbers cannot be ranked")
     n_classes = logits.shape[1]
     if not 1 <= k <= n_classes:
         raise BadValue(f"k must be between 1 and the number of classes ({n_classes}), got {k}")
