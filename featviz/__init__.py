@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one version string: setup.cfg reads it (version = attr: featviz.__version__)
@@ -32,15 +34,19 @@ _NAMES = {  # public name -> module that defines it
     "atlas": "featviz.optvis",
     "invert": "featviz.optvis",
     "caricature": "featviz.optvis",
+    "explain": "featviz.explain",
+    "Explanation": "featviz.explain",
 }
 
 __all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
 __all__ += ["circuits", "viz", "errors"]
 __all__ += ["atlas", "caricature", "factorize", "invert"]
+__all__ += ["Explanation", "explain"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from featviz import circuits, data, errors, models, nn, optvis, viz
+    from featviz.explain import Explanation, explain
     from featviz.hooks import ActivationCache, HookedModel, hooked
     from featviz.optvis import atlas, caricature, factorize, invert, objectives, render, render_layer
 
@@ -58,3 +64,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``fv.explain`` stays the function: importing the submodule ``featviz.explain`` (``from featviz.explain
+    import Explanation``) would otherwise set the package attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "explain" and isinstance(value, types.ModuleType):
+            value = value.explain
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -25,7 +25,8 @@ from featviz.errors import BadValue, MissingFile, OutOfRange, OutputError, Unkno
 from featviz.hooks import hooked
 from featviz.viz.microscope import layer_shapes, slug
 
-__all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers"]
+__all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers",
+           "cmd_explain"]
 
 
 def _check_out(folder: str) -> Path:
@@ -387,3 +388,35 @@ def cmd_atlas(args: Namespace) -> None:
     written.append(atomic_write_text(out / "atlas.json", json.dumps(summary, indent=1)))
     for path in written:
         print(path)
+
+
+def cmd_explain(args: Namespace) -> None:
+    import time
+
+    from tqdm.auto import tqdm
+
+    import featviz as fv
+    from featviz.data import load_images
+    from featviz.explain import default_layers
+
+    for path in args.images:
+        if not Path(path).is_file():
+            raise MissingFile(f"no such image file: {path}; give photo files (PNG, JPEG, ...)")
+    model = load_model(args.model, args.arch)
+    layers = _layers_arg(args) or default_layers(model, n=3)
+    target = args.target
+    if target is not None and target.lstrip("-").isdigit():
+        target = int(target)
+    out = _out_dir(args.out)
+    photos = load_images(args.images, size=args.image_size or getattr(model, "input_size", None) or 224)
+    start, pages = time.perf_counter(), []
+    for image, name in tqdm(list(zip(photos.images, photos.names)), desc="explain", disable=args.quiet):
+        try:
+            ex = fv.explain(model, image, layers=layers, target=target, seed=args.seed)
+        except KeyError as e:  # an unknown layer name from hooks: one line, exit 2
+            raise UnknownName(e.args[0] if e.args else str(e)) from None
+        pages.append(ex.save_html(out / f"{slug(name)}.html", n_groups=args.groups, size=args.size,
+                                  steps=args.steps, progress=False, title=name))
+        print(pages[-1])
+    print(f"featviz explain: {len(pages)} page(s) ({len(layers)} layers: {', '.join(layers)}; explained: "
+          f"{ex.target.label}) in {time.perf_counter() - start:.0f} s; open {pages[0]}", file=sys.stderr)

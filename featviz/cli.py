@@ -1,4 +1,4 @@
-"""The ``featviz`` command: argv -> a subcommand (demo, render, trace, microscope, models, layers) -> exit.
+"""The ``featviz`` command: argv -> a subcommand (demo, render, trace, microscope, explain, ...) -> exit.
 
 Every subcommand takes its model as ``MODEL``: a zoo name (``featviz models``), a Python file that defines
 ``model`` (an ``nn.Module`` or a zero-argument function returning one), or a state-dict file together
@@ -12,6 +12,7 @@ Example:
     $ featviz layers efficientnet_lite0
     $ featviz render efficientnet_lite0 blocks.2:7 --size 128 --steps 128 --out renders
     $ featviz microscope efficientnet_lite0 --layers blocks.1,blocks.4 --channels 8 --out site
+    $ featviz explain efficientnet_lite0 cat.jpg dog.jpg --out pages
 """
 from __future__ import annotations
 
@@ -183,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
                    help="photos are resized and centre-cropped to PX (default: model.input_size, else 224)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+
+    p = sub.add_parser("explain", help="explain photos: one self-contained Building Blocks page each",
+                       description="For each IMAGE: what the model saw (semantic dictionary on hover), the "
+                                   "attribution of each layer to the predicted class (or --target) over "
+                                   "the photo, and the photo's neuron groups; one self-contained HTML page "
+                                   "(works from file://) and a static PNG per photo in DIR.")
+    _add_model(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (PNG, JPEG, ...)")
+    p.add_argument("--out", default="featviz-explain", metavar="DIR",
+                   help="output folder (default: featviz-explain)")
+    p.add_argument("--layers", default=None, metavar="L1,L2",
+                   help="comma-separated layer names (default: three of the model's interesting layers, "
+                        "evenly spaced over the later half)")
+    p.add_argument("--target", default=None, metavar="CLASS",
+                   help="what to explain: a class index, a class name or a unit LAYER:CH (default: the top "
+                        "class)")
+    p.add_argument("--size", type=_positive_int, default=64,
+                   help="feature-visualization size in pixels (default: 64)")
+    p.add_argument("--steps", type=_positive_int, default=64,
+                   help="feature-visualization optimisation steps (default: 64)")
+    p.add_argument("--groups", type=_positive_int, default=6, metavar="N",
+                   help="neuron groups per layer (default: 6)")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
+                   help="photos are resized and centre-cropped to PX (default: model.input_size, else 224)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     sub.add_parser("models", help="list the model zoo", description="List the models `MODEL` can name.")
 
