@@ -120,6 +120,22 @@ def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, l
     return groups
 
 
+def _ranges(channels: list[int]) -> str:
+    """Sorted channels as ranges: [0, 1, 2, 5, 7, 8] -> '0–2, 5, 7–8'; 'none' for [].
+
+    Example:
+        >>> _ranges([0, 1, 2, 5, 7, 8])
+        '0–2, 5, 7–8'
+    """
+    out, start = [], None
+    for k, c in enumerate(channels):
+        start = c if start is None else start
+        if k + 1 == len(channels) or channels[k + 1] != c + 1:
+            out.append(f"{start}–{c}" if c > start else str(c))
+            start = None
+    return ", ".join(out) or "none"
+
+
 def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], links: dict, *,
                labels: list[str] | None = None, complete: bool = True,
                matches: dict[tuple[str, int], list[dict]] | None = None) -> Path:
@@ -184,7 +200,14 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
             index_units.append([label(name, c), f"channels/{s}/{c}.html"])
     index = out / "index.html"
     units_json = json.dumps(dict(index_units)).replace("<", "\\u003c")  # safe inside <script>
+    layer_index = []
+    for la in layers:
+        have = sorted(c for c in [*la["channels"], *la["extra"]] if (la["name"], c) in units)
+        layer_index.append({"name": la["name"], "width": la["shape"][0], "built": _ranges(have),
+                            "href": f"layers/{slug(la['name'])}.html"})
+    layers_json = json.dumps(layer_index).replace("<", "\\u003c")
     html = env.get_template("index.html").render(root="", layers=summary, complete=complete,
-                                                 units=index_units, units_json=units_json, **common)
+                                                 units=index_units, units_json=units_json,
+                                                 layers_json=layers_json, **common)
     atomic_write_text(index, html)
     return index

@@ -5,10 +5,15 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 import numpy as np
 import pytest
+import torch
 from chromium_cdp import Chromium, find_or_install_chromium
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net, toy_model, toy_site
+from test_microscope_universality import nets as planted_nets
 
 from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.viz.universality_site import build_microscopes
+
+FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(), evidence=False)
 
 WIDTHS = {"desktop": (1400, False), "phone": (390, True)}
 
@@ -38,7 +43,7 @@ _MEASURE_JS = """
           small: small, low: low,
           noAlt: Array.from(document.images).filter(i => !(i.getAttribute("alt") || "").trim())
                                             .map(i => i.src),
-          connections: Array.from(document.querySelectorAll("ul.links > li")).map(li => [
+          connections: Array.from(document.querySelectorAll("ul.links:not(.matches) > li")).map(li => [
             !!li.querySelector("a[href$='.html']"),
             !!li.querySelector("img[src$='fv.png']") || !!li.querySelector(".dead")])};
 })()
@@ -66,7 +71,10 @@ def sites(tmp_path_factory):
     build_microscope(evidence_net(), ["1", "3"], evidence, settings=EVIDENCE_SETTINGS, channels=2,
                      progress=False)
     assert "<h2>Evidence</h2>" in (evidence / "channels" / "3" / "0.html").read_text()
-    return {"full": toy_site(tmp_path_factory), "partial": partial, "evidence": evidence}
+    models = tmp_path_factory.mktemp("two_models")  # a partial multi-model site: short match pages
+    build_microscopes(dict(zip(("net_a", "net_b"), planted_nets())), models, settings=FAST, channels=2,
+                      progress=False)
+    return {"full": toy_site(tmp_path_factory), "partial": partial, "evidence": evidence, "models": models}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,7 @@ def test_every_link_and_image_resolves(crawl):
         dead_links = [(url, u) for url, page in pages.items() for u in page.links
                       if u.startswith("file:") and not _path(urldefrag(u).url).exists()]
         assert broken == [] and dead_links == []
-        assert sum(len(p.images) for p in pages.values()) > 2 * len(pages)
+        assert sum(len(p.images) for p in pages.values()) >= 2 * len(pages)
 
 
 def test_no_page_has_console_errors(crawl):
@@ -135,9 +143,9 @@ def test_nothing_scrolls_sideways_and_text_is_readable(crawl, width):
 
 def test_every_connection_has_a_thumbnail_and_a_link(crawl):
     visits, _ = crawl
-    for pages in visits.values():
+    for (name, _), pages in visits.items():
         connections = [c for page in pages.values() for c in page.measured["connections"]]
-        assert connections and all(link and thumb for link, thumb in connections)
+        assert (connections or name == "models") and all(link and thumb for link, thumb in connections)
 
 
 def test_the_jump_box_goes_to_a_unit(chromium, sites):
@@ -166,3 +174,65 @@ def test_screenshots_are_pngs_of_the_index(crawl):
         with Image.open(path) as shot:
             assert shot.format == "PNG" and shot.size[0] == WIDTHS[width_name][0]
             assert len(np.unique(np.asarray(shot.convert("L")))) > 10  # not a blank page
+
+
+def dotted_net():
+    """Layers named blocks.0.relu and blocks.1.relu (8 channels each): short names for the jump box."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    def block(c_in):
+        return nn.Sequential(OrderedDict(conv=nn.Conv2d(c_in, 8, 3, padding=1), relu=nn.ReLU()))
+
+    torch.manual_seed(0)
+    net = nn.Sequential(OrderedDict(blocks=nn.Sequential(block(3), block(8))))
+    net.input_size = 16
+    return net
+
+
+@pytest.fixture(scope="module")
+def dotted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dotted_site")
+    build_microscope(dotted_net(), ["blocks.0.relu", "blocks.1.relu"], out, settings=FAST, channels=1,
+                     progress=False)
+    return out
+
+
+JUMPS = {  # query -> the page it opens, or words of the message it shows
+    "": "type a unit",
+    "2": "give a layer and a channel",
+    "blocks.1.relu:0": "channels/blocks.1.relu/0.html",
+    "blocks.1:0": "channels/blocks.1.relu/0.html",       # a short layer name
+    "blocks.1 0": "channels/blocks.1.relu/0.html",       # a space instead of ':'
+    "blocks.0": "layers/blocks.0.relu.html",             # a layer alone: its page
+    "blocks.1:9": "has channels 0 to 7",
+    "blocks 1": "could be",                              # ambiguous: blocks.0.relu or blocks.1.relu
+    "conv:1": "no layer called conv",
+}
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_the_jump_box_resolves_short_names_and_says_what_is_missing(chromium, dotted, width):
+    import json
+
+    manifest = json.loads((dotted / "manifest.json").read_text())["layers"][1]
+    missing = min(set(range(8)) - set(manifest["channels"]) - set(manifest["extra"]))  # a unit without a page
+    jumps = {**JUMPS, f"blocks.1:{missing}": "not built in this site"}
+    with Chromium(chromium) as browser:
+        browser.viewport(WIDTHS[width][0], mobile=WIDTHS[width][1])
+        browser.open((dotted / "index.html").as_uri())
+        got = {q: browser.evaluate(f"resolveUnit({json.dumps(q)})") for q in jumps}
+        browser.evaluate(f"document.getElementById('jump-input').value = 'blocks.1:{missing}';"
+                         "document.getElementById('jump').requestSubmit(); 0")
+        shown = browser.evaluate("document.getElementById('jump-miss').textContent")
+        overflow = browser.evaluate("document.documentElement.scrollWidth"
+                                    " - document.documentElement.clientWidth")
+    for q, want in jumps.items():
+        r = got[q]
+        if want.endswith(".html"):
+            assert r.get("href") == want and (dotted / want).is_file(), (q, r)
+        else:
+            assert "href" not in r and want in r["message"], (q, r)
+    assert f"blocks.1.relu:{missing} is a unit of this model but not built in this site (built: 0" in shown
+    assert overflow == 0
