@@ -51,6 +51,16 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _draw_render(ax, d: dict) -> None:
+    """The side panel's feature visualization, or the "no response found" tile when the render is dead."""
+    if d.get("dead"):
+        from featviz.viz.figures import draw_no_response
+
+        draw_no_response(ax, *d["render"].shape[-2:])
+    else:
+        ax.imshow(d["render"].permute(1, 2, 0).clamp(0, 1).numpy())
+
+
 def _bundle(static: Figure, text: str, widget_fn) -> dict:
     """Mime bundle: the widget view when a widget front end may exist, always the static PNG and text."""
     data = {"text/plain": text, "image/png": _png(static)}
@@ -161,6 +171,7 @@ class CircuitExplorer:
         r = fv.render(self.model, node, size=self.render_size, steps=self.render_steps, seed=0,
                       progress=False)
         out["render"], out["activation"] = r.images[0], float(r.activations[0])
+        out["dead"] = bool(r.dead[0]) if getattr(r, "dead", None) is not None else False   # no response found
         if self.images is not None:
             out["examples"] = fv.circuits.dataset_examples(self.model, node, self.images, k=4, progress=False)
         if self.use_evidence:
@@ -208,7 +219,7 @@ class CircuitExplorer:
         if details:
             d = self.details()
             a1 = fig.add_axes([0.68, 0.45, 0.3, 0.45])
-            a1.imshow(d["render"].permute(1, 2, 0).clamp(0, 1).numpy())
+            _draw_render(a1, d)
             a1.set_title(f"{d['node']}: feature visualization\n(activation {d['activation']:.2f})",
                          fontsize=8)
             a1.axis("off")
@@ -293,7 +304,7 @@ class CircuitExplorer:
             with panel:
                 d = self.details()
                 fig, ax = plt.subplots(figsize=(3, 3))
-                ax.imshow(d["render"].permute(1, 2, 0).clamp(0, 1).numpy())
+                _draw_render(ax, d)
                 ax.set_title(f"{d['node']} (activation {d['activation']:.2f})", fontsize=9)
                 ax.axis("off")
                 plt.show()

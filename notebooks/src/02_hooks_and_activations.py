@@ -417,7 +417,14 @@ plt.show()
 # `fv.circuits.trace` step) and shows the node's feature visualization, dataset examples and evidence in a side
 # panel. It needs `ipywidgets` (`pip install featviz[widgets]`) and a live Jupyter kernel; an exported page or a
 # run without widgets shows the static figure below. We explore the hand-wired toy model of notebook 04, whose
-# wiring is known: unit 1 of `relu2` is a curve detector built from edge units 1, 2, 3 and inhibited by 6.
+# wiring is known: unit 1 of `relu2` was wired by hand to add up edge units 1, 2 and 3 at positions along an arc,
+# inhibited by edge unit 6, so the graph the explorer draws can be checked against the truth (asserted below).
+#
+# The side panel shows one of those inputs, edge unit `relu1:2` (planted: an edge detector at 90°): its feature
+# visualization and, in full mode, its evidence — the lines printed under the figure come from it. A render that
+# found no response is drawn as "no response found", as in notebook 04. (The root `relu2:1` makes a poor side-panel
+# showcase: it is a single-position template, so a render of the channel's mean finds almost no response and the
+# position-tolerant curve test fails; notebook 04, B4–B5, measures why.)
 
 # %%
 torch.set_grad_enabled(True)                     # tracing and rendering need gradients again
@@ -426,11 +433,19 @@ explorer = fv.viz.explore(toy, "relu2:1", top_k=4, render_steps=16 if FAST else 
 planted = sorted(f"relu1:{c}" for c, *_ in toy.ground_truth["conv2"][1]["inputs"])
 print(f"upstream of relu2:1: {sorted(explorer.nodes[1:])}; planted: {planted}")
 assert sorted(explorer.nodes[1:]) == planted
+explorer.click("relu1:2")                        # select an input unit for the side panel (nothing upstream of it)
 explorer
 
 # %%
-explorer.figure(details=True)
+explorer.figure(details=True)                    # the static view with the side panel: what an exported page shows
 plt.show()
+panel = explorer.details()
+planted_angle = toy.ground_truth["conv1"][2]["angle"]
+print(f"side panel: {panel['node']} (planted: edge detector at {planted_angle:.0f}°), feature visualization "
+      f"activation {panel['activation']:.2f}" + (" — no response found" if panel["dead"] else ""))
+for line in panel.get("verdict", ["(evidence is computed in full mode only)"]):
+    if line.startswith(("Step edges", "Curve tests", "(evidence")):
+        print(" ", line)
 
 # %% [markdown]
 # ## Summary

@@ -603,19 +603,55 @@ say(f"Correlation r = {corr:.2f}. Signs agree for {int(agree.sum())} of {len(agr
 # `fv.circuits.trace` starts at a channel and repeatedly follows the `top_k` strongest connections one layer up (by
 # expanded weights). `Circuit.plot` draws it Zoom In style: each node as its feature visualization (a crossed-out
 # tile when the render found no response), edges red (excitatory) or blue (inhibitory), thicker when stronger.
+#
+# **How to read an edge.** Its *strength* is the entry of largest magnitude in its expanded-weight kernel (A5): how
+# much the destination's output changes, on the linearised path, per unit of the source's activation at that one
+# offset. Activations have different scales in different layers, so strengths compare edges into the same layer,
+# not across layers. Its *colour* is the sign of that one entry. What a source actually does on images is its
+# **contribution** (A6: activation × gradient, summed over positions and photos): the whole kernel, weighted by
+# where the source is active, through the real nonlinearities. The two signs can disagree — a kernel whose single
+# strongest entry is negative can have many positive entries that win on photos — and `fv.circuits.evidence`'s
+# "excited by / inhibited by" lists report contributions. The table below gives both for every traced edge.
 
 # %%
 circuit = fv.circuits.trace(model, CURVE_NODE, depth=2, top_k=3, layers=[EDGE_LAYER, "blocks.4", CURVE_LAYER],
                             size=128, progress=False)
-for e in circuit.edges:
+contrib_cache = {}
+
+
+def contribution(src: str, dst: str) -> float:
+    """Source channel's contribution to the destination channel on the photos (A6's attribution)."""
+    (s_layer, s_ch), (d_layer, d_ch) = src.rsplit(":", 1), dst.rsplit(":", 1)
+    if (s_layer, dst) not in contrib_cache:
+        contrib_cache[s_layer, dst] = fv.circuits.attribute(model, s_layer, d_layer, photos,
+                                                            dst_channels=[int(d_ch)])[0]
+    return float(contrib_cache[s_layer, dst][int(s_ch)])
+
+
+rows = [(e, contribution(e.src, e.dst)) for e in circuit.edges]
+for e, c in rows:
     tag = f"  (edge detector, {edge_angle[e.src]:.0f}°)" if e.src in edge_angle else ""
-    print(f"{e.src:26s} -> {e.dst:26s} strength {e.strength:+.2f}{tag}")
+    flag = "  <- signs differ" if (e.strength > 0) != (c > 0) else ""
+    print(f"{e.src:26s} -> {e.dst:26s} strongest weight {e.strength:+7.2f}   contribution on the photos "
+          f"{c:+8.3f}{flag}{tag}")
 fig = circuit.plot(size=48 if FAST else 64, steps=THUMB_STEPS)
 fig.suptitle(f"Circuit traced from {CURVE_NODE} (top 3 per node, expanded weights)", y=1.03)
 display(fig)
+ranges = {}
+for e, _ in rows:
+    ranges.setdefault(e.dst.rsplit(":", 1)[0], []).append(e.strength)
+differ = [(e, c) for e, c in rows if (e.strength > 0) != (c > 0)]
 edge_srcs = [e for e in circuit.edges if e.src.startswith(EDGE_LAYER + ":")]
-say(f"{sum(e.src in edge_angle for e in edge_srcs)} of the {len(edge_srcs)} traced connections into "
-    f"`{EDGE_LAYER}` come from edge detectors ({len(detectors)} of its {len(EW)} channels are). A trace shows the "
+say(f"Strengths of the edges into `blocks.4` range from {min(ranges['blocks.4']):+.2f} to "
+    f"{max(ranges['blocks.4']):+.2f}, into `{CURVE_LAYER}` from {min(ranges[CURVE_LAYER]):+.2f} to "
+    f"{max(ranges[CURVE_LAYER]):+.2f} (expanded-weight units; compare within a layer only). "
+    + (f"On {len(differ)} of the {len(rows)} edges the colour (sign of the strongest weight) is opposite to the "
+       f"sign of the contribution on the photos — e.g. `{differ[0][0].src}` → `{differ[0][0].dst}`: strongest "
+       f"weight {differ[0][0].strength:+.2f}, contribution {differ[0][1]:+.3f}. Read the colour as the kernel's "
+       "largest entry, not as what the channel does on images. " if differ else
+       f"On all {len(rows)} edges the colour agrees with the sign of the contribution on the photos. ")
+    + f"{sum(e.src in edge_angle for e in edge_srcs)} of the {len(edge_srcs)} traced connections that leave "
+    f"`{EDGE_LAYER}` start at an edge detector ({len(detectors)} of its {len(EW)} channels are). A trace shows the "
     "strongest weights; whether they matter on data is what A5's ablation tests ask.")
 
 # %% [markdown]
@@ -806,6 +842,38 @@ say(f"The scan names **{len(toy_found)}** toy units. The reason is position tole
     "single-position templates, wired to test the *wiring* tools, which all recovered the planted answer (B1–B3).")
 
 # %% [markdown]
+# **Why does the unit ignore an arc through its centre, and fire when the arc passes beside it?** The unit adds up
+# *edge* detectors, and an edge detector (an odd Gabor filter: positive on one side, negative on the other) answers
+# a step from dark to bright, not a thin line. A thin line centred on it covers the positive and the negative lobe
+# equally and cancels. Measure it on the 0° edge detector that `relu2:0` reads at its centre: a thin vertical line
+# (2 px, the arcs' width) moved across it, and a step edge moved across it.
+
+# %%
+hm_toy = fv.hooked(toy)
+line_imgs = fv.data.lines([0], offsets=[float(d) for d in dxs], size=64, length=0.5, width=2.0, center=(32, 32))
+step_imgs = torch.cat([fv.data.edges([0], size=64, center=(32, 32 + float(d))) for d in dxs])
+with torch.no_grad():
+    line_resp = hm_toy.run_with_cache(toy.preprocess(line_imgs), names=["relu1"])[1]["relu1"][:, 0, 32, 32].numpy()
+    step_resp = hm_toy.run_with_cache(toy.preprocess(step_imgs), names=["relu1"])[1]["relu1"][:, 0, 32, 32].numpy()
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(dxs, line_resp, "o-", label="thin line (2 px) centred dx px right")
+ax.plot(dxs, step_resp, "s--", label="step edge (dark → bright) at dx px right")
+ax.set(title="relu1:0, the 0° edge detector, at the map centre", xlabel="dx: stimulus position, px right of the unit",
+       ylabel="response")
+ax.legend(fontsize=7)
+plt.show()
+line_peak = int(dxs[line_resp.argmax()])
+assert line_resp[dxs == 0][0] < 1e-3 * line_resp.max() and line_peak > 0
+assert step_resp.argmax() == list(dxs).index(0)
+say(f"The edge detector's response to a thin line is {line_resp[dxs == 0][0]:.2f} when the line passes through its "
+    f"centre and largest ({line_resp.max():.2f}) when the line is {line_peak} px to the right — where the line's "
+    f"left flank, a dark-to-bright step, falls on the detector; a step edge through its centre gives "
+    f"{step_resp[dxs == 0][0]:.2f}, its maximum. So `relu2:0`, which reads this detector at its own position, "
+    f"fires when the arc's *flank* passes through that position: for the arc's midpoint {fires.min()}–{fires.max()} "
+    "px to the right (B5's sweep), never for the arc's centre line. The toy is wired to edges, as documented; "
+    "it is a detector of curved *edges*, and a thin curved line drives it only from the side.")
+
+# %% [markdown]
 # ## Summary
 #
 # The cell below writes the summary from the numbers computed above.
@@ -831,7 +899,8 @@ say(f"""
 - **Attribution vs ablation:** r = {corr:.2f}, signs agree on {int(agree[strong].sum())} of {int(strong.sum())}
   strong channels.
 - **Ground truth:** on the hand-wired toy, weights, expanded weights, trace, attribution (= captum) and ablation
-  give the planted wiring (asserted); its curve units are position-exact templates, so the curve-detector test,
+  give the planted wiring (asserted); its curve units are position-exact templates of *edges* (a thin arc drives
+  them only when its flank, {line_peak} px beside its centre line, passes the unit), so the curve-detector test,
   which demands position tolerance, names {len(toy_found)} of them.
 
 **Next:** `05_attribution_methods.ipynb` looks at attribution to *pixels* and its pitfalls.

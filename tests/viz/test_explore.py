@@ -119,3 +119,18 @@ def test_conv_explorer_geometry_matches_torch(size, k, s, p):
 def test_conv_explorer_refuses_a_kernel_that_does_not_fit():
     with pytest.raises(ValueError, match="does not fit"):
         fv.viz.explore_conv(3, kernel_size=7, padding=1)
+
+
+def test_side_panel_flags_a_dead_render_as_no_response():
+    """Issue 25: a failed render is shown as "no response found", as in notebook 04 and circuit diagrams."""
+    from test_no_response import net_with_a_dead_unit  # tests/viz: a unit that nothing can switch on
+
+    net = net_with_a_dead_unit()
+    ex = fv.viz.explore(net, "1:0", top_k=1, expand=False, render_size=16, render_steps=4, evidence=False)
+    d = ex.details()
+    assert d["dead"] is True
+    fig = ex.figure(details=True)
+    assert any("no response\nfound" == t.get_text() for ax in fig.axes for t in ax.texts)
+    live = fv.viz.explore(net, "1:1", top_k=1, expand=False, render_size=16, render_steps=4, evidence=False)
+    assert live.details()["dead"] is False
+    assert not any("no response" in t.get_text() for ax in live.figure(details=True).axes for t in ax.texts)
