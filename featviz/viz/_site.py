@@ -120,6 +120,37 @@ def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, l
     return groups
 
 
+def _attribution(evidence: dict | None, units: dict, label, n_photos: int) -> dict | None:
+    """The evidence's strongest upstream channels by attribution (``evidence["upstream"]``), as linked items
+    for the channel page: ``{"layer", "photos", "of", "groups": [(title, [item, ...]), ...]}``; None when
+    the evidence names none."""
+    up = (evidence or {}).get("upstream") or {}
+    other = up.get("layer")
+    if not other:
+        return None
+    groups = []
+    for kind, title in (("excitatory", "excite it most"), ("inhibitory", "inhibit it most")):
+        items = []
+        for o, score in up.get(kind, []):
+            o = int(o)
+            partner = units.get((other, o))
+            dead = bool(partner and _flatten(partner)[1].get("dead"))
+            items.append({"label": label(other, o), "score": score, "dead": dead,
+                          "fv": f"../../data/{slug(other)}/{o}/fv.png" if partner and not dead else None,
+                          "href": f"../{slug(other)}/{o}.html" if partner else None})
+        if items:
+            groups.append((title, items))
+    photos = up.get("selected_on") or (evidence.get("ablation") or {}).get("n_images")
+    return {"layer": other, "photos": photos, "of": n_photos, "groups": groups} if groups else None
+
+
+def _neighbour(pages: list[int], k: int, layer: dict) -> dict | None:
+    """The pager's link to ``pages[k]`` (None outside the list); ``short`` when it is a short page."""
+    if not 0 <= k < len(pages):
+        return None
+    return {"c": pages[k], "href": f"{pages[k]}.html", "short": pages[k] not in layer["channels"]}
+
+
 def _ranges(channels: list[int]) -> str:
     """Sorted channels as ranges: [0, 1, 2, 5, 7, 8] -> '0–2, 5, 7–8'; 'none' for [].
 
@@ -163,15 +194,17 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
 
         built = [c for c in layer["channels"] if (name, c) in units]
         pages = sorted(c for c in [*layer["channels"], *layer["extra"]] if (name, c) in units)
-        cells = []
-        for c in built:
+        cells, short_cells = [], []
+        for c in pages:
             dead = bool(_flatten(units[(name, c)])[1].get("dead"))
-            cells.append({"c": c, "label": label(name, c), "href": f"../channels/{s}/{c}.html",
-                          "img": None if dead else f"../data/{s}/{c}/fv.png"})
+            (cells if c in built else short_cells).append(
+                {"c": c, "label": label(name, c), "href": f"../channels/{s}/{c}.html",
+                 "img": None if dead else f"../data/{s}/{c}/fv.png"})
         prev_next = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
                      if 0 <= j < len(layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
         html = env.get_template("layer.html").render(root="../", layer=layer, channels=cells,
-                                                     n_extra=len(pages) - len(built), **prev_next, **common)
+                                                     short=short_cells, n_extra=len(short_cells), **prev_next,
+                                                     **common)
         atomic_write_text(out / "layers" / f"{s}.html", html)
         preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
         summary.append({**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)})
@@ -193,8 +226,8 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
                 connections=_connections(layers, i, c, links, units, label),
                 evidence=evidence_view(facts.get("evidence")), matches=(matches or {}).get((name, c), []),
-                prev={"c": pages[k - 1], "href": f"{pages[k - 1]}.html"} if k > 0 else None,
-                next={"c": pages[k + 1], "href": f"{pages[k + 1]}.html"} if k + 1 < len(pages) else None,
+                attribution=_attribution(facts.get("evidence"), units, label, manifest["photos"]["count"]),
+                prev=_neighbour(pages, k - 1, layer), next=_neighbour(pages, k + 1, layer),
                 **common)
             atomic_write_text(out / "channels" / s / f"{c}.html", html)
             index_units.append([label(name, c), f"channels/{s}/{c}.html"])

@@ -320,6 +320,25 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                     for job in todo:
                         commit(job[0], job[1], *worker.compute(*job))
                         bar.update(1)
+            # 5. upstream channels that a built channel's evidence names (its strongest inputs by attribution)
+            #    but that have no page yet: a short page each, so every unit the page names is linked
+            named = _evidence_partners(layers, {u: read_meta(folder(*u)) for u, k in keys.items()
+                                                if "evidence" in k}, chosen, extra)
+            if named:
+                for n, cs in named.items():
+                    extra[n] = sorted(set(extra[n]) | cs)
+                    for c in cs:
+                        keys[(n, c)] = {"fv": part_key(n, "fv", settings.parts(False)["fv"])}
+                planned = site_paths(layers, chosen, extra, pairs) | acts | scans
+                write_marker(out, old | planned)
+                worker = ChannelWorker(model, settings)
+                for n, cs in named.items():
+                    for c in sorted(cs):
+                        stored = (read_meta(folder(n, c)) or {}).get("parts", {}).get("fv", {})
+                        if stored.get("key") != keys[(n, c)]["fv"]:
+                            start = (top_crop(model, n, c, stats[n], photos, settings.size) if n in stats
+                                     else None)
+                            commit(n, c, *worker.compute(n, c, False, ("fv",), None, start))
         except KeyboardInterrupt:
             interrupted = True
         manifest = {
@@ -432,6 +451,23 @@ def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict,
         extra[src] |= {s for lst in meta["upstream"].values() for s, _ in lst}
         extra[dst] |= {d for lst in meta["downstream"].values() for d, _ in lst}
     return {n: sorted(extra[n] - set(chosen[n])) for n in layers}
+
+
+def _evidence_partners(layers: list[str], metas: dict, chosen: dict[str, list[int]],
+                       extra: dict[str, list[int]]) -> dict[str, set[int]]:
+    """``{layer: {channel}}``: upstream channels named by the evidence of the units in ``metas`` (their
+    strongest excitatory and inhibitory inputs by attribution) that are neither built nor partners."""
+    out: dict[str, set[int]] = {}
+    for meta in metas.values():
+        ev = ((meta or {}).get("parts", {}).get("evidence", {}).get("facts", {}).get("evidence") or {})
+        up = ev.get("upstream") or {}
+        layer = up.get("layer")
+        if layer not in layers:
+            continue
+        for c, _ in [*up.get("excitatory", []), *up.get("inhibitory", [])]:
+            if int(c) not in chosen[layer] and int(c) not in extra[layer]:
+                out.setdefault(layer, set()).add(int(c))
+    return out
 
 
 def _stored_fv(folder: Path, meta: dict, missing: list[str]) -> dict | None:

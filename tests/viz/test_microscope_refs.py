@@ -194,3 +194,39 @@ def test_a_photo_that_both_excites_and_inhibits_is_explained(tmp_path):
     text = " ".join((tmp_path / "site" / "channels" / "1" / "0.html").read_text().split())
     assert "half0, half1 are in both lists" in text and text.count("also inhibits it") == 2
     assert "blue" not in text
+
+
+def test_the_evidence_inputs_are_labelled_linked_and_counted_against_the_sites_photos(site):
+    import re
+
+    for page in (site / "channels" / "3").glob("*.html"):
+        html = page.read_text()
+        if "A short page" in html:
+            continue
+        meta = json.loads((site / "data" / "3" / page.stem / "meta.json").read_text())
+        up = meta["parts"]["evidence"]["facts"]["evidence"]["upstream"]
+        block = html[html.index('id="by-attribution"'):html.index('<table class="evidence">')]
+        assert f"over {up['selected_on']} of the site's 6 photos" in " ".join(block.split())
+        items = re.findall(r"<li>(.*?)</li>", block, re.S)
+        named = [c for c, _ in up["excitatory"] + up["inhibitory"]]
+        assert len(items) == len(named)
+        for c, item in zip(named, items):  # each named unit linked to its page, in the facts' order
+            assert f'<a href="../1/{c}.html">' in item and (page.parent.parent / "1" / f"{c}.html").is_file()
+        assert 'id="by-weight"' in html and 'href="#by-attribution"' in html
+
+
+def test_the_pager_says_when_it_enters_short_pages_and_the_layer_grid_shows_them(site):
+    import re
+
+    entered = 0
+    for layer in ("1", "3"):
+        folder = site / "channels" / layer
+        short = {p.stem for p in folder.glob("*.html") if "A short page" in p.read_text()}
+        grid = (site / "layers" / f"{layer}.html").read_text()
+        assert all(f'href="../channels/{layer}/{c}.html"' in grid for c in short)
+        for page in folder.glob("*.html"):
+            pager = re.search(r'<nav class="pager".*?</nav>', page.read_text(), re.S).group(0)
+            for href, text in re.findall(r'<a href="(\d+)\.html">([^<]*)</a>', pager):
+                assert ("(short page)" in text) == (href in short), (page, href, text)
+                entered += href in short
+    assert entered  # the partial build's pager does walk into short pages
