@@ -9,7 +9,7 @@ Example:
     >>> worker = ChannelWorker(fv.models.toy.edges_and_curves(), MicroscopeSettings(size=32, steps=4))
     >>> files, facts = worker.compute("relu1", 3, early=True)
     >>> sorted(files)
-    ['diversity.png', 'fv.png', 'tuning.png']
+    ['diversity.png', 'fv.png', 'tuning.svg']
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from featviz.errors import BadValue
 
-__all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "kernel_png", "is_dead",
-           "evidence_rows", "start_param", "channel_means"]
+__all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
+           "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ class MicroscopeSettings:
         if self.examples > 0:
             out["examples"] = {"examples": self.examples, "format": 2}  # 2: padding skipped, labels
         if early and conv and self.tuning_angles:
-            out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf"}
+            out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf", "figure": "svg"}
         if self.evidence and conv:
             out["evidence"] = {"fv": base, "n_random": self.evidence_random, "photos": self.evidence_photos,
-                               "format": 1}
+                               "format": 1, "figure": "svg"}
         return out
 
 
@@ -127,6 +127,36 @@ def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+FIGURE_IN = (3.6, 2.7)  # a page figure's size in inches: 346 x 259 CSS px as an SVG at its natural size,
+# narrower than a 390 px phone's column, so it is never shrunk and its text stays at its drawn size
+MIN_PT = 9.5  # smallest text in page figures, in points: 12.7 CSS px at the SVG's natural size
+
+
+def svg_bytes(fig, min_pt: float = MIN_PT) -> bytes:
+    """A matplotlib figure -> SVG file bytes, for a page that shows it at its natural size (1 pt = 4/3 CSS
+    px): every text at least ``min_pt`` points (12 px and up at the default), text kept as text
+    (searchable, the browser's font), deterministic (no date, fixed ids); the figure is closed.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots(figsize=FIGURE_IN)
+        >>> _ = ax.set_title("tiny", fontsize=5)
+        >>> b"font-size: 9.5px" in svg_bytes(fig), svg_bytes(plt.figure()) == svg_bytes(plt.figure())
+        (True, True)
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        if t.get_text() and t.get_fontsize() < min_pt:
+            t.set_fontsize(min_pt)
+    buf = io.BytesIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "featviz"}):
+        fig.savefig(buf, format="svg", facecolor="white", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
     return buf.getvalue()
 
 
@@ -186,7 +216,7 @@ class ChannelWorker:
         channel unless it does (``facts["diversity"]``: how many were kept of how many).
         """
         from featviz.optvis import objectives, render
-        from featviz.viz._examples import tuning_png
+        from featviz.viz._examples import tuning_svg
 
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
@@ -217,7 +247,7 @@ class ChannelWorker:
                 files["diversity.png"] = png_bytes(_grid(d.images[keep]))
         if "tuning" in parts and early and s.tuning_angles:
             tuning = self._tuning(layer)
-            files["tuning.png"], facts["tuning"] = tuning_png(ref, tuning[..., channel], s.tuning_angles)
+            files["tuning.svg"], facts["tuning"] = tuning_svg(ref, tuning[..., channel], s.tuning_angles)
             facts["tuning"]["center"] = list(self._centers[layer])
         if "evidence" in parts and self.evidence is not None and layer in self.evidence.scans:
             from featviz.viz._evidence import channel_evidence

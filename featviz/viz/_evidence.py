@@ -14,7 +14,7 @@ Example:
     >>> inputs = EvidenceInputs(*evidence_photos(bundled_photos(32), 4), scans, {"3": "1"})
     >>> files, facts = channel_evidence(net, "3", 0, inputs, n_random=3)
     >>> sorted(files), facts["selectivity"]["of"], facts["upstream"]["layer"]
-    (['evidence.png'], 6, '1')
+    (['evidence0.svg', 'evidence1.svg', 'evidence2.svg', 'evidence3.svg'], 6, '1')
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from featviz.viz._examples import PhotoSet, bundled_photos  # noqa: F401  (bundl
 from featviz.viz._store import content_key, slug
 
 __all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
-           "evidence_png", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
+           "evidence_figures", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
 
 SCAN_FORMAT = 3  # bump when the cached scan files change meaning (2: randomized BN stats from photos,
 #                  3: clamp ceiling, blank response and pre-activations)
@@ -140,7 +140,8 @@ def curve_vs_line(scan: CurveScan) -> torch.Tensor:
 def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: EvidenceInputs, *, rendering=None,
                      n_random: int = 10, seed: int = 0) -> tuple[dict[str, bytes], dict]:
     """``fv.circuits.evidence`` of ``layer:channel`` from the shared ``inputs`` (no new scan, no render):
-    ``({"evidence.png": ...}, evidence.to_dict())`` with the photos' names in the dataset examples.
+    ``({"evidence0.svg": ..., ...}, evidence.to_dict())`` (``evidence_figures``) with the photos' names in
+    the dataset examples.
 
     ``rendering``: the site's feature visualization of the channel (a ``Rendering``) for the verdict's
     feature-visualization sentence; None leaves that sentence out.
@@ -156,50 +157,48 @@ def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: Evidenc
                   random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed,
                   hypothesis=inputs.families.get(up))
     ev.names = list(inputs.names)
-    return {"evidence.png": evidence_png(ev, scan, rnd)}, ev.to_dict()
+    return evidence_figures(ev, scan, rnd), ev.to_dict()
 
 
-def evidence_png(ev, scan: CurveScan, random_scan: CurveScan) -> bytes:
-    """A compact figure of ``ev`` (an ``Evidence``): arc and step-edge tuning at the receptive-field centre
-    with the position sweep, the channel's arc/line ratio among its layer and the randomized net's channels,
-    and the ablation effect against random channel sets."""
+def evidence_figures(ev, scan: CurveScan, random_scan: CurveScan) -> dict[str, bytes]:
+    """Four SVG panels of ``ev`` (an ``Evidence``), each drawn at the size a page shows it
+    (``_channel.FIGURE_IN``, text 12 px and up): ``evidence0.svg`` arc and ``evidence1.svg`` step-edge
+    tuning at the receptive-field centre with the position sweep, ``evidence2.svg`` the channel's arc/line
+    ratio among its layer and the randomized net's channels, ``evidence3.svg`` the ablation effect against
+    random channel sets."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(12, 2.7), layout="constrained")
+    from featviz.viz._channel import FIGURE_IN, svg_bytes
+
+    panels = [plt.subplots(figsize=FIGURE_IN, layout="constrained") for _ in range(4)]
+    axes = [ax for _, ax in panels]
     for ax, curve, what in ((axes[0], ev.arc_curve, "arc bulge"), (axes[1], ev.edge, "step edge")):
         if curve is not None:
             ax.plot(curve.angles, curve.responses, "k-", lw=2, label="at RF centre")
             for k, r in enumerate(curve.shifted if curve.shifted is not None else []):
                 ax.plot(curve.angles, r, "-", lw=0.8, alpha=0.7,
                         label=f"moved {ev.shift:g} px" if not k else None)
-            ax.legend(fontsize=7, loc="upper right")
-        ax.set_xlabel(f"{what} direction (deg)", fontsize=8)
-        ax.set_title(f"{what}s at the RF centre", fontsize=9)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("evoked response", fontsize=8)
+            ax.legend(loc="upper right")
+        ax.set_xlabel(f"{what} direction (deg)")
+        ax.set_ylabel("evoked response")
+        ax.set_title(f"{what}s at the RF centre")
     ax = axes[2]
     here, rnd = curve_vs_line(scan), curve_vs_line(random_scan)
     c = int(ev.node.rsplit(":", 1)[1])
-    ax.scatter(rnd.numpy(), torch.zeros(len(rnd)).numpy(), s=8, color="grey", alpha=0.6)
-    ax.scatter(here.numpy(), torch.ones(len(here)).numpy(), s=8, color="tab:blue", alpha=0.6)
+    ax.scatter(rnd.numpy(), torch.zeros(len(rnd)).numpy(), s=10, color="grey", alpha=0.6)
+    ax.scatter(here.numpy(), torch.ones(len(here)).numpy(), s=10, color="tab:blue", alpha=0.6)
     ax.scatter([float(here[c])], [1], s=60, color="tab:red", zorder=3)
-    ax.set_yticks([0, 1], ["randomized", "this layer"], fontsize=7)
+    ax.set_yticks([0, 1], ["randomized", "this layer"])
     ax.set_ylim(-0.6, 1.6)
-    ax.set_xlabel("arc / line ratio (worst position)", fontsize=8)
-    ax.set_title(f"selectivity: rank {ev.curve_rank} of {ev.n_channels}", fontsize=9)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("arc / line ratio (worst position)")
+    ax.set_title(f"selectivity: rank {ev.curve_rank} of {ev.n_channels}")
     test = ev.family_test if ev.family_test is not None else ev.ablation
     if test is not None:
         test.plot(ax=axes[3])
-        axes[3].title.set_fontsize(9)
-        axes[3].tick_params(labelsize=7)
     else:
         axes[3].axis("off")
-        axes[3].text(0.5, 0.5, "no ablation test\n(no upstream layer)", ha="center", va="center", fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=64, facecolor="white", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+        axes[3].text(0.5, 0.5, "no ablation test\n(no upstream layer)", ha="center", va="center")
+    return {f"evidence{k}.svg": svg_bytes(fig) for k, (fig, _) in enumerate(panels)}
 
 
 def evidence_view(facts: dict | None) -> dict | None:

@@ -35,7 +35,7 @@ from featviz.viz._channel import jpeg_bytes
 from featviz.viz._store import content_key, slug
 
 __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
-           "example_files", "top_crop", "inside_map", "grating_responses", "tuning_png", "PHASES", "TILE"]
+           "example_files", "top_crop", "inside_map", "grating_responses", "tuning_svg", "PHASES", "TILE"]
 
 PHASES = (0, 90, 180, 270)  # grating phases averaged in a tuning curve
 TILE = 128  # px of each example tile
@@ -418,18 +418,16 @@ def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: 
     return responses.view(len(angles), len(PHASES), -1), tuple(float(v) for v in rf.center)
 
 
-def tuning_png(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
-    """Tuning curve PNG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``) + facts."""
-    import matplotlib.pyplot as plt
-
+def tuning_svg(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
+    """Tuning curve SVG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``, drawn at the
+    size a page shows it: ``_channel.FIGURE_IN``, text 12 px and up) + facts."""
     from featviz.circuits import TuningCurve
     from featviz.viz import plot_tuning_curve
+    from featviz.viz._channel import FIGURE_IN, svg_bytes
 
     curve = TuningCurve(ref, torch.tensor([float(a) for a in angles]), raw.mean(1), raw)
     fig = plot_tuning_curve(curve)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight", facecolor="white",
-                metadata={"Software": None})
-    plt.close(fig)
+    fig.set_size_inches(*FIGURE_IN)
+    fig.set_layout_engine("constrained")
     response = [round(float(r), 6) for r in curve.responses]
-    return buf.getvalue(), {"preferred": int(curve.peak), "response": response}
+    return svg_bytes(fig), {"preferred": int(curve.peak), "response": response}

@@ -151,6 +151,24 @@ def _neighbour(pages: list[int], k: int, layer: dict) -> dict | None:
     return {"c": pages[k], "href": f"{pages[k]}.html", "short": pages[k] not in layer["channels"]}
 
 
+def _svg_px(path: Path) -> dict:
+    """``{"w", "h"}``: an SVG file's natural size in CSS px (matplotlib writes ``width="259.2pt"``; 1 pt is
+    4/3 px), for the page's ``<img width height>``; ``{}`` when unreadable."""
+    import re
+
+    try:
+        head = path.read_text(errors="replace")[:2000]
+    except OSError:
+        return {}
+    size = {}
+    for key, attr in (("w", "width"), ("h", "height")):
+        m = re.search(rf'<svg[^>]*\s{attr}="([\d.]+)(pt|px)?"', head, re.S)
+        if not m:
+            return {}
+        size[key] = round(float(m.group(1)) * (4 / 3 if m.group(2) in (None, "pt") else 1))
+    return size
+
+
 def _ranges(channels: list[int]) -> str:
     """Sorted channels as ranges: [0, 1, 2, 5, 7, 8] -> '0–2, 5, 7–8'; 'none' for [].
 
@@ -212,6 +230,9 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
             files, facts = _flatten(units[(name, c)])
             facts = {"start": None, "diversity": None, **facts}  # facts of older units lack these
             img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
+            figs = {f.rsplit(".", 1)[0]: {"src": f"../../data/{s}/{c}/{f}",
+                                          **_svg_px(out / "data" / s / str(c) / f)}
+                    for f in sorted(files) if f.endswith(".svg")}
             ex = facts.get("examples") or {}
             both = {e["name"] for e in ex.get("top", [])} & {e["name"] for e in ex.get("bottom", [])}
             for kind in ("top", "bottom"):
@@ -222,7 +243,8 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
             if ex:
                 ex = {"skipped": 0, "positions": 0, **ex, "both": sorted(both)}
             html = env.get_template("channel.html").render(
-                root="../../", layer=layer, c=c, label=label(name, c), img=img, facts=facts, examples=ex,
+                root="../../", layer=layer, c=c, label=label(name, c), img=img, figs=figs, facts=facts,
+                examples=ex,
                 full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
                 connections=_connections(layers, i, c, links, units, label),
                 evidence=evidence_view(facts.get("evidence")), matches=(matches or {}).get((name, c), []),

@@ -493,8 +493,8 @@ def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files
         if prev and prev["key"] == k:
             parts[p] = prev
             blobs |= read_files(folder, prev["files"])
-    by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.png"],
-               "evidence": ["evidence.png"]}
+    by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.svg"],
+               "evidence": [f"evidence{k}.svg" for k in range(4)]}
     fact_part = {"activation": "fv", "dead": "fv", "start": "fv", "diversity": "diversity",
                  "tuning": "tuning", "evidence": "evidence"}
     for p in keys:

@@ -67,7 +67,7 @@ def test_curve_page_links_to_its_wired_edge_inputs(site):
 
 def test_edge_page_shows_tuning_curve_and_examples(site):
     html = (site / "channels" / "relu1" / "2.html").read_text()
-    assert 'src="../../data/relu1/2/tuning.png"' in html
+    assert 'src="../../data/relu1/2/tuning.svg"' in html
     assert 'src="../../data/relu1/2/top0.jpg"' in html
     assert (site / "data/relu1/2/top0.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG
 

@@ -41,6 +41,8 @@ _MEASURE_JS = """
   }
   return {overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
           small: small, low: low,
+          figures: Array.from(document.images).filter(i => i.src.endsWith(".svg"))
+                                             .map(i => [i.src, i.getBoundingClientRect().width]),
           noAlt: Array.from(document.images).filter(i => !(i.getAttribute("alt") || "").trim())
                                             .map(i => i.src),
           connections: Array.from(document.querySelectorAll("ul.links:not(.matches) > li")).map(li => [
@@ -236,3 +238,27 @@ def test_the_jump_box_resolves_short_names_and_says_what_is_missing(chromium, do
             assert "href" not in r and want in r["message"], (q, r)
     assert f"blocks.1.relu:{missing} is a unit of this model but not built in this site (built: 0" in shown
     assert overflow == 0
+
+
+def svg_text_px(path: Path, shown_width: float) -> float:
+    """The smallest font size in an SVG figure, in CSS px, when the figure is shown ``shown_width`` px wide
+    (its viewBox width maps onto that)."""
+    import re
+
+    head = path.read_text()
+    view_w = float(re.search(r'viewBox="[\d.-]+ [\d.-]+ ([\d.]+) [\d.]+"', head).group(1))
+    sizes = [float(v) for v in re.findall(r"font[^;\"]*?([\d.]+)px", head)]
+    assert sizes, f"{path}: no text elements (svg.fonttype should be 'none')"
+    return min(sizes) * shown_width / view_w
+
+
+def test_figures_are_svg_shown_at_their_drawn_size_with_text_of_12_px_or_more(crawl):
+    visits, _ = crawl
+    seen = set()
+    for (_, width), pages in visits.items():
+        for url, page in pages.items():
+            for src, shown in page.measured["figures"]:
+                path = _path(src)
+                seen.add(path.name)
+                assert svg_text_px(path, shown) >= 12, (url, width, src, shown)
+    assert {"tuning.svg", "evidence0.svg", "evidence3.svg"} <= seen

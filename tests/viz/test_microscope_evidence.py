@@ -3,7 +3,6 @@ per layer and the site's own feature visualization) and its RF-centred tuning pa
 import functools
 import html
 import json
-import re
 
 import pytest
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net
@@ -41,7 +40,7 @@ def test_the_evidence_section_quotes_fv_circuits_evidence(site):
     assert stored["upstream"] == json.loads(json.dumps(ev["upstream"]))
     assert stored["ablation"]["z"] == pytest.approx(ev["ablation"]["z"])
     page = html.unescape((site / "channels" / "3" / "1.html").read_text())
-    assert "<h2>Evidence</h2>" in page and 'src="../../data/3/1/evidence.png"' in page
+    assert "<h2>Evidence</h2>" in page and 'src="../../data/3/1/evidence0.svg"' in page
     for sentence in ev["verdict"]:  # every sentence of evidence(), plus the one on the site's own render
         assert sentence in page
     activation = json.loads((site / "data" / "3" / "1" / "meta.json").read_text())["parts"]["fv"]["facts"]
@@ -84,4 +83,4 @@ def test_tuning_gratings_are_centred_on_the_receptive_field(monkeypatch):
     make = functools.partial(original, [0, 90], size=32, phases=[0, 90, 180, 270])
     expected = fv.circuits.tuning_curve(net, "1:2", make, [0, 90])  # the one-channel tool, at the RF centre
     assert found["tuning"]["response"] == pytest.approx(expected.responses.tolist(), abs=1e-5)
-    assert re.match(rb"\x89PNG", files["tuning.png"])
+    assert files["tuning.svg"].lstrip().startswith(b"<?xml") and b"<svg" in files["tuning.svg"]
