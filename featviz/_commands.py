@@ -199,11 +199,12 @@ def cmd_microscope(args: Namespace) -> None:
     model = load_model(args.model, args.arch)
     layers = _site_layers(model, _layers_arg(args), "this model", "--layers")
     settings = _site_settings(args)
-    out, start = Path(args.out), time.perf_counter()
+    out, start, report = Path(args.out), time.perf_counter(), {}
     try:
         index = build_microscope(model, layers, out, settings=settings, channels=args.channels,
                                  images=args.images, workers=args.workers, address=args.address,
-                                 force=args.force, progress=not args.quiet, name=_model_name(args.model))
+                                 force=args.force, progress=not args.quiet, name=_model_name(args.model),
+                                 report=report)
     except SiteError as e:  # a file, a folder that is not a site, another build's lock
         raise OutputError(str(e)) from None
     except OSError as e:  # a page or folder of the site that cannot be written
@@ -217,8 +218,15 @@ def cmd_microscope(args: Namespace) -> None:
     written = (read_marker(out) or {}).get("written", [])
     pages = sum(p.endswith(".html") for p in written)
     units = sum(p.startswith("channels/") for p in written)
-    print(f"featviz microscope: {pages} pages ({units} channels of {len(layers)} layers) in "
-          f"{time.perf_counter() - start:.0f} s; open {index}", file=sys.stderr)
+    print(f"featviz microscope: {pages} pages ({units} channel page{'s' * (units != 1)} over {len(layers)} "
+          f"layer{'s' * (len(layers) != 1)}) in {time.perf_counter() - start:.0f} s; open {index}",
+          file=sys.stderr)
+    if settings.extras:
+        spent = report.get("seconds", {})
+        print("featviz microscope: extras " + ", ".join(
+            f"{e} {spent[e]:.0f} s" if e in spent else f"{e} 0 s (already built)" for e in settings.extras)
+            + " (caricature: one render per channel; groups: a factorization and a render per group per "
+            "layer; atlas: a render per filled cell per layer)", file=sys.stderr)
     if (out / CACHE).is_dir():
         print(f"featviz microscope: caches for rebuilds are in {out / CACHE} (no page links them; leave that "
               "folder out when you publish the site)", file=sys.stderr)
@@ -251,10 +259,17 @@ def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[s
 
 def _site_settings(args: Namespace):
     """MicroscopeSettings from the microscope subcommand's flags."""
+    from featviz.viz._channel import EXTRAS
     from featviz.viz.microscope import MicroscopeSettings
 
+    given = (getattr(args, "extras", "") or "").split(",")
+    extras = tuple(dict.fromkeys(e.strip() for e in given if e.strip()))
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown:
+        raise BadValue(f"--extras: unknown {', '.join(unknown)}; choose from {','.join(EXTRAS)}")
     return MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
-                              evidence=not args.no_evidence, evidence_random=args.evidence_random)
+                              evidence=not args.no_evidence, evidence_random=args.evidence_random,
+                              extras=extras)
 
 
 def _model_name(ref: str) -> str:

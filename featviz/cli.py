@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the fewest that can reach p < 0.05)")
     p.add_argument("--no-evidence", action="store_true",
                    help="skip the evidence section (curve scans, attribution, ablation) of channel pages")
+    p.add_argument("--extras", default="", metavar="E1,E2",
+                   help="techniques built only when asked: caricature (channel pages: the layer's caricature "
+                        "of the channel's top photo; one more render per channel), groups (layer pages: "
+                        "channels that fire together, a render per group), atlas (layer pages: an "
+                        "activation atlas, a render per filled cell of 6x6); the build summary says what "
+                        "each cost")
     p.add_argument("--force", action="store_true",
                    help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")

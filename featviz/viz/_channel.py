@@ -24,7 +24,11 @@ from torch import nn
 from featviz.errors import BadValue
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
-           "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT"]
+           "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT",
+           "EXTRAS"]
+
+
+EXTRAS = ("caricature", "groups", "atlas")  # techniques a site builds only when asked
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class MicroscopeSettings:
             with a position sweep, selectivity vs its layer and the randomized net, ablation vs chance).
         evidence_random: random channel sets the ablation test compares against.
         evidence_photos: photos (evenly spaced over the site's photos) used for attribution and ablation.
+        extras: techniques built only when asked (``EXTRAS``): ``"caricature"`` (each channel page: its
+            layer's caricature of the photo that excites the channel most, ``fv.caricature``; one more
+            render per channel), ``"groups"`` (each layer page: its neighbourhood of channels that fire
+            together, ``fv.factorize``, and a render per group) and ``"atlas"`` (each layer page: an
+            activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid).
     """
 
     size: int = 128
@@ -55,8 +64,13 @@ class MicroscopeSettings:
     evidence: bool = True
     evidence_random: int = 20
     evidence_photos: int = 10
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self):
+        unknown = sorted(set(self.extras) - set(EXTRAS))
+        if unknown:
+            raise ValueError(f"MicroscopeSettings.extras: unknown {', '.join(unknown)}; choose from "
+                             f"{', '.join(EXTRAS)}")
         for name in ("size", "steps", "top_k", "evidence_random", "evidence_photos"):
             if int(getattr(self, name)) < 1:
                 raise BadValue(f"MicroscopeSettings.{name} must be a positive int, "
@@ -70,6 +84,7 @@ class MicroscopeSettings:
         d = asdict(self)
         d.pop("top_k")
         d["tuning_angles"] = list(self.tuning_angles)
+        d["extras"] = list(self.extras)
         return d
 
     def parts(self, early: bool, conv: bool = True) -> dict[str, dict]:
@@ -93,6 +108,8 @@ class MicroscopeSettings:
             out["examples"] = {"examples": self.examples, "format": 2}  # 2: padding skipped, labels
         if early and conv and self.tuning_angles:
             out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf", "figure": "svg"}
+        if "caricature" in self.extras and conv and self.examples > 0:  # needs the top photo
+            out["caricature"] = {**base}
         if self.evidence and conv:
             out["evidence"] = {"fv": base, "n_random": self.evidence_random, "photos": self.evidence_photos,
                                "format": 1, "figure": "svg"}
@@ -245,6 +262,16 @@ class ChannelWorker:
             facts["diversity"] = {"kept": len(keep), "of": s.diversity, "from_photo": param is not None}
             if keep:
                 files["diversity.png"] = png_bytes(_grid(d.images[keep]))
+        if "caricature" in parts:
+            from featviz.optvis import caricature
+
+            facts["caricature"] = None
+            if start is not None:
+                c = caricature(self.model, layer, start["image"][None], steps=s.steps, seed=s.seed,
+                               progress=False)
+                files["caricature.png"] = png_bytes(c.images[0])
+                files["caricature_photo.png"] = png_bytes(start["image"])
+                facts["caricature"] = {"name": start["name"]}
         if "tuning" in parts and early and s.tuning_angles:
             tuning = self._tuning(layer)
             files["tuning.svg"], facts["tuning"] = tuning_svg(ref, tuning[..., channel], s.tuning_angles)
@@ -281,7 +308,7 @@ def start_param(image: torch.Tensor):
 
     Example:
         >>> params, image_fn = start_param(torch.full((3, 4, 4), 0.25))(4, 2)
-        >>> image_fn().shape, round(float(image_fn()[0, 0, 0, 0]), 4)
+        >>> image_fn().shape, round(float(image_fn()[0, 0, 0, 0].detach()), 4)
         (torch.Size([2, 3, 4, 4]), 0.25)
     """
     def param(size, batch: int = 1, *, seed: int = 0, device=None, alpha: bool = False):

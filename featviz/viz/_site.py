@@ -220,15 +220,22 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                  "img": None if dead else f"../data/{s}/{c}/fv.png"})
         prev_next = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
                      if 0 <= j < len(layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
+        from featviz.viz._store import read_meta
+
+        extras = read_meta(out / "data" / "_layers" / s) or {}
+        extras = {k: {**extras[k], "src": f"../data/_layers/{s}/{k}.png"} for k in ("groups", "atlas")
+                  if k in extras and (out / "data" / "_layers" / s / f"{k}.png").is_file()}
+        for g in extras.get("groups", {}).get("channels", []):
+            g[:] = [{"c": c, "href": f"../channels/{s}/{c}.html" if c in pages else None} for c in g]
         html = env.get_template("layer.html").render(root="../", layer=layer, channels=cells,
                                                      short=short_cells, n_extra=len(short_cells), **prev_next,
-                                                     **common)
+                                                     extras=extras, **common)
         atomic_write_text(out / "layers" / f"{s}.html", html)
         preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
         summary.append({**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)})
         for k, c in enumerate(pages):
             files, facts = _flatten(units[(name, c)])
-            facts = {"start": None, "diversity": None, **facts}  # facts of older units lack these
+            facts = {"start": None, "diversity": None, "caricature": None, **facts}  # older units lack these
             img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
             figs = {f.rsplit(".", 1)[0]: {"src": f"../../data/{s}/{c}/{f}",
                                           **_svg_px(out / "data" / s / str(c) / f)}

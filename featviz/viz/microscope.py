@@ -169,7 +169,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
                      channels: int | None = None, images: str | Path | None = None, workers: int = 1,
                      address: str | None = None, force: bool = False, progress: bool = True,
                      matches: dict[tuple[str, int], list[dict]] | None = None,
-                     partners: dict[str, Sequence[int]] | None = None, name: str | None = None) -> Path:
+                     partners: dict[str, Sequence[int]] | None = None, name: str | None = None,
+                     report: dict | None = None) -> Path:
     """Build (or resume) the microscope site for ``layers`` of ``model`` in ``out``; returns index.html.
 
     Args:
@@ -188,6 +189,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         partners: ``{layer: [channel, ...]}`` outside the built channels that also get a short page (feature
             visualization only), e.g. a built unit's match in another model.
         name: what the pages call the model (default: ``model.name``, else its class name).
+        report: a dict this build fills with ``{"seconds": {part: seconds}}``, the time spent on each part
+            (the extras' cost: ``caricature``, ``groups``, ``atlas``; parts taken from disk cost nothing).
 
     The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
 
@@ -199,11 +202,11 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     """
     with _frozen(model):
         return _build(model, layers, Path(out), settings or MicroscopeSettings(), channels, images,
-                      int(workers), address, force, progress, matches, partners, name)
+                      int(workers), address, force, progress, matches, partners, name, report)
 
 
 def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, images, workers, address, force,
-           progress, matches=None, partners=None, name=None) -> Path:
+           progress, matches=None, partners=None, name=None, report=None) -> Path:
     from featviz import __version__
     from featviz.viz._examples import bundled_photos, image_folder, layer_stats, stats_path, top_crop
     from featviz.viz._site import site_paths, write_site
@@ -244,6 +247,9 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
         wkey = weights_hash(model)
         pairs = list(zip(layers, layers[1:]))
         acts = {str(stats_path(Path(CACHE, "acts"), n, photos, wkey)) for n in layers if settings.examples}
+        acts |= {f"data/_layers/{slug(n)}" for n in layers if len(shapes[n]) == 4
+                 and {"groups", "atlas"} & set(settings.extras)}
+        costs: dict[str, float] = report.setdefault("seconds", {}) if report is not None else {}
         planned = site_paths(layers, chosen, {n: [] for n in layers}, pairs) | acts
         write_marker(out, old | planned)  # before any file: a killed build's files are known as ours
 
@@ -263,7 +269,8 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             units |= {(n, c): {"fv": settings.parts(False)["fv"]} for n, cs in extra.items() for c in cs}
             upstream = {n: layers[i - 1] if i and len(shapes[layers[i - 1]]) == 4 else None
                         for i, n in enumerate(layers)}  # credited and ablated by the evidence part
-            photo_key = {"examples": {"photos": photos.key}, "evidence": {"photos_key": photos.key}}
+            photo_key = {"examples": {"photos": photos.key}, "evidence": {"photos_key": photos.key},
+                         "caricature": {"photos": photos.key}}
 
             def part_key(n: str, p: str, v: dict) -> str:
                 up = {"upstream": upstream[n] or "default"} if p == "evidence" else {}
@@ -285,13 +292,14 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
             #    (also where a render is missing: a channel the optimisation cannot switch on from noise is
             #    optimised again from the photo that excites it most)
             stats = {}
-            uses = {"examples", "fv", "diversity"}
+            uses = {"examples", "fv", "diversity", "caricature"}
             if settings.examples and any(uses & set(job[3]) for job in todo):
                 need = sorted({job[0] for job in todo if uses & set(job[3])}, key=layers.index)
                 stats = layer_stats(model, photos, need, out / CACHE / "acts", weights=wkey,
                                     progress=progress)
             todo = [(*job, top_crop(model, job[0], job[1], stats[job[0]], photos, settings.size)
-                     if job[0] in stats and {"fv", "diversity"} & set(job[3]) else None) for job in todo]
+                     if job[0] in stats and {"fv", "diversity", "caricature"} & set(job[3]) else None)
+                    for job in todo]
             # 3b. evidence: one curve scan per layer (model and randomized, cached on disk), shared photos
             evidence = None
             need = sorted({job[0] for job in todo if "evidence" in job[3]}, key=layers.index)
@@ -318,7 +326,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                 elif todo:
                     worker = ChannelWorker(model, settings, evidence=evidence)
                     for job in todo:
-                        commit(job[0], job[1], *worker.compute(*job))
+                        commit(job[0], job[1], *_timed(costs, job, worker.compute))
                         bar.update(1)
             # 5. upstream channels that a built channel's evidence names (its strongest inputs by attribution)
             #    but that have no page yet: a short page each, so every unit the page names is linked
@@ -339,6 +347,13 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                             start = (top_crop(model, n, c, stats[n], photos, settings.size) if n in stats
                                      else None)
                             commit(n, c, *worker.compute(n, c, False, ("fv",), None, start))
+            # 6. per-layer extras (neuron groups, atlas), one unit per layer under data/_layers
+            if {"groups", "atlas"} & set(settings.extras):
+                for n in layers:
+                    if len(shapes[n]) == 4:
+                        seconds = _layer_extras(model, out, n, settings, photos, wkey)
+                        for k, v in seconds.items():
+                            costs[k] = costs.get(k, 0.0) + v
         except KeyboardInterrupt:
             interrupted = True
         manifest = {
@@ -453,6 +468,64 @@ def _partners(layers: list[str], chosen: dict[str, list[int]], links: dict,
     return {n: sorted(extra[n] - set(chosen[n])) for n in layers}
 
 
+def _timed(costs: dict, job: tuple, compute) -> tuple[dict, dict]:
+    """``compute(*job)``, adding its time to ``costs["caricature"]`` when the job's parts include it (the
+    caricature is timed on its own: the rest is the site's usual work)."""
+    import time
+
+    if "caricature" not in job[3]:
+        return compute(*job)
+    rest = tuple(p for p in job[3] if p != "caricature")
+    files, facts = compute(*job[:3], rest, *job[4:]) if rest else ({}, {})
+    start = time.perf_counter()
+    more_files, more_facts = compute(*job[:3], ("caricature",), *job[4:])
+    costs["caricature"] = costs.get("caricature", 0.0) + time.perf_counter() - start
+    return {**files, **more_files}, {**facts, **more_facts}
+
+
+def _layer_extras(model, out: Path, layer: str, settings: MicroscopeSettings, photos, wkey: str,
+                  n_photos: int = 16) -> dict[str, float]:
+    """Unit ``data/_layers/<layer>``: the layer's neuron groups (``groups.png``: one render per group, and
+    each group's strongest channels) and activation atlas (``atlas.png``), as ``settings.extras`` asks, on
+    the first ``n_photos`` photos; computed only when missing. Returns the seconds each took."""
+    import time
+
+    from featviz.errors import BadValue as _BadValue
+    from featviz.optvis import atlas, factorize
+
+    wanted = [e for e in ("groups", "atlas") if e in settings.extras]
+    key = content_key(wkey, {"layer": layer, "extras": wanted, "size": settings.size, "steps": settings.steps,
+                             "seed": settings.seed, "photos": photos.key, "n_photos": n_photos})
+    folder = out / "data" / "_layers" / slug(layer)
+    if unit_done(folder, key):
+        return {}
+    images = photos.load(range(min(n_photos, len(photos))))
+    files, meta, seconds = {}, {"key": key, "layer": layer}, {}
+    if "groups" in wanted:
+        start = time.perf_counter()
+        try:
+            f = factorize(model, layer, images, n_groups=4, seed=settings.seed)
+        except _BadValue:  # negative activations: no NMF
+            f = factorize(model, layer, images, n_groups=4, method="pca", seed=settings.seed)
+        r = f.render(model, size=settings.size, steps=settings.steps, seed=settings.seed, progress=False)
+        from featviz.viz._channel import _grid
+
+        files["groups.png"] = png_bytes(_grid(r.images))
+        meta["groups"] = {"method": f.method, "channels": [
+            [int(c) for c in torch.as_tensor(d).abs().argsort(descending=True)[:4]] for d in f.directions]}
+        seconds["groups"] = time.perf_counter() - start
+    if "atlas" in wanted:
+        start = time.perf_counter()
+        a = atlas(model, layer, images, grid=6, n_samples=400, reducer="pca",
+                  size=max(16, settings.size // 2), steps=settings.steps, class_atlas=False,
+                  seed=settings.seed, progress=False)
+        files["atlas.png"] = png_bytes(a.mosaic())
+        meta["atlas"] = {"grid": 6, "cells": len(a.cells)}
+        seconds["atlas"] = time.perf_counter() - start
+    write_unit(folder, files, meta)
+    return seconds
+
+
 def _evidence_partners(layers: list[str], metas: dict, chosen: dict[str, list[int]],
                        extra: dict[str, list[int]]) -> dict[str, set[int]]:
     """``{layer: {channel}}``: upstream channels named by the evidence of the units in ``metas`` (their
@@ -494,8 +567,10 @@ def _commit(model, folder: Path, layer: str, c: int, keys: dict[str, str], files
             parts[p] = prev
             blobs |= read_files(folder, prev["files"])
     by_part = {"fv": ["fv.png"], "diversity": ["diversity.png"], "tuning": ["tuning.svg"],
+               "caricature": ["caricature.png", "caricature_photo.png"],
                "evidence": [f"evidence{k}.svg" for k in range(4)]}
     fact_part = {"activation": "fv", "dead": "fv", "start": "fv", "diversity": "diversity",
+                 "caricature": "caricature",
                  "tuning": "tuning", "evidence": "evidence"}
     for p in keys:
         if p in parts:

@@ -64,10 +64,12 @@ def chromium():
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
     """The full toy site (2 layers, 15 channels), a partial one (2 channels per layer: most connections
-    lead to short pages of partner channels) and a tiny net's site with the evidence section."""
+    lead to short pages of partner channels; with every --extras), a tiny net's site with the evidence section
+    and a partial two-model site."""
     partial = tmp_path_factory.mktemp("partial_site")
     build_microscope(toy_model(), ["relu1", "relu2"], partial,
-                     settings=MicroscopeSettings(size=32, steps=4, evidence=False), channels=2,
+                     settings=MicroscopeSettings(size=32, steps=4, evidence=False,
+                                                 extras=("caricature", "groups", "atlas")), channels=2,
                      progress=False)
     evidence = tmp_path_factory.mktemp("evidence_site")
     build_microscope(evidence_net(), ["1", "3"], evidence, settings=EVIDENCE_SETTINGS, channels=2,
@@ -76,6 +78,8 @@ def sites(tmp_path_factory):
     models = tmp_path_factory.mktemp("two_models")  # a partial multi-model site: short match pages
     build_microscopes(dict(zip(("net_a", "net_b"), planted_nets())), models, settings=FAST, channels=2,
                       progress=False)
+    assert "<h2>Activation atlas</h2>" in (partial / "layers" / "relu2.html").read_text()
+    assert "<h2>Caricature</h2>" in (partial / "channels" / "relu1" / "0.html").read_text()
     return {"full": toy_site(tmp_path_factory), "partial": partial, "evidence": evidence, "models": models}
 
 

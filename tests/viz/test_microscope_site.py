@@ -2,6 +2,7 @@
 settings changes, train-mode models, arguments checked before any work, and the CLI around it."""
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -164,7 +165,9 @@ def test_cli_quiet_after_the_subcommand_and_a_summary(tmp_path, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert out.strip() == str(tmp_path / "site" / "index.html")
-    assert "featviz microscope: 3 pages (1 channels of 1 layers)" in err and "open" in err
+    assert "featviz microscope: 3 pages (1 channel page over 1 layer)" in err and "open" in err
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    assert manifest["model"] == "edges_and_curves" and manifest["settings"]["extras"] == []
     assert "it/s" not in err  # no progress bar
 
 
@@ -181,3 +184,31 @@ def test_a_render_size_too_small_for_the_model_fails_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"cannot run on 6 px.*--size"):
         build(tmp_path / "site", layers=("2",), model=net, settings=MicroscopeSettings(size=6, steps=1))
     assert not (tmp_path / "site").exists()
+
+
+def test_extras_are_built_only_when_asked_and_the_summary_says_their_cost(tmp_path, capsys):
+    from featviz.cli import main
+    from featviz.optvis import factorize
+    from featviz.viz._examples import bundled_photos
+
+    base = ["microscope", "edges_and_curves", "--layers", "relu1", "--channels", "1", "--size", "16",
+            "--steps", "2", "--examples", "2", "--no-evidence", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "extra"), "--extras", "caricature,groups,atlas"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"extras caricature \d+ s, groups \d+ s, atlas \d+ s \(caricature: one render", err)
+    plain, extra = (tmp_path / "plain", tmp_path / "extra")
+    for site, shown in ((plain, False), (extra, True)):
+        channel = (site / "channels" / "relu1" / "0.html").read_text()
+        layer = (site / "layers" / "relu1.html").read_text()
+        assert ("<h2>Caricature</h2>" in channel) == shown and ("caricature.png" in channel) == shown
+        assert ("<h2>Neuron groups</h2>" in layer) == shown
+        assert ("<h2>Activation atlas</h2>" in layer) == shown
+    for f in ("caricature.png", "caricature_photo.png"):
+        assert (extra / "data" / "relu1" / "0" / f).is_file()
+    # the groups the layer page names are fv.factorize's own, on the site's first 16 photos
+    meta = json.loads((extra / "data" / "_layers" / "relu1" / "meta.json").read_text())
+    f = factorize(toy_model(), "relu1", bundled_photos(64).tensor[:16], n_groups=4, seed=0)
+    assert meta["groups"]["channels"] == [d.abs().argsort(descending=True)[:4].tolist() for d in f.directions]
+    assert main([*base, "--out", str(tmp_path / "bad"), "--extras", "caricatur"]) == 2
+    assert "--extras: unknown caricatur; choose from caricature,groups,atlas" in capsys.readouterr().err

@@ -52,6 +52,9 @@ def test_landing_and_universality_pages_link_to_pages_that_exist(sites):
     index = (sites / "index.html").read_text()
     assert 'href="net_a/index.html"' in index and 'href="net_b/index.html"' in index
     assert _store.read_marker(sites)["written"] == ["index.html", "style.css", "universality.html"]
+    assert 'src="net_a/data/1/0/fv.png"' in index and 'src="net_b/data/1/0/fv.png"' in index  # thumbnails
+    uni = (sites / "universality.html").read_text()
+    assert "› universality" not in uni and uni.count(">universality<") == 1  # said once, not twice
 
 
 def test_a_planted_unit_is_matched_side_by_side_and_its_page_links_to_its_match(sites):
@@ -110,6 +113,7 @@ def test_cli_builds_several_model_files(tmp_path, capsys):
     assert (tmp_path / "site" / "first" / "channels" / "1" / "0.html").is_file()
     page = (tmp_path / "site" / "first" / "channels" / "1" / "0.html").read_text()
     assert 'href="../../../second/channels/1/0.html"' in page  # same seed: the same net
+    assert '<span class="model">first</span>' in page  # named as given, not by its class (Sequential)
     assert "2 models" in err
 
 
