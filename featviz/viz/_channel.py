@@ -105,7 +105,7 @@ class MicroscopeSettings:
             out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight,
                                 "keep": "exciting", "retry": "top photo"}
         if self.examples > 0:
-            out["examples"] = {"examples": self.examples, "format": 2}  # 2: padding skipped, labels
+            out["examples"] = {"examples": self.examples, "format": 3}  # 3: padding skipped (3/4), labels
         if early and conv and self.tuning_angles:
             out["tuning"] = {"tuning_angles": list(self.tuning_angles), "at": "rf", "figure": "svg"}
         if "caricature" in self.extras and conv and self.examples > 0:  # needs the top photo

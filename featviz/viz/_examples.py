@@ -39,6 +39,7 @@ __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_st
 
 PHASES = (0, 90, 180, 270)  # grating phases averaged in a tuning curve
 TILE = 128  # px of each example tile
+INSIDE = 0.75  # an example position's field is at least this much inside the photo (relative to the best)
 MIN_CROP = 1 / 3  # a crop shows at least this fraction of the photo's side, centred on the receptive field
 _MONOTONE = {"ReLU", "ReLU6", "LeakyReLU", "Hardtanh", "ELU", "CELU"}  # activation = f(pre), f increasing
 
@@ -169,12 +170,13 @@ def inside_map(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
 
 
 def _valid_positions(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
-    """(H * W,) bool: positions whose receptive field is at least half as much inside the image as the
-    best-placed position's (for early layers: at least half inside); None when every position counts."""
+    """(H * W,) bool: positions whose receptive field is at least ``INSIDE`` (3/4) as much inside the image
+    as the best-placed position's (for early layers: at least 3/4 inside, so a sliver along the border with
+    almost half its field in the padding is no example); None when every position counts."""
     m = inside_map(model, layer, size)
     if m is None:
         return None
-    return (m >= 0.5 * float(m.max())).flatten()
+    return (m >= INSIDE * float(m.max())).flatten()
 
 
 def _reduce(act: torch.Tensor, pre: torch.Tensor | None,
@@ -201,7 +203,7 @@ def stats_path(cache: Path, layer: str, photos: PhotoSet, weights: str) -> Path:
         >>> stats_path(Path("_acts"), "relu1", bundled_photos(16), "abc").name.startswith("relu1-")
         True
     """
-    key = content_key(weights, {"photos": photos.key, "layer": layer, "padding": "skipped"})
+    key = content_key(weights, {"photos": photos.key, "layer": layer, "inside": INSIDE})
     return Path(cache) / f"{slug(layer)}-{key}.pt"
 
 

@@ -137,9 +137,9 @@ def test_positions_whose_field_is_mostly_padding_are_not_examples(tmp_path):
     assert raw.tolist() == [0] * 4
     stats = _examples.layer_stats(net, photos, ["1"], tmp_path / "cache", progress=False)["1"]
     inside = [[hand_inside(i) * hand_inside(j) for j in range(24)] for i in range(24)]
-    assert stats.skipped == sum(f < 0.5 for row in inside for f in row)  # best-placed position: 1.0
+    assert stats.skipped == sum(f < 0.75 for row in inside for f in row)  # best-placed position: 1.0
     for flat in stats.top_pos[:, 0].tolist():
-        assert inside[flat // 24][flat % 24] >= 0.5
+        assert inside[flat // 24][flat % 24] >= 0.75
     _, facts = _examples.example_files(net, "1", 0, stats, photos, k=2)
     assert facts["skipped"] == stats.skipped and facts["positions"] == 576
 
