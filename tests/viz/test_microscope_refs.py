@@ -230,3 +230,12 @@ def test_the_pager_says_when_it_enters_short_pages_and_the_layer_grid_shows_them
                 assert ("(short page)" in text) == (href in short), (page, href, text)
                 entered += href in short
     assert entered  # the partial build's pager does walk into short pages
+
+
+def test_a_unit_that_ignores_every_grating_has_no_preferred_orientation(tmp_path):
+    net = red_net()  # off for every grating (grey, black and white: R - G - B <= 0)
+    settings = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(0, 45, 90),
+                                  evidence=False)
+    build_microscope(net, ["1"], tmp_path, settings=settings, channels=1, progress=False)
+    page = " ".join((tmp_path / "channels" / "1" / "0.html").read_text().split())
+    assert "does not respond to any of these gratings" in page and "preferred 0°" not in page
