@@ -246,6 +246,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                 for e in ex.get(kind, []):
                     e["src"] = f"../../data/{s}/{c}/{e['file']}"
                     e.setdefault("label", None)
+                    e.setdefault("explain", None)  # an explanation page's href (relative to the page), if any
                     e["both"] = e["name"] in both
             if ex:
                 ex = {"skipped": 0, "positions": 0, **ex, "both": sorted(both)}
