@@ -666,3 +666,45 @@ def check_rank_correlation(fn) -> None:
                 hint = (" Pearson's correlation of the VALUES is not 1 here: correlate the RANKS "
                         "(x.flatten().argsort().argsort())")
             _fail(f"rank_correlation on {what} gave {got:.4f}, expected {want:.4f}.{hint}")
+
+
+# ----------------------------------------------------------------------------- 06 beyond channels
+
+
+def check_map_cosine(fn) -> None:
+    """fn(a, b) (N, C, h, w) x2 -> (N,): cosine similarity of each pair of whole maps, flattened over (C, h, w)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 4, 5, 6, generator=gen), torch.randn(3, 4, 5, 6, generator=gen)
+    b[1] = 2.5 * a[1]                                    # the same map up to scale: cosine 1
+    want = F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
+    got = _tensor(_call(fn, a, b, what="map_cosine(a (3, 4, 5, 6), b)"), "map_cosine").detach()
+    _shape(got, (3,), "map_cosine(a (3, 4, 5, 6), b)", "one number per image: flatten each map with a.flatten(1)")
+    if torch.allclose(got, want, atol=1e-5):
+        return
+    if torch.allclose(got, (a.flatten(1) * b.flatten(1)).sum(1), atol=1e-4):
+        _fail("map_cosine returns the dot product: divide by the two norms (a cosine is in [-1, 1], and a map "
+              "scaled by 2.5 should still give 1)")
+    if torch.allclose(got, F.cosine_similarity(a.flatten(2), b.flatten(2), dim=2).mean(1), atol=1e-5):
+        _fail("map_cosine averages one cosine per channel; fv.invert compares the whole map at once: flatten "
+              "channels and positions together (a.flatten(1))")
+    _fail(f"map_cosine differs from the cosine of the flattened maps by up to {float((got - want).abs().max()):.3g}"
+          f" (image 1 is image 1 of `a` times 2.5: its cosine should be 1, yours is {float(got[1]):.3f})")
+
+
+def check_reconstruct(fn) -> None:
+    """fn(spatial (N, K, h, w), directions (K, C)) -> (N, C, h, w) = Σ_k spatial[:, k] * directions[k]."""
+    gen = torch.Generator().manual_seed(0)
+    spatial, directions = torch.rand(2, 3, 4, 5, generator=gen), torch.rand(3, 6, generator=gen)
+    want = torch.einsum("nkhw,kc->nchw", spatial, directions)
+    got = _tensor(_call(fn, spatial, directions, what="reconstruct(spatial (2, 3, 4, 5), directions (3, 6))"),
+                  "reconstruct").detach()
+    _shape(got, want.shape, "reconstruct(spatial (2, 3, 4, 5), directions (3, 6))",
+           "(N, C, h, w): every position gets a C-vector, the groups' directions weighted by their strength there")
+    if torch.allclose(got, want, atol=1e-5):
+        return
+    if torch.allclose(got, spatial.sum(1, keepdim=True) * directions.sum(0)[None, :, None, None], atol=1e-5):
+        _fail("reconstruct multiplies the sums: each group's spatial map multiplies its OWN direction, then the "
+              "K products are added (einsum 'nkhw,kc->nchw')")
+    _fail(f"reconstruct differs from Σ_k spatial[:, k] · directions[k] by up to "
+          f"{float((got - want).abs().max()):.3g}: position (i, j) of image n is Σ_k spatial[n, k, i, j] · "
+          "directions[k, :]")

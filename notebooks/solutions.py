@@ -546,6 +546,20 @@ def rank_correlation(a: Tensor, b: Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()))
 
 
+# ----------------------------------------------------------------------------- 06 beyond channels
+
+
+def map_cosine(a: Tensor, b: Tensor) -> Tensor:
+    """(N, C, h, w) x2 -> (N,): cosine similarity of each pair of whole maps (what fv.invert maximises)."""
+    a, b = a.flatten(1), b.flatten(1)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+
+
+def reconstruct(spatial: Tensor, directions: Tensor) -> Tensor:
+    """(N, K, h, w), (K, C) -> (N, C, h, w): the factorization's approximation of the activations."""
+    return torch.einsum("nkhw,kc->nchw", spatial, directions)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -439,3 +439,36 @@ def test_05_rank_correlation_with_argsort_once(C):
         return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
     _rejects(C.check_rank_correlation, argsort_once, match=r"argsort\(\)\.argsort\(\)")
+
+
+# ----------------------------------------------------------------------------- 06
+
+
+def test_06_solutions_pass(C, S):
+    C.check_map_cosine(S.map_cosine)
+    C.check_reconstruct(S.reconstruct)
+
+
+def test_06_map_cosine_wrong_answers(C):
+    _rejects(C.check_map_cosine, lambda a, b: (a.flatten(1) * b.flatten(1)).sum(1), match="dot product")
+    _rejects(C.check_map_cosine, lambda a, b: F.cosine_similarity(a.flatten(2), b.flatten(2), dim=2).mean(1),
+             match="one cosine per channel")
+    _rejects(C.check_map_cosine, lambda a, b: F.cosine_similarity(a.flatten(), b.flatten(), dim=0),
+             match="one number per image")
+
+
+def test_06_reconstruct_wrong_answers(C):
+    _rejects(C.check_reconstruct, lambda s, d: s.sum(1, keepdim=True) * d.sum(0)[None, :, None, None],
+             match="OWN direction")
+    _rejects(C.check_reconstruct, lambda s, d: torch.einsum("nkhw,kc->nkhw", s, d), match="shape")
+
+
+def test_06_reconstruct_matches_a_factorization_of_planted_groups():
+    # independent of the solution: activations built from two known groups are reconstructed exactly
+    S = _load("solutions")
+    spatial = torch.zeros(1, 2, 2, 2)
+    spatial[0, 0, 0, 0], spatial[0, 1, 1, 1] = 2.0, 3.0
+    directions = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    acts = S.reconstruct(spatial, directions)
+    assert acts[0, :, 0, 0].tolist() == [2.0, 0.0, 2.0] and acts[0, :, 1, 1].tolist() == [0.0, 3.0, 0.0]
+    assert float(acts[0, :, 0, 1].abs().sum()) == 0.0

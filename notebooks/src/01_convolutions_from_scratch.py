@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 01 · Convolutions from scratch
 #
+# **Level:** beginner (Python and a little PyTorch) · **Time:** about 90 minutes to work through, 8 exercises; running it takes a few
+# minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # A vision network is mostly a stack of convolutions. Before we look *inside* one (notebooks 02–05), we
 # build the operation ourselves, so that every number we later inspect is something we could compute by hand.
 #

@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 02 · Hooks and activations
 #
+# **Level:** beginner to intermediate (after 01) · **Time:** about 60 minutes to work through, 4 exercises; running it takes a few
+# minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # A trained network computes its answer through a long chain of intermediate tensors, the **activations**. Each
 # activation tensor of a convolutional layer has shape `(batch, channels, height, width)`: for every channel, a map
 # over the image of how strongly that channel "fires" at each place. Interpretability starts by looking at these

@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 03 · Feature visualization
 #
+# **Level:** intermediate · **Time:** about 75 minutes to work through, 4 exercises; running it takes a few
+# minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # In notebook 02 we asked "where in this photo does channel *c* fire?". Feature visualization turns the question
 # around: **what image would make channel *c* fire as much as possible?** We start from noise and follow the
 # gradient of the channel's activation with respect to the *pixels* — the network's weights never change.

@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 04 · Circuits: zooming in on a vision model
 #
+# **Level:** advanced (after 01-03) · **Time:** about 2 hours to work through, 4 exercises; running it takes a few
+# minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # Olah et al., [*Zoom In: An Introduction to Circuits*](https://distill.pub/2020/circuits/zoom-in/) (Distill 2020)
 # makes three claims about vision networks:
 #

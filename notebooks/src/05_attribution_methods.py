@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 05 · Attribution methods: which pixels mattered?
 #
+# **Level:** intermediate · **Time:** about 75 minutes to work through, 4 exercises; running it takes a few
+# minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # Feature visualization (notebook 03) asks what a channel *wants* to see. **Attribution** asks about one particular
 # input: *which pixels of this photo made the model say "espresso"?* Each method gives a map over the image, one
 # number per pixel. They are easy to compute — and easy to misread.
