@@ -1,7 +1,7 @@
 """Sentences of the teaching notebooks and READMEs that issue 25 corrected (notebooks/src/*.py are the
-sources; tests/test_notebooks.py checks that the .ipynb files match them and run). Each assertion is a sentence
-a class would otherwise trip on: a wrong name, a claim its own numbers contradict, a figure an exported page
-cannot show."""
+sources; tests/test_notebooks.py checks that the .ipynb files match them and run). Each assertion is a
+sentence a class would otherwise trip on: a wrong name, a claim its own numbers contradict, a figure an
+exported page cannot show."""
 from __future__ import annotations
 
 import re
