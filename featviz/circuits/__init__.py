@@ -27,9 +27,12 @@ from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.trace import Circuit, Edge, trace, upstream_layers
 from featviz.circuits.tuning import (
     ControlCount,
+    EdgeCriteria,
     EdgeDetector,
+    EdgeScan,
     TuningCurve,
     control_counts,
+    edge_scan,
     find_edge_detectors,
     tuning_curve,
 )
@@ -46,10 +49,10 @@ from featviz.circuits.universality import (
 from featviz.circuits.weights import expanded_weights, full_weight, weights
 
 __all__ = ["AblationScan", "AblationTest", "Circuit", "ControlCount", "CurveCriteria", "CurveDetector",
-           "CurveScan", "DatasetExamples", "DstMeans", "Edge", "EdgeDetector", "Evidence", "ReceptiveField",
-           "TuningCurve", "ablation_effect", "ablation_scan", "ablation_test", "attribute",
-           "benjamini_hochberg", "captum_methods", "control_counts", "curve_scan", "dataset_examples",
-           "evidence", "expanded_weights", "find_curve_detectors", "find_edge_detectors", "full_weight",
-           "input_boxes", "receptive_field", "trace", "tuning_curve", "upstream_layers", "weights", "Family",
-           "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families", "match_units",
-           "unit_links"]
+           "CurveScan", "DatasetExamples", "DstMeans", "Edge", "EdgeCriteria", "EdgeDetector", "EdgeScan",
+           "Evidence", "ReceptiveField", "TuningCurve", "ablation_effect", "ablation_scan", "ablation_test",
+           "attribute", "benjamini_hochberg", "captum_methods", "control_counts", "curve_scan",
+           "dataset_examples", "edge_scan", "evidence", "expanded_weights", "find_curve_detectors",
+           "find_edge_detectors", "full_weight", "input_boxes", "receptive_field", "trace", "tuning_curve",
+           "upstream_layers", "weights", "Family", "LayerFamilies", "UnitLink", "UnitMatch",
+           "augment_images", "families", "match_units", "unit_links"]

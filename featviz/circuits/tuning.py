@@ -28,7 +28,8 @@ from featviz.core import evaluating
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel
 
-__all__ = ["TuningCurve", "EdgeDetector", "tuning_curve", "find_edge_detectors", "layer_responses",
+__all__ = ["TuningCurve", "EdgeCriteria", "EdgeDetector", "EdgeScan", "edge_scan", "tuning_curve",
+           "find_edge_detectors", "layer_responses",
            "responses_and_inputs", "clamp_ceiling"]
 
 
@@ -331,11 +332,120 @@ def orientation_stats(r: torch.Tensor, angles: torch.Tensor) -> tuple[float, flo
     return osi, angle, top / max(bottom, 1e-6 * max(top, 1e-12)), peaks
 
 
-def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.2, min_peak_trough: float = 3.0,
-                        min_response: float = 0.1, step: float = 10.0, size: int = 64,
-                        freqs: Sequence[float] = (0.0625, 0.125, 0.25), step_edges: bool = True,
-                        min_edge_selectivity: float = 0.5, min_edge_response: float = 0.2,
-                        preprocess: Callable | bool | None = None) -> list[EdgeDetector]:
+@dataclass(frozen=True)
+class EdgeCriteria:
+    """The thresholds of ``find_edge_detectors`` / ``EdgeScan.detectors`` (see ``find_edge_detectors``);
+    measured false-positive and false-negative rates of the defaults: docs/finder_calibration.md.
+
+    Example:
+        >>> EdgeCriteria().min_osi, EdgeCriteria(min_edge_selectivity=0.6).min_edge_selectivity
+        (0.2, 0.6)
+    """
+
+    min_osi: float = 0.2
+    min_peak_trough: float = 3.0
+    min_response: float = 0.1
+    min_edge_selectivity: float = 0.5
+    min_edge_response: float = 0.2
+
+    def replace(self, **changes: float | None) -> EdgeCriteria:
+        """A copy with the given thresholds changed (``None`` values are ignored)."""
+        from dataclasses import replace
+
+        return replace(self, **{k: float(v) for k, v in changes.items() if v is not None})
+
+
+@dataclass
+class EdgeScan:
+    """Every channel's responses to the edge battery of ``find_edge_detectors``: ``resp`` (F, A, 8, C) over
+    grating frequencies ``freqs`` x angles x phases, ``evoked`` (24, C) step edges over ``directions`` minus
+    mid grey (None without step edges). ``detectors(criteria)`` applies the rule."""
+
+    layer: str
+    rf: ReceptiveField
+    angles: torch.Tensor
+    freqs: list[float]
+    resp: torch.Tensor = field(repr=False)
+    directions: torch.Tensor = field(repr=False)
+    evoked: torch.Tensor | None = field(repr=False)
+
+    def detectors(self, criteria: EdgeCriteria | None = None, **overrides: float | None
+                  ) -> list[EdgeDetector]:
+        """The channels that pass both tests with ``criteria`` (default ``EdgeCriteria()``), most
+        orientation-selective first."""
+        crit = (criteria or EdgeCriteria()).replace(**overrides)
+        curves = self.resp.mean(2)  # (F, A, C)
+        name, rf, angles, directions, evoked = self.layer, self.rf, self.angles, self.directions, self.evoked
+        if evoked is not None:
+            edge_max = float(evoked.amax())
+            tiny = 1e-6 * float(evoked.abs().amax())
+        found = []
+        for c in range(curves.shape[-1]):
+            passing = []
+            for f in range(len(self.freqs)):
+                r = curves[f, :, c]
+                osi, angle, ratio, peaks = orientation_stats(r, angles)
+                strong = float(r.max()) >= crit.min_response * float(curves[f].amax())
+                if peaks == 1 and osi >= crit.min_osi and ratio >= crit.min_peak_trough and strong:
+                    passing.append((osi, angle, ratio, f))
+            if not passing:
+                continue
+            osi, angle, ratio, f = max(passing)
+            curve = TuningCurve(f"{name}:{c}", angles, curves[f, :, c], self.resp[f, :, :, c], rf, rf.center)
+            detector = EdgeDetector(f"{name}:{c}", angle, osi, ratio, float(self.freqs[f]), curve)
+            if evoked is not None:
+                e = evoked[:, c]
+                sel, peaks = direction_selectivity(e, directions)
+                weak = float(e.max()) < max(crit.min_edge_response * edge_max, tiny, 1e-30)
+                if peaks != 1 or sel < crit.min_edge_selectivity or weak:
+                    continue
+                detector.edge_curve = TuningCurve(f"{name}:{c}", directions, e, e[:, None], rf, rf.center,
+                                                  period=360.0)
+                detector.edge_direction = detector.edge_curve.preferred
+                detector.edge_selectivity = sel
+            found.append(detector)
+        return sorted(found, key=lambda e: -e.osi)
+
+
+def edge_scan(model: nn.Module, layer: str, *, step: float = 10.0, size: int = 64,
+              freqs: Sequence[float] = (0.0625, 0.125, 0.25), step_edges: bool = True,
+              preprocess: Callable | bool | None = None) -> EdgeScan:
+    """Show every channel of ``layer`` the gratings and step edges of ``find_edge_detectors`` at its
+    receptive-field centre and keep the responses (``EdgeScan``).
+
+    Example:
+        >>> scan = edge_scan(fv.models.toy.edges_and_curves(), "relu1", size=32)
+        >>> scan.resp.shape, len(scan.detectors())       # (freqs, angles, phases, channels)
+        (torch.Size([3, 18, 8, 8]), 8)
+    """
+    from featviz.data import edges, gratings
+
+    hm = as_hooked(model)
+    name, channels = split_ref(layer)
+    hm.module(name)
+    if channels is not None:
+        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
+    rf = receptive_field(hm, name, size=size)
+    angles = torch.arange(0.0, 180.0, step)
+    stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=list(range(0, 360, 45)), center=rf.center)
+               for f in freqs]
+    resp = torch.stack([layer_responses(hm, name, s, rf.position, preprocess).cpu()
+                        .reshape(len(angles), 8, -1) for s in stimuli])  # (F, A, 8, C)
+    directions = torch.arange(0.0, 360.0, 15.0)
+    evoked = None
+    if step_edges:
+        grey = layer_responses(hm, name, torch.full((1, 3, size, size), 0.5), rf.position, preprocess).cpu()
+        steps = edges(directions.tolist(), size=size, center=rf.center)
+        evoked = layer_responses(hm, name, steps, rf.position, preprocess).cpu() - grey  # (24, C)
+    return EdgeScan(name, rf, angles, [float(f) for f in freqs], resp, directions, evoked)
+
+
+def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float | None = None,
+                        min_peak_trough: float | None = None, min_response: float | None = None,
+                        step: float = 10.0, size: int = 64, freqs: Sequence[float] = (0.0625, 0.125, 0.25),
+                        step_edges: bool = True, min_edge_selectivity: float | None = None,
+                        min_edge_response: float | None = None, preprocess: Callable | bool | None = None,
+                        criteria: EdgeCriteria | None = None) -> list[EdgeDetector]:
     """Channels of ``layer`` that behave like oriented edge detectors, strongest selectivity first.
 
     Every stimulus is centred on the receptive field of the unit read (``receptive_field``: the map
@@ -352,7 +462,9 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.2, m
     **Step edges** (``step_edges=True``) in 24 directions through the field's centre, evoked responses
     (minus the response to uniform grey): one peak over 360 degrees, direction selectivity
     ``|sum r e^{i theta}| / sum r >= min_edge_selectivity`` and a peak ``>= min_edge_response`` times the
-    layer's strongest. Gratings alone also pass oriented *random* filters: on EfficientNet-Lite0's
+    layer's strongest. The thresholds are an ``EdgeCriteria`` (``criteria=``; the keyword thresholds override
+    single fields); ``edge_scan`` keeps the responses so several criteria can be applied to one scan.
+    Gratings alone also pass oriented *random* filters: on EfficientNet-Lite0's
     ``blocks.1.depthwise_relu`` gratings alone pass 58 trained channels and 36-43 of a randomly
     initialised copy; both tests pass 38 trained and 10-16 random (seeds 0-2; see ``control_counts``).
 
@@ -361,52 +473,11 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float = 0.2, m
         >>> len(found), sorted(round(e.edge_direction) % 360 for e in found)[:3]
         (8, [0, 45, 90])
     """
-    from featviz.data import edges, gratings
-
-    hm = as_hooked(model)
-    name, channels = split_ref(layer)
-    hm.module(name)
-    if channels is not None:
-        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
-    rf = receptive_field(hm, name, size=size)
-    angles = torch.arange(0.0, 180.0, step)
-    stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=list(range(0, 360, 45)), center=rf.center)
-               for f in freqs]
-    resp = torch.stack([layer_responses(hm, name, s, rf.position, preprocess).cpu()
-                        .reshape(len(angles), 8, -1) for s in stimuli])  # (F, A, 8, C)
-    curves = resp.mean(2)  # (F, A, C)
-    directions = torch.arange(0.0, 360.0, 15.0)
-    if step_edges:
-        grey = layer_responses(hm, name, torch.full((1, 3, size, size), 0.5), rf.position, preprocess).cpu()
-        steps = edges(directions.tolist(), size=size, center=rf.center)
-        evoked = layer_responses(hm, name, steps, rf.position, preprocess).cpu() - grey  # (24, C)
-        edge_max = float(evoked.amax())
-    found = []
-    for c in range(curves.shape[-1]):
-        passing = []
-        for f in range(len(freqs)):
-            r = curves[f, :, c]
-            osi, angle, ratio, peaks = orientation_stats(r, angles)
-            strong = float(r.max()) >= min_response * float(curves[f].amax())
-            if peaks == 1 and osi >= min_osi and ratio >= min_peak_trough and strong:
-                passing.append((osi, angle, ratio, f))
-        if not passing:
-            continue
-        osi, angle, ratio, f = max(passing)
-        curve = TuningCurve(f"{name}:{c}", angles, curves[f, :, c], resp[f, :, :, c], rf, rf.center)
-        detector = EdgeDetector(f"{name}:{c}", angle, osi, ratio, float(freqs[f]), curve)
-        if step_edges:
-            e = evoked[:, c]
-            sel, peaks = direction_selectivity(e, directions)
-            weak = float(e.max()) < max(min_edge_response * edge_max, 1e-9)
-            if peaks != 1 or sel < min_edge_selectivity or weak:
-                continue
-            detector.edge_curve = TuningCurve(f"{name}:{c}", directions, e, e[:, None], rf, rf.center,
-                                              period=360.0)
-            detector.edge_direction = detector.edge_curve.preferred
-            detector.edge_selectivity = sel
-        found.append(detector)
-    return sorted(found, key=lambda e: -e.osi)
+    scan = edge_scan(model, layer, step=step, size=size, freqs=freqs, step_edges=step_edges,
+                     preprocess=preprocess)
+    return scan.detectors(criteria, min_osi=min_osi, min_peak_trough=min_peak_trough,
+                          min_response=min_response, min_edge_selectivity=min_edge_selectivity,
+                          min_edge_response=min_edge_response)
 
 
 def direction_selectivity(r: torch.Tensor, angles: torch.Tensor) -> tuple[float, int]:

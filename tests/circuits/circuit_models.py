@@ -52,3 +52,38 @@ class Wired(nn.Module):
     def forward(self, x):
         h = self.relu2(self.bn2(self.conv2(self.relu1(self.conv1(x)))))
         return self.relu3(self.conv3(self.pool(h)))
+
+
+def even_gabor(angle: float, size: int = 9, freq: float = 0.125, sigma: float = 2.0) -> torch.Tensor:
+    """Even (cosine) Gabor: a bar/line detector, not an edge detector (it answers both edge polarities)."""
+    c = (size - 1) / 2
+    r = torch.arange(size, dtype=torch.float32)
+    y, x = (c - r)[:, None].expand(size, size), (r - c)[None, :].expand(size, size)
+    t = math.radians(angle)
+    wave = torch.cos(2 * math.pi * freq * (x * math.cos(t) + y * math.sin(t)))
+    g = wave * torch.exp(-(x**2 + y**2) / (2 * sigma**2))
+    return g - g.mean()
+
+
+def edge_calibration_net() -> tuple[nn.Module, list[bool]]:
+    """(net, labels): a 9x9 conv + ReLU whose channels are odd Gabors (edge detectors: label True) at 8
+    angles, 2 frequencies and 2 widths, and decoys (label False): even Gabors (bar detectors) at 8 angles
+    and 2 frequencies, on- and off-centre difference-of-Gaussians, and a luminance unit."""
+    units, labels = [], []
+    for freq in (0.0625, 0.125):
+        for sigma in (1.5, 2.5):
+            units += [gabor(a, size=9, freq=freq, sigma=sigma) for a in ANGLES]
+            labels += [True] * len(ANGLES)
+    for freq in (0.0625, 0.125):
+        units += [even_gabor(a, freq=freq) for a in ANGLES]
+        labels += [False] * len(ANGLES)
+    r = torch.arange(9, dtype=torch.float32) - 4
+    d2 = r[:, None] ** 2 + r[None, :] ** 2
+    dog = torch.exp(-d2 / 2) / 2 - torch.exp(-d2 / 8) / 8
+    units += [dog / dog.abs().sum(), -dog / dog.abs().sum(), torch.full((9, 9), 1 / 81)]
+    labels += [False] * 3
+    conv = nn.Conv2d(3, len(units), 9, padding=4)
+    with torch.no_grad():
+        conv.weight.copy_(torch.stack(units)[:, None].expand(-1, 3, -1, -1) / 3)
+        conv.bias.zero_()
+    return nn.Sequential(conv, nn.ReLU()).eval(), labels
