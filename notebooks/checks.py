@@ -708,3 +708,97 @@ def check_reconstruct(fn) -> None:
     _fail(f"reconstruct differs from Σ_k spatial[:, k] · directions[k] by up to "
           f"{float((got - want).abs().max()):.3g}: position (i, j) of image n is Σ_k spatial[n, k, i, j] · "
           "directions[k, :]")
+
+# ----------------------------------------------------------------------------- 07 explaining a photo
+
+
+def check_top_channels(fn) -> None:
+    """fn(acts (C, H, W), k) -> (H, W, k) LongTensor: the k strongest channels at each position, strongest first."""
+    gen = torch.Generator().manual_seed(7)
+    for c, h, w, k in [(6, 3, 4, 2), (5, 2, 2, 5), (9, 4, 3, 1)]:
+        acts = torch.randn(c, h, w, generator=gen)
+        want = acts.topk(k, dim=0).indices.permute(1, 2, 0)
+        got = _tensor(_call(fn, acts, k, what=f"top_channels(<acts {c}x{h}x{w}>, k={k})"), "top_channels")
+        if tuple(got.shape) != (h, w, k):
+            hint = ""
+            if tuple(got.shape) == (k, h, w):
+                hint = (" That is (k, H, W): topk along dim 0 gives the channels first; move them last with "
+                        ".permute(1, 2, 0)")
+            elif got.shape[-1] == min(h, w) or tuple(got.shape[:2]) == (c, h):
+                hint = " The top-k runs over the CHANNELS (dim 0 of a (C, H, W) map), not over a spatial axis"
+            _fail(f"top_channels on a ({c}, {h}, {w}) map with k={k} returned shape {tuple(got.shape)}; expected "
+                  f"{(h, w, k)}.{hint}")
+        if got.dtype not in (torch.int64, torch.int32):
+            _fail(f"top_channels should return channel INDICES (integers), got {got.dtype}: topk(...).indices, "
+                  "not .values")
+        if not torch.equal(got.long(), want):
+            hint = ""
+            if torch.equal(got.long(), acts.topk(k, dim=0, largest=False).indices.permute(1, 2, 0)):
+                hint = " These are the WEAKEST channels: the dictionary wants the largest activations"
+            elif torch.equal(got.long().sort(-1).values, want.sort(-1).values):
+                hint = (" The right channels in the wrong order: strongest first (topk sorts; argsort ascending "
+                        "does not)")
+            _fail(f"top_channels picked the wrong channels at some positions (k={k}).{hint}")
+
+
+def check_box_share(fn) -> None:
+    """fn(amap (h, w), box (top, left, bottom, right), bottom/right exclusive) -> the fraction of the POSITIVE
+    attribution inside the box, a float in [0, 1]."""
+    amap = torch.zeros(4, 5)
+    amap[1, 1], amap[1, 2], amap[3, 4] = 3.0, -2.0, 1.0  # inside: +3 and -2; outside: +1
+    cases = [("a map with a negative value inside the box", amap, (0, 0, 2, 3), 0.75),
+             ("a box whose last row/column would add a value", amap, (0, 0, 3, 4), 0.75),
+             ("the whole map", amap, (0, 0, 4, 5), 1.0)]
+    neg = torch.zeros(3, 3)
+    neg[0, 0], neg[2, 2] = -4.0, 2.0
+    cases.append(("a map whose only negative value is outside the box", neg, (1, 1, 3, 3), 1.0))
+    for what, m, box, want in cases:
+        got = _call(fn, m.clone(), box, what=f"box_share(<{what}>, {box})")
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            _fail(f"box_share should return a number, got {got!r}")
+        if abs(got - want) > 1e-6:
+            t, l, b, r = box
+            pos = m.clamp(min=0)
+            hint = ""
+            if abs(got - float(m.abs()[t:b, l:r].sum() / m.abs().sum())) < 1e-6:
+                hint = (" You used |attribution|: negative values count against the class, keep only the "
+                        "positive part")
+            elif abs(got - float(m[t:b, l:r].sum() / m.sum())) < 1e-6:
+                hint = " Signed sums let negative values cancel positive ones: clamp(min=0) first"
+            elif abs(got - float(pos[t:b + 1, l:r + 1].sum() / pos.sum())) < 1e-6:
+                hint = " bottom and right are EXCLUSIVE (Python slices): rows top..bottom-1"
+            elif abs(got - float(pos[t:b, l:r].sum())) < 1e-6:
+                hint = " Divide by the total positive attribution of the whole map"
+            _fail(f"box_share on {what} gave {got:.4f}, expected {want:.4f}.{hint}")
+
+
+def check_group_shares(fn, groups, attribution) -> None:
+    """fn(spatial (K, h, w), directions (K, C), attr (C, h, w)) -> (K,) each group's part of the attribution,
+    shared at every (channel, position) by |spatial_k(p) * direction_k(c)|; compared with ``groups.attribution``."""
+    gen = torch.Generator().manual_seed(3)
+    spatial = torch.rand(3, 2, 2, generator=gen)
+    directions = torch.rand(3, 4, generator=gen)
+    directions[1] *= -1  # a signed factor (PCA): magnitudes share, signs do not
+    attr = torch.randn(4, 2, 2, generator=gen)
+    parts = (spatial[:, None] * directions[:, :, None, None]).abs()
+    want = (parts / parts.sum(0) * attr).sum((1, 2, 3))
+    for what, args, expect in [("a small signed case", (spatial, directions, attr), want),
+                               ("this photo's groups", (groups.factorization.spatial[0],
+                                                        groups.factorization.directions, attribution),
+                                groups.attribution)]:
+        got = _tensor(_call(fn, *args, what=f"group_shares(<{what}>)"), "group_shares")
+        _shape(got, tuple(expect.shape), f"group_shares on {what}", "one number per group")
+        if not torch.allclose(got.float(), expect.float(), atol=1e-4, rtol=1e-3):
+            raw = (parts * attr).sum((1, 2, 3))
+            signed = spatial[:, None] * directions[:, :, None, None]
+            hint = ""
+            if what == "a small signed case" and torch.allclose(got.float(), raw, atol=1e-4):
+                hint = " Normalise: divide each group's part by the sum over groups at that (channel, position)"
+            elif what == "a small signed case" and torch.allclose(
+                    got.float(), (signed / signed.sum(0) * attr).sum((1, 2, 3)), atol=1e-4):
+                hint = " Use magnitudes |spatial * direction|: with signed factors the shares are not in [0, 1]"
+            _fail(f"group_shares on {what} gave {got.tolist()}, expected {expect.tolist()}.{hint}")
+        if what == "a small signed case" and abs(float(got.sum()) - float(attr.sum())) > 1e-4:
+            _fail("the groups' parts should add up to the whole attribution")

@@ -576,3 +576,25 @@ def show(name: str) -> None:
                  if f.__module__ == __name__ and n != "show"]
         raise KeyError(f"no solution called {name!r}; solutions are: {', '.join(names)}")
     print(inspect.getsource(fn))
+
+
+# ----------------------------------------------------------------------------- 07 explaining a photo
+
+
+def top_channels(acts: Tensor, k: int) -> Tensor:
+    """(C, H, W) -> (H, W, k): the k channels with the highest activation at each position, strongest first."""
+    return acts.topk(k, dim=0).indices.permute(1, 2, 0)
+
+
+def box_share(amap: Tensor, box: tuple[int, int, int, int]) -> float:
+    """Fraction of the positive part of ``amap`` (h, w) inside ``box`` (top, left, bottom, right; exclusive)."""
+    t, l, b, r = box
+    pos = amap.clamp(min=0)
+    return float(pos[t:b, l:r].sum() / pos.sum().clamp(min=1e-12))
+
+
+def group_shares(spatial: Tensor, directions: Tensor, attr: Tensor) -> Tensor:
+    """(K, h, w), (K, C), (C, h, w) -> (K,): the attribution shared among groups by their |part| of the
+    reconstruction at each (channel, position)."""
+    parts = (spatial[:, None] * directions[:, :, None, None]).abs()  # (K, C, h, w)
+    return (parts / parts.sum(0).clamp(min=1e-12) * attr).sum((1, 2, 3))
