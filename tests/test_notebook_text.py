@@ -94,3 +94,19 @@ def test_readmes_quote_the_bench_and_real_run_times():
     assert "**2.62x**" in bench and "**2.35x**" in bench, "the README quotes these numbers"
     nb_readme = (ROOT / "notebooks" / "README.md").read_text()
     assert "well under a minute" not in nb_readme
+
+
+EXPORTS = sorted((ROOT / "docs").glob("0*.html"))
+
+
+@pytest.mark.parametrize("path", EXPORTS, ids=[p.stem for p in EXPORTS])
+def test_exported_widgets_have_a_static_figure_beside_them(path: Path) -> None:
+    """An exported page (docs/NN_*.html, `make notebooks`) shows a widget view only with a CDN and a kernel:
+    every cell whose output is a widget view has a PNG figure in it or in a cell right before or after it."""
+    cells = re.split(r'<div[^>]*class="jp-Cell ', path.read_text())
+    for i, cell in enumerate(cells):
+        if "application/vnd.jupyter.widget-view+json" in cell:
+            near = "".join(cells[max(i - 1, 0):i + 2])
+            assert "data:image/png" in near, (
+                f"{path.name}: cell {i} shows a widget with no static figure beside it; an offline page "
+                "shows nothing there (display the explorer's .figure() as its own output)")
