@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 07 · Explaining a photo
 #
+# **Level:** intermediate (after 03 and 05) · **Time:** about 60 minutes to work through, 3 exercises; running it
+# takes a few minutes on a laptop CPU (1–3 minutes with `FEATVIZ_FAST=1`).
+#
+# **Setup:** install featviz with the notebook extras (`pip install -e ".[dev]"` in the repository), start
+# Jupyter in the `notebooks/` folder (the exercise helpers `checks.py` and `solutions.py` live there) and run
+# the first code cell. `FEATVIZ_FAST=1` runs a quick version (fewer steps, smaller images), as the tests do.
+#
 # The notebooks so far were *unit-centric*: "what does `blocks.4:7` detect?". The first question people ask about a
 # network is *image-centric*: **what did it see in this photo, and why did it say "espresso"?** Olah et al.,
 # [*The Building Blocks of Interpretability*](https://distill.pub/2018/building-blocks/) (Distill 2018) answer it by
