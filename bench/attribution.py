@@ -10,6 +10,11 @@ baseline = black images on both sides, i.e. ``model.preprocess(zeros)`` for capt
 
 Run: ``.venv/bin/python bench/attribution.py [--images 4] [--src blocks.2] [--dst blocks.3] [--repeats 3]``
 (``--quick`` for a smoke run). Times are the minimum over repeats, one thread.
+
+``--floor``: instead, grad x act on torchvision googlenet (random init, seed 0), inception3a ->
+inception4a, 16 dst channels, against its floor: a hand-written pass (prefix without autograd, a src
+leaf, inception3b -> maxpool3 -> inception4a, one backward per dst channel), CPU seconds
+(``time.process_time``), featviz and floor alternating, ``--images`` 1 and 4.
 """
 from __future__ import annotations
 
@@ -49,6 +54,41 @@ def captum_loop(cls, forward, layer, x, channels, **kwargs):
     return torch.stack([method.attribute(x, target=c, **kwargs).detach().sum((0, 2, 3)) for c in channels])
 
 
+def googlenet_floor(images: int, repeats: int) -> tuple[float, float]:
+    """(featviz CPU s, floor CPU s), minimum over ``repeats`` alternating runs; same numbers asserted."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True).eval()
+    x, chans = torch.rand(images, 3, 224, 224), list(range(16))
+
+    def floor():
+        with torch.no_grad():
+            h = x
+            for n in ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a"]:
+                h = getattr(model, n)(h)
+        a = h.detach().requires_grad_(True)
+        v = model.inception4a(model.maxpool3(model.inception3b(a))).mean((-2, -1))
+        gs = [torch.autograd.grad(v[:, c].sum(), a, retain_graph=c < chans[-1])[0] for c in chans]
+        return torch.stack([(g * a).sum((0, 2, 3)) for g in gs])
+
+    def ours():
+        return attribute(model, "inception3a", "inception4a", x, chans, preprocess=False)
+
+    def cpu(fn):
+        t = time.process_time()
+        out = fn()
+        return time.process_time() - t, out
+
+    t_ours, t_floor = [], []
+    for _ in range(repeats):
+        (a, out), (b, ref) = cpu(ours), cpu(floor)
+        t_ours.append(a)
+        t_floor.append(b)
+        assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()), rtol=1e-3)
+    return min(t_ours), min(t_floor)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=4)
@@ -58,7 +98,17 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="integrated-gradients steps")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="1 image, 1 repeat, 4 IG steps")
+    p.add_argument("--floor", action="store_true", help="googlenet inception3a -> inception4a vs its floor")
     args = p.parse_args()
+    if args.floor:
+        torch.set_num_threads(1)
+        print("googlenet (random init) inception3a -> inception4a, grad_x_act, 16 dst channels, "
+              "1 thread, CPU s")
+        for n in (1, 4):
+            t_ours, t_floor = googlenet_floor(n, args.repeats)
+            print(f"{n} image(s): featviz {t_ours:.3f}  floor {t_floor:.3f}  "
+                  f"featviz/floor {t_ours / t_floor:.2f}x")
+        return
     if args.quick:
         args.images, args.repeats, args.steps = 1, 1, 4
     torch.set_num_threads(1)

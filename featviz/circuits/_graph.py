@@ -10,13 +10,14 @@ units a layer reads (for tracing).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from featviz.circuits._common import as_hooked, is_depthwise, kind
-from featviz.core import evaluating, layout, split_call
+from featviz.core import StopForward, evaluating, layout, split_call
 from featviz.errors import BadValue
 
 # autograd node names (without the "Backward<n>" suffix) -> what the op is, for messages and checks
@@ -77,7 +78,13 @@ class ModuleGraph:
         'layer1.0.conv2'
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor):
+    def __init__(self, model: nn.Module, x: torch.Tensor, *, hooks: Sequence[tuple[str, Callable]] = (),
+                 stop_after: str | None = None):
+        """``hooks``: extra forward hooks ``(name, fn)`` that run in the same pass, before the graph
+        records each call (so an output they replace is the one recorded): a caller that needs this
+        forward anyway (attribution's first chunk) need not run another. ``stop_after``: end the pass
+        once that call (an activation name as in :attr:`calls`) has returned; later calls are then not
+        recorded and :attr:`output` is ``None``."""
         self.hm = as_hooked(model)
         self.calls: dict[str, Call] = {}
         counts: dict[str, int] = {}
@@ -109,16 +116,23 @@ class ModuleGraph:
                                        _node(out) if out is not None else None,
                                        tuple(out.shape) if out is not None else None, leaf, lay, n_done[0])
                 n_done[0] += 1
+                if key == stop_after:
+                    raise StopForward
             return hook
 
         names = self.hm.hook_names
-        hooks = [(n, post(n)) for n in names]
+        extra, hooks = list(hooks), [(n, post(n)) for n in names]
         handles = []
+        result = None
         try:
             for n in names:
                 handles.append(self.hm.module(n).register_forward_pre_hook(pre(n)))
-            with evaluating(self.hm.model), torch.enable_grad(), self.hm.hooks(hooks):
+            # the caller's hooks first (their own block, so that their "name#k" call counters hook only
+            # their modules): the graph records the outputs they return
+            with evaluating(self.hm.model), torch.enable_grad(), self.hm.hooks(extra), self.hm.hooks(hooks):
                 result = self.hm(x.detach().requires_grad_(True))
+        except StopForward:
+            pass
         finally:
             for h in handles:
                 h.remove()

@@ -95,3 +95,21 @@ def test_integrated_gradients_across_a_skip_around_src_equal_captum(noise, resha
     ref = captum_loop(ca.LayerIntegratedGradients, model, noise, "relu", "conv3", 4, n_steps=6).sum((-2, -1))
     got = attribute(model, "relu", "conv3", noise, method="integrated_gradients", steps=6, batch_size=4)
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_grad_x_act_with_an_inplace_op_after_src_equals_captum(noise):
+    """The first image's pass is shared with the execution-graph pass (src's output replaced by a leaf
+    there): an in-place ReLU right after src must act on a copy, so every image's numbers match captum on
+    the same net with an out-of-place ReLU."""
+    torch.manual_seed(1)
+    convs = [nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 5, 3), nn.Conv2d(5, 4, 3)]
+    inplace = nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(inplace=True), convs[2]).eval()
+    plain = nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(), convs[2]).eval()
+    ref = captum_loop(ca.LayerGradientXActivation, plain, noise, "2", "4", 4).sum((-2, -1))
+    got = attribute(inplace, "2", "4", noise)
+    assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_src_after_dst_is_refused_by_name(small, noise):
+    with pytest.raises(fv.errors.BadValue, match="runs before"):
+        attribute(small, "4", "2", noise)
