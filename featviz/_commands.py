@@ -226,7 +226,8 @@ def cmd_microscope(args: Namespace) -> None:
         print("featviz microscope: extras " + ", ".join(
             f"{e} {spent[e]:.0f} s" if e in spent else f"{e} 0 s (already built)" for e in settings.extras)
             + " (caricature: one render per channel; groups: a factorization and a render per group per "
-            "layer; atlas: a render per filled cell per layer)", file=sys.stderr)
+            "layer; atlas: a render per filled cell per layer; explain: fv.explain of each example photo)",
+            file=sys.stderr)
     if (out / CACHE).is_dir():
         print(f"featviz microscope: caches for rebuilds are in {out / CACHE} (no page links them; leave that "
               "folder out when you publish the site)", file=sys.stderr)
@@ -263,7 +264,8 @@ def _site_settings(args: Namespace):
     from featviz.viz.microscope import MicroscopeSettings
 
     given = (getattr(args, "extras", "") or "").split(",")
-    extras = tuple(dict.fromkeys(e.strip() for e in given if e.strip()))
+    extras = tuple(dict.fromkeys([*(e.strip() for e in given if e.strip()),
+                                  *(["explain"] if getattr(args, "explain", False) else [])]))
     unknown = [e for e in extras if e not in EXTRAS]
     if unknown:
         raise BadValue(f"--extras: unknown {', '.join(unknown)}; choose from {','.join(EXTRAS)}")

@@ -161,8 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="techniques built only when asked: caricature (channel pages: the layer's caricature "
                         "of the channel's top photo; one more render per channel), groups (layer pages: "
                         "channels that fire together, a render per group), atlas (layer pages: an "
-                        "activation atlas, a render per filled cell of 6x6); the build summary says what "
-                        "each cost")
+                        "activation atlas, a render per filled cell of 6x6), explain (the same as "
+                        "--explain); the build summary says what each cost")
+    p.add_argument("--explain", action="store_true",
+                   help="an explanation page (featviz explain: semantic dictionary, attribution, groups) for "
+                        "every photo shown as a dataset example, linked from its examples; its channels link "
+                        "to their pages (a few CPU-seconds to a minute per photo)")
     p.add_argument("--force", action="store_true",
                    help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")

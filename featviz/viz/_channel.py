@@ -28,7 +28,7 @@ __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "sv
            "EXTRAS"]
 
 
-EXTRAS = ("caricature", "groups", "atlas")  # techniques a site builds only when asked
+EXTRAS = ("caricature", "groups", "atlas", "explain")  # techniques a site builds only when asked
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,9 @@ class MicroscopeSettings:
             layer's caricature of the photo that excites the channel most, ``fv.caricature``; one more
             render per channel), ``"groups"`` (each layer page: its neighbourhood of channels that fire
             together, ``fv.factorize``, and a render per group) and ``"atlas"`` (each layer page: an
-            activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid).
+            activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid) and
+            ``"explain"`` (each photo among the dataset examples: its Building Blocks page, ``fv.explain``
+            at the site's conv layers, linked from every example of it; its channels link to their pages).
     """
 
     size: int = 128

@@ -246,7 +246,8 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                 for e in ex.get(kind, []):
                     e["src"] = f"../../data/{s}/{c}/{e['file']}"
                     e.setdefault("label", None)
-                    e.setdefault("explain", None)  # an explanation page's href (relative to the page), if any
+                    page = f"data/_explain/{slug(e['name'])}/explain.html"  # built with extras "explain"
+                    e["explain"] = f"../../{page}" if (out / page).is_file() else None
                     e["both"] = e["name"] in both
             if ex:
                 ex = {"skipped": 0, "positions": 0, **ex, "both": sorted(both)}

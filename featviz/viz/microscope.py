@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -354,6 +355,19 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
                         seconds = _layer_extras(model, out, n, settings, photos, wkey)
                         for k, v in seconds.items():
                             costs[k] = costs.get(k, 0.0) + v
+            # 7. explanation pages (fv.explain) of the photos among the dataset examples, when asked
+            if "explain" in settings.extras:
+                built = {u for u, k in keys.items() if read_meta(folder(*u))}
+                shown = _example_photos([read_meta(folder(*u)) for u in sorted(built)])
+                pages = {f"data/_explain/{slug(p)}" for p in shown}
+                planned |= pages
+                write_marker(out, old | planned)
+                start = time.perf_counter()
+                convs = [n for n in layers if len(shapes[n]) == 4]
+                at = [convs[round(i * (len(convs) - 1) / 2)] for i in range(3)] if len(convs) > 3 else convs
+                _explain_pages(model, out, list(dict.fromkeys(at)), shown, photos, settings, wkey, built,
+                               progress)
+                costs["explain"] = costs.get("explain", 0.0) + time.perf_counter() - start
         except KeyboardInterrupt:
             interrupted = True
         manifest = {
@@ -524,6 +538,57 @@ def _layer_extras(model, out: Path, layer: str, settings: MicroscopeSettings, ph
         seconds["atlas"] = time.perf_counter() - start
     write_unit(folder, files, meta)
     return seconds
+
+
+def _example_photos(metas: list[dict | None]) -> list[str]:
+    """Names of the photos shown as a dataset example (top or bottom) by any of these units, in order."""
+    names: dict[str, None] = {}
+    for meta in metas:
+        for part in (meta or {}).get("parts", {}).values():
+            ex = part.get("facts", {}).get("examples") or {}
+            for kind in ("top", "bottom"):
+                names.update((e["name"], None) for e in ex.get(kind, []))
+    return list(names)
+
+
+def _explain_pages(model, out: Path, layers: list[str], names: list[str], photos, settings,
+                   wkey: str, built: set[tuple[str, int]], progress: bool) -> None:
+    """Unit ``data/_explain/<photo>`` per photo in ``names``: its ``fv.explain`` page (``explain.html``, the
+    top predicted class — for a model without one, the deepest layer's built unit the photo excites most —
+    at ``layers``: the site's first, middle and last conv layers) and static figure (``explain.png``); every
+    channel the page names links to its channel page when that unit is ``built``. Computed only when missing
+    (the key holds the built units, so a build that adds pages refreshes the links)."""
+    import tempfile
+
+    from featviz.explain import explain
+
+    if not layers:
+        return
+    index = {n: i for i, n in enumerate(photos.names)}
+
+    def unit_url(layer: str, c: int) -> str | None:
+        return f"../../../channels/{slug(layer)}/{c}.html" if (layer, c) in built else None
+
+    for name in tqdm(names, desc="explain photos", unit="photo", disable=not progress):
+        key = content_key(wkey, {"explain": name, "photos": photos.key, "layers": layers,
+                                 "size": settings.size, "steps": settings.steps, "seed": settings.seed,
+                                 "built": sorted([n, c] for n, c in built)})
+        folder = out / "data" / "_explain" / slug(name)
+        if name not in index or unit_done(folder, key):
+            continue
+        image = photos.load([index[name]])[0]  # (3, H, W) in [0, 1]
+        ex = explain(model, image, layers=layers, seed=settings.seed)
+        if ex.target is None:  # no class output: the deepest layer's built unit this photo excites most
+            means = ex.activations[layers[-1]].mean(dim=(1, 2))  # (C,)
+            cands = [c for n, c in built if n == layers[-1]] or range(len(means))
+            ex.target = ex.resolve_target(f"{layers[-1]}:{max(cands, key=lambda c: float(means[c]))}")
+        with tempfile.TemporaryDirectory() as tmp:  # read back into one atomic unit; nothing of it stays
+            page = ex.save_html(Path(tmp) / "explain.html", size=settings.size, steps=settings.steps,
+                                progress=False, unit_url=unit_url, title=name)
+            files = {"explain.html": page.read_bytes()}
+            if page.with_suffix(".png").is_file():
+                files["explain.png"] = page.with_suffix(".png").read_bytes()
+        write_unit(folder, files, {"key": key, "photo": name, "target": ex.target.label, "layers": layers})
 
 
 def _evidence_partners(layers: list[str], metas: dict, chosen: dict[str, list[int]],

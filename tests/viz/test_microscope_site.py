@@ -211,4 +211,54 @@ def test_extras_are_built_only_when_asked_and_the_summary_says_their_cost(tmp_pa
     f = factorize(toy_model(), "relu1", bundled_photos(64).tensor[:16], n_groups=4, seed=0)
     assert meta["groups"]["channels"] == [d.abs().argsort(descending=True)[:4].tolist() for d in f.directions]
     assert main([*base, "--out", str(tmp_path / "bad"), "--extras", "caricatur"]) == 2
-    assert "--extras: unknown caricatur; choose from caricature,groups,atlas" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--extras: unknown caricatur; choose from caricature,groups,atlas,explain" in err
+
+
+def test_explain_pages_link_from_every_example_and_back_to_built_units(tmp_path, capsys):
+    """--explain: each photo shown as a dataset example gets its fv.explain page, every example of it links
+    there, the page explains the model's own top class, and its channel links lead to built pages only."""
+    from microscope_helpers import missing_refs
+
+    from featviz.cli import main
+    from featviz.viz._examples import bundled_photos
+    from featviz.viz._store import slug
+
+    site = tmp_path / "site"
+    assert main(["microscope", "edges_and_curves", "--layers", "relu1,relu2", "--channels", "1",
+                 "--size", "16", "--steps", "2", "--examples", "2", "--no-evidence", "--quiet", "--explain",
+                 "--out", str(site)]) == 0
+    assert re.search(r"extras explain \d+ s", capsys.readouterr().err)
+    channel = (site / "channels" / "relu2" / "0.html").read_text()
+    hrefs = re.findall(r'href="(\.\./\.\./data/_explain/[^"]+/explain\.html)"', channel)
+    assert len(hrefs) == 4  # 2 top + 2 bottom examples, each linked to its photo's page
+    meta = json.loads((site / "channels" / "relu2" / "0.html").parent.parent.parent.joinpath(
+        "data", "relu2", "0", "meta.json").read_text())
+    names = [e["name"] for part in meta["parts"].values() for kind in ("top", "bottom")
+             for e in part["facts"].get("examples", {}).get(kind, [])]
+    assert sorted(hrefs) == sorted(f"../../data/_explain/{slug(n)}/explain.html" for n in names)
+    import featviz as fv
+    from featviz.core import preprocess_fn
+
+    model = toy_model()
+    photos = bundled_photos(int(getattr(model, "input_size", None) or 224))
+    for n in set(names):
+        page = site / "data" / "_explain" / slug(n) / "explain.html"
+        unit = json.loads((page.parent / "meta.json").read_text())
+        # no class output: the page explains the relu2 unit with a page that this photo excites most
+        pages = sorted(int(f.stem) for f in (site / "channels" / "relu2").glob("*.html"))
+        x = photos.tensor[photos.names.index(n)][None]
+        with torch.no_grad():
+            means = fv.hooked(model).run_with_cache(preprocess_fn(model)(x), names=["relu2"])[1]["relu2"]
+        best = max(pages, key=lambda c: float(means[0, c].mean()))
+        assert unit["target"].startswith(f"relu2:{best} ") and unit["layers"] == ["relu1", "relu2"]
+        links = set(re.findall(r"\.\./\.\./\.\./channels/([^/]+)/(\d+)\.html", page.read_text()))
+        assert links and all((site / "channels" / la / f"{c}.html").is_file() for la, c in links)
+    # (the explanation pages build some src attributes in their script: '" + url + "' is not a file name)
+    assert [(page, ref) for page, ref in missing_refs(site) if "'" not in ref] == []
+    plain = tmp_path / "plain"  # without --explain: no pages, no links
+    assert main(["microscope", "edges_and_curves", "--layers", "relu1,relu2", "--channels", "1",
+                 "--size", "16", "--steps", "2", "--examples", "2", "--no-evidence", "--quiet",
+                 "--out", str(plain)]) == 0
+    assert not (plain / "data" / "_explain").exists()
+    assert "_explain" not in (plain / "channels" / "relu2" / "0.html").read_text()
