@@ -477,6 +477,25 @@ def examples(images, node="3:0", **kw):
 
 
 CIRCUIT_CASES = [
+    # the evidence statistics (issue 20's modules) raise featviz classes too
+    err("ablation_test: src without channels", lambda f: fv.circuits.ablation_test(NET, "1", "3:0", X),
+        errors.BadValue, "'1:3'"),
+    err("ablation_test: dst without a channel", lambda f: fv.circuits.ablation_test(NET, "1:0", "3", X),
+        errors.BadValue, "one channel", "'3:0'"),
+    err("ablation_test: one random set",
+        lambda f: fv.circuits.ablation_test(NET, "1:0", "3:0", X, n_random=1),
+        errors.BadValue, "n_random must be >= 2"),
+    err("ablation_test: unknown null", lambda f: fv.circuits.ablation_test(NET, "1:0", "3:0", X, null="all"),
+        errors.BadValue, "null must be 'layer'"),
+    err("evidence: a layer, not a unit", lambda f: fv.circuits.evidence(NET, "3", X, render=False),
+        errors.BadValue, "one channel"),
+    err("curve_scan: a unit, not a layer", lambda f: fv.circuits.curve_scan(NET, "3:0", size=24),
+        errors.BadValue, "without a channel"),
+    err("curve_scan: radii <= 0", lambda f: fv.circuits.curve_scan(NET, "3", size=24, radii=[0]),
+        errors.BadValue, "positive"),
+    err("randomized: not a module", lambda f: fv.models.randomized("net"), errors.BadType, "nn.Module"),
+    err("randomized: unknown bn_stats", lambda f: fv.models.randomized(NET, bn_stats="estimate"),
+        errors.BadValue, "bn_stats must be one of"),
     ok(
         "attribute: uint8 == float / 255",
         attr(X8),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel
 
 __all__ = ["segment_responses", "wiring"]
@@ -24,7 +25,7 @@ def _reduce(a: torch.Tensor, position: str | tuple[int, int]) -> torch.Tensor:
     if position == "mean":
         return a.reshape(*a.shape[:2], -1).mean(-1)
     if a.dim() != 4:
-        raise ValueError(f"position={position!r} needs a spatial map, got shape {tuple(a.shape)}; "
+        raise BadValue(f"position={position!r} needs a spatial map, got shape {tuple(a.shape)}; "
                          "use position='mean'")
     i, j = (a.shape[-2] // 2, a.shape[-1] // 2) if position == "center" else position
     return a[:, :, i, j]
@@ -77,7 +78,7 @@ def _chunk(hm: HookedModel, x: torch.Tensor, src: str, dst: str, m: torch.Tensor
 
     def hook(module, inputs, output):
         if not isinstance(output, torch.Tensor) or output.dim() < 2 or output.shape[1] != m.shape[1]:
-            raise TypeError(f"cannot ablate channels of {src!r}: its output is not a (B, {m.shape[1]}, ...) "
+            raise BadType(f"cannot ablate channels of {src!r}: its output is not a (B, {m.shape[1]}, ...) "
                             "tensor")
         return _masked(output, m, value, state["repeated"])
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from featviz.errors import BadValue
+
 __all__ = ["ALTERNATIVES", "empirical_p", "n_for_alpha", "bootstrap_interval", "benjamini_hochberg"]
 
 ALTERNATIVES = ("two-sided", "less", "greater")
@@ -26,7 +28,7 @@ def empirical_p(effect: float, null: torch.Tensor, alternative: str = "two-sided
         0.4
     """
     if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+        raise BadValue(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     r = null.double()
     if alternative == "less":
         k = int((r <= effect).sum())
@@ -63,7 +65,7 @@ def bootstrap_interval(stat: Callable[[torch.Tensor], torch.Tensor], n: int, *, 
         True
     """
     if n < 1:
-        raise ValueError("a bootstrap needs at least one photo")
+        raise BadValue("a bootstrap needs at least one photo")
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.randint(0, n, (int(n_boot), n), generator=g)
     vals = stat(idx).double()

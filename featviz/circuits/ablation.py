@@ -35,6 +35,7 @@ from featviz.circuits._stats import (
     n_for_alpha,
 )
 from featviz.core import evaluating
+from featviz.errors import BadValue
 from featviz.hooks import HookedModel
 
 __all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "ablation_test",
@@ -48,9 +49,9 @@ def _refs(hm: HookedModel, src: str, dst: str) -> tuple[str, list[int], str, lis
     src_name, src_channels = resolve_ref(hm, src)
     dst_name, dst_channels = resolve_ref(hm, dst)
     if not src_channels:
-        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
+        raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
     if not dst_channels or len(dst_channels) != 1:
-        raise ValueError(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
+        raise BadValue(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
     return src_name, src_channels, dst_name, dst_channels
 
 
@@ -335,14 +336,14 @@ def _null_pool(null: str | Sequence[int], n_src: int, chans: list[int], src_name
         if null == "others":
             pool = torch.tensor([c for c in range(n_src) if c not in chans], dtype=torch.long)
             if len(pool) < len(chans):
-                raise ValueError(f"layer {src_name!r} has {n_src} channels: too few to draw random sets of "
+                raise BadValue(f"layer {src_name!r} has {n_src} channels: too few to draw random sets of "
                                  f"{len(chans)} channels outside the {len(chans)} ablated ones")
             return pool, f"the other {len(pool)} channels of {src_name}"
-        raise ValueError(f"null must be 'layer' (the whole src layer), 'others' (the layer without the set) "
+        raise BadValue(f"null must be 'layer' (the whole src layer), 'others' (the layer without the set) "
                          f"or a list of channels, got {null!r}")
     pool = torch.tensor(sorted({int(c) % n_src for c in null}), dtype=torch.long)
     if len(pool) < len(chans):
-        raise ValueError(f"null has {len(pool)} channels: too few for random sets of {len(chans)}")
+        raise BadValue(f"null has {len(pool)} channels: too few for random sets of {len(chans)}")
     return pool, f"{len(pool)} named channels of {src_name}"
 
 
@@ -362,7 +363,7 @@ def ablation_scan(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
     hm = as_hooked(model)
     name, chans = resolve_ref(hm, dst)
     if chans is not None:
-        raise ValueError(f"dst must be a layer name without channels for a scan, got {dst!r}; use channels=")
+        raise BadValue(f"dst must be a layer name without channels for a scan, got {dst!r}; use channels=")
     if n_random is None:
         n_random = n_for_alpha(alpha, n_tests=len(channels) if channels is not None else 16)
     tests = _run(hm, src, name, channels, inputs, int(n_random), seed, alpha=alpha, **kwargs)
@@ -415,16 +416,16 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
          hypothesis: str | None = None, alternative: str = "two-sided", alpha: float = 0.05,
          descriptive: bool = False, selected_on: int = 0, check_wiring: bool = True) -> list[AblationTest]:
     if position not in ("mean", "center"):
-        raise ValueError(f"position must be 'mean' or 'center', got {position!r}")
+        raise BadValue(f"position must be 'mean' or 'center', got {position!r}")
     if int(n_random) < 2:
-        raise ValueError(f"n_random must be >= 2 to estimate the spread of random effects, got {n_random}")
+        raise BadValue(f"n_random must be >= 2 to estimate the spread of random effects, got {n_random}")
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise BadValue(f"batch_size must be >= 1, got {batch_size}")
     if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+        raise BadValue(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     src_name, src_channels = resolve_ref(hm, src)
     if not src_channels:
-        raise ValueError(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
+        raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
     inputs = check_images(inputs)
     prep = preprocess_fn(hm, preprocess)
     device = device_of(raw_model(hm))
@@ -454,7 +455,7 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
         base = float(r[0].mean())
         if base == 0:
             if dst_channels is not None:
-                raise ValueError(f"{dst_name}:{d} is exactly 0 on these inputs (position={position!r}): a "
+                raise BadValue(f"{dst_name}:{d} is exactly 0 on these inputs (position={position!r}): a "
                                  "relative change is undefined; give inputs that drive it")
             continue
         ablated = float(r[1].mean())

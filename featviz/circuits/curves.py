@@ -54,6 +54,7 @@ from featviz.circuits.tuning import (
     responses_and_inputs,
     shift_list,
 )
+from featviz.errors import BadValue
 
 __all__ = ["CurveCriteria", "CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
 
@@ -309,16 +310,16 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
     name, channels = split_ref(layer)
     hm.module(name)
     if channels is not None:
-        raise ValueError(f"layer must be a layer name without a channel, got {layer!r}")
+        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
     if n_directions < 4:
-        raise ValueError(f"n_directions must be at least 4 to measure direction tuning, got {n_directions}")
+        raise BadValue(f"n_directions must be at least 4 to measure direction tuning, got {n_directions}")
     model_size = getattr(raw_model(hm), "input_size", None)
     rf0 = receptive_field(hm, name, size=size or model_size or 224)
     size, d_shift, d_radii = _default_geometry(rf0, size, model_size)
     shift = d_shift if shift is None else float(shift)
     radii = d_radii if radii is None else [float(r) for r in radii]
     if not radii or min(radii) <= 0:
-        raise ValueError(f"radii must be positive numbers of pixels, got {radii}")
+        raise BadValue(f"radii must be positive numbers of pixels, got {radii}")
     width = max(2.0, max(rf0.stride) / 4) if width is None else float(width)
     rf = receptive_field(hm, name, size=size)
     directions = torch.arange(n_directions, dtype=torch.float32) * (360.0 / n_directions)

@@ -47,6 +47,7 @@ from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
+from featviz.errors import BadValue
 
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
@@ -249,7 +250,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     hm = as_hooked(model)
     layer, channels = resolve_ref(hm, node)
     if not channels or len(channels) != 1:
-        raise ValueError(f"node must be 'layer:channel' with one channel, got {node!r}")
+        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     size = int(getattr(raw_model(hm), "input_size", 224) or 224)
     if images is None:
         from featviz.data import sample_images
@@ -362,7 +363,7 @@ def named_family(model: nn.Module, layer: str, kind: str = "edges") -> tuple[str
         chans = sorted(d.channel for d in find_curve_detectors(model, layer))
         return f"the {len(chans)} curve detectors of {layer} (find_curve_detectors, on arcs and decoys)", \
             chans
-    raise ValueError(f"a named family is 'edges' or 'curves', got {kind!r}")
+    raise BadValue(f"a named family is 'edges' or 'curves', got {kind!r}")
 
 
 def _family_test(hm, up: str, node: str, images: torch.Tensor, hypothesis, n_random: int, seed: int

@@ -18,6 +18,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from featviz.errors import BadType, BadValue
+
 __all__ = ["activation_scale", "randomized"]
 
 BN_STATS = ("auto", "photos", "reset")
@@ -102,9 +104,9 @@ def randomized(model: nn.Module, seed: int = 0, *, bn_stats: str = "auto", image
     if not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module):
         model = model.model  # a HookedModel: randomise what it wraps
     if not isinstance(model, nn.Module):
-        raise TypeError(f"randomized() needs an nn.Module (or a HookedModel), got {type(model).__name__}")
+        raise BadType(f"randomized() needs an nn.Module (or a HookedModel), got {type(model).__name__}")
     if bn_stats not in BN_STATS:
-        raise ValueError(f"bn_stats must be one of {BN_STATS}, got {bn_stats!r}")
+        raise BadValue(f"bn_stats must be one of {BN_STATS}, got {bn_stats!r}")
     originals = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
     rand = copy.deepcopy(model)
     tensors = [*rand.parameters(), *rand.buffers()]
@@ -149,7 +151,7 @@ def _reestimate_bn(model: nn.Module, images: Tensor | None, batch_size: int = 16
         images = sample_images(size=int(getattr(model, "input_size", None) or 224)).images
     if not isinstance(images, Tensor) or images.dim() != 4:
         got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (N, C, H, W) tensor of photos in [0, 1], got {got}")
+        raise BadValue(f"images must be a (N, C, H, W) tensor of photos in [0, 1], got {got}")
     bns = [m for m in model.modules() if _is_batchnorm(m)]
     modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, getattr(m, "momentum", None)) for m in bns]

@@ -71,7 +71,7 @@ class MicroscopeSettings:
     def __post_init__(self):
         unknown = sorted(set(self.extras) - set(EXTRAS))
         if unknown:
-            raise ValueError(f"MicroscopeSettings.extras: unknown {', '.join(unknown)}; choose from "
+            raise BadValue(f"MicroscopeSettings.extras: unknown {', '.join(unknown)}; choose from "
                              f"{', '.join(EXTRAS)}")
         for name in ("size", "steps", "top_k", "evidence_random", "evidence_photos"):
             if int(getattr(self, name)) < 1:
