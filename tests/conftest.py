@@ -28,3 +28,19 @@ def photos():
     import featviz as fv
 
     return fv.data.sample_images(size=224)
+
+
+@pytest.fixture(scope="module")
+def C():
+    """notebooks/checks.py, the notebooks' exercise checks, as a module."""
+    from exercise_helpers import load
+
+    return load("checks")
+
+
+@pytest.fixture(scope="module")
+def S():
+    """notebooks/solutions.py, the exercises' reference solutions, as a module."""
+    from exercise_helpers import load
+
+    return load("solutions")

@@ -2,42 +2,15 @@
 (notebooks/solutions.py) and rejects a plausible wrong answer with a message that says what is wrong."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_helpers import load, rejects
 from torch import nn
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"notebook_{name}", NOTEBOOKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(f"notebook_{name}", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def C():
-    return _load("checks")
-
-
-@pytest.fixture(scope="module")
-def S():
-    return _load("solutions")
-
-
-def _rejects(check, *args, match: str) -> str:
-    with pytest.raises(AssertionError, match=match) as err:
-        check(*args)
-    assert len(str(err.value)) > 40, f"failure message too terse: {err.value!r}"
-    return str(err.value)
+_load, _rejects = load, rejects
 
 
 # ----------------------------------------------------------------------------- 01
