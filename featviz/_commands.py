@@ -21,6 +21,7 @@ from pathlib import Path
 from torch import nn
 
 from featviz._modelfile import load_model
+from featviz.core import input_size_of
 from featviz.errors import BadValue, MissingFile, OutOfRange, OutputError, UnknownName
 from featviz.hooks import hooked
 from featviz.viz.microscope import layer_shapes, slug
@@ -67,7 +68,7 @@ def _probe(model: nn.Module, names: list[str] | None, size: int | None) -> dict[
     try:
         return layer_shapes(model, names, size=size)
     except RuntimeError as e:  # conv kernel larger than its input, shape mismatch of a user's model, ...
-        own = getattr(model, "input_size", None)
+        own = input_size_of(model)
         shown = size or own or 224
         first = " ".join(str(e).split())[:200]
         fix = f"use --size {own} (the model's input size)" if own and own != shown else \
@@ -375,7 +376,7 @@ def cmd_atlas(args: Namespace) -> None:
     if channel is not None:
         raise BadValue(f"the atlas maps a whole layer: give {name!r}, not {args.layer!r}")
     out = _out_dir(args.out)
-    photos = load_images(args.images, size=args.image_size or getattr(model, "input_size", None) or 224)
+    photos = load_images(args.images, size=args.image_size or input_size_of(model, 224))
     atlas = fv.atlas(model, name, photos.images, grid=args.grid, n_samples=args.samples,
                      min_count=args.min_count, reducer=args.reducer, size=args.size, steps=args.steps,
                      seed=args.seed, progress=not args.quiet)
@@ -425,7 +426,7 @@ def cmd_explain(args: Namespace) -> None:
     if target is not None and target.lstrip("-").isdigit():
         target = int(target)
     out = _out_dir(args.out)
-    photos = load_images(args.images, size=args.image_size or getattr(model, "input_size", None) or 224)
+    photos = load_images(args.images, size=args.image_size or input_size_of(model, 224))
     start, pages = time.perf_counter(), []
     for image, name in tqdm(list(zip(photos.images, photos.names)), desc="explain", disable=args.quiet):
         try:

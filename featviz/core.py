@@ -30,8 +30,8 @@ from featviz.errors import BadType, BadValue, OutOfRange
 
 __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check_materialized", "dtype_of",
            "preprocess_fn", "Normalize", "library_stats", "NoPreprocessWarning",
-           "probe_input", "input_channels", "evaluating", "StopForward", "layout", "channel_values",
-           "split_call"]
+           "probe_input", "input_size_of", "input_channels", "evaluating", "StopForward", "layout",
+           "channel_values", "split_call"]
 
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _CALL = re.compile(r"^(.*)#(\d+)$")
@@ -212,6 +212,19 @@ def _module(model: nn.Module) -> nn.Module:
     return getattr(model, "model", model) if not isinstance(model, nn.Module) else model
 
 
+def input_size_of(model: nn.Module, default: int | None = None) -> int | tuple[int, int] | None:
+    """The input size ``model`` declares (``model.input_size``, also through a HookedModel), else ``default``;
+    a declared ``None`` counts as none.
+
+    Example:
+        >>> net = nn.Conv2d(3, 4, 3)
+        >>> input_size_of(net, 224), setattr(net, "input_size", 96), input_size_of(net, 224)
+        (224, None, 96)
+    """
+    size = getattr(_module(model), "input_size", None)
+    return default if size is None else size
+
+
 def device_of(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with neither).
 
@@ -347,7 +360,7 @@ def probe_input(model: nn.Module, size: int | tuple[int, int] | None = None, *, 
     """
     m = _module(model)
     own = size is None
-    size = size or getattr(m, "input_size", None) or (library_stats(m) or (0, 0, None))[2] or 224
+    size = size or input_size_of(m) or (library_stats(m) or (0, 0, None))[2] or 224
     h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (h, w)):
         where = "the model's input_size" if own else "size"

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_images, raw_model, split_ref
+from featviz.circuits._common import as_hooked, check_images, split_ref
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import (
     TuningCurve,
@@ -54,6 +54,7 @@ from featviz.circuits.tuning import (
     responses_and_inputs,
     shift_list,
 )
+from featviz.core import input_size_of
 from featviz.errors import BadValue
 
 __all__ = ["CurveCriteria", "CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
@@ -313,7 +314,7 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
         raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
     if n_directions < 4:
         raise BadValue(f"n_directions must be at least 4 to measure direction tuning, got {n_directions}")
-    model_size = getattr(raw_model(hm), "input_size", None)
+    model_size = input_size_of(hm)
     rf0 = receptive_field(hm, name, size=size or model_size or 224)
     size, d_shift, d_radii = _default_geometry(rf0, size, model_size)
     shift = d_shift if shift is None else float(shift)

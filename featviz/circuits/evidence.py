@@ -47,6 +47,7 @@ from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
+from featviz.core import input_size_of
 from featviz.errors import BadValue
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     layer, channels = resolve_ref(hm, node)
     if not channels or len(channels) != 1:
         raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
-    size = int(getattr(raw_model(hm), "input_size", 224) or 224)
+    size = int(input_size_of(hm, 224))
     if images is None:
         from featviz.data import sample_images
 
@@ -354,7 +355,7 @@ def named_family(model: nn.Module, layer: str, kind: str = "edges") -> tuple[str
     from featviz.circuits.tuning import find_edge_detectors
 
     if kind == "edges":
-        size = int(getattr(raw_model(model), "input_size", 64) or 64)
+        size = int(input_size_of(model, 64))
         found = find_edge_detectors(model, layer, size=min(64, size))
         chans = sorted(int(e.node.rsplit(":", 1)[1]) for e in found)
         return (f"the {len(chans)} edge detectors of {layer} (find_edge_detectors, on gratings and step "

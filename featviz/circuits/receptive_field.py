@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, kind, raw_model, resolve_ref
-from featviz.core import evaluating, input_channels, probe_input
+from featviz.circuits._common import as_hooked, kind, resolve_ref
+from featviz.core import evaluating, input_channels, input_size_of, probe_input
 from featviz.errors import BadValue, OutOfRange
 
 __all__ = ["ReceptiveField", "receptive_field"]
@@ -304,7 +304,7 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
     if channels is not None and len(channels) != 1:
         raise BadValue(f"a receptive field is one unit's: give 'layer' or 'layer:channel', got {ref!r}")
     if size is None:
-        size = int(getattr(raw_model(model), "input_size", 224) or 224)
+        size = int(input_size_of(model, 224))
     hw_in = _pair(size)
     if min(hw_in) < 1:
         raise BadValue(f"size must be a positive number of pixels, got {size}")

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from featviz.circuits._common import as_hooked, device_of, preprocess_fn, raw_model, resolve_ref
 from featviz.circuits.examples import _batches
+from featviz.core import input_size_of
 from featviz.errors import BadValue
 
 __all__ = ["FAMILY_KINDS", "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families",
@@ -259,7 +260,7 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
     layers = [name for name, _ in layers]
     controls = [as_hooked(randomized(hms[1].model, seed=s)) for s in seeds]
     nets = [hms[0], hms[1], *controls]
-    sizes = [getattr(raw_model(h), "input_size", None) for h in hms]
+    sizes = [input_size_of(h) for h in hms]
     sizes.append(sizes[1])
     preps = [preprocess_fn(h, None) for h in hms]
     moments = [_Moments() for _ in range(1 + len(controls))]

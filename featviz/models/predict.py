@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from featviz.core import check_materialized, device_of, dtype_of, evaluating, preprocess_fn
+from featviz.core import check_materialized, device_of, dtype_of, evaluating, input_size_of, preprocess_fn
 from featviz.data.photos import resize_and_crop
 from featviz.data.preprocess import as_float_images
 from featviz.errors import BadType, BadValue, NonFinite
@@ -49,7 +49,7 @@ def predict(model: nn.Module, images: Tensor, k: int = 5, labels: Sequence[str] 
         raise BadValue("images is an empty batch (B = 0); give at least one image")
     if isinstance(k, bool) or not isinstance(k, int):
         raise BadType(f"k must be an int, got {type(k).__name__}")
-    size = getattr(model, "input_size", None)
+    size = input_size_of(model)
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         images = resize_and_crop(images, size)
     check_materialized(model)

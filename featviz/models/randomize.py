@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from featviz.core import input_size_of
 from featviz.errors import BadType, BadValue
 
 __all__ = ["activation_scale", "randomized"]
@@ -133,7 +134,7 @@ def randomized(model: nn.Module, seed: int = 0, *, bn_stats: str = "auto", image
         t.data = t.data.to(devices[id(t)])
     has_bn = any(_is_batchnorm(m) for m in rand.modules())
     if bn_stats == "auto":
-        known = images is not None or getattr(rand, "input_size", None)
+        known = images is not None or input_size_of(rand)
         bn_stats = "photos" if has_bn and known else "reset"
     if bn_stats == "photos" and has_bn:
         _reestimate_bn(rand, images)
@@ -148,7 +149,7 @@ def _reestimate_bn(model: nn.Module, images: Tensor | None, batch_size: int = 16
     if images is None:
         from featviz.data import sample_images
 
-        images = sample_images(size=int(getattr(model, "input_size", None) or 224)).images
+        images = sample_images(size=int(input_size_of(model, 224))).images
     if not isinstance(images, Tensor) or images.dim() != 4:
         got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise BadValue(f"images must be a (N, C, H, W) tensor of photos in [0, 1], got {got}")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from featviz.core import input_size_of
 from featviz.errors import BadValue
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
@@ -298,7 +299,7 @@ class ChannelWorker:
         from featviz.viz._examples import grating_responses
 
         if layer not in self._maps:
-            size = int(getattr(self.model, "input_size", 224))
+            size = int(input_size_of(self.model, 224))
             maps, center = grating_responses(self.model, layer, self.settings.tuning_angles, size)
             self._maps, self._centers = {layer: maps}, {layer: center}
         return self._maps[layer]

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes, atomic_write_text
-from featviz.core import device_of, preprocess_fn, probe_input
+from featviz.core import device_of, input_size_of, preprocess_fn, probe_input
 from featviz.errors import BadValue, UnknownName
 from featviz.hooks import hooked
 from featviz.viz._channel import ChannelWorker, MicroscopeSettings, kernel_png, png_bytes
@@ -233,7 +233,7 @@ def _build(model, layers, out: Path, settings: MicroscopeSettings, channels, ima
         first = " ".join(str(e).split())[:160]
         raise BadValue(f"the model cannot run on {settings.size} px renders up to {layers[-1]!r} ({first}); "
                        f"use a larger size (--size), e.g. {getattr(model, 'input_size', 224)}") from None
-    size = int(getattr(model, "input_size", 224))
+    size = int(input_size_of(model, 224))
     photos = image_folder(images, size) if images is not None else bundled_photos(size)
     if workers > 1:
         from featviz.viz._distributed import _ray

@@ -29,6 +29,7 @@ from pathlib import Path
 from torch import nn
 
 from featviz._io import atomic_write_text
+from featviz.core import input_size_of
 from featviz.errors import BadValue
 from featviz.viz._channel import MicroscopeSettings
 from featviz.viz._store import (
@@ -162,7 +163,7 @@ def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progre
 
     if not any(pairs.values()):
         return []
-    size = max(int(getattr(m, "input_size", 224)) for m in models.values())
+    size = max(int(input_size_of(m, 224)) for m in models.values())
     photos = image_folder(images, size) if images is not None else bundled_photos(size)
     out = []
     for (a, b), layer_pairs in pairs.items():
