@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    ?= featviz-demo
 
-.PHONY: demo test test-slow test-oldest wheel lint notebooks docs bench clean
+.PHONY: demo test test-slow test-oldest wheel lint notebooks docs bench clean browser-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,26 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check featviz tests bench
 
+# --durations=25: the 25 slowest tests (setup and call) are listed after the run, so the slow share is visible.
 test: lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=25
 
 test-slow: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
+
+# Debian's chromium for the browser tests (tests/viz/test_microscope_browser.py and one in test_explain.py);
+# the tests never install anything: without a chromium binary they skip and say to run this target.
+# Needs apt-get and root (or sudo). .ci/run calls it before `make test`.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "chromium: already installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "browser-deps: no apt-get here; install chromium by hand or set FEATVIZ_CHROMIUM=/path/to/chromium"; exit 1; \
+	fi
 
 # The oldest torch setup.cfg declares (torch>=2.2), with its torchvision, in a second environment.
 # numpy<2: torch 2.2 wheels are built against numpy 1.x. TESTS picks a subset (default: the whole suite).

@@ -236,11 +236,11 @@ def test_the_page_shows_the_planted_unit_on_click(tmp_path, ex):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent / "viz"))
-    from chromium_cdp import Chromium, find_or_install_chromium
+    from chromium_cdp import SKIP_REASON, Chromium, find_chromium
 
-    binary = find_or_install_chromium()
+    binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium is not installed; the browser check needs it")
+        pytest.skip(SKIP_REASON)
     path = ex.save_html(tmp_path / "photo.html", size=16, steps=2, n_groups=2, progress=False)
     with Chromium(binary) as browser:
         page = browser.open(path.as_uri())

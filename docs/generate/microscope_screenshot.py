@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=1100)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "tests" / "viz"))
-    from chromium_cdp import Chromium, find_or_install_chromium
+    from chromium_cdp import Chromium, find_chromium
 
     tmp = Path(tempfile.mkdtemp(prefix="featviz-shot-"))
     photos = tmp / "my_photos"
@@ -42,7 +42,7 @@ def main() -> None:
     settings = MicroscopeSettings(size=96, steps=32, diversity=2, examples=6)
     build_microscope(fv.models.efficientnet_lite0(), ["blocks.2", "blocks.4"], site, settings=settings,
                      channels=1, images=photos)
-    with Chromium(find_or_install_chromium()) as browser:
+    with Chromium(find_chromium()) as browser:  # no binary: says to run `make browser-deps`
         browser.viewport(args.width, 900)
         page = browser.open((site / args.page).as_uri())
         assert not page.errors, page.errors

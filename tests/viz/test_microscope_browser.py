@@ -6,7 +6,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import numpy as np
 import pytest
 import torch
-from chromium_cdp import Chromium, find_or_install_chromium
+from chromium_cdp import SKIP_REASON, Chromium, find_chromium
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net, toy_model, toy_site
 from test_microscope_universality import nets as planted_nets
 
@@ -54,10 +54,9 @@ _MEASURE_JS = """
 
 @pytest.fixture(scope="module")
 def chromium():
-    binary = find_or_install_chromium()
+    binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium is not installed and `apt-get install -y chromium` failed here "
-                    "(needs root and a Debian package mirror); the browser test needs it")
+        pytest.skip(SKIP_REASON)
     return binary
 
 
