@@ -31,7 +31,8 @@ from featviz.errors import BadType, BadValue, OutOfRange
 __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check_materialized", "dtype_of",
            "preprocess_fn", "Normalize", "library_stats", "NoPreprocessWarning",
            "probe_input", "input_size_of", "input_channels", "evaluating", "StopForward", "layout",
-           "channel_values", "split_call"]
+           "channel_values", "split_call", "as_images", "as_float_images", "check_pixels", "ACTIVATIONS",
+           "PASS_THROUGH", "ELEMENTWISE", "channel_dim"]
 
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _CALL = re.compile(r"^(.*)#(\d+)$")
@@ -384,25 +385,32 @@ def input_channels(model: nn.Module) -> int:
 
 
 @contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block the model is in eval mode; every module's mode and every buffer (BatchNorm running
-    statistics) are restored on exit, also when the block raises.
+def evaluating(model: nn.Module, freeze_grads: bool = False) -> Iterator[nn.Module]:
+    """The one eval-mode block of featviz: within it the model is in eval mode and, with
+    ``freeze_grads=True``, no parameter requires grad. On exit every module's mode, every parameter's
+    ``requires_grad`` and every buffer (BatchNorm running statistics) are restored, also when the block
+    raises.
 
     Example:
         >>> net = nn.Sequential(nn.BatchNorm2d(2)).train()
-        >>> with evaluating(net):
-        ...     net.training
-        False
-        >>> net.training
-        True
+        >>> with evaluating(net, freeze_grads=True):
+        ...     net.training, net[0].weight.requires_grad
+        (False, False)
+        >>> net.training, net[0].weight.requires_grad
+        (True, True)
     """
     m = _module(model)
     modes = [(sub, sub.training) for sub in m.modules()]
     buffers = [(b, b.detach().clone()) for b in m.buffers()] if any(f for _, f in modes) else []
+    grads = [(p, p.requires_grad) for p in m.parameters()] if freeze_grads else []
     try:
+        for p, _ in grads:
+            p.requires_grad_(False)
         m.eval()
         yield m
     finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
         for sub, flag in modes:
             sub.training = flag
         with torch.no_grad():
@@ -413,6 +421,103 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 class StopForward(Exception):
     """Raised inside a hook to end a forward pass early (once everything wanted has run)."""
+
+
+# -- images: the one rule for what a function that takes images accepts ----------------------------
+def as_images(images: object, what: str = "images", *, channels: int | None = 3, unit: bool = True,
+              empty: bool = False) -> Tensor:
+    """The one images rule of featviz: ``images`` as a float (B, C, H, W) tensor.
+
+    - an ``fv.data.Images`` (``images, names``) gives its tensor;
+    - one image (C, H, W) gets a batch dimension: (1, C, H, W);
+    - uint8 pixels (0..255) become float32 in [0, 1]; bool becomes 0.0 / 1.0; a float tensor keeps its
+      dtype; any other dtype is a :class:`~featviz.errors.BadType` (:func:`as_float_images`);
+    - ``channels`` (3 by default; ``None``: any) is the number of colour channels wanted;
+    - ``unit=True`` (the default: featviz images are in [0, 1]) refuses float values outside [0, 1]; NaN
+      and infinite values are refused always (:func:`check_pixels`);
+    - an empty batch is refused unless ``empty=True``.
+
+    Anything else is a :class:`~featviz.errors.BadType` / :class:`~featviz.errors.BadValue` that says what
+    was given and what is wanted.
+
+    Example:
+        >>> as_images(torch.full((3, 2, 2), 255, dtype=torch.uint8)).shape
+        torch.Size([1, 3, 2, 2])
+        >>> float(as_images(torch.full((3, 2, 2), 255, dtype=torch.uint8)).max())
+        1.0
+    """
+    want = f"(B, {channels if channels else 'C'}, H, W)"
+    if isinstance(images, tuple) and images and isinstance(images[0], Tensor):  # fv.data.Images
+        images = images[0]
+    if not isinstance(images, Tensor):
+        raise BadType(f"{what} must be a {want} tensor in [0, 1] (float, or uint8 in 0..255), e.g. "
+                      f"fv.data.load_images(folder).images; got {type(images).__name__}")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or (channels is not None and images.shape[1] != channels):
+        hint = " (channels last? use x.permute(0, 3, 1, 2))" if images.dim() == 4 and channels is not None \
+            and images.shape[-1] == channels else ""
+        raise BadValue(f"{what} must have shape {want} (or one image, ({want[4:]}), got "
+                       f"{tuple(images.shape)}{hint}")
+    if len(images) == 0 and not empty:
+        raise BadValue(f"{what} is empty (shape {tuple(images.shape)}): give at least one image")
+    return as_float_images(images, what, unit=unit)
+
+
+def as_float_images(images: Tensor, what: str = "images", *, unit: bool = False) -> Tensor:
+    """The one uint8 rule of featviz: uint8 pixels (0..255) become float32 in [0, 1] (divided by 255);
+    float tensors pass unchanged (their dtype kept); bool becomes 0.0 / 1.0. Other integer dtypes are
+    ambiguous (0..255? 0..65535? labels?) and raise :class:`~featviz.errors.BadType` with the fix.
+    NaN or infinite values are a :class:`~featviz.errors.BadValue` (they would give NaN results).
+    ``unit=True`` (functions whose images must be in [0, 1], e.g. ``predict``) also refuses float
+    values outside [0, 1] (images in 0..255 divided by nothing), naming the fix.
+
+    The dtype half of :func:`as_images` (which also checks the shape); shapes are not checked here.
+
+    Example:
+        >>> as_float_images(torch.tensor([0, 51, 255], dtype=torch.uint8))
+        tensor([0.0000, 0.2000, 1.0000])
+        >>> as_float_images(torch.tensor([0.5])).dtype
+        torch.float32
+    """
+    if not isinstance(images, Tensor):
+        raise BadType(f"{what} must be a torch.Tensor (B, 3, H, W) in [0, 1], got {type(images).__name__}; "
+                      "convert with torch.as_tensor(...)")
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    if images.dtype == torch.bool:
+        return images.float()
+    if images.is_floating_point():
+        check_pixels(images, what, unit=unit)
+        return images
+    raise BadType(f"{what} have dtype {images.dtype}, which featviz cannot read as pixels; give float values "
+                  "in [0, 1] or uint8 in 0..255 (e.g. images.to(torch.uint8) or images.float() / 255)")
+
+
+def check_pixels(images: Tensor, what: str = "images", *, unit: bool = False) -> None:
+    """Raise :class:`~featviz.errors.BadValue` for NaN / infinite values and, with ``unit=True``, for float
+    values outside [0, 1] (a tolerance of 1e-3 allows rounding).
+
+    Example:
+        >>> check_pixels(torch.full((1, 3, 2, 2), 200.0), unit=True)
+        Traceback (most recent call last):
+        featviz.errors.BadValue: images hold values up to 200 but must be in [0, 1]: ... divide by 255 ...
+    """
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        kind = "NaN" if bool(torch.isnan(images).any()) else "infinite"
+        raise BadValue(f"{what} hold {bad} {kind} value(s) (of {images.numel()}); every pixel must be a "
+                       f"number (check how the images were made; torch.nan_to_num(x) replaces them)")
+    if unit and images.numel():
+        lo, hi = float(images.min()), float(images.max())
+        if hi > 1 + 1e-3:
+            hint = "images in 0..255: divide by 255 (x / 255), or pass uint8" if hi <= 255.5 else \
+                "rescale them to [0, 1]"
+            raise BadValue(f"{what} hold values up to {hi:g} but must be in [0, 1]: {hint}")
+        if lo < -1e-3:
+            raise BadValue(f"{what} hold values down to {lo:g} but must be in [0, 1] (normalised images? "
+                           f"pass the raw [0, 1] images; the model's preprocess normalises them)")
 
 
 # -- layouts: where the channels of an activation are ---------------------------------------------
@@ -442,8 +547,15 @@ def layout(module: nn.Module | None, output: object, channels_last: bool = False
     return "channels_last" if channels_last else "maps"
 
 
-ELEMENTWISE = {"ReLU", "ReLU6", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "LeakyReLU",
-               "ELU", "Mish", "Identity", "Dropout", "Dropout2d", "DropPath", "StochasticDepth"}
+ACTIVATIONS = frozenset({"ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish",
+                         "Hardsigmoid", "Sigmoid", "Tanh", "Mish"})
+"""Class names of the elementwise activation functions (one output per input value, same shape)."""
+PASS_THROUGH = frozenset({"Identity", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "DropPath",
+                          "StochasticDepth"})
+"""Class names of modules that, in eval mode, return their input unchanged."""
+ELEMENTWISE = ACTIVATIONS | PASS_THROUGH
+"""The one elementwise-module table: activations and eval-mode pass-throughs (matched by class name, so
+featviz's, torch's and timm's modules of the same name all count)."""
 
 
 def module_layout(model: nn.Module, name: str, output: object) -> str:
@@ -475,6 +587,22 @@ def _norm_width(module: nn.Module | None) -> int | None:
     if isinstance(shape, (tuple, list)) and len(shape) == 1 and type(module).__name__ != "LayerNorm2d":
         return int(shape[0])
     return None
+
+
+def channel_dim(kind: str, name: str = "the activation") -> int:
+    """The channel axis of an activation of layout ``kind`` (:func:`layout`): 1 for maps and vectors, -1
+    for channels-last maps and tokens; ``"other"`` has none (:class:`~featviz.errors.BadValue`).
+
+    Example:
+        >>> channel_dim("maps"), channel_dim("channels_last")
+        (1, -1)
+    """
+    if kind in ("maps", "vector"):
+        return 1
+    if kind in ("channels_last", "tokens"):
+        return -1
+    raise BadValue(f"{name} is not a (B, C, ...) tensor, so it has no channels; pick a layer whose output "
+                   f"is one")
 
 
 def channel_values(t: torch.Tensor, kind: str) -> torch.Tensor:

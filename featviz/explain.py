@@ -39,7 +39,7 @@ from featviz.hooks import HookedModel, closest_names, hooked
 from featviz.optvis import objectives
 from featviz.optvis.factorize import Factorization, factorize
 from featviz.optvis.param import fft_image
-from featviz.optvis.render import frozen, render, render_layer
+from featviz.optvis.render import render, render_layer
 from featviz.optvis.rendering import Rendering
 
 __all__ = ["explain", "Explanation", "Target", "ActivationGrid", "ImageGroups", "default_layers"]
@@ -259,17 +259,12 @@ class Explanation:
             r = self.model.ref(ref)
         except KeyError as e:
             raise UnknownName(e.args[0] if e.args else str(e)) from None
-        if r.channels is None or len(r.channels) != 1:
-            raise BadValue(f"target {ref!r}: give one unit, as in 'layer:3'")
         with torch.no_grad(), evaluating(self.model.model):
             _, cache = self.model.run_with_cache(self._x(), names=[r.key], stop_at_last=True)
         t = cache[r.key]
         n = t.shape[-1] if module_layout(self.model.model, r.key, t) == "channels_last" else t.shape[1]
-        if not -n <= r.channels[0] < n:
-            raise OutOfRange(f"layer {r.key!r} has {n} channels (0..{n - 1}); got target channel "
-                             f"{r.channels[0]}")
-        c = r.channels[0] % n
-        return Target(r.key, c, f"{r.key}:{c} (mean over its map)", "node")
+        name, c = self.model.unit(r, n_channels=n)  # exactly one channel, in range
+        return Target(name, c, f"{name}:{c} (mean over its map)", "node")
 
     # -- the semantic dictionary --------------------------------------------------------------
     def top_channels(self, layer: str, k: int = 4) -> torch.Tensor:
@@ -435,7 +430,7 @@ class Explanation:
         alphas, weights = (t.to(a) for t in gauss_legendre(steps or self.steps))
         path = (a0 + alphas[:, None, None, None] * (a - a0)).requires_grad_(True)  # (S, C, H, W)
         x = self._x().expand(len(path), -1, -1, -1)
-        with evaluating(self.model.model), frozen(self.model.model), \
+        with evaluating(self.model.model, freeze_grads=True), \
                 self.model.hooks([(src, lambda m, i, o: path)]):
             _, cache = self.model.run_with_cache(x, names=[dst], stop_at_last=True, detach=False)
             if not cache[dst].requires_grad:  # dst ran before src: the path never reached it
@@ -646,11 +641,9 @@ def explain(model: nn.Module | HookedModel, image: torch.Tensor, layers: Sequenc
         raise BadValue("no layers to explain: give layers=[...] (hook names; see `featviz layers MODEL`)")
     for name in chosen:
         try:
-            r = hm.ref(name)
+            hm.layer(name)  # a layer name, not a unit: "drop the ':c'"
         except KeyError as e:
             raise UnknownName(e.args[0] if e.args else str(e)) from None
-        if r.channels is not None:
-            raise BadValue(f"layers are layer names, not units: {name!r} -> {r.key!r}")
     x = preprocess_fn(hm, preprocess)(img[None].to(device_of(hm.model), dtype_of(hm.model)))
     with torch.no_grad(), evaluating(hm.model):
         out, cache = hm.run_with_cache(x, names=None)

@@ -194,6 +194,7 @@ class HookedModel:
         """Split ``"name:channel"`` into ``(name, channel)`` (channel ``None`` without a colon).
 
         ``name`` keeps a call suffix (``"relu#2"``); a reference with several channels is refused.
+        (:meth:`unit` and :meth:`layer` are the strict forms: exactly one channel, no channel.)
 
         Example:
             >>> HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3))).parse("0:2")
@@ -203,6 +204,59 @@ class HookedModel:
         if r.channels is not None and len(r.channels) != 1:
             raise BadValue(f"bad layer reference {ref!r}: give one channel, as in 'layer:3'")
         return r.key, (r.channels[0] if r.channels else None)
+
+    def unit(self, ref: str | Ref, n_channels: int | None = None) -> tuple[str, int]:
+        """``"layer:c"`` -> ``(name, c)``: a reference to exactly one channel, checked against the layer.
+
+        ``c`` comes back non-negative (``"layer:-1"`` is the last channel). The layer's width is
+        ``n_channels`` when given, else found by one probe forward pass up to the layer
+        (``featviz.core.probe_input``; eval mode, no gradients). No channel or several is a ``ValueError``
+        ("needs one channel, e.g. 'layer:3'"); a channel out of range an ``IndexError`` stating the width.
+
+        Example:
+            >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3)))
+            >>> hm.unit("0:-1"), hm.unit("0:2", n_channels=4)
+            (('0', 3), ('0', 2))
+        """
+        r = self.ref(ref)
+        if r.channels is None or len(r.channels) != 1:
+            what = "no channel" if r.channels is None else f"{len(r.channels)} channels"
+            raise BadValue(f"{str(ref)!r} names {what}, but this needs one channel, e.g. '{r.key}:3'")
+        n = self.n_channels(r.key) if n_channels is None else n_channels
+        (c,) = channel_list(r.channels, n, r.key)
+        return r.key, c
+
+    def layer(self, ref: str | Ref) -> str:
+        """``"layer"`` -> ``"layer"`` (a call suffix ``"#k"`` kept): a reference to a whole layer; one that
+        names channels is a ``ValueError`` saying to drop ``':c'``.
+
+        Example:
+            >>> HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3))).layer("0")
+            '0'
+        """
+        r = self.ref(ref)
+        if r.channels is not None:
+            raise BadValue(f"{str(ref)!r} names a channel, but this needs a whole layer: drop the ':c' and "
+                           f"write {r.key!r}")
+        return r.key
+
+    def n_channels(self, name: str, x: Tensor | None = None) -> int:
+        """The number of channels of activation ``name`` (``"layer"`` or ``"layer#k"``), from one forward
+        pass of ``x`` (default: ``featviz.core.probe_input``) that stops at the layer; the channel axis is
+        where ``featviz.core.module_layout`` says it is (dim 1 of maps, the last dim channels-last).
+
+        Example:
+            >>> HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())).n_channels("0")
+            4
+        """
+        from featviz.core import channel_dim, evaluating, module_layout, probe_input
+
+        key = self.layer(name)
+        x = probe_input(self.model) if x is None else x
+        with torch.no_grad(), evaluating(self.model):
+            _, cache = self.run_with_cache(x, names=[key], stop_at_last=True)
+        t = cache[key]
+        return int(t.shape[channel_dim(module_layout(self.model, key, t), key)])
 
     def check_channel(self, name: str, channel: int, n_channels: int) -> None:
         """Raise ``IndexError`` stating the layer's channel count if ``channel`` is out of range."""
@@ -297,6 +351,71 @@ class HookedModel:
             out, store = self._cached_pass(args, calls, every, set(wanted), stop_at_last, detach)
         keys = list(store) if every else [k for k in wanted if k in store]
         return out, ActivationCache({k: store[k][0] for k in keys})
+
+    def stream(self, images: Tensor | Iterable[Tensor], names: Sequence[str] | None, *, batch_size: int = 32,
+               preprocess: Callable | bool | None = None, progress: bool = True, stop_at_last: bool = True,
+               desc: str | None = None) -> Iterator[tuple[Tensor, ActivationCache]]:
+        """Yield ``(batch, cache)`` for consecutive batches of ``images``: the one loop of featviz that runs
+        many images through the model.
+
+        Args:
+            images: a (N, C, H, W) tensor (float in [0, 1] or uint8; one (C, H, W) image is a batch of one;
+                an ``fv.data.Images`` gives its tensor), cut into batches of ``batch_size``; or an iterable
+                of such batches (e.g. a generator reading files), taken as they come.
+            names: the activations to cache (as :meth:`run_with_cache`; ``None``: every call of every module).
+            batch_size: images per forward pass (for a tensor).
+            preprocess: the model's preprocessing by default (``featviz.core.preprocess_fn``).
+            progress: a progress bar over the images.
+            stop_at_last: end each forward pass once every wanted activation exists.
+            desc: the progress bar's label.
+
+        Each batch is checked and converted by ``featviz.core.as_images`` (uint8 -> [0, 1]; NaN refused),
+        moved to the model's device and dtype, and run without gradients in eval mode
+        (``featviz.core.evaluating``: modes and BatchNorm buffers restored after every batch, so nothing
+        leaks into the caller's loop body, even if it stops early). ``batch`` is the converted images
+        (before preprocessing); ``cache`` the batch's detached activations, on the model's device.
+
+        Example:
+            >>> hm = HookedModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+            >>> [c["0"].shape[0] for _, c in hm.stream(torch.rand(5, 3, 8, 8), ["0"], batch_size=2,
+            ...                                         progress=False)]
+            [2, 2, 1]
+        """
+        from tqdm.auto import tqdm
+
+        from featviz.core import as_images, device_of, dtype_of, evaluating, preprocess_fn
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(names, str):
+            raise BadType(f"names is a list of activation names, got the string {names!r}: write "
+                          f"names=[{names!r}]")
+        if isinstance(images, tuple) and images and isinstance(images[0], Tensor):  # fv.data.Images
+            images = images[0]
+        if isinstance(images, Tensor):
+            whole = images[None] if images.dim() == 3 else images
+            as_images(whole[:1], channels=None, empty=True, unit=False)  # shape and dtype, before any work
+            if len(whole) == 0:
+                raise BadValue(f"images is empty (shape {tuple(whole.shape)}): give at least one image")
+            batches: Iterable[Tensor] = (whole[k:k + batch_size] for k in range(0, len(whole), batch_size))
+            total: int | None = len(whole)
+        elif isinstance(images, Iterable):
+            batches, total = images, None
+        else:
+            raise BadType(f"images must be a (N, C, H, W) tensor or an iterable of batches, got "
+                          f"{type(images).__name__}")
+        prep = preprocess_fn(self.model, preprocess)
+        device, dtype = device_of(self.model), dtype_of(self.model)
+        label = desc or ("activations " + ", ".join(names or ["(all)"]))[:60]
+        with tqdm(total=total, desc=label, unit="image", disable=not progress) as bar:
+            for k, raw in enumerate(batches):
+                x = as_images(raw, "images" if total else f"batch {k} of images", channels=None, unit=False)
+                x = x.to(device, dtype)
+                with torch.no_grad(), evaluating(self.model):
+                    _, cache = self.run_with_cache(prep(x), names=names,
+                                                   stop_at_last=stop_at_last and names is not None)
+                bar.update(len(x))
+                yield x, cache
 
     def _cached_pass(self, args: tuple, calls: dict[str, dict[int, str]], every: bool, pending: set[str],
                      stop_at_last: bool, detach: bool) -> tuple[object, dict[str, tuple[object, int]]]:

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from featviz.core import device_of, preprocess_fn
+from featviz.core import device_of, evaluating, preprocess_fn
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._layer import as_images, iter_activations
-from featviz.optvis.render import frozen, render
+from featviz.optvis.render import render
 from featviz.optvis.rendering import Rendering
 
 __all__ = ["Atlas", "atlas", "class_push"]
@@ -76,7 +76,7 @@ def class_push(model: nn.Module | HookedModel, layer: str, vectors: torch.Tensor
     prep = preprocess_fn(hm, preprocess)
     device = device_of(hm.model)
     outs = []
-    with torch.no_grad(), frozen(hm.model):
+    with torch.no_grad(), evaluating(hm.model, freeze_grads=True):
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size].to(device)
 

@@ -14,13 +14,13 @@ import numbers
 import re
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from featviz.core import channel_list, device_of, module_layout, preprocess_fn, split_call
+from featviz.core import channel_list, device_of, evaluating, module_layout, preprocess_fn, split_call
 from featviz.errors import BadValue, NonFinite, OutOfRange
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
@@ -35,31 +35,22 @@ STUCK_TOL = 1e-5  # max pixel change from the start below which an item never mo
 ALPHA_PENALTY = 1.0  # alpha=True maximises objective - ALPHA_PENALTY * |objective| * mean opacity
 
 
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block: no parameter of ``model`` requires grad, and the model is in eval mode.
-
-    Both are restored on exit, also when the block raises.
+def frozen(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Deprecated: ``featviz.core.evaluating(model, freeze_grads=True)`` (eval mode, no parameter requires
+    grad; modes, ``requires_grad`` and BatchNorm buffers restored on exit, also when the block raises).
 
     Example:
         >>> model = fv.models.toy.edges_and_curves()
-        >>> with frozen(model):
-        ...     assert not any(p.requires_grad for p in model.parameters())
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     with frozen(model):
+        ...         assert not any(p.requires_grad for p in model.parameters())
         >>> all(p.requires_grad for p in model.parameters())
         True
     """
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        for p, _ in grads:
-            p.requires_grad_(False)
-        model.eval()
-        yield model
-    finally:
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        for m, flag in modes:
-            m.training = flag
+    warnings.warn("featviz.optvis.render.frozen(model) is deprecated: use "
+                  "featviz.core.evaluating(model, freeze_grads=True)", DeprecationWarning, stacklevel=2)
+    return evaluating(model, freeze_grads=True)
 
 
 def capture(hm: HookedModel, x: torch.Tensor, objective: Objective) -> dict[str, torch.Tensor]:
@@ -308,7 +299,7 @@ def render(
     resize_back = False  # set once the model refused a size the transforms made
     history: list[torch.Tensor] = []
     snapshots: dict[int, torch.Tensor] = {}
-    with frozen(hm.model), polyphase_stems(hm.model):
+    with evaluating(hm.model, freeze_grads=True), polyphase_stems(hm.model):
         for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
             raw = images = image_fn()  # (B, 3, H, W) in [0, 1]; (B, 4, H, W) RGBA with alpha
             if alpha:
@@ -440,7 +431,7 @@ def _n_channels(hm: HookedModel, name: str, size: int | tuple[int, int], preproc
     x = torch.full((1, 3, h, w), 0.5, device=device_of(hm.model))
     prep = preprocess_fn(hm, preprocess)
     try:
-        with torch.no_grad(), frozen(hm.model):
+        with torch.no_grad(), evaluating(hm.model, freeze_grads=True):
             _, cache = hm.run_with_cache(prep(x), names=[name], stop_at_last=True)
     except (AssertionError, RuntimeError) as e:
         obj = obj_mod.channel(name, 0)
