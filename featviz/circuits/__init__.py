@@ -9,7 +9,8 @@ Example:
     >>> import featviz as fv
     >>> model = fv.models.efficientnet_lite0()
     >>> c = fv.circuits.trace(model, "blocks.4:7", depth=2, top_k=3, progress=False)
-    >>> fig = c.plot(path="circuit.png", size=32, steps=8)   # thumbnails: tiny renders, to stay quick
+    >>> thumbs = fv.viz.thumbnails_for(model, c, size=32, steps=8)   # tiny renders, to stay quick
+    >>> fig = c.plot(thumbnails=thumbs, path="circuit.png")
 """
 from featviz.circuits._stats import benjamini_hochberg
 from featviz.circuits.ablation import (

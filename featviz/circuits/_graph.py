@@ -16,9 +16,44 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, is_depthwise, kind
 from featviz.core import StopForward, evaluating, layout, split_call
 from featviz.errors import BadValue
+from featviz.hooks import hooked
+
+# module class names -> their kind (``kind``)
+ACTIVATIONS = {"ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Tanh"}
+PASS_THROUGH = {"Identity", "Dropout", "Dropout2d", "Dropout1d", "AlphaDropout"}
+PADS = {"ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d"}
+
+
+def kind(module: nn.Module) -> str:
+    """One of "conv", "bn", "act", "pass", "pad", "maxpool", "avgpool", "other" (duck-typed, so featviz
+    layers and torch layers both work)."""
+    name = type(module).__name__
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dim() == 4 and hasattr(module, "stride"):
+        return "conv"
+    if hasattr(module, "running_var") and hasattr(module, "running_mean"):
+        return "bn"
+    if name in ACTIVATIONS:
+        return "act"
+    if name in PASS_THROUGH:
+        return "pass"
+    if name in PADS:
+        return "pad"
+    if "MaxPool" in name:
+        return "maxpool"
+    if "AvgPool" in name:
+        return "avgpool"
+    return "other"
+
+
+def is_depthwise(conv: nn.Module) -> bool:
+    """True for a conv whose every output channel reads exactly one input channel of its own."""
+    w = conv.weight
+    groups = int(getattr(conv, "groups", 1))
+    return w.shape[1] == 1 and groups > 1 and groups == w.shape[0]
+
 
 # autograd node names (without the "Backward<n>" suffix) -> what the op is, for messages and checks
 _ACT_OPS = {"Relu", "Hardtanh", "LeakyRelu", "Elu", "Gelu", "Silu", "Hardswish", "Mish", "Tanh", "Threshold",
@@ -85,7 +120,7 @@ class ModuleGraph:
         forward anyway (attribution's first chunk) need not run another. ``stop_after``: end the pass
         once that call (an activation name as in :attr:`calls`) has returned; later calls are then not
         recorded and :attr:`output` is ``None``."""
-        self.hm = as_hooked(model)
+        self.hm = hooked(model)
         self.calls: dict[str, Call] = {}
         counts: dict[str, int] = {}
         started: dict[str, list] = {}  # name -> stack of (input nodes, start order) of running calls

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from featviz.circuits._common import kind
-from featviz.circuits._graph import ModuleGraph
+from featviz.circuits._graph import ModuleGraph, kind
 from featviz.core import StopForward
 from featviz.errors import BadValue
 from featviz.hooks import HookedModel

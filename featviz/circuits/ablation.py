@@ -17,15 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import (
-    as_hooked,
-    check_channels,
-    check_images,
-    device_of,
-    preprocess_fn,
-    raw_model,
-    resolve_ref,
-)
+from featviz.circuits._common import check_images
 from featviz.circuits._segment import segment_responses, wiring
 from featviz.circuits._stats import (
     ALTERNATIVES,
@@ -34,9 +26,9 @@ from featviz.circuits._stats import (
     empirical_p,
     n_for_alpha,
 )
-from featviz.core import evaluating
+from featviz.core import channel_list, device_of, evaluating, preprocess_fn
 from featviz.errors import BadValue
-from featviz.hooks import HookedModel
+from featviz.hooks import HookedModel, hooked
 
 __all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "ablation_test",
            "benjamini_hochberg"]
@@ -46,8 +38,8 @@ STD_FLOOR = 1e-8  # z-scores divide by max(std(random effects), STD_FLOOR)
 
 def _refs(hm: HookedModel, src: str, dst: str) -> tuple[str, list[int], str, list[int]]:
     """(src layer, src channels, dst layer, [dst channel]) after checking src names channels, dst one."""
-    src_name, src_channels = resolve_ref(hm, src)
-    dst_name, dst_channels = resolve_ref(hm, dst)
+    s, d = hm.ref(src), hm.ref(dst)
+    src_name, src_channels, dst_name, dst_channels = s.key, s.channels, d.key, d.channels
     if not src_channels:
         raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
     if not dst_channels or len(dst_channels) != 1:
@@ -72,13 +64,13 @@ def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, 
         >>> isinstance(drop, float)
         True
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
     src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
     with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
         _, cache = hm.run_with_cache(x, names=[src_name, dst_name], stop_at_last=True)
-        check_channels(hm, src_name, src_channels, cache[src_name].shape[1])
-        (d,) = check_channels(hm, dst_name, dst_channels, cache[dst_name].shape[1])
+        channel_list(src_channels, cache[src_name].shape[1], src_name)
+        (d,) = channel_list(dst_channels, cache[dst_name].shape[1], dst_name)
         base = cache[dst_name][:, d].mean()
         with hm.ablate(src_name, src_channels, value=value):
             _, ablated = hm.run_with_cache(x, names=[dst_name], stop_at_last=True)
@@ -267,35 +259,16 @@ class AblationTest:
                 "summary": self.summary()}
 
     def plot(self, ax=None, path: str | None = None):
-        """Histogram of the random effects (%) with a line at the effect; saves a PNG when ``path`` is given.
+        """Histogram of the random effects (%) with a line at the effect (``featviz.viz.plot_ablation_test``);
+        saves a PNG when ``path`` is given."""
+        from featviz.viz.evidence_plot import plot_ablation_test
 
-        Example:
-            >>> t = AblationTest("a:1", "b:0", 2, 1, -0.5, torch.tensor([0, -0.1]), torch.tensor([[0], [2]]))
-            >>> len(t.plot().axes[0].lines)
-            1
-        """
-        from matplotlib.figure import Figure
+        return plot_ablation_test(self, ax, path)
 
-        from featviz.viz.figures import save
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
 
-        fig = None
-        if ax is None:
-            fig = Figure(figsize=(4.5, 3), dpi=100)
-            ax = fig.add_subplot()
-        ax.hist((100 * self.random_effects.double()).numpy(), bins=max(5, min(30, self.n_random // 2)),
-                color="0.7", label=f"{self.n_random} random sets")
-        ax.axvline(100 * self.effect, color="C3", lw=2, label=f"{self.src}")
-        ax.set_xlabel(f"change of {self.dst} (%)")
-        ax.set_ylabel("random channel sets")
-        if self.structural:
-            title = "fixed by the wiring: no p-value"
-        elif self.descriptive:
-            title = "chosen from data: a description"
-        else:
-            title = f"z = {self.z:.2f}, p = {self.p:.2g}"
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="best")
-        return save(fig or ax.figure, path)
+        return figure_png(self.plot())
 
 
 def _channels_of(ref: str) -> list[int]:
@@ -360,8 +333,9 @@ def ablation_scan(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
         >>> len(scan), all(t.q is not None for t in scan.tests)
         (4, True)
     """
-    hm = as_hooked(model)
-    name, chans = resolve_ref(hm, dst)
+    hm = hooked(model)
+    ref_ = hm.ref(dst)
+    name, chans = ref_.key, ref_.channels
     if chans is not None:
         raise BadValue(f"dst must be a layer name without channels for a scan, got {dst!r}; use channels=")
     if n_random is None:
@@ -401,7 +375,7 @@ def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
         >>> t.random_channels.shape, bool((t.random_channels != 0).all() and (t.random_channels != 3).all())
         (torch.Size([5, 2]), True)
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
     (test,) = _run(hm, src, dst_name, dst_channels, inputs, n_random, seed, value=value, position=position,
                    preprocess=preprocess, batch_size=batch_size, null=null, hypothesis=hypothesis,
@@ -423,20 +397,21 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
         raise BadValue(f"batch_size must be >= 1, got {batch_size}")
     if alternative not in ALTERNATIVES:
         raise BadValue(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
-    src_name, src_channels = resolve_ref(hm, src)
+    ref_ = hm.ref(src)
+    src_name, src_channels = ref_.key, ref_.channels
     if not src_channels:
         raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
     inputs = check_images(inputs)
     prep = preprocess_fn(hm, preprocess)
-    device = device_of(raw_model(hm))
+    device = device_of(hm.model)
     batches = [inputs[k:k + batch_size] for k in range(0, len(inputs), batch_size)]
-    with torch.no_grad(), _eval_mode(raw_model(hm)):
+    with torch.no_grad(), _eval_mode(hm.model):
         _, cache = hm.run_with_cache(prep(batches[0][:1].to(device)), names=[src_name, dst_name],
                                      stop_at_last=True)
         n_src, n_dst = cache[src_name].shape[1], cache[dst_name].shape[1]
-        chans = list(dict.fromkeys(c % n_src for c in check_channels(hm, src_name, src_channels, n_src)))
+        chans = list(dict.fromkeys(c % n_src for c in channel_list(src_channels, n_src, src_name)))
         ds = (list(range(n_dst)) if dst_channels is None
-              else [c % n_dst for c in check_channels(hm, dst_name, dst_channels, n_dst)])
+              else [c % n_dst for c in channel_list(dst_channels, n_dst, dst_name)])
         pool, null_text = _null_pool(null, n_src, chans, src_name)
         sets = _draw_sets(pool, len(chans), n_random, seed)  # (n_random, k)
         masks = torch.zeros(2 + len(sets), n_src, dtype=torch.bool)
@@ -446,7 +421,7 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
                                  position=position).cpu()  # (2 + n, N, C_dst)
     reads = None
     if check_wiring:
-        with _eval_mode(raw_model(hm)):
+        with _eval_mode(hm.model):
             reads = wiring(hm, prep(batches[0][:2].to(device)), src_name, dst_name, ds, seed=seed)
     src_ref = f"{src_name}:{','.join(map(str, chans))}"
     out = []

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_images
+from featviz.circuits._common import check_images
 from featviz.circuits._graph import ModuleGraph
 from featviz.circuits._linear import _one_call, run_cut
 from featviz.core import Ref, channel_list, channel_values, evaluating, preprocess_fn
 from featviz.errors import BadType, BadValue
-from featviz.hooks import HookedModel
+from featviz.hooks import HookedModel, hooked
 
 __all__ = ["attribute", "METHODS", "captum_methods"]
 
@@ -113,7 +113,7 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         >>> attribute(net, "1", "2", torch.rand(2, 3, 16, 16), dst_channels=[0, 3]).shape
         torch.Size([2, 8])
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     x = preprocess_fn(hm, preprocess)(check_images(inputs))
     sref, dref = hm.ref(src), hm.ref(dst)
     src, dst = sref.key, dref.key

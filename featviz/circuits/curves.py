@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_images, split_ref
+from featviz.circuits._common import check_images
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import (
     TuningCurve,
@@ -54,8 +54,9 @@ from featviz.circuits.tuning import (
     responses_and_inputs,
     shift_list,
 )
-from featviz.core import input_size_of
+from featviz.core import input_size_of, parse_ref
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 __all__ = ["CurveCriteria", "CurveDetector", "CurveScan", "curve_scan", "find_curve_detectors"]
 
@@ -307,8 +308,9 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
     """
     from featviz.data import circles, curves, lines
 
-    hm = as_hooked(model)
-    name, channels = split_ref(layer)
+    hm = hooked(model)
+    ref_ = parse_ref(layer)
+    name, channels = ref_.key, ref_.channels
     hm.module(name)
     if channels is not None:
         raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")

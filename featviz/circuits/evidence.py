@@ -42,13 +42,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, check_images, preprocess_fn, raw_model, resolve_ref
+from featviz.circuits._common import check_images
 from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
-from featviz.core import input_size_of
+from featviz.core import input_size_of, preprocess_fn
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
@@ -121,72 +122,22 @@ class Evidence:
         }
 
     def plot(self, path: str | None = None):
-        """One figure: feature visualization, top and bottom photos, arc direction tuning (centre and
-        shifted), best responses per stimulus family, step-edge tuning, ablation against chance."""
-        import matplotlib.pyplot as plt
+        """One figure of every line of evidence (``featviz.viz.plot_evidence``); PNG with ``path``."""
+        from featviz.viz.evidence_plot import plot_evidence
 
-        fig = plt.figure(figsize=(13, 7), layout="constrained")
-        grid = fig.add_gridspec(3, 6)
-        ax = fig.add_subplot(grid[0, 0])
-        if self.render_image is not None and not self.render_dead:
-            ax.imshow(self.render_image.permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_title(f"feature vis.\nact {self.render_activation:.2f}", fontsize=9)
-        else:
-            ax.text(0.5, 0.5, "no response\nfound", ha="center", va="center")
-            ax.set_title("feature vis.", fontsize=9)
-        ax.axis("off")
-        for row, (title, items) in enumerate((("top", self.top[:5]), ("bottom", self.bottom[:5]))):
-            for j, (i, v) in enumerate(items):
-                ax = fig.add_subplot(grid[row, 1 + j])
-                ax.imshow(self.images[i].permute(1, 2, 0).clamp(0, 1).numpy())
-                name = self.names[i] if self.names else str(i)
-                ax.set_title(f"{title}: {name}\n{v:.2f}", fontsize=8)
-                ax.axis("off")
-        ax = fig.add_subplot(grid[1, 0])
-        ax.axis("off")
-        ax.text(0, 1, "\n".join(_wrap(s, 34) for s in self.verdict[:4]), va="top", fontsize=7)
-        ax = fig.add_subplot(grid[2, 0:2])
-        arcs = self.arc_curve
-        if arcs is not None:
-            ax.plot(arcs.angles, arcs.responses, "k-", lw=2, label="at RF centre")
-            for r in arcs.shifted:
-                ax.plot(arcs.angles, r, "-", lw=0.8, alpha=0.6)
-            ax.set_xlabel("arc bulge direction (deg)")
-            ax.set_ylabel("evoked response")
-            ax.set_title(f"arcs: drift {self.curve['drift']:.0f} deg across shifts", fontsize=9)
-        ax = fig.add_subplot(grid[2, 2])
-        fams = ["arc", "line", "ring", "disc"]
-        ax.bar(fams, [self.curve[f] for f in fams], color=["k", "grey", "tab:orange", "tab:red"])
-        ax.set_title("best response per stimulus", fontsize=9)
-        ax = fig.add_subplot(grid[2, 3])
-        ax.plot(self.edge.angles, self.edge.responses, "k-")
-        for r in self.edge.shifted if self.edge.shifted is not None else []:
-            ax.plot(self.edge.angles, r, "-", lw=0.8, alpha=0.6)
-        ax.set_title(f"step edges (sel. {self.edge_selectivity:.2f})", fontsize=9)
-        ax.set_xlabel("edge direction (deg)")
-        ax = fig.add_subplot(grid[2, 4:6])
-        test = self.family_test if self.family_test is not None else self.ablation
-        if test is not None:
-            test.plot(ax=ax)
-        else:
-            ax.axis("off")
-        fig.suptitle(f"Evidence for {self.node}", fontsize=11)
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return plot_evidence(self, path)
 
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
 
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
+        return figure_png(self.plot())
 
 
 def previous_layer(hm, layer: str) -> str | None:
     """The last of ``model.interesting_layers`` that runs before ``layer`` (its own parents excluded: a
     container runs after its children), else the previous conv unit."""
     names = hm.hook_names
-    listed = [n for n in (getattr(raw_model(hm), "interesting_layers", None) or []) if n in names]
+    listed = [n for n in (getattr(hm.model, "interesting_layers", None) or []) if n in names]
     here = names.index(layer)
     before = [n for n in listed if names.index(n) < here and not layer.startswith(n + ".") and n != layer]
     if before:
@@ -248,8 +199,9 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     """
     from featviz.models import randomized
 
-    hm = as_hooked(model)
-    layer, channels = resolve_ref(hm, node)
+    hm = hooked(model)
+    ref_ = hm.ref(node)
+    layer, channels = ref_.key, ref_.channels
     if not channels or len(channels) != 1:
         raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     size = int(input_size_of(hm, 224))
@@ -289,7 +241,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     # synthetic tuning at the receptive-field centre, with its position sweep and controls
     scan = scan if scan is not None else curve_scan(hm, layer)
     if random_scan is None:
-        random_scan = curve_scan(randomized(raw_model(hm), seed=seed), layer, scan.size, radii=scan.radii,
+        random_scan = curve_scan(randomized(hm.model, seed=seed), layer, scan.size, radii=scan.radii,
                                  shift=scan.shifts[1][0] if scan.shifts else None, width=scan.width)
     summary = scan.summary(c)
     passing = {d.channel for d in scan.detectors()}

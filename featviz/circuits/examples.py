@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz.circuits._common import as_hooked, check_channels, check_images, preprocess_fn, resolve_ref
+from featviz.circuits._common import check_images
 from featviz.circuits._linear import ones_params, run_cut
-from featviz.core import device_of, evaluating
+from featviz.core import channel_list, device_of, evaluating, preprocess_fn
 from featviz.errors import BadValue, NonFinite
+from featviz.hooks import hooked
 
 __all__ = ["DatasetExamples", "dataset_examples", "input_boxes"]
 
@@ -66,7 +67,7 @@ def input_boxes(model: nn.Module, layer: str, image_shape: tuple[int, int, int],
         >>> input_boxes(net, "1", (3, 16, 16), torch.tensor([[0, 0]])).tolist()
         [[0, 3, 0, 3]]
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     x = torch.zeros(len(positions), *image_shape, device=device_of(hm.model), requires_grad=True)
     with evaluating(hm.model):
         _, d = run_cut(hm, x, None, hm.ref(layer).key, lambda out: out, linear=True,
@@ -99,8 +100,9 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
         >>> ex.images.shape, ex.crops.shape[:2]
         (torch.Size([4, 3, 64, 64]), torch.Size([4, 3]))
     """
-    hm = as_hooked(model)
-    layer, channels = resolve_ref(hm, node)
+    hm = hooked(model)
+    ref_ = hm.ref(node)
+    layer, channels = ref_.key, ref_.channels
     if not channels or len(channels) != 1:
         raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     if k < 1:
@@ -113,7 +115,7 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
         for batch in tqdm(stream, desc=f"dataset examples {node}", disable=not progress):
             _, cache = hm.run_with_cache(prep(batch), names=[layer], stop_at_last=True)
             a = cache[layer]
-            (c,) = check_channels(hm, layer, channels, a.shape[1])
+            (c,) = channel_list(channels, a.shape[1], layer)
             flat = a[:, c].flatten(1)  # (b, H*W)
             s, arg = flat.max(1)
             if not bool(torch.isfinite(flat).all()):

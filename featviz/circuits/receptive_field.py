@@ -37,9 +37,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, kind, resolve_ref
+from featviz.circuits._graph import kind
 from featviz.core import evaluating, input_channels, input_size_of, probe_input
 from featviz.errors import BadValue, OutOfRange
+from featviz.hooks import hooked
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -142,7 +143,7 @@ def _grad_maps(model: nn.Module, layer: str, channel: int | None, size: tuple[in
     """|d unit / d input| summed over input channels, one (H, W) map per position (default: the centre).
 
     Also records the layer's channel count in ``_grad_maps.channels`` for the caller's node name."""
-    hm = as_hooked(model)
+    hm = hooked(model)
     x = x.clone().requires_grad_(True)
     with torch.enable_grad():
         _, cache = hm.run_with_cache(x, names=[layer], stop_at_last=True, detach=False)
@@ -196,7 +197,7 @@ def _probe_geometry(sur: nn.Module, layer: str, channel: int | None, start: int,
         probe *= 2
     while probe <= _MAX_PROBE:
         with torch.no_grad():
-            _, cache = as_hooked(sur).run_with_cache(torch.full((1, c_in, probe, probe), _PROBE_VALUE),
+            _, cache = hooked(sur).run_with_cache(torch.full((1, c_in, probe, probe), _PROBE_VALUE),
                                                      names=[layer], stop_at_last=True)
         hw = tuple(cache[layer].shape[-2:])
         p = (hw[0] // 2, hw[1] // 2)
@@ -298,9 +299,10 @@ def receptive_field(model: nn.Module, ref: str, size: int | tuple[int, int] | No
     """
     if method not in ("auto", "exact", "measured"):
         raise BadValue(f"method must be 'auto', 'exact' or 'measured', got {method!r}")
-    hm = as_hooked(model)
+    hm = hooked(model)
     net = hm.model
-    layer, channels = resolve_ref(hm, ref)
+    ref_ = hm.ref(ref)
+    layer, channels = ref_.key, ref_.channels
     if channels is not None and len(channels) != 1:
         raise BadValue(f"a receptive field is one unit's: give 'layer' or 'layer:channel', got {ref!r}")
     if size is None:

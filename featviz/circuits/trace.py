@@ -14,12 +14,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz.circuits._common import as_hooked
 from featviz.circuits._graph import ModuleGraph
 from featviz.circuits.attribution import attribute
 from featviz.circuits.weights import expanded_weights
 from featviz.core import channel_list, evaluating, probe_input
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 __all__ = ["Circuit", "Edge", "trace", "upstream_layers"]
 
@@ -77,15 +77,21 @@ class Circuit:
                  for e in d["edges"]]
         return cls(d["root"], list(d["nodes"]), edges, d["by"], list(d.get("layers", [])))
 
-    def plot(self, model: nn.Module | None = None, *, thumbnails: bool = True, path: str | None = None,
-             **render_kwargs):
-        """The Zoom In style diagram (``featviz.viz.plot_circuit``): a feature-visualization thumbnail per
-        node (rendered once and cached; needs the model, given here or kept from :func:`trace`), edges
-        red (excitatory) / blue (inhibitory) with width by strength, each with its weight pattern."""
-        from featviz.viz import plot_circuit
+    def plot(self, model: nn.Module | None = None, *, thumbnails=None, path: str | None = None,
+             **kwargs):
+        """The Zoom In style diagram (``featviz.viz.plot_circuit``): edges red (excitatory) / blue
+        (inhibitory) with width by strength, each with its weight pattern; node thumbnails as given
+        (``thumbnails=fv.viz.thumbnails_for(model, circuit)``), never rendered here except through the
+        deprecated ``thumbnails=True``."""
+        from featviz.viz.circuit_plot import plot_circuit
 
-        return plot_circuit(self, model=model if model is not None else self.model, thumbnails=thumbnails,
-                            path=path, **render_kwargs)
+        model = model if model is not None else self.model
+        return plot_circuit(self, model, thumbnails=thumbnails, path=path, **kwargs)
+
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import png_bytes
+
+        return png_bytes(self.plot())
 
 
 def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> list[str]:
@@ -97,7 +103,7 @@ def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> li
         >>> upstream_layers(fv.models.toy.edges_and_curves(), "relu2", size=16)
         ['relu1', 'relu2']
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     listed = list(getattr(hm.model, "interesting_layers", None) or [])
     if layer in listed:
         return listed[:listed.index(layer) + 1]
@@ -161,7 +167,7 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
         raise BadValue("by='attribution' needs inputs= (images in [0, 1]) to attribute on")
     if depth < 1 or top_k < 1:
         raise BadValue(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
-    hm = as_hooked(model)
+    hm = hooked(model)
     ref = hm.ref(node)
     if not ref.channels or len(ref.channels) != 1:
         raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")

@@ -15,18 +15,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import (
-    as_hooked,
-    check_channels,
-    check_images,
-    preprocess_fn,
-    resolve_ref,
-    split_ref,
-)
+from featviz.circuits._common import check_images
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
-from featviz.core import evaluating
+from featviz.core import channel_list, evaluating, parse_ref, preprocess_fn
 from featviz.errors import BadType, BadValue
-from featviz.hooks import HookedModel
+from featviz.hooks import HookedModel, hooked
 
 __all__ = ["TuningCurve", "EdgeCriteria", "EdgeDetector", "EdgeScan", "edge_scan", "tuning_curve",
            "find_edge_detectors", "layer_responses",
@@ -261,8 +254,9 @@ def tuning_curve(model: nn.Module, node: str, stimuli: Stimuli, angles: Sequence
         >>> round(tc.preferred), round(tc.drift), tc.center, tc.period
         (90, 0, (16.0, 16.0), 360.0)
     """
-    hm = as_hooked(model)
-    layer, channels = resolve_ref(hm, node)
+    hm = hooked(model)
+    ref_ = hm.ref(node)
+    layer, channels = ref_.key, ref_.channels
     if not channels or len(channels) != 1:
         raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     rf, center, sets = None, None, None
@@ -280,7 +274,7 @@ def tuning_curve(model: nn.Module, node: str, stimuli: Stimuli, angles: Sequence
     a = _angles(len(images), angles, "tuning_curve")
     where = rf.position if (rf is not None and position == "center") else position
     resp = layer_responses(hm, layer, images, where, preprocess)  # (N, C)
-    (c,) = check_channels(hm, layer, channels, resp.shape[1])
+    (c,) = channel_list(channels, resp.shape[1], layer)
     c %= resp.shape[1]
     raw = resp[:, c].reshape(len(a), -1).cpu()  # (A, G)
     shifted = None
@@ -420,8 +414,9 @@ def edge_scan(model: nn.Module, layer: str, *, step: float = 10.0, size: int = 6
     """
     from featviz.data import edges, gratings
 
-    hm = as_hooked(model)
-    name, channels = split_ref(layer)
+    hm = hooked(model)
+    ref_ = parse_ref(layer)
+    name, channels = ref_.key, ref_.channels
     hm.module(name)
     if channels is not None:
         raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")

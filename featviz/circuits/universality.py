@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz.circuits._common import as_hooked, device_of, preprocess_fn, raw_model, resolve_ref
 from featviz.circuits.examples import _batches
-from featviz.core import input_size_of
+from featviz.core import device_of, input_size_of, preprocess_fn
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 __all__ = ["FAMILY_KINDS", "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families",
            "match_units", "unit_links"]
@@ -180,37 +180,15 @@ class UnitMatch:
 
     def plot(self, units: Sequence[int] | None = None, k: int = 3, *, renders_a: Mapping | None = None,
              renders_b: Mapping | None = None, path: str | None = None):
-        """Matched pairs side by side: per row, unit a's top-``k`` images (and its feature visualization
-        if ``renders_a[channel]`` gives a (3, H, W) image), then its best match's. ``units``: channels of
-        ``layer_a`` (default: the 6 with the largest margin over the control). Draws only; renders are
-        inputs, never computed here. Returns the figure; saves a PNG when ``path`` is given."""
-        import matplotlib.pyplot as plt
+        """Matched pairs side by side (``featviz.viz.plot_unit_match``): each unit's top-``k`` images and,
+        when ``renders_a`` / ``renders_b`` give them, its feature visualization. Draws only."""
+        from featviz.viz.universality_plot import plot_unit_match
 
-        if units is None:
-            units = [int(i) for i in self.margin.nan_to_num(-2).argsort(descending=True)[:6]]
-        renders_a, renders_b = renders_a or {}, renders_b or {}
-        cols = 2 * (k + 1)
-        fig, axes = plt.subplots(len(units), cols, figsize=(1.4 * cols, 1.6 * len(units)), squeeze=False)
-        for row, i in enumerate(units):
-            j = int(self.best[i])
-            cells = [renders_a.get(i)] + [self.thumbnails[t] for t in self.top_images("a", i, k)]
-            cells += [renders_b.get(j)] + [self.thumbnails[t] for t in self.top_images("b", j, k)]
-            for ax, img in zip(axes[row], cells):
-                ax.axis("off")
-                if img is not None:
-                    ax.imshow(img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-            axes[row][0].set_title(f"{self.name_a} {self.layer_a}:{i}", fontsize=7, loc="left")
-            r, ctl = float(self.correlation[i, j]), float(self.control_best_correlation[i])
-            axes[row][k + 1].set_title(f"{self.name_b} {self.layer_b}:{j}  r={r:.2f} (random {ctl:.2f})",
-                                       fontsize=7, loc="left")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return plot_unit_match(self, units, k, renders_a=renders_a, renders_b=renders_b, path=path)
 
 
 def _model_name(model: nn.Module) -> str:
-    return type(raw_model(model)).__name__
+    return type(hooked(model).model).__name__
 
 
 def _to_grid(a: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:  # (B, C, H, W) -> (B * g0 * g1, C)
@@ -253,12 +231,12 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
     """
     from featviz.models import randomized
 
-    hms = [as_hooked(model_a), as_hooked(model_b)]
-    layers = [resolve_ref(hms[0], layer_a), resolve_ref(hms[1], layer_b)]
-    if any(ch is not None for _, ch in layers):
+    hms = [hooked(model_a), hooked(model_b)]
+    refs = [hms[0].ref(layer_a), hms[1].ref(layer_b)]
+    if any(r.channels is not None for r in refs):
         raise BadValue(f"give layer names without channels, got {layer_a!r} and {layer_b!r}")
-    layers = [name for name, _ in layers]
-    controls = [as_hooked(randomized(hms[1].model, seed=s)) for s in seeds]
+    layers = [r.key for r in refs]
+    controls = [hooked(randomized(hms[1].model, seed=s)) for s in seeds]
     nets = [hms[0], hms[1], *controls]
     sizes = [input_size_of(h) for h in hms]
     sizes.append(sizes[1])
@@ -387,24 +365,10 @@ class LayerFamilies:
         return next((f for f in self.families if channel in f.channels), None)
 
     def plot(self, path: str | None = None):
-        """Bars: units per family in the model and in each randomized copy. Returns the figure."""
-        import matplotlib.pyplot as plt
+        """Bars: units per family in the model and in each randomized copy (``featviz.viz.plot_families``)."""
+        from featviz.viz.universality_plot import plot_families
 
-        counts = self.counts()
-        labels = list(counts)
-        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(labels) + 1), 3))
-        x = torch.arange(len(labels)).float()
-        ax.bar(x - 0.2, [counts[k] for k in labels], 0.4, label="trained")
-        ctl = [max(self.control.get(k, [0]) or [0]) for k in labels]
-        ax.bar(x + 0.2, ctl, 0.4, label=f"randomized (max of {len(self.seeds)})", color="grey")
-        ax.set_xticks(x.tolist(), labels, rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("units")
-        ax.set_title(f"{self.layer}: {self.n_channels} units", fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return plot_families(self, path)
 
 
 def _hsv_fields(size: int) -> torch.Tensor:  # (6 * 2, 3, size, size): hues 0, 30, ..., 330 at s = v = 1
@@ -436,7 +400,7 @@ def _classify(model: nn.Module, layer: str, kinds: Sequence[str], size: int, edg
     from featviz.circuits.tuning import direction_selectivity, find_edge_detectors, layer_responses
     from featviz.data import circles, edges
 
-    hm = as_hooked(model)
+    hm = hooked(model)
     rf = receptive_field(hm, layer, size=size)
 
     def respond(x: torch.Tensor) -> torch.Tensor:  # (N, 3, size, size) -> (N, C)
@@ -541,8 +505,9 @@ def families(model: nn.Module, layer: str, *, kinds: Sequence[str] = FAMILY_KIND
     unknown = [k for k in kinds if k not in FAMILY_KINDS]
     if unknown:
         raise BadValue(f"unknown family kinds {unknown}; choose from {list(FAMILY_KINDS)}")
-    hm = as_hooked(model)
-    name, channels = resolve_ref(hm, layer)
+    hm = hooked(model)
+    ref_ = hm.ref(layer)
+    name, channels = ref_.key, ref_.channels
     if channels is not None:
         raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
     args = (name, list(kinds), int(size), int(edge_bins), int(curve_bins), float(min_response), float(freq))

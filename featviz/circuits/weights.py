@@ -13,13 +13,20 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from featviz.circuits._common import as_hooked, bn_scale
 from featviz.circuits._graph import ModuleGraph, NotConnectedError
 from featviz.circuits._linear import centre_rows, support_box
 from featviz.core import channel_list, evaluating, parse_ref, probe_input
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 __all__ = ["weights", "expanded_weights", "full_weight"]
+
+
+def bn_scale(bn: nn.Module) -> torch.Tensor:
+    """Per-channel multiplier of an eval-mode BatchNorm: ``gamma / sqrt(running_var + eps)``, (C,)."""
+    scale = 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    weight = getattr(bn, "weight", None)
+    return scale * weight if weight is not None else scale
 
 
 def full_weight(conv: nn.Module) -> torch.Tensor:
@@ -72,7 +79,7 @@ def weights(model: nn.Module, src: str, dst: str, *, size: int | None = None) ->
         >>> weights(net, "1:-1", "2:0,1").shape
         torch.Size([2, 1, 3, 3])
     """
-    hm = as_hooked(model)
+    hm = hooked(model)
     sref, dref = parse_ref(src), parse_ref(dst)
     with evaluating(hm.model):
         graph = ModuleGraph(hm, probe_input(hm, size))
@@ -149,7 +156,7 @@ def expanded_weights(model: nn.Module, src: str, dst: str, dst_channels: Sequenc
     """
     import warnings
 
-    hm = as_hooked(model)
+    hm = hooked(model)
     sref, dref = parse_ref(src), parse_ref(dst)
     with evaluating(hm.model):
         x = probe_input(hm, size)

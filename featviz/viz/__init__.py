@@ -1,7 +1,9 @@
 """Figures for looking at features: tensors and circuits results -> matplotlib Figures (PNG with ``path=``).
 
 ``weight_heatmap`` / ``plot_weights`` (Zoom In red/blue kernels), ``plot_circuit`` (circuit diagrams with
-feature-visualization thumbnails), ``plot_tuning_curve``, ``plot_dataset_examples`` and ``image_grid``.
+feature-visualization thumbnails, passed in: ``thumbnails_for``), ``plot_tuning_curve``,
+``plot_dataset_examples``, ``image_grid``, and the circuits results' figures (``plot_evidence``,
+``plot_ablation_test``, ``plot_unit_match``, ``plot_families``): each result's ``.plot()`` delegates here.
 The static HTML site lives in ``featviz.viz.microscope``.
 
 Example:
@@ -11,9 +13,11 @@ Example:
     >>> fig = fv.viz.plot_weights(w[:8, :8], path="weights.png")
 """
 from featviz.viz.circuit_plot import plot_circuit, thumbnails_for
+from featviz.viz.evidence_plot import plot_ablation_test, plot_evidence
 from featviz.viz.explore import CircuitExplorer, ConvExplorer, explore, explore_conv
 from featviz.viz.figures import (
     WEIGHT_CMAP,
+    figure_png,
     image_grid,
     plot_dataset_examples,
     plot_tuning_curve,
@@ -21,7 +25,9 @@ from featviz.viz.figures import (
     save,
     weight_heatmap,
 )
+from featviz.viz.universality_plot import plot_families, plot_unit_match
 
-__all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "image_grid",
-           "plot_circuit", "plot_dataset_examples", "plot_tuning_curve",
-           "plot_weights", "save", "thumbnails_for", "weight_heatmap"]
+__all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "figure_png",
+           "image_grid", "plot_ablation_test", "plot_circuit", "plot_dataset_examples", "plot_evidence",
+           "plot_families", "plot_tuning_curve", "plot_unit_match", "plot_weights", "save", "thumbnails_for",
+           "weight_heatmap"]

@@ -1,4 +1,7 @@
-"""Circuit diagrams: (Circuit, model) -> Zoom In style figure; feature-vis thumbnails cached per model.
+"""Circuit diagrams: (Circuit, thumbnails) -> Zoom In style figure; feature-vis thumbnails cached per model.
+
+A diagram draws only: thumbnails are an input (``thumbnails_for(model, circuit)`` renders and caches them,
+explicitly), never rendered behind a plot call (``thumbnails=True`` still does, with a DeprecationWarning).
 
 Layers are rows (latest at the top), nodes sit on their layer's row, edges run from src up to dst,
 red for excitation and blue for inhibition, width by |strength| (relative within a layer), and each
@@ -8,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,6 +22,9 @@ from torch import nn
 from featviz.core import parse_ref
 from featviz.errors import BadValue
 from featviz.viz.figures import _figure, _hwc, draw_no_response, save, weight_heatmap
+
+if TYPE_CHECKING:
+    from featviz.optvis.rendering import Rendering
 
 __all__ = ["plot_circuit", "thumbnails_for"]
 
@@ -39,10 +48,11 @@ def _unit(node: str) -> tuple[str, int]:
     return ref.key, ref.channels[0]
 
 
-def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps: int = 64, seed: int = 0,
+def thumbnails_for(model: nn.Module, nodes, *, size: int = 64, steps: int = 64, seed: int = 0,
                    cache_dir: str | os.PathLike | None = None,
                    progress: bool = False) -> dict[str, torch.Tensor]:
-    """Feature visualizations (3, size, size) for ``nodes`` (``"layer:channel"``), rendered with
+    """Feature visualizations (3, size, size) for ``nodes`` (``"layer:channel"`` strings, or a ``Circuit``:
+    its nodes), rendered with
     ``fv.render_layer`` one batch per layer, and cached: in memory per model object, and in
     ``cache_dir`` (files keyed by a fingerprint of the weights, the node and the settings) when given.
 
@@ -57,6 +67,7 @@ def thumbnails_for(model: nn.Module, nodes: list[str], *, size: int = 64, steps:
     """
     from featviz.optvis.rendering import no_response_tile
 
+    nodes = list(getattr(nodes, "nodes", nodes))
     found = _thumbnails(model, nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir,
                         progress=progress)
     return {node: no_response_tile(*img.shape[-2:]) if dead else img for node, (img, dead) in found.items()}
@@ -112,24 +123,69 @@ def _positions(circuit) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = True, path: str | None = None,
-                 size: int = 64, steps: int = 64, seed: int = 0, cache_dir: str | None = None,
-                 node_size: float = 0.9, patterns: bool = True, notes: dict[str, str] | None = None):
-    """Draw ``circuit`` (a ``featviz.circuits.Circuit``) Zoom In style; thumbnails need ``model``.
+_RENDER_DEFAULTS = {"size": 64, "steps": 64, "seed": 0, "cache_dir": None}
 
-    A node whose thumbnail render found no response (``Rendering.dead``) is drawn as a crossed-out
-    "no response found" tile.
+
+def _given_thumbnails(thumbnails, nodes: list[str]) -> dict[str, tuple[torch.Tensor, bool]]:
+    """node -> (image, dead) from a ``{node: (3, H, W)}`` mapping or a ``Rendering`` (by its labels)."""
+    from featviz.optvis.rendering import Rendering, no_response_tile
+
+    if isinstance(thumbnails, Rendering):
+        n = len(thumbnails.images)
+        dead = thumbnails.dead if thumbnails.dead is not None else torch.zeros(n, dtype=torch.bool)
+        return {label: (img, bool(d)) for label, img, d in zip(thumbnails.labels, thumbnails.images,
+                                                                dead.tolist()) if label in nodes}
+    if not isinstance(thumbnails, Mapping):
+        raise BadValue("thumbnails must be a {node: (3, H, W) image} mapping (fv.viz.thumbnails_for(model, "
+                       f"circuit)), a Rendering, or None; got {type(thumbnails).__name__}")
+    out = {}
+    for node, img in thumbnails.items():
+        if node in nodes:
+            img = torch.as_tensor(img)
+            out[node] = (img, torch.equal(img, no_response_tile(*img.shape[-2:])))
+    return out
+
+
+def plot_circuit(circuit, model: nn.Module | None = None, *,
+                 thumbnails: Mapping[str, torch.Tensor] | Rendering | bool | None = None,
+                 path: str | None = None, node_size: float = 0.9, patterns: bool = True,
+                 notes: dict[str, str] | None = None, **render_kwargs):
+    """Draw ``circuit`` (a ``featviz.circuits.Circuit``) Zoom In style, with the ``thumbnails`` given.
+
+    ``thumbnails``: ``{node: (3, H, W) image}`` (``fv.viz.thumbnails_for(model, circuit)`` renders and
+    caches them) or a ``Rendering`` whose labels are nodes; ``None`` / ``False``: grey tiles. Drawing never
+    renders, except the deprecated ``thumbnails=True`` (or render settings ``size``/``steps``/``seed``/
+    ``cache_dir`` given without thumbnails), which renders through ``thumbnails_for`` with ``model`` and
+    warns. A dead node's thumbnail (``no_response_tile``) is drawn as "no response found".
 
     ``notes``: extra text under a node's label (e.g. ``{"blocks.0:6": "edge 86°"}``).
 
     Example:
         >>> circuit = fv.circuits.trace(fv.models.toy.edges_and_curves(), "relu2:0", depth=1, progress=False)
-        >>> fig = plot_circuit(circuit, thumbnails=False, path="circuit.png")
+        >>> fig = plot_circuit(circuit, path="circuit.png")                          # grey tiles
+        >>> thumbs = fv.viz.thumbnails_for(fv.models.toy.edges_and_curves(), circuit, size=16, steps=2)
+        >>> fig = plot_circuit(circuit, thumbnails=thumbs)
     """
     from matplotlib.lines import Line2D
 
-    if thumbnails and model is None:
-        raise BadValue("thumbnails need the model: pass model=..., or thumbnails=False")
+    unknown = set(render_kwargs) - set(_RENDER_DEFAULTS)
+    if unknown:
+        raise TypeError(f"plot_circuit() got unexpected keyword arguments {sorted(unknown)}")
+    legacy = thumbnails is True or (thumbnails is None and bool(render_kwargs))
+    if legacy:
+        if model is None:
+            raise BadValue("thumbnails need the model: pass thumbnails=fv.viz.thumbnails_for(model, "
+                           "circuit), or thumbnails=False")
+        warnings.warn("plot_circuit/Circuit.plot rendering thumbnails itself (thumbnails=True, or size=/"
+                      "steps=/seed=/cache_dir=) is deprecated: render them explicitly and pass them in, "
+                      "thumbnails=fv.viz.thumbnails_for(model, circuit, size=..., steps=...)",
+                      DeprecationWarning, stacklevel=3)
+        settings = {**_RENDER_DEFAULTS, **render_kwargs}
+        thumbs = _thumbnails(model, circuit.nodes, progress=False, **settings)
+    elif thumbnails is None or thumbnails is False:
+        thumbs = {}
+    else:
+        thumbs = _given_thumbnails(thumbnails, list(circuit.nodes))
     pos = _positions(circuit)
     rows = len({y for _, y in pos.values()})
     cols = max(sum(1 for p in pos.values() if p[1] == y) for y in {y for _, y in pos.values()})
@@ -158,8 +214,6 @@ def plot_circuit(circuit, model: nn.Module | None = None, *, thumbnails: bool = 
             weight_heatmap(e.pattern, inset)
             for spine in inset.spines.values():
                 spine.set_edgecolor(color)
-    thumbs = _thumbnails(model, circuit.nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir,
-                         progress=False) if thumbnails else {}
     for node, (x, y) in pos.items():
         ax = fig.add_axes((x - half_w, y - half_h, 2 * half_w, 2 * half_h))
         if node in thumbs and thumbs[node][1]:  # dead: no response found, not a grey square

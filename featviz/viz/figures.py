@@ -17,8 +17,8 @@ from featviz.errors import BadValue
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
 
-__all__ = ["WEIGHT_CMAP", "draw_no_response", "image_grid", "plot_dataset_examples", "plot_tuning_curve",
-           "plot_weights", "save", "weight_heatmap"]
+__all__ = ["WEIGHT_CMAP", "draw_no_response", "figure_png", "image_grid", "plot_dataset_examples",
+           "plot_tuning_curve", "plot_weights", "save", "weight_heatmap"]
 
 WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
 """Matplotlib colormap of weight figures: red = positive, blue = negative, white = 0 (as in Zoom In)."""
@@ -202,3 +202,17 @@ def plot_dataset_examples(examples, path: str | None = None, crops: bool = True)
             ax.add_patch(box)
     fig.suptitle(examples.node, fontsize=9)
     return save(fig, path)
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes (what a result's ``_repr_png_`` hands to a notebook).
+
+    Example:
+        >>> figure_png(_figure(1, 1))[:4]
+        b'\\x89PNG'
+    """
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()

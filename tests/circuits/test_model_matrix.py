@@ -20,10 +20,9 @@ import torchvision
 import featviz as fv
 import featviz.cli
 from featviz.circuits import attribute, expanded_weights, trace, weights
-from featviz.circuits._common import bn_scale
 from featviz.circuits._graph import ModuleGraph, NotConnectedError
 from featviz.circuits._linear import centre, maps, run_cut
-from featviz.circuits.weights import full_weight
+from featviz.circuits.weights import bn_scale, full_weight
 from featviz.core import probe_input
 from featviz.errors import BadValue
 

@@ -45,16 +45,51 @@ def test_circuit_diagram_png_without_thumbnails(tmp_path, wired):
 
 def test_circuit_thumbnails_are_rendered_once_and_cached(tmp_path, wired):
     c = trace(wired, "relu2:0", depth=1, top_k=2, size=32, progress=False)
-    c.plot(path=tmp_path / "a.png", size=32, steps=2, cache_dir=tmp_path / "thumbs")
+    thumbs = fv.viz.thumbnails_for(wired, c, size=32, steps=2, cache_dir=tmp_path / "thumbs")
+    c.plot(thumbnails=thumbs, path=tmp_path / "a.png")
     first = sorted(p.name for p in (tmp_path / "thumbs").iterdir())
-    thumbs = fv.viz.thumbnails_for(wired, c.nodes, size=32, steps=2, cache_dir=tmp_path / "thumbs")
+    again = fv.viz.thumbnails_for(wired, c.nodes, size=32, steps=2, cache_dir=tmp_path / "thumbs")
     assert len(first) == 3 and set(thumbs) == set(c.nodes) and nontrivial_png(tmp_path / "a.png")
+    assert all(torch.equal(thumbs[n], again[n]) for n in c.nodes)
+
+
+def thumbnail_pixels(fig, circuit):
+    """node -> the image drawn on its thumbnail axes (None for a grey tile)."""
+    out = {}
+    for ax in fig.axes:
+        heads = [t.get_text().split("\n")[0] for t in ax.texts]
+        label = next((h for h in heads if h in circuit.nodes), None)
+        if label is not None:
+            out[label] = np.asarray(ax.images[0].get_array()) if ax.images else None
+    return out
+
+
+def test_circuit_plot_draws_the_thumbnails_given_and_renders_nothing_itself(wired, monkeypatch):
+    c = trace(wired, "relu2:0", depth=1, top_k=2, size=32, progress=False)
+    monkeypatch.setattr("featviz.optvis.render_layer", lambda *a, **k: pytest.fail("a plot call rendered"))
+    drawn = thumbnail_pixels(c.plot(), c)
+    assert set(drawn) == set(c.nodes) and all(v is None for v in drawn.values())  # grey tiles, no render
+    given = {c.root: torch.linspace(0, 1, 3 * 8 * 8).reshape(3, 8, 8)}
+    drawn = thumbnail_pixels(c.plot(thumbnails=given), c)
+    assert np.allclose(drawn[c.root], given[c.root].permute(1, 2, 0).numpy())
+    assert all(drawn[n] is None for n in c.nodes if n != c.root)
+
+
+def test_circuit_plot_old_rendering_call_still_renders_with_a_deprecation_warning(wired):
+    c = trace(wired, "relu2:0", depth=1, top_k=2, size=32, progress=False)
+    with pytest.warns(DeprecationWarning, match="thumbnails_for"):
+        fig = c.plot(thumbnails=True, size=16, steps=2)
+    explicit = fv.viz.thumbnails_for(wired, c, size=16, steps=2)
+    drawn = thumbnail_pixels(fig, c)
+    assert all(np.allclose(drawn[n], explicit[n].permute(1, 2, 0).numpy()) for n in c.nodes)
+    with pytest.warns(DeprecationWarning):  # render settings without thumbnails= meant "render" before
+        c.plot(size=16, steps=2)
 
 
 def test_trace_of_a_negative_channel_plots_end_to_end(tmp_path):
     model = fv.models.toy.edges_and_curves()
     c = trace(model, "relu2:-1", depth=1, top_k=2, size=16, progress=False)
-    c.plot(path=tmp_path / "c.png", size=16, steps=2)  # thumbnails rendered for every node
+    c.plot(thumbnails=fv.viz.thumbnails_for(model, c, size=16, steps=2), path=tmp_path / "c.png")
     assert c.root == "relu2:6" and nontrivial_png(tmp_path / "c.png")
 
 
@@ -69,7 +104,7 @@ def test_circuit_plot_without_model_says_how_to_fix(wired):
     text = trace(wired, "relu2:0", depth=1, top_k=1, size=32, progress=False).to_json()
     c = fv.circuits.Circuit.from_json(text)
     with pytest.raises(ValueError, match="thumbnails=False"):
-        c.plot()
+        c.plot(thumbnails=True)
 
 
 def test_tuning_curve_png(tmp_path):

@@ -56,7 +56,7 @@ def test_circuit_plot_marks_the_dead_node_no_response_found():
     net = net_with_a_dead_unit()
     c = Circuit("3:0", ["3:0", "1:0", "1:1"], [Edge("1:0", "3:0", 0.0, torch.zeros(1, 1)),
                                                 Edge("1:1", "3:0", 1.0, torch.ones(1, 1))], "weights")
-    fig = plot_circuit(c, net, size=16, steps=4)
+    fig = plot_circuit(c, thumbnails=thumbnails_for(net, c, size=16, steps=4))
     node_axes = {t: ax for ax in fig.axes for t in texts(ax) if t in c.nodes}
     assert "no response\nfound" in texts(node_axes["1:0"])
     assert all("no response\nfound" not in texts(node_axes[n]) for n in ("3:0", "1:1"))
