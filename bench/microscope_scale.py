@@ -55,9 +55,9 @@ def main() -> None:
     measured = [n for n in args.layers.split(",") if n]
     wkey = weights_hash(model)
     photos = bundled_photos(size)
-    from featviz.optvis.render import frozen
+    from featviz.core import evaluating
 
-    with tempfile.TemporaryDirectory() as tmp, frozen(model):
+    with tempfile.TemporaryDirectory() as tmp, evaluating(model, freeze_grads=True):
         out = Path(tmp)
         chosen = {n: list(range(s[1])) for n, s in shapes.items()}
         link_s = {}

@@ -34,6 +34,7 @@ _NAMES = {  # public name -> module that defines it
     "atlas": "featviz.optvis",
     "invert": "featviz.optvis",
     "caricature": "featviz.optvis",
+    "RenderSettings": "featviz.optvis",
     "explain": "featviz.explain",
     "Explanation": "featviz.explain",
 }
@@ -43,12 +44,22 @@ __all__ += ["objectives", "optvis", "render", "render_layer"]
 __all__ += ["circuits", "viz", "errors"]
 __all__ += ["atlas", "caricature", "factorize", "invert"]
 __all__ += ["Explanation", "explain"]
+__all__ += ["RenderSettings"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from featviz import circuits, data, errors, models, nn, optvis, viz
     from featviz.explain import Explanation, explain
     from featviz.hooks import ActivationCache, HookedModel, hooked
-    from featviz.optvis import atlas, caricature, factorize, invert, objectives, render, render_layer
+    from featviz.optvis import (
+        RenderSettings,
+        atlas,
+        caricature,
+        factorize,
+        invert,
+        objectives,
+        render,
+        render_layer,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 Pieces: ``param`` (image parameterisations), ``transform`` (random robustness transforms),
 ``objectives`` (what to maximise, with an algebra), ``render`` / ``render_layer`` (the loop),
-``Rendering`` (the result).
+``Rendering`` (the result), ``RenderSettings`` (the settings of a rendering, as one frozen value).
 
 Example:
     >>> import featviz as fv
@@ -21,6 +21,7 @@ from featviz.optvis.maco import maco_image
 from featviz.optvis.param import fft_image, pixel_image
 from featviz.optvis.render import render, render_layer
 from featviz.optvis.rendering import Rendering
+from featviz.optvis.settings import RenderSettings
 from featviz.optvis.transform import (
     compose,
     jitter,
@@ -35,3 +36,4 @@ __all__ = [
     "random_rotate", "random_scale", "render", "render_layer", "standard_transforms", "transform",
 ]
 __all__ += ["Atlas", "Factorization", "atlas", "caricature", "factorize", "invert", "maco_image"]
+__all__ += ["RenderSettings"]

@@ -30,8 +30,11 @@ from featviz.optvis import objectives as obj_mod
 from featviz.optvis._layer import as_images, iter_activations
 from featviz.optvis.render import render
 from featviz.optvis.rendering import Rendering
+from featviz.optvis.settings import RenderSettings
 
 __all__ = ["Atlas", "atlas", "class_push"]
+
+_ATLAS_RENDER = RenderSettings(size=64, steps=128)  # the cells' defaults: small and quick (hundreds of cells)
 
 
 def _reduce(vectors: np.ndarray, reducer: object, seed: int) -> np.ndarray:
@@ -227,9 +230,10 @@ def _sample(hm: HookedModel, layer: str, images: torch.Tensor, n_samples: int, b
 
 
 def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid: int = 20,
-          n_samples: int = 2000, *, min_count: int = 3, reducer: str | object = "umap", size: int = 64,
-          steps: int = 128, render_batch: int = 64, cossim_pow: float = 1.0, class_atlas: bool = True,
-          batch_size: int = 32, preprocess: Callable | None = None, seed: int = 0, progress: bool = True,
+          n_samples: int = 2000, *, min_count: int = 3, reducer: str | object = "umap",
+          settings: RenderSettings | None = None, size: int | None = None, steps: int | None = None,
+          render_batch: int = 64, cossim_pow: float = 1.0, class_atlas: bool = True, batch_size: int = 32,
+          preprocess: Callable | None = None, seed: int | None = None, progress: bool = True,
           **render_kwargs: Any) -> Atlas:
     """Build an activation atlas of ``layer`` from ``images`` (N, 3, H, W) in [0, 1].
 
@@ -243,9 +247,12 @@ def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid
         min_count: cells with fewer samples stay empty (their mean is noise).
         reducer: ``"umap"`` (umap-learn, cosine metric; its first use in a process compiles for
             ~30 s), ``"pca"`` (fast, linear), or any object with ``fit_transform`` (e.g. sklearn TSNE).
-        size: each filled cell's mean vector is rendered at ``size`` px, as
+        settings: the cells' render settings, a ``fv.optvis.RenderSettings``; default
+            ``RenderSettings(size=64, steps=128)``. ``size``, ``steps``, ``preprocess``, ``seed`` and
+            render settings in ``render_kwargs`` given beside it win.
+        size: each filled cell's mean vector is rendered at ``size`` px (default 64), as
             ``direction_neuron(layer, vector, cossim_pow=cossim_pow)``.
-        steps: optimisation steps of each cell's rendering; ``steps=0`` skips rendering.
+        steps: optimisation steps of each cell's rendering (default 128); ``steps=0`` skips rendering.
         render_batch: cells rendered together in one batched run (cell k seeded ``seed + k``).
         cossim_pow: exponent of the cosine similarity in the rendering objective (dot product x
             cosine^cossim_pow): higher values favour the vector's direction over its magnitude.
@@ -253,7 +260,7 @@ def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid
             outputs (B, n_classes).
         batch_size: images per forward pass when sampling the activations.
         preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
-        seed: seeds the sampled positions, the reducer and the renderings.
+        seed: seeds the sampled positions, the reducer and the renderings (default 0).
         progress: show tqdm progress bars; ``False`` turns them off.
         render_kwargs: other ``fv.render`` arguments (``param``, ``transforms``, ``lr``, ...).
 
@@ -269,13 +276,15 @@ def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid
         (torch.Size([3, 16, 16]), True)
     """
     for name, v, lo in (("grid", grid, 1), ("n_samples", n_samples, 2), ("min_count", min_count, 1),
-                        ("steps", steps, 0), ("render_batch", render_batch, 1)):
+                        ("steps", steps if steps is not None else 0, 0), ("render_batch", render_batch, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise BadValue(f"{name} must be an int >= {lo}, got {v!r}")
+    given = {k: render_kwargs.pop(k) for k in list(render_kwargs) if k in RenderSettings.__dataclass_fields__}
+    s = RenderSettings.resolve(settings, _ATLAS_RENDER, size=size, steps=steps, preprocess=preprocess,
+                               seed=seed, **given)
+    steps, preprocess, seed = s.steps, s.preprocess, s.seed
     hm = hooked(model)
-    name, ch = hm.parse(layer)
-    if ch is not None:
-        raise BadValue(f"the atlas maps a whole layer: give {name!r}, not {layer!r}")
+    name = hm.layer(layer)
     images = as_images(images)
     vecs, which, where = _sample(hm, name, images, n_samples, batch_size, preprocess, seed, progress)
     coords = torch.from_numpy(_reduce(vecs.double().numpy(), reducer, seed)).float()
@@ -294,8 +303,8 @@ def atlas(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, grid
         for k, start in enumerate(range(0, len(directions), render_batch)):
             chunk = directions[start : start + render_batch]
             obj = obj_mod.direction_neuron(name, chunk, cossim_pow=cossim_pow)
-            parts.append(render(hm, obj, size=size, steps=steps, batch=len(chunk), seed=seed + k,
-                                preprocess=preprocess, progress=progress, **render_kwargs))
+            parts.append(render(hm, obj, settings=s.replace(seed=seed + k), batch=len(chunk),
+                                progress=progress, **render_kwargs))
         renders = Rendering.cat(parts, objective=f"atlas cells of {name}")
         renders.labels = [f"cell {r},{c}" for r, c in cells.tolist()]
     classes = None

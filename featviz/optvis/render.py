@@ -26,9 +26,10 @@ from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
 from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
-from featviz.optvis.param import fft_image, random_background
+from featviz.optvis.param import random_background
 from featviz.optvis.redirect import redirected_relus
 from featviz.optvis.rendering import Rendering, dead_items
+from featviz.optvis.settings import RenderSettings
 from featviz.optvis.transform import Transform, compose, standard_transforms
 
 STUCK_TOL = 1e-5  # max pixel change from the start below which an item never moved (Adam moves ~lr per step)
@@ -202,31 +203,38 @@ def render(
     model: nn.Module,
     objective: Objective | str,
     *,
-    size: int | tuple[int, int] = 128,
-    steps: int = 256,
-    lr: float = 0.05,
+    settings: RenderSettings | None = None,
+    size: int | tuple[int, int] | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
     batch: int = 1,
-    param: Callable = fft_image,
+    param: Callable | None = None,
     transforms: Transform | Sequence[Transform] | None = None,
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
-    thresholds: Sequence[int] = (),
-    redirect_steps: int = 16,
-    alpha: bool = False,
+    thresholds: Sequence[int] | None = None,
+    redirect_steps: int | None = None,
+    alpha: bool | None = None,
 ) -> Rendering:
     """Optimise ``batch`` images of ``size`` px so that ``objective`` is as large as possible.
+
+    Every setting that decides the picture can come as one ``settings`` value
+    (:class:`~featviz.optvis.settings.RenderSettings`) or as keywords; a keyword left at ``None`` takes
+    the value from ``settings`` (whose defaults are the ones listed here), a keyword given wins.
 
     Args:
         model: any ``nn.Module`` (or ``fv.hooked`` model); not modified (parameters are frozen and
             the model is in eval mode only during the run).
         objective: what to maximise: an ``Objective`` (``fv.objectives.channel``, ``neuron``,
             ``diversity``, sums and scalings of them) or a ``"layer:channel"`` string (one channel).
-        size: the images' side in px, or (H, W). What a unit can show is limited by its receptive
-            field, not by the image; larger images take longer per step.
-        steps: optimisation steps (Adam). 256 gives a clear picture; 32-64 a rough preview.
-        lr: Adam's learning rate on the parameterisation (the default suits ``fft_image``).
+        settings: a ``fv.optvis.RenderSettings`` holding the settings below (size ... alpha) as one
+            value, e.g. shared by several calls; default ``RenderSettings()``.
+        size: the images' side in px, or (H, W); default 128. What a unit can show is limited by its
+            receptive field, not by the image; larger images take longer per step.
+        steps: optimisation steps (Adam); default 256, a clear picture; 32-64 a rough preview.
+        lr: Adam's learning rate on the parameterisation; default 0.05 (suits ``fft_image``).
         batch: number of images optimised together, each from its own random start.
         param: ``param(size, batch, seed=, device=) -> (params, image_fn)``; ``fft_image`` (default)
             or ``pixel_image``.
@@ -234,10 +242,11 @@ def render(
             a list is composed; ``[]`` for none.
         preprocess: maps [0, 1] images to the model's input; default ``model.preprocess`` (featviz
             models carry their normalisation), else identity.
-        seed: seeds the initial image and the random transformations (the global RNG is not used).
+        seed: seeds the initial image and the random transformations (the global RNG is not used);
+            default 0.
         device: where the image lives; default the model's device.
         progress: show a tqdm progress bar over the steps; ``False`` turns it off.
-        thresholds: steps at which to keep a copy of the images (``Rendering.snapshots``).
+        thresholds: steps at which to keep a copy of the images (``Rendering.snapshots``); default none.
         redirect_steps: for the first this many steps the model's ReLU/ReLU6 *modules* pass the
             gradient that lifts a dead unit back into its active range (``optvis.redirect``, lucid's
             trick), so a channel that is off everywhere for the starting image can still be optimised.
@@ -245,8 +254,8 @@ def render(
             channel to switch on (the redirect applies only to items whose ordinary gradient is all
             zero), short enough that the rest of the run optimises the true objective. ``F.relu``
             calls inside a model's ``forward`` are not redirected.
-        alpha: also optimise an opacity per pixel (Mordvintsev et al., "Differentiable Image
-            Parameterizations", Distill 2018). Each step the image is composited over a fresh random
+        alpha: also optimise an opacity per pixel, default ``False`` (Mordvintsev et al., "Differentiable
+            Image Parameterizations", Distill 2018). Each step the image is composited over a fresh random
             background (``param.random_background``) before the transforms, and the optimiser maximises
             ``objective - |objective| * mean(alpha)`` (the penalty scales with the objective and takes no
             gradient through it), so pixels the unit does not need become transparent. ``param`` must
@@ -272,9 +281,15 @@ def render(
         >>> r.images.shape, r.activations.shape
         (torch.Size([1, 3, 64, 64]), torch.Size([1]))
     """
+    s = RenderSettings.resolve(settings, size=size, steps=steps, lr=lr, param=param, transforms=transforms,
+                               preprocess=preprocess, seed=seed, device=device, thresholds=thresholds,
+                               redirect_steps=redirect_steps, alpha=alpha)
+    size, steps, lr, param, transforms = s.size, s.steps, s.lr, s.param, s.transforms
+    preprocess = s.preprocess
+    seed, device, redirect_steps, alpha = s.seed, s.device, s.redirect_steps, s.alpha
     hm = hooked(model)
     obj = as_objective(objective)
-    thresholds = sorted(set(thresholds))
+    thresholds = sorted(set(s.thresholds))
     _check_args(size, steps, lr, batch, thresholds)
     if isinstance(redirect_steps, bool) or not isinstance(redirect_steps, numbers.Integral) \
             or redirect_steps < 0:
@@ -384,8 +399,9 @@ def render_layer(
     channels: Sequence[int] | None = None,
     batch_size: int = 16,
     *,
-    size: int | tuple[int, int] = 128,
-    seed: int = 0,
+    settings: RenderSettings | None = None,
+    size: int | tuple[int, int] | None = None,
+    seed: int | None = None,
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
     **kwargs,
@@ -393,9 +409,11 @@ def render_layer(
     """Render every channel of ``layer`` (or ``channels``), ``batch_size`` channels per optimisation.
 
     Item ``i`` of each batch maximises ``channel(layer, c_i)`` (``objectives.batch``), so one forward
-    pass serves ``batch_size`` channels. Batch ``k`` is seeded with ``seed + k``. Other keyword
-    arguments go to ``render``. Returns one ``Rendering`` with one image per channel, labelled
-    ``"layer:c"``.
+    pass serves ``batch_size`` channels. Batch ``k`` is seeded with ``seed + k``. The render settings come
+    from ``settings`` (a ``fv.optvis.RenderSettings``; default ``RenderSettings()``: size 128, seed 0, ...)
+    with the keywords given here (``size``, ``seed``, ``preprocess`` and any other ``render`` setting in
+    ``kwargs``, e.g. ``steps``) applied over it; other keywords go to ``render``. Returns one ``Rendering``
+    with one image per channel, labelled ``"layer:c"``.
 
     Example:
         >>> model = fv.models.efficientnet_lite0()
@@ -403,13 +421,13 @@ def render_layer(
         >>> grid.images.shape, grid.labels[:2]
         (torch.Size([8, 3, 64, 64]), ['blocks.0:0', 'blocks.0:1'])
     """
+    given = {k: kwargs.pop(k) for k in list(kwargs) if k in RenderSettings.__dataclass_fields__}
+    s = RenderSettings.resolve(settings, size=size, seed=seed, preprocess=preprocess, **given)
     hm = hooked(model)
-    name, ch = hm.parse(layer)
-    if ch is not None:
-        raise BadValue(f"render_layer takes a layer name, got {layer!r}; use channels=[{ch}] or fv.render")
+    name = hm.layer(layer)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
-    n = _n_channels(hm, name, size, preprocess)
+    n = _n_channels(hm, name, s.size, s.preprocess)
     if channels is not None and not isinstance(channels, int) and len(list(channels)) == 0:
         raise BadValue(f"channels is empty; give some of {name}'s {n} channels or None for all")
     channels = channel_list(channels, n, name)  # ints only: True or 1.7 is refused, not read as channel 1
@@ -418,8 +436,8 @@ def render_layer(
         for k, start in enumerate(range(0, len(channels), batch_size)):
             chunk = channels[start : start + batch_size]
             obj = sum(obj_mod.batch(obj_mod.channel(name, c), i) for i, c in enumerate(chunk))
-            r = render(hm, obj, size=size, batch=len(chunk), seed=seed + k, preprocess=preprocess,
-                       progress=False, **kwargs)
+            r = render(hm, obj, settings=s.replace(seed=s.seed + k), batch=len(chunk), progress=False,
+                       **kwargs)
             r.labels = [f"{name}:{c}" for c in chunk]
             parts.append(r)
             bar.update(len(chunk))
