@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -256,6 +257,17 @@ def test_the_page_shows_the_planted_unit_on_click(tmp_path, ex):
 def test_plot_draws_four_panels_per_layer(ex):
     fig = ex.plot()
     assert len(fig.axes) == 8
+    rows = [fig.axes[:4], fig.axes[4:]]
+    for row, layer in zip(rows, ["relu1", "act2"]):
+        assert all(ax.get_title().startswith(f"{layer}: ") for ax in row[:3]), [a.get_title() for a in row]
+        g = ex.groups(layer, n=min(6, ex.activations[layer].shape[0]))
+        bars = torch.tensor([bar.get_width() for bar in row[3].patches], dtype=torch.float32)
+        torch.testing.assert_close(bars, g.attribution.float(), rtol=1e-5, atol=1e-6)  # each group's share
+    # relu1's strongest-channel panel: one colour all over the red square, another on the green one
+    channels = np.asarray(rows[0][1].images[0].get_array())
+    red, green = channels[SQUARE], channels[GREEN_SQUARE]
+    assert (red == red[0, 0]).all() and (green == green[0, 0]).all()
+    assert not np.array_equal(red[0, 0], green[0, 0])
 
 
 @pytest.mark.slow  # 5-12 s on one loaded CPU: integrated gradients go up to 128 steps here

@@ -94,5 +94,15 @@ def test_strided_backend_gives_the_same_logits(effnet, photos):
 
 
 def test_odd_input_sizes_run(effnet):
+    x = torch.rand(1, 3, 97, 131, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert effnet(torch.rand(1, 3, 97, 131)).shape == (1, 1000)
+        logits, cache = fv.hooked(effnet).run_with_cache(x, names=["stem.conv"])
+        assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
+        # the stem by hand: 3x3 stride 2 with the fixed (left, right, top, bottom) = (0, 1, 0, 1) padding
+        conv = effnet.stem.conv
+        stem = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias,
+                                          stride=2)
+        assert stem.shape[-2:] == (48, 65)  # (97 + 1 - 3) // 2 + 1, (131 + 1 - 3) // 2 + 1
+        torch.testing.assert_close(cache["stem.conv"], stem, rtol=1e-4, atol=1e-4)
+        with fv.nn.use_backend("strided"):  # the from-scratch backend agrees at odd sizes too
+            torch.testing.assert_close(effnet(x), logits, rtol=1e-4, atol=1e-4)

@@ -9,9 +9,16 @@ import featviz as fv
 
 
 @pytest.mark.parametrize("backend", ["torch", "strided"])
-def test_lesson_worked_example_shape(backend):
+def test_lesson_worked_example_shape_and_values(backend):
     conv = fv.nn.Conv2d(3, 5, kernel_size=3, stride=2, padding=1, backend=backend)
-    assert conv(torch.rand(1, 3, 28, 28)).shape == (1, 5, 14, 14)  # floor((28 + 2 - 3)/2 + 1) = 14
+    x = torch.rand(1, 3, 28, 28)
+    y = conv(x)
+    assert y.shape == (1, 5, 14, 14)  # floor((28 + 2 - 3)/2 + 1) = 14
+    ref = nn.functional.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    # one output pixel by hand: the window of output (3, 5) starts at padded (6, 10) = input (5, 9)
+    by_hand = (x[0, :, 5:8, 9:12] * conv.weight[2]).sum() + (0 if conv.bias is None else conv.bias[2])
+    torch.testing.assert_close(y[0, 2, 3, 5], by_hand, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("groups, bound", [(1, 1 / math.sqrt(64 * 9)), (64, 1 / 3)])

@@ -17,7 +17,14 @@ def test_images_have_batch_shape_and_lie_in_unit_range(make):
     _, image_fn = make((20, 30), batch=3, seed=1)
     img = image_fn()
     assert img.shape == (3, 3, 20, 30)
-    assert img.min() >= 0 and img.max() <= 1
+    assert img.min() > 0 and img.max() < 1  # a sigmoid: never exactly 0 or 1
+    assert (img[0] - img[1]).abs().max() > 1e-4 and (img[1] - img[2]).abs().max() > 1e-4  # own draws
+    # the range comes from the sigmoid: where the unsquashed image (same seed) lies inside (0, 1), the
+    # squashed one is exactly its sigmoid
+    raw = make((20, 30), batch=3, seed=1, sigmoid=False)[1]()
+    inside = (raw > 0) & (raw < 1)
+    assert inside.float().mean() > 0.2
+    torch.testing.assert_close(img[inside], torch.sigmoid(raw[inside]))
 
 
 @pytest.mark.parametrize("make", [param.fft_image, param.pixel_image])

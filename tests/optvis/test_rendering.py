@@ -1,6 +1,7 @@
 """Rendering: indexing, joining, PNG output."""
 import io
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -51,9 +52,13 @@ def test_show_draws_one_titled_panel_per_image():
     import matplotlib
 
     matplotlib.use("Agg")
-    fig = make(3).show()
+    r = make(3)
+    fig = r.show()
     titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titled == ["l:0", "l:1", "l:2"] and len(fig.axes) == 4  # 2x2 grid, last panel empty
+    for ax, image in zip(fig.axes, r.images):  # each panel shows its own image, (H, W, 3)
+        np.testing.assert_allclose(ax.images[0].get_array(), image.permute(1, 2, 0).numpy(), rtol=1e-6)
+    assert not fig.axes[3].images
 
 
 def with_acts(acts, flat=()):

@@ -35,7 +35,16 @@ def test_rotate_by_zero_is_identity():
 
 def test_scale_resizes_by_the_factor():
     x = torch.rand(1, 3, 20, 10)
-    assert T.random_scale([1.5])(x, None).shape == (1, 3, 30, 15)
+    y = T.random_scale([1.5])(x, None)
+    assert y.shape == (1, 3, 30, 15)
+    ref = torch.nn.functional.interpolate(x, size=(30, 15), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(y, ref)
+    # by hand: bilinear keeps a horizontal ramp a ramp; 2x on a ramp 0..7 puts the centre pixels at
+    # (j + 0.5) / 2 - 0.5 of the input, clamped at the borders
+    ramp = torch.arange(8.0).repeat(1, 1, 4, 1)
+    up = T.random_scale([2.0])(ramp, None)[0, 0, 0]
+    want = ((torch.arange(16.0) + 0.5) / 2 - 0.5).clamp(0, 7)
+    torch.testing.assert_close(up, want)
 
 
 def test_standard_transforms_seeded_and_differentiable():

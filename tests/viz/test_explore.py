@@ -2,15 +2,19 @@
 is known), the SVG hover patterns, the static fallback without a widget front end, and the conv geometry."""
 from __future__ import annotations
 
+import base64
 import importlib
+import io
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import featviz as fv  # noqa: E402
 
@@ -77,8 +81,14 @@ def test_static_fallback_without_a_widget_front_end(toy):
     ex = fv.viz.explore(toy, "relu2:1", top_k=2)
     bundle = ex._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "image/png"}
-    assert len(bundle["image/png"]) > 1000
-    assert isinstance(ex.figure(), Figure)
+    assert len(ex.nodes) == 3 and bundle["text/plain"] == "CircuitExplorer('relu2:1', 3 nodes)"
+    png = Image.open(io.BytesIO(base64.b64decode(bundle["image/png"])))
+    assert png.format == "PNG" and min(png.size) > 100
+    assert len(np.unique(np.asarray(png.convert("L")))) > 10      # a drawing, not a blank canvas
+    fig = ex.figure()
+    assert isinstance(fig, Figure)
+    drawn = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert set(ex.nodes) <= drawn, drawn                        # every node is labelled in the static view
 
 
 def test_side_panel_details_are_computed_once(toy):
@@ -112,6 +122,13 @@ def test_conv_explorer_geometry_matches_torch(size, k, s, p):
                                       padding=p).shape[1:]
     assert ex.shape() == tuple(want)
     assert tuple(ex.output().shape) == tuple(want)               # as_strided + einsum == F.conv2d inside
+    # the window view itself, against F.unfold's windows of a numbered input
+    x = torch.arange(2.0 * size * size).reshape(1, 2, size, size)
+    xp = torch.nn.functional.pad(x, [p] * 4).contiguous()[0]
+    windows = xp.as_strided(*ex.view())                         # (C, H_out, W_out, k, k)
+    unfolded = torch.nn.functional.unfold(x, k, padding=p, stride=s)[0]   # (C * k * k, H_out * W_out)
+    n = want[-1]
+    torch.testing.assert_close(windows.permute(0, 3, 4, 1, 2).reshape(2 * k * k, n * n), unfolded)
     assert isinstance(ex.figure(1, 1), Figure)
     assert set(ex._repr_mimebundle_()) == {"text/plain", "image/png"}
 
