@@ -64,10 +64,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # The explorer calls fv.render etc. through the facade (featviz.optvis / featviz.circuits would do).
     ("featviz/viz/explore.py", "featviz"),
     # Results that draw themselves: .plot()/.show() hold matplotlib code instead of a one-line viz delegate.
-    ("featviz/circuits/ablation.py", "matplotlib.figure"),       # AblationTest.plot
-    ("featviz/circuits/ablation.py", "featviz.viz.figures"),     # AblationTest.plot
-    ("featviz/circuits/evidence.py", "matplotlib.pyplot"),       # Evidence.plot (53 lines)
-    ("featviz/circuits/universality.py", "matplotlib.pyplot"),   # UnitMatch.plot, Families.plot
     ("featviz/optvis/atlas.py", "matplotlib"),                   # Atlas.plot
     ("featviz/optvis/atlas.py", "matplotlib.figure"),            # Atlas.plot
     ("featviz/optvis/atlas.py", "matplotlib.patches"),           # Atlas.plot's _rect

@@ -85,8 +85,8 @@ class Circuit:
         deprecated ``thumbnails=True``."""
         from featviz.viz.circuit_plot import plot_circuit
 
-        model = model if model is not None else self.model
-        return plot_circuit(self, model, thumbnails=thumbnails, path=path, **kwargs)
+        return plot_circuit(self, self.model if model is None else model, thumbnails=thumbnails, path=path,
+                            **kwargs)
 
     def _repr_png_(self) -> bytes:
         from featviz.viz.figures import png_bytes
