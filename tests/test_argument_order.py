@@ -21,7 +21,8 @@ DATA = ("inputs", "images", "image", "stimuli")
 RESULT_FIRST = {  # figures and result post-processing: the thing drawn (or read) first, any model later
     "plot_circuit": "circuit", "plot_dataset_examples": "examples", "plot_tuning_curve": "curves",
     "plot_weights": "w", "weight_heatmap": "kernel", "image_grid": "images", "save": "fig",
-    "unit_links": "matches",
+    "unit_links": "matches", "plot_ablation_test": "test", "plot_evidence": "ev", "plot_families": "families",
+    "plot_unit_match": "match", "figure_png": "fig",
 }
 DATA_FIRST = {"augment_images": "images", "benjamini_hochberg": "p", "full_weight": "conv"}  # no model: data
 IMAGE_PARAMS = {"fft_image", "pixel_image", "maco_image"}  # render calls param(size, batch, seed=, device=)
