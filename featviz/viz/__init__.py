@@ -13,11 +13,11 @@ Example:
     >>> fig = fv.viz.plot_weights(w[:8, :8], path="weights.png")
 """
 from featviz.viz.circuit_plot import plot_circuit, thumbnails_for
-from featviz.viz.evidence_plot import plot_ablation_test as plot_ablation_test
-from featviz.viz.evidence_plot import plot_evidence as plot_evidence
+from featviz.viz.evidence_plot import plot_ablation_test, plot_evidence
 from featviz.viz.explore import CircuitExplorer, ConvExplorer, explore, explore_conv
 from featviz.viz.figures import (
     WEIGHT_CMAP,
+    figure_png,
     image_grid,
     plot_dataset_examples,
     plot_tuning_curve,
@@ -25,12 +25,9 @@ from featviz.viz.figures import (
     save,
     weight_heatmap,
 )
-from featviz.viz.figures import figure_png as figure_png
-from featviz.viz.universality_plot import plot_families as plot_families
-from featviz.viz.universality_plot import plot_unit_match as plot_unit_match
+from featviz.viz.universality_plot import plot_families, plot_unit_match
 
-__all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "image_grid",
-           "plot_circuit", "plot_dataset_examples", "plot_tuning_curve", "plot_weights", "save",
-           "thumbnails_for", "weight_heatmap"]
-# Also public (fv.viz.plot_evidence, ...): figure_png, plot_ablation_test, plot_evidence, plot_families,
-# plot_unit_match; they join __all__ once tests/test_argument_order.py gives them their (result-first) rule.
+__all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "figure_png",
+           "image_grid", "plot_ablation_test", "plot_circuit", "plot_dataset_examples", "plot_evidence",
+           "plot_families", "plot_tuning_curve", "plot_unit_match", "plot_weights", "save", "thumbnails_for",
+           "weight_heatmap"]
