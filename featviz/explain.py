@@ -519,7 +519,7 @@ class Explanation:
         acts = self.activations[layer]
         method = method or ("nmf" if float(acts.min()) >= 0 else "pca")
         f = factorize(self.model, layer, self.image[None], n_groups=n, method=method, seed=self.seed,
-                      preprocess=self.preprocess)
+                      preprocess=self.preprocess, progress=False)  # one image: one batch, no bar
         parts = (f.spatial[0][:, None] * f.directions[:, :, None, None]).abs()  # (K, C, h, w)
         total = parts.sum(0)
         share = parts / total.clamp(min=1e-12)

@@ -25,7 +25,7 @@ __all__ = ["as_images", "iter_activations", "layer_activations"]
 
 def iter_activations(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, *,
                      batch_size: int = 32, preprocess: Callable | None = None,
-                     progress: bool = False) -> Iterator[torch.Tensor]:
+                     progress: bool = True) -> Iterator[torch.Tensor]:
     """Yield ``layer``'s activations (b, C, h, w) for consecutive batches of ``images``, on the CPU.
 
     Example:
@@ -48,7 +48,7 @@ def iter_activations(model: nn.Module | HookedModel, layer: str, images: torch.T
 
 def layer_activations(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, *,
                       batch_size: int = 32, preprocess: Callable | None = None,
-                      progress: bool = False) -> torch.Tensor:
+                      progress: bool = True) -> torch.Tensor:
     """``layer``'s activations for all ``images`` at once, (N, C, h, w) on the CPU (``iter_activations``)."""
     return torch.cat(list(iter_activations(model, layer, images, batch_size=batch_size, preprocess=preprocess,
                                            progress=progress)))

@@ -156,6 +156,34 @@ class Atlas:
             out[:, r * s : (r + 1) * s, c * s : (c + 1) * s] = img
         return out
 
+    def to_dict(self) -> dict:
+        """The atlas as plain values (``json.dumps``-ready): layer, grid, the filled cells with their sample
+        counts, directions and classes (the layout coordinates and renderings stay tensors).
+
+        Example:
+            >>> zeros = torch.zeros(3, 2, dtype=torch.long)
+            >>> a = Atlas("l", torch.rand(3, 2), zeros[:, 0], zeros, 2, torch.tensor([[3, 0], [0, 0]]),
+            ...           torch.tensor([[0, 0]]), torch.ones(1, 2), None, None, None)
+            >>> a.to_dict()["cells"]
+            [{'row': 0, 'col': 0, 'count': 3, 'direction': [1.0, 1.0], 'class': None}]
+        """
+        classes = self.classes.tolist() if self.classes is not None else [None] * len(self.cells)
+        names = self.class_names
+
+        def label(k: int | None) -> int | str | None:
+            return names[k] if k is not None and names and k < len(names) else k
+
+        return {"layer": self.layer, "grid": self.grid, "n_samples": int(self.counts.sum()),
+                "rendered": self.renders is not None,
+                "cells": [{"row": r, "col": c, "count": int(self.counts[r, c]),
+                           "direction": [float(v) for v in d], "class": label(k)}
+                          for (r, c), d, k in zip(self.cells.tolist(), self.directions, classes)]}
+
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
+
+        return figure_png(self.plot())
+
     def plot(self, kind: str = "features", path: str | None = None, counts: bool = True):
         """Draw the atlas: ``"features"`` (renderings, or sample density with steps=0) or ``"classes"``.
 

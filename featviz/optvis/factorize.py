@@ -152,6 +152,25 @@ class Factorization:
         strength = s.amax(0, keepdim=True)  # (1, H, W)
         return (0.35 * img + 0.65 * tint) * strength + 0.35 * img * (1 - strength)
 
+    def to_dict(self) -> dict:
+        """The groups as plain values (``json.dumps``-ready): layer, method, the (K, C) directions and the
+        shapes of the maps (the (N, K, h, w) maps themselves stay tensors in ``spatial``).
+
+        Example:
+            >>> f = Factorization("l", torch.eye(2), torch.rand(1, 2, 4, 4), torch.rand(1, 3, 8, 8), "nmf",
+            ...                   None)
+            >>> f.to_dict()["directions"], f.to_dict()["spatial_shape"]
+            ([[1.0, 0.0], [0.0, 1.0]], [1, 2, 4, 4])
+        """
+        return {"layer": self.layer, "method": self.method, "n_groups": len(self),
+                "directions": [[float(v) for v in row] for row in self.directions],
+                "spatial_shape": list(self.spatial.shape), "n_images": len(self.images)}
+
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
+
+        return figure_png(self.plot())
+
     def plot(self, renderings: Rendering | None = None, n_images: int = 4, path: str | None = None):
         """Figure: per image, the image tinted by its groups, then each group's map; top row: renderings.
 
@@ -196,7 +215,7 @@ class Factorization:
 
 def factorize(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, n_groups: int = 6,
               method: str | object = "nmf", *, batch_size: int = 32, preprocess: Callable | None = None,
-              seed: int = 0, progress: bool = False) -> Factorization:
+              seed: int = 0, progress: bool = True) -> Factorization:
     """Factorize ``layer``'s activations on ``images`` into ``n_groups`` channel groups.
 
     Args:
@@ -210,7 +229,7 @@ def factorize(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, 
         batch_size: images per forward pass when collecting the activations.
         preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
         seed: the estimator's ``random_state`` for the named methods.
-        progress: show a tqdm progress bar over the batches; ``False`` (the default) keeps it off.
+        progress: show a tqdm progress bar over the batches (the default); ``False`` turns it off.
 
     Returns:
         A ``Factorization``: ``spatial`` (N, n_groups, h, w) maps, ``directions`` (n_groups, C),

@@ -15,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featviz.core import device_of, preprocess_fn
-from featviz.errors import BadValue
+from featviz.core import as_images, device_of, preprocess_fn
+from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis.objectives import Objective
 from featviz.optvis.render import _as_transform, render
@@ -77,19 +78,23 @@ def _compare(hm: HookedModel, layer: str, paired: _Paired, prep: Callable, kind:
     return Objective(fn, f"{kind}({layer})", [layer])
 
 
-def _run(kind: str, model: nn.Module | HookedModel, layer: str, image: torch.Tensor, cossim_pow: float,
-         transforms: Transform | Sequence[Transform] | None, preprocess: Callable | None,
+def _run(kind: str, model: nn.Module | HookedModel, layer: str, images: torch.Tensor | None,
+         cossim_pow: float, transforms: Transform | Sequence[Transform] | None, preprocess: Callable | None,
          kwargs: dict) -> Rendering:
-    from featviz.optvis._layer import as_images
-
+    if "image" in kwargs:  # the old name of the images argument
+        warnings.warn(f"{kind}(..., image=) is deprecated: the argument is called images now",
+                      DeprecationWarning, stacklevel=3)
+        if images is not None:
+            raise BadType(f"{kind} got both images= and the deprecated image=; give images only")
+        images = kwargs.pop("image")
+    if images is None:
+        raise BadType(f"{kind} needs images: a (3, H, W) or (N, 3, H, W) tensor in [0, 1]")
     hm = hooked(model)
-    name, ch = hm.parse(layer)
-    if ch is not None:
-        raise BadValue(f"{kind} compares a whole layer: give {name!r}, not {layer!r}")
-    targets = as_images(image, "image").detach().to(device_of(hm.model))  # (N, 3, H, W)
+    name = hm.layer(layer)
+    targets = as_images(images).detach().to(device_of(hm.model))  # (N, 3, H, W)
     for key in ("batch", "size"):
         if key in kwargs:
-            raise BadValue(f"{kind} takes its batch and size from the image ({tuple(targets.shape)}); "
+            raise BadValue(f"{kind} takes its batch and size from the images ({tuple(targets.shape)}); "
                            f"drop {key}=")
     paired = _Paired(_as_transform(transforms), targets)
     prep = preprocess_fn(hm, preprocess)
@@ -100,21 +105,23 @@ def _run(kind: str, model: nn.Module | HookedModel, layer: str, image: torch.Ten
     return r
 
 
-def invert(model: nn.Module | HookedModel, layer: str, image: torch.Tensor, *,
+def invert(model: nn.Module | HookedModel, layer: str, images: torch.Tensor | None = None, *,
            transforms: Transform | Sequence[Transform] | None = None,
            preprocess: Callable | None = None, **kwargs: Any) -> Rendering:
-    """An image whose ``layer`` activations match ``image``'s: maximise their cosine similarity.
+    """An image whose ``layer`` activations match those of ``images``: maximise their cosine similarity.
 
     Args:
         model: any ``nn.Module`` (or ``fv.hooked`` model).
         layer: the layer whose activations are matched, ``"layer"``: an early layer gives back the
             photo's edges and colours, a late one only what the network kept.
-        image: (3, H, W) or (N, 3, H, W) in [0, 1]; N images are inverted in one batched run, each at
-            its own size H x W.
+        images: (3, H, W) or (N, 3, H, W) in [0, 1] (``featviz.core.as_images``: uint8 is read as
+            0..255); N images are inverted in one batched run, at their size H x W. (The old keyword
+            ``image=`` still works, with a ``DeprecationWarning``.)
         transforms: as in ``fv.render`` (default ``standard_transforms()``); applied identically to the
             image and the target each step, so they must work on any number of channels (featviz's do).
         preprocess: maps [0, 1] images to the model's input; default ``model.preprocess``, else identity.
-        kwargs: other ``fv.render`` arguments (``steps``, ``lr``, ``param``, ``seed``, ``progress``, ...).
+        kwargs: other ``fv.render`` arguments (``settings``, ``steps``, ``lr``, ``param``, ``seed``,
+            ``progress``, ...).
 
     Returns:
         A ``Rendering``: ``images`` the inversions; ``activations`` the final cosine similarity (1 = the
@@ -126,13 +133,14 @@ def invert(model: nn.Module | HookedModel, layer: str, image: torch.Tensor, *,
         >>> r.images.shape, bool((r.activations <= 1).all())
         (torch.Size([2, 3, 24, 24]), True)
     """
-    return _run("invert", model, layer, image, 0.0, transforms, preprocess, kwargs)
+    return _run("invert", model, layer, images, 0.0, transforms, preprocess, kwargs)
 
 
-def caricature(model: nn.Module | HookedModel, layer: str, image: torch.Tensor, *, cossim_pow: float = 0.0,
+def caricature(model: nn.Module | HookedModel, layer: str, images: torch.Tensor | None = None, *,
+               cossim_pow: float = 0.0,
                transforms: Transform | Sequence[Transform] | None = None,
                preprocess: Callable | None = None, **kwargs) -> Rendering:
-    """Exaggerate what ``layer`` sees in ``image``: maximise the dot product with its activations.
+    """Exaggerate what ``layer`` sees in ``images``: maximise the dot product with their activations.
 
     The value is the length of the image's activations along the target's (the dot product divided by
     the target's norm), times ``max(cos, 0.1) ** cossim_pow`` when ``cossim_pow > 0`` (keeps the
@@ -144,4 +152,4 @@ def caricature(model: nn.Module | HookedModel, layer: str, image: torch.Tensor, 
         >>> r.labels, r.activations.shape
         (['caricature(relu1)'], torch.Size([1]))
     """
-    return _run("caricature", model, layer, image, cossim_pow, transforms, preprocess, kwargs)
+    return _run("caricature", model, layer, images, cossim_pow, transforms, preprocess, kwargs)

@@ -1,7 +1,8 @@
 """Rendering: the result of a feature-visualization run, images (B, 3, H, W) in [0, 1] plus its history.
 
 It indexes like a sequence of batch items (``r[3]``, ``r[:4]``), draws itself as a grid
-(``grid``/``save``/``show``) and shows inline in notebooks through ``_repr_png_``. Items the
+(``grid``/``save``/``show``/``plot``), gives its numbers with ``to_dict`` and shows inline in notebooks
+through ``_repr_png_``. Items the
 optimisation could not switch on (``Rendering.dead``, rule in :func:`dead_items`) are drawn as a
 crossed-out "no response found" tile (:func:`no_response_tile`), never as the grey start image.
 """
@@ -228,6 +229,37 @@ class Rendering:
         buf = io.BytesIO()
         self.to_pil().save(buf, format="PNG")
         return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        """The numbers of the run as plain values (``json.dumps``-ready); the images themselves are written
+        by :meth:`save`.
+
+        Example:
+            >>> acts = torch.tensor([1.0, 0.0])
+            >>> r = Rendering(torch.rand(2, 3, 8, 8), torch.zeros(5, 2), acts, ["a", "b"], "o")
+            >>> d = r.to_dict()
+            >>> d["shape"], d["steps"], d["activations"], d["dead"]
+            ([2, 3, 8, 8], 5, [1.0, 0.0], [False, True])
+        """
+        return {"objective": self.objective, "labels": list(self.labels), "shape": list(self.images.shape),
+                "steps": int(self.losses.shape[0]),
+                "activations": [float(v) for v in self.activations.reshape(-1)],
+                "final_losses": [float(v) for v in self.losses[-1]] if len(self.losses) else [],
+                "dead": [bool(d) for d in self.dead], "snapshots": sorted(int(k) for k in self.snapshots),
+                "alpha": self.alpha is not None}
+
+    def plot(self, ncol: int | None = None, path: str | None = None):
+        """The images on a grid, titled with their labels, dead items drawn as "no response found"
+        (``featviz.viz.image_grid``); a ``matplotlib.figure.Figure``, written as a PNG when ``path`` is given.
+
+        Example:
+            >>> r = Rendering(torch.rand(3, 3, 8, 8), torch.zeros(1, 3), torch.ones(3), list("abc"), "o")
+            >>> len(r.plot(ncol=3).axes)
+            3
+        """
+        from featviz.viz.figures import image_grid
+
+        return image_grid(self, ncol=ncol, path=path)
 
     def show(self, ncol: int | None = None, scale: float = 1.5):
         """Draw the images in a matplotlib figure, one panel per item titled with its label; returns it.
