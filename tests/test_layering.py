@@ -26,6 +26,7 @@ list can only shrink.
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,17 @@ def test_every_package_and_module_has_a_layer():
     missing = units - set(LAYER)
     assert not missing, f"give these a layer in LAYERS and ARCHITECTURE.md: {sorted(missing)}"
     assert {"core", "hooks", "optvis", "circuits", "viz", "featviz"} <= units  # the walk saw the real tree
+
+
+def test_architecture_md_lists_the_same_layers():
+    """ARCHITECTURE.md's layer table names the units of LAYERS, layer by layer (the doc cannot drift)."""
+    table = {}
+    for line in (ROOT.parent / "ARCHITECTURE.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].isdigit():
+            names = re.findall(r"`([^`]+)`", cells[1])
+            table[int(cells[0])] = tuple("featviz" if n == "featviz/__init__.py" else n for n in names)
+    assert table == dict(enumerate(LAYERS)), table
 
 
 # -- the checker itself: a planted tree with one violation of each rule, and a clean one --------------------
