@@ -30,6 +30,12 @@ SETTINGS_ONLY = {"jitter", "pad", "random_rotate", "random_scale", "compose", "s
                  "captum_methods", "explore_conv"}  # a transform / list / widget: no model, refs or data
 
 
+# One images keyword (issue 19): the photos/stimuli argument is `images`. These functions still use an
+# older name (renaming them to `images` passes too); a new function must say `images`.
+OLDER_DATA_NAMES = {"attribute": "inputs", "ablation_effect": "inputs", "ablation_scan": "inputs",
+                    "ablation_test": "inputs", "trace": "inputs", "tuning_curve": "stimuli"}
+
+
 def public_functions():
     for mod in (featviz.circuits, featviz.optvis, featviz.viz):
         for name in mod.__all__:
@@ -75,6 +81,8 @@ def test_model_first_then_references_then_data(fn):
     refs = [params.index(p) for p in params if p in REFS]
     data = [params.index(p) for p in params if p in DATA]
     assert not refs or not data or max(refs) < min(data), params
+    if data:
+        assert params[min(data)] in ("images", OLDER_DATA_NAMES.get(fn.__name__)), (params, "name it images")
 
 
 @pytest.mark.parametrize("fn", _by_kind("result_first"))
