@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import featviz as fv
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, build_microscope
 
 
 def _hashes(folder: Path) -> dict[str, str]:

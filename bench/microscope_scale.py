@@ -24,10 +24,13 @@ from pathlib import Path
 import torch
 
 import featviz as fv
-from featviz.viz._evidence import EvidenceInputs, evidence_photos, layer_scans
-from featviz.viz._examples import bundled_photos, example_files, layer_stats
-from featviz.viz._store import weights_hash
-from featviz.viz.microscope import EARLY_STRIDE, MicroscopeSettings, connections, default_layers, layer_shapes
+from featviz.hooks import layer_shapes
+from featviz.microscope import EARLY_STRIDE, MicroscopeSettings, default_layers
+from featviz.microscope._channel import ChannelWorker
+from featviz.microscope._evidence import EvidenceInputs, evidence_photos, layer_scans
+from featviz.microscope._examples import bundled_photos, example_files, layer_stats
+from featviz.microscope._links import connections
+from featviz.microscope._store import weights_hash
 
 
 def _timed(fn, *args, **kwargs):
@@ -71,7 +74,7 @@ def main() -> None:
         print(f"curve scans: {scans_s:.1f} s", flush=True)
         upstream = {n: layers[layers.index(n) - 1] if layers.index(n) else None for n in measured}
         inputs = EvidenceInputs(*evidence_photos(photos, settings.evidence_photos), scans, upstream)
-        worker = fv.viz._channel.ChannelWorker(model, settings, evidence=inputs)
+        worker = ChannelWorker(model, settings, evidence=inputs)
         per: dict[str, dict[str, float]] = {}
         for n in measured:
             early = len(shapes[n]) == 4 and shapes[n][-1] * EARLY_STRIDE >= size

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one version string: setup.cfg reads it (version = attr: featviz.__version__)
 
-_SUBPACKAGES = ("circuits", "data", "errors", "models", "nn", "optvis", "viz")
+_SUBPACKAGES = ("circuits", "data", "errors", "microscope", "models", "nn", "optvis", "viz")
 _NAMES = {  # public name -> module that defines it
     "ActivationCache": "featviz.hooks",
     "HookedModel": "featviz.hooks",
@@ -41,13 +41,13 @@ _NAMES = {  # public name -> module that defines it
 
 __all__ = ["ActivationCache", "HookedModel", "data", "hooked", "models", "nn", "__version__"]
 __all__ += ["objectives", "optvis", "render", "render_layer"]
-__all__ += ["circuits", "viz", "errors"]
+__all__ += ["circuits", "viz", "errors", "microscope"]
 __all__ += ["atlas", "caricature", "factorize", "invert"]
 __all__ += ["Explanation", "explain"]
 __all__ += ["RenderSettings"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
-    from featviz import circuits, data, errors, models, nn, optvis, viz
+    from featviz import circuits, data, errors, microscope, models, nn, optvis, viz
     from featviz.explain import Explanation, explain
     from featviz.hooks import ActivationCache, HookedModel, hooked
     from featviz.optvis import (

@@ -23,8 +23,8 @@ from torch import nn
 from featviz._modelfile import load_model
 from featviz.core import input_size_of
 from featviz.errors import BadValue, MissingFile, OutOfRange, OutputError, UnknownName
-from featviz.hooks import hooked
-from featviz.viz.microscope import layer_shapes, slug
+from featviz.hooks import hooked, layer_shapes
+from featviz.microscope import slug
 
 __all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers",
            "cmd_explain"]
@@ -152,7 +152,7 @@ def cmd_models(args: Namespace) -> None:
 
 def cmd_render(args: Namespace) -> None:
     import featviz as fv
-    from featviz.viz.microscope import save_png
+    from featviz.microscope import save_png
 
     model = load_model(args.model, args.arch)
     refs = _channel_refs(model, args.refs, args.size)
@@ -184,8 +184,7 @@ def cmd_trace(args: Namespace) -> None:
 def cmd_microscope(args: Namespace) -> None:
     import time
 
-    from featviz.viz._store import SiteError, read_marker
-    from featviz.viz.microscope import CACHE, build_microscope
+    from featviz.microscope import CACHE, SiteError, build_microscope, read_marker
 
     if args.examples < 0:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
@@ -244,7 +243,7 @@ def _layers_arg(args: Namespace) -> list[str] | None:
 
 def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[str]:
     """The layers a site of ``model`` shows (``layers``, else its interesting layers), checked first."""
-    from featviz.viz.microscope import check_layers, default_layers
+    from featviz.microscope import check_layers, default_layers
 
     chosen = layers if layers is not None else default_layers(model)
     if not chosen:
@@ -261,8 +260,7 @@ def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[s
 
 def _site_settings(args: Namespace):
     """MicroscopeSettings from the microscope subcommand's flags."""
-    from featviz.viz._channel import EXTRAS
-    from featviz.viz.microscope import MicroscopeSettings
+    from featviz.microscope import EXTRAS, MicroscopeSettings
 
     given = (getattr(args, "extras", "") or "").split(",")
     extras = tuple(dict.fromkeys([*(e.strip() for e in given if e.strip()),
@@ -311,8 +309,7 @@ def _microscopes(args: Namespace) -> None:
     """``featviz microscope MODEL MODEL ...``: a site per model in DIR/<name>/ and the pages joining them."""
     import time
 
-    from featviz.viz._store import SiteError
-    from featviz.viz.universality_site import build_microscopes
+    from featviz.microscope import SiteError, build_microscopes
 
     names = [_model_name(ref) for ref in args.model]
     if len(set(names)) < len(names):

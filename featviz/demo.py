@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from featviz._io import atomic_write_text
-from featviz.viz._site import template_env, write_css
+from featviz._templates import template_env, write_css
 
 __all__ = ["run_demo", "DEMO_LAYERS"]
 

@@ -530,3 +530,36 @@ def hooked(model: nn.Module | HookedModel) -> HookedModel:
         ['0', '1']
     """
     return model if isinstance(model, HookedModel) else HookedModel(model)
+
+
+def layer_shapes(model: nn.Module, names: Sequence[str] | None = None,
+                 size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Output shape of each layer in ``names`` (default: every hook name) for one probe image, in the
+    order the layers first run.
+
+    The image (``featviz.core.probe_input``) has ``size`` pixels (default ``model.input_size``, else 224)
+    and goes through ``model.preprocess`` when the model has one. The model runs in eval mode (restored,
+    ``featviz.core.evaluating``) without gradients. A layer that did not run or gave a non-tensor gets ``()``
+    (and comes last). ``featviz layers MODEL`` prints them.
+
+    Example:
+        >>> layer_shapes(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), size=32)
+        {'0': (1, 8, 30, 30)}
+    """
+    from featviz.core import evaluating, probe_input
+
+    hm = hooked(model)
+    x = probe_input(model, size)  # (1, C, S, S): S = size or model.input_size or 224, preprocessed
+    names = hm.hook_names if names is None else list(names)
+    order: list[str] = []
+
+    def seen(name: str):
+        return lambda module, inputs, output: None if name in order else order.append(name)
+
+    with torch.no_grad(), evaluating(model), hm.hooks([(n, seen(n)) for n in dict.fromkeys(names)]):
+        _, cache = hm.run_with_cache(x, names=names, stop_at_last=len(names) < len(hm.hook_names))
+    ran = order + [n for n in names if n not in order]
+    return {n: tuple(cache[n].shape) if isinstance(cache.get(n), torch.Tensor) else () for n in ran}
+
+
+__all__ += ["layer_shapes"]

@@ -1272,7 +1272,7 @@ def test_an_unwritable_page_is_a_user_error(tmp_path, monkeypatch, capsys):
 
 
 def test_layer_slugs_never_collide():
-    from featviz.viz._store import slug
+    from featviz.microscope import slug
 
     names = ["a/b", "a_b", "a b", "a:b", "relu#2", "relu_2", "..", "blocks.2"]
     assert len({slug(n) for n in names}) == len(names)

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 import featviz as fv
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, build_microscope
 
 ROOT = Path(__file__).resolve().parents[2]
 

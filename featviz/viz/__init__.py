@@ -4,7 +4,7 @@
 feature-visualization thumbnails, passed in: ``thumbnails_for``), ``plot_tuning_curve``,
 ``plot_dataset_examples``, ``image_grid``, and the circuits results' figures (``plot_evidence``,
 ``plot_ablation_test``, ``plot_unit_match``, ``plot_families``): each result's ``.plot()`` delegates here.
-The static HTML site lives in ``featviz.viz.microscope``.
+The static HTML site (the microscope) lives in its own package, ``featviz.microscope``.
 
 Example:
     >>> import featviz as fv

@@ -187,7 +187,7 @@ def _layer_view(ex, layer: str, k: int, n_groups: int, size: int, steps: int, ma
 
 def explanation_html(ex, views: list[dict], static_png: str, title: str = "photo") -> str:
     """The page's HTML from per-layer views (``save_explanation`` builds them) and the static PNG URI."""
-    from featviz.viz._site import template_env
+    from featviz._templates import template_env
 
     prediction = []
     if ex.logits is not None:

@@ -29,10 +29,14 @@ from pathlib import Path
 from torch import nn
 
 from featviz._io import atomic_write_text
+from featviz.circuits.universality import match_units, unit_links
 from featviz.core import input_size_of
 from featviz.errors import BadValue
-from featviz.viz._channel import MicroscopeSettings
-from featviz.viz._store import (
+from featviz.microscope._build import build_microscope
+from featviz.microscope._channel import MicroscopeSettings
+from featviz.microscope._examples import bundled_photos, image_folder
+from featviz.microscope._plan import check_layers, default_layers
+from featviz.microscope._store import (
     SiteLock,
     check_site_folder,
     clean_temps,
@@ -41,6 +45,7 @@ from featviz.viz._store import (
     slug,
     write_marker,
 )
+from featviz.optvis.render import frozen
 
 __all__ = ["build_microscopes", "pair_layers"]
 
@@ -94,8 +99,6 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
             ``min_correlation`` ...
         min_margin: ... and beats the randomized control by ``min_margin``.
     """
-    from featviz.viz.microscope import build_microscope, check_layers, default_layers
-
     # 1. every argument, before any work
     names = list(models)
     if len(names) < 2:
@@ -157,10 +160,6 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
 
 def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progress) -> list:
     """``match_units`` for every model pair and layer pair, on the sites' photos (streamed)."""
-    from featviz.circuits.universality import match_units
-    from featviz.viz._examples import bundled_photos, image_folder
-    from featviz.viz.microscope import _frozen
-
     if not any(pairs.values()):
         return []
     size = max(int(input_size_of(m, 224)) for m in models.values())
@@ -168,8 +167,8 @@ def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progre
     out = []
     for (a, b), layer_pairs in pairs.items():
         with ExitStack() as stack:
-            stack.enter_context(_frozen(models[a]))
-            stack.enter_context(_frozen(models[b]))
+            stack.enter_context(frozen(models[a]))
+            stack.enter_context(frozen(models[b]))
             for la, lb in layer_pairs:
                 out.append(match_units(models[a], la, models[b], lb, photos.batches(16), seeds=seeds,
                                        names=(a, b), progress=progress))
@@ -180,8 +179,6 @@ def _unit_matches(matches: list, folders: dict[str, str], pages: dict, min_corre
                   min_margin: float) -> dict[str, dict[tuple[str, int], list[dict]]]:
     """Per model, ``{(layer, channel): [link dicts for the channel page]}``: only links between units that
     have a page (``pages[model][layer]``: built channels and matched partners)."""
-    from featviz.circuits.universality import unit_links
-
     def split(node: str) -> tuple[str, int]:
         layer, c = node.rsplit(":", 1)
         return layer, int(c)
@@ -269,7 +266,7 @@ def _preview(out: Path, folder: str, manifest: dict, k: int = 8) -> list[dict]:
 def _write_pages(out: Path, names: list[str], folders: dict[str, str], sections: list[dict],
                  min_correlation: float, min_margin: float, seeds: Sequence[int]) -> Path:
     from featviz import __version__
-    from featviz.viz._site import template_env, write_css
+    from featviz._templates import template_env, write_css
 
     env = template_env()
     write_css(out)

@@ -277,7 +277,7 @@ class SiteLock:
         >>> with SiteLock(Path("site")):
         ...     SiteLock(Path("site")).__enter__()      # a second build
         Traceback (most recent call last):
-        featviz.viz._store.SiteError: another featviz microscope build (pid ...) is writing to site; ...
+        featviz.microscope._store.SiteError: another featviz microscope build (pid ...) is writing to ...
     """
 
     def __init__(self, out: Path):

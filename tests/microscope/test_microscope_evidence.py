@@ -1,4 +1,4 @@
-"""featviz.viz.microscope's evidence part (fv.circuits.evidence on each channel page, sharing one curve scan
+"""featviz.microscope's evidence part (fv.circuits.evidence on each channel page, sharing one curve scan
 per layer and the site's own feature visualization) and its RF-centred tuning part, on a tiny two-conv net."""
 import functools
 import html
@@ -8,9 +8,8 @@ import pytest
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net
 
 import featviz as fv
-from featviz.viz import _channel, _evidence
-from featviz.viz._examples import bundled_photos
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, _channel, _evidence, build_microscope
+from featviz.microscope._examples import bundled_photos
 
 SETTINGS = EVIDENCE_SETTINGS
 

@@ -8,7 +8,7 @@ the same without it). Pages are rewritten on every build; they are cheap next to
 Example:
     ``build_microscope`` calls it with what it built; here, the pages again as if no unit were done.
 
-    >>> from featviz.viz.microscope import MicroscopeSettings, build_microscope
+    >>> from featviz.microscope._build import MicroscopeSettings, build_microscope
     >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2, evidence=False)
     >>> _ = build_microscope(fv.models.toy.edges_and_curves(), ["relu1"], "site", settings=settings,
     ...                      channels=1, progress=False)
@@ -19,29 +19,14 @@ Example:
 from __future__ import annotations
 
 import json
-from importlib.resources import files as package_files
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 from featviz._io import atomic_write_text
-from featviz.viz._evidence import evidence_view
-from featviz.viz._store import slug
+from featviz._templates import template_env, write_css
+from featviz.microscope._evidence import evidence_view
+from featviz.microscope._store import slug
 
-__all__ = ["write_site", "site_paths", "template_env", "write_css"]
-
-
-def template_env() -> Environment:
-    """The jinja2 environment of featviz's page templates (autoescaped HTML, undefined names are errors)."""
-    return Environment(loader=PackageLoader("featviz", "assets/templates"),
-                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
-
-
-def write_css(out: Path) -> None:
-    """Copy the pages' stylesheet to ``out/style.css``."""
-    css = package_files("featviz").joinpath("assets/templates/style.css").read_text()
-    atomic_write_text(Path(out) / "style.css", css)
+__all__ = ["write_site", "site_paths"]
 
 
 def site_paths(layers: list[str], chosen: dict[str, list[int]], extra: dict[str, list[int]],
@@ -192,7 +177,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
 
     ``units[(layer, c)]`` is each finished unit's ``meta.json``; ``links[(src, dst)]`` the connection
     unit's. ``complete=False`` (an interrupted build) says so on the index. ``matches[(layer, c)]``: the
-    unit's matches in other models of a multi-model site (``featviz.viz.universality_site``), each a dict
+    unit's matches in other models of a multi-model site (``featviz.microscope._universality``), each a dict
     ``{"model", "label", "href", "correlation", "control"}``, listed on its page; none by default.
     """
     out = Path(out)
@@ -220,7 +205,7 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
                  "img": None if dead else f"../data/{s}/{c}/fv.png"})
         prev_next = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
                      if 0 <= j < len(layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
-        from featviz.viz._store import read_meta
+        from featviz.microscope._store import read_meta
 
         extras = read_meta(out / "data" / "_layers" / s) or {}
         extras = {k: {**extras[k], "src": f"../data/_layers/{s}/{k}.png"} for k in ("groups", "atlas")

@@ -31,8 +31,8 @@ from featviz._io import atomic_write_bytes
 from featviz.circuits.curves import CurveScan
 from featviz.circuits.receptive_field import ReceptiveField
 from featviz.hooks import hooked as fv_hooked
-from featviz.viz._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
-from featviz.viz._store import content_key, slug
+from featviz.microscope._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
+from featviz.microscope._store import content_key, slug
 
 __all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
            "evidence_figures", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
@@ -168,7 +168,7 @@ def evidence_figures(ev, scan: CurveScan, random_scan: CurveScan) -> dict[str, b
     random channel sets."""
     import matplotlib.pyplot as plt
 
-    from featviz.viz._channel import FIGURE_IN, svg_bytes
+    from featviz.microscope._channel import FIGURE_IN, svg_bytes
 
     panels = [plt.subplots(figsize=FIGURE_IN, layout="constrained") for _ in range(4)]
     axes = [ax for _, ax in panels]
@@ -209,7 +209,7 @@ def evidence_view(facts: dict | None) -> dict | None:
         >>> evidence_view(None) is None
         True
     """
-    from featviz.viz._channel import evidence_rows
+    from featviz.microscope._channel import evidence_rows
 
     if not facts:
         return None

@@ -6,7 +6,7 @@ needs no shared disk and the files are the same as an in-process build's.
 
 Example:
     Skipped in the doctests: it starts Ray and its worker processes, tens of seconds on a small CPU
-    (``tests/viz/test_microscope_ray.py`` runs it).
+    (``tests/microscope/test_microscope_ray.py`` runs it).
 
     >>> run_ray(model, settings, todo, commit, bar, workers=2)   # doctest: +SKIP
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from featviz.viz._channel import ChannelWorker, MicroscopeSettings
+from featviz.microscope._channel import ChannelWorker, MicroscopeSettings
 
 __all__ = ["run_ray"]
 
@@ -41,7 +41,7 @@ def run_ray(model: nn.Module, settings: MicroscopeSettings, todo: Sequence[tuple
     by the caller is used as it is. ``evidence`` (``_evidence.EvidenceInputs``) goes to every worker once.
 
     Example:
-        Skipped in the doctests: Ray worker processes (``tests/viz/test_microscope_ray.py`` runs it).
+        Skipped in the doctests: Ray worker processes (``tests/microscope/test_microscope_ray.py`` runs it).
 
         >>> jobs = [("conv1", 0, True, ("fv",)), ("conv1", 1, True, ("fv",))]
         >>> run_ray(model, MicroscopeSettings(), jobs, commit, bar, workers=2)  # doctest: +SKIP

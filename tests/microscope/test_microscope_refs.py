@@ -10,7 +10,7 @@ import torch
 from microscope_helpers import evidence_net, missing_refs
 from PIL import Image
 
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, build_microscope
 
 SETTINGS = MicroscopeSettings(size=16, steps=2, diversity=2, examples=2, tuning_angles=(0, 90),
                               evidence_random=3, evidence_photos=4)
@@ -125,7 +125,7 @@ def hand_inside(i: int, n: int = 24, k: int = 9, pad: int = 4) -> float:
 
 
 def test_positions_whose_field_is_mostly_padding_are_not_examples(tmp_path):
-    from featviz.viz import _examples
+    from featviz.microscope import _examples
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -159,7 +159,7 @@ def test_photos_are_named_by_their_class_folder_and_a_photo_in_both_lists_is_exp
 
 
 def test_without_class_folders_the_models_top_prediction_is_shown_as_such(tmp_path):
-    from featviz.viz import _examples
+    from featviz.microscope import _examples
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),

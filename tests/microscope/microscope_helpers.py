@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import featviz as fv
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, build_microscope
 
 TOY_LAYERS = ["relu1", "relu2"]               # 8 edge units, 7 curve/corner/line units (models/toy.py)
 TOY_SETTINGS = MicroscopeSettings(size=32, steps=4, evidence=False)  # `--size 32 --steps 4 --no-evidence`

@@ -10,8 +10,7 @@ from chromium_cdp import SKIP_REASON, Chromium, find_chromium
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net, toy_model, toy_site
 from test_microscope_universality import nets as planted_nets
 
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
-from featviz.viz.universality_site import build_microscopes
+from featviz.microscope import MicroscopeSettings, build_microscope, build_microscopes
 
 FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(), evidence=False)
 

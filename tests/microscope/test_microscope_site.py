@@ -1,4 +1,4 @@
-"""featviz.viz.microscope's site folder: never deletes what it did not write, umask modes, lock, stale pages,
+"""featviz.microscope's site folder: never deletes what it did not write, umask modes, lock, stale pages,
 settings changes, train-mode models, arguments checked before any work, and the CLI around it."""
 import json
 import os
@@ -11,8 +11,7 @@ from microscope_helpers import toy_model
 from torch import nn
 
 from featviz import _io
-from featviz.viz import _channel, _store
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, _channel, _store, build_microscope
 
 FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(), evidence=False)
 
@@ -188,8 +187,8 @@ def test_a_render_size_too_small_for_the_model_fails_before_any_work(tmp_path):
 
 def test_extras_are_built_only_when_asked_and_the_summary_says_their_cost(tmp_path, capsys):
     from featviz.cli import main
+    from featviz.microscope._examples import bundled_photos
     from featviz.optvis import factorize
-    from featviz.viz._examples import bundled_photos
 
     base = ["microscope", "edges_and_curves", "--layers", "relu1", "--channels", "1", "--size", "16",
             "--steps", "2", "--examples", "2", "--no-evidence", "--quiet"]
@@ -221,8 +220,8 @@ def test_explain_pages_link_from_every_example_and_back_to_built_units(tmp_path,
     from microscope_helpers import missing_refs
 
     from featviz.cli import main
-    from featviz.viz._examples import bundled_photos
-    from featviz.viz._store import slug
+    from featviz.microscope import slug
+    from featviz.microscope._examples import bundled_photos
 
     site = tmp_path / "site"
     assert main(["microscope", "edges_and_curves", "--layers", "relu1,relu2", "--channels", "1",

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from featviz._io import atomic_write_bytes
 from featviz.core import device_of, preprocess_fn
 from featviz.errors import BadValue, MissingFile
-from featviz.viz._channel import jpeg_bytes
-from featviz.viz._store import content_key, slug
+from featviz.microscope._channel import jpeg_bytes
+from featviz.microscope._store import content_key, slug
 
 __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
            "example_files", "top_crop", "inside_map", "grating_responses", "tuning_svg", "PHASES", "TILE"]
@@ -424,8 +424,8 @@ def tuning_svg(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[byte
     """Tuning curve SVG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``, drawn at the
     size a page shows it: ``_channel.FIGURE_IN``, text 12 px and up) + facts."""
     from featviz.circuits import TuningCurve
+    from featviz.microscope._channel import FIGURE_IN, svg_bytes
     from featviz.viz import plot_tuning_curve
-    from featviz.viz._channel import FIGURE_IN, svg_bytes
 
     curve = TuningCurve(ref, torch.tensor([float(a) for a in angles]), raw.mean(1), raw)
     fig = plot_tuning_curve(curve)

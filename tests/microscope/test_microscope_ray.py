@@ -1,4 +1,4 @@
-"""featviz.viz.microscope with --workers: a local Ray of 2 workers writes the same files as one process."""
+"""featviz.microscope with --workers: a local Ray of 2 workers writes the same files as one process."""
 import pytest
 from microscope_helpers import build_toy, file_hashes, toy_site
 

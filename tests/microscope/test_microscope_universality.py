@@ -7,9 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from featviz.viz import _store
-from featviz.viz.microscope import MicroscopeSettings
-from featviz.viz.universality_site import build_microscopes
+from featviz.microscope import MicroscopeSettings, _store, build_microscopes
 
 FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angles=(), evidence=False)
 PERM = [3, 0, 4, 1, 2]  # net_b's channel c is net_a's planted unit PERM[c]
@@ -78,7 +76,7 @@ def test_a_rebuild_resumes_and_a_single_model_build_has_no_universality(sites, t
     before = (sites / "net_a" / "data" / "1" / "0" / "meta.json").read_text()
     build_microscopes({"net_a": net_a, "net_b": net_b}, sites, settings=FAST, progress=False)
     assert (sites / "net_a" / "data" / "1" / "0" / "meta.json").read_text() == before
-    from featviz.viz.microscope import build_microscope
+    from featviz.microscope import build_microscope
 
     build_microscope(net_a, ["1"], tmp_path, settings=FAST, progress=False)
     assert not (tmp_path / "universality.html").exists()
@@ -145,7 +143,7 @@ def test_a_partial_build_keeps_every_pair_that_touches_a_built_unit(partial):
 
 def test_when_nothing_matches_each_built_unit_shows_its_best_r_and_control(tmp_path):
     from featviz.circuits.universality import match_units
-    from featviz.viz._examples import bundled_photos
+    from featviz.microscope._examples import bundled_photos
 
     net_a, _ = nets()
     torch.manual_seed(5)

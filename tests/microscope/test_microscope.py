@@ -1,4 +1,4 @@
-"""featviz.viz.microscope: pages, connections against the toy model's wiring, resumable atomic builds."""
+"""featviz.microscope: pages, connections against the toy model's wiring, resumable atomic builds."""
 import json
 import re
 
@@ -8,8 +8,7 @@ from microscope_helpers import TOY_LAYERS, TOY_SETTINGS, build_toy, file_hashes,
 from torch import nn
 
 import featviz as fv
-from featviz.viz import _channel, _store
-from featviz.viz.microscope import MicroscopeSettings, build_microscope
+from featviz.microscope import MicroscopeSettings, _channel, _store, build_microscope
 
 
 @pytest.fixture(scope="module")

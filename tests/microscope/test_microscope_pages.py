@@ -1,4 +1,4 @@
-"""featviz.viz.microscope pages: clickable connections with partner thumbnails, output units with class names,
+"""featviz.microscope pages: clickable connections with partner thumbnails, output units with class names,
 navigation, the jump box, dataset examples from the user's photos (top and bottom, ReLU6 ties, cached)."""
 import json
 import re
@@ -10,8 +10,7 @@ from microscope_helpers import toy_model
 from PIL import Image
 from torch import nn
 
-from featviz.viz import _examples
-from featviz.viz.microscope import MicroscopeSettings, build_microscope, default_layers
+from featviz.microscope import MicroscopeSettings, _examples, build_microscope, default_layers
 
 FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=2, tuning_angles=(), evidence=False)
 

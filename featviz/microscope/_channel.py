@@ -30,6 +30,7 @@ __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "sv
 
 
 EXTRAS = ("caricature", "groups", "atlas", "explain")  # techniques a site builds only when asked
+"""The techniques a site builds only when ``MicroscopeSettings.extras`` (``--extras``) asks for them."""
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,8 @@ class ChannelWorker:
         positions, measured again on the final images) is above 0, so no tile is shown as exciting the
         channel unless it does (``facts["diversity"]``: how many were kept of how many).
         """
+        from featviz.microscope._examples import tuning_svg
         from featviz.optvis import objectives, render
-        from featviz.viz._examples import tuning_svg
 
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
@@ -280,7 +281,7 @@ class ChannelWorker:
             files["tuning.svg"], facts["tuning"] = tuning_svg(ref, tuning[..., channel], s.tuning_angles)
             facts["tuning"]["center"] = list(self._centers[layer])
         if "evidence" in parts and self.evidence is not None and layer in self.evidence.scans:
-            from featviz.viz._evidence import channel_evidence
+            from featviz.microscope._evidence import channel_evidence
 
             ev_files, facts["evidence"] = channel_evidence(self.model, layer, channel, self.evidence,
                                                            rendering=r, n_random=s.evidence_random,
@@ -296,7 +297,7 @@ class ChannelWorker:
     def _tuning(self, layer: str) -> torch.Tensor:
         """Grating responses (A, P, C) of ``layer`` at its receptive-field centre, one pass per layer (the
         last layer's are kept); ``self._centers[layer]`` is where the gratings were centred."""
-        from featviz.viz._examples import grating_responses
+        from featviz.microscope._examples import grating_responses
 
         if layer not in self._maps:
             size = int(input_size_of(self.model, 224))

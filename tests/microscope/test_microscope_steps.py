@@ -1,0 +1,59 @@
+"""featviz.microscope as plan -> compute -> publish: the plan renders nothing and knows what is cached;
+the three steps write what build_microscope writes."""
+import dataclasses
+
+import pytest
+from microscope_helpers import TOY_LAYERS, TOY_SETTINGS, file_hashes, toy_model, toy_site
+
+from featviz.microscope import Execution, compute, plan, publish
+
+
+def test_the_three_steps_write_the_same_files_as_build_microscope(tmp_path, tmp_path_factory):
+    model = toy_model()
+    p = plan(model, TOY_LAYERS, tmp_path, settings=TOY_SETTINGS)
+    results = compute(model, p, Execution(progress=False))
+    assert publish(p, results) == tmp_path / "index.html"
+    assert file_hashes(tmp_path) == file_hashes(toy_site(tmp_path_factory))
+
+
+def test_the_plan_writes_nothing_and_says_what_is_missing(tmp_path, tmp_path_factory):
+    model, out = toy_model(), tmp_path / "new"
+    p = plan(model, TOY_LAYERS, out, settings=TOY_SETTINGS, channels=3)
+    assert not out.exists()  # no folder, no lock, no marker: nothing written
+    assert p.channels == {"relu1": [0, 1, 2], "relu2": [0, 1, 2]} and p.cached == 0
+    for (layer, c), parts in p.missing.items():  # every part the settings ask for, nothing else
+        assert set(parts) == set(TOY_SETTINGS.parts(p.early[layer])), (layer, c)
+    assert len(p.missing) == 6
+
+    site = toy_site(tmp_path_factory)  # every channel of both layers built with TOY_SETTINGS
+    done = plan(model, TOY_LAYERS, site, settings=TOY_SETTINGS)
+    assert done.missing == {} and done.cached == 8 + 7
+    fewer = dataclasses.replace(TOY_SETTINGS, examples=TOY_SETTINGS.examples - 1)
+    changed = plan(model, TOY_LAYERS, site, settings=fewer)
+    assert set(changed.missing.values()) == {("examples",)} and len(changed.missing) == 8 + 7
+
+
+def test_compute_renders_only_what_the_plan_lists(tmp_path, monkeypatch):
+    from featviz.microscope import _channel
+
+    model, calls = toy_model(), []
+    real = _channel.ChannelWorker.compute
+
+    def counting(self, layer, c, *args):
+        calls.append((layer, c))
+        return real(self, layer, c, *args)
+
+    monkeypatch.setattr(_channel.ChannelWorker, "compute", counting)
+    first = plan(model, ["relu1"], tmp_path, settings=TOY_SETTINGS, channels=2)
+    publish(first, compute(model, first, Execution(progress=False)))
+    assert sorted(calls) == [("relu1", 0), ("relu1", 1)]  # the built channels (one layer: no partners) ...
+    calls.clear()
+    again = plan(model, ["relu1"], tmp_path, settings=TOY_SETTINGS, channels=2)
+    assert again.missing == {}
+    compute(model, again, Execution(progress=False))
+    assert calls == []  # ... and nothing on a rerun
+
+
+def test_bad_execution_knobs_are_refused():
+    with pytest.raises(ValueError, match="workers"):
+        Execution(workers=0)
