@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from featviz import __version__
 from featviz._io import atomic_write_bytes, atomic_write_text
+from featviz.core import evaluating
 from featviz.errors import BadValue
 from featviz.microscope._channel import ChannelWorker, MicroscopeSettings, png_bytes
 from featviz.microscope._distributed import _ray, run_ray
@@ -60,7 +61,6 @@ from featviz.microscope._store import (
     write_marker,
     write_unit,
 )
-from featviz.optvis.render import frozen
 
 __all__ = ["Execution", "Results", "build_microscope", "compute", "publish", "save_png"]
 
@@ -156,7 +156,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         report: a dict this build fills with ``{"seconds": {part: seconds}}``, the time spent on each part
             (the extras' cost: ``caricature``, ``groups``, ``atlas``; parts taken from disk cost nothing).
 
-    The model runs in eval mode with frozen parameters; its modes and ``requires_grad`` flags are restored.
+    The model runs in eval mode with frozen parameters (``featviz.core.evaluating(model,
+    freeze_grads=True)``); its modes, ``requires_grad`` flags and BatchNorm buffers are restored.
 
     Example:
         >>> settings = MicroscopeSettings(size=32, steps=4, diversity=0, examples=2, evidence=False)
@@ -166,7 +167,7 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
     """
     run = Execution(int(workers), address, force, progress)
     run.check()  # Ray missing: say so now, not after the first part of the work
-    with frozen(model):
+    with evaluating(model, freeze_grads=True):
         p = plan(model, layers, out, settings=settings, channels=channels, images=images, partners=partners,
                  name=name, force=force)
         with SiteLock(p.out):
@@ -196,7 +197,7 @@ def compute(model: nn.Module, plan: Plan, run: Execution | None = None) -> Resul
     """
     run = run or Execution()
     run.check()
-    with frozen(model), SiteLock(plan.out):
+    with evaluating(model, freeze_grads=True), SiteLock(plan.out):
         return _compute(model, plan, run)
 
 

@@ -57,9 +57,9 @@ def _groups(model: nn.Module, layer: str, images: torch.Tensor, plan: Plan) -> t
     PNG, and each group's four strongest channels."""
     s = plan.settings
     try:
-        f = factorize(model, layer, images, n_groups=4, seed=s.seed)
+        f = factorize(model, layer, images, n_groups=4, seed=s.seed, progress=False)
     except BadValue:  # negative activations: no NMF
-        f = factorize(model, layer, images, n_groups=4, method="pca", seed=s.seed)
+        f = factorize(model, layer, images, n_groups=4, method="pca", seed=s.seed, progress=False)
     r = f.render(model, size=s.size, steps=s.steps, seed=s.seed, progress=False)
     channels = [[int(c) for c in torch.as_tensor(d).abs().argsort(descending=True)[:4]] for d in f.directions]
     return png_bytes(_grid(r.images)), {"method": f.method, "channels": channels}

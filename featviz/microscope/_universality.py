@@ -30,7 +30,7 @@ from torch import nn
 
 from featviz._io import atomic_write_text
 from featviz.circuits.universality import match_units, unit_links
-from featviz.core import input_size_of
+from featviz.core import evaluating, input_size_of
 from featviz.errors import BadValue
 from featviz.microscope._build import build_microscope
 from featviz.microscope._channel import MicroscopeSettings
@@ -45,7 +45,6 @@ from featviz.microscope._store import (
     slug,
     write_marker,
 )
-from featviz.optvis.render import frozen
 
 __all__ = ["build_microscopes", "pair_layers"]
 
@@ -167,8 +166,8 @@ def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progre
     out = []
     for (a, b), layer_pairs in pairs.items():
         with ExitStack() as stack:
-            stack.enter_context(frozen(models[a]))
-            stack.enter_context(frozen(models[b]))
+            stack.enter_context(evaluating(models[a], freeze_grads=True))
+            stack.enter_context(evaluating(models[b], freeze_grads=True))
             for la, lb in layer_pairs:
                 out.append(match_units(models[a], la, models[b], lb, photos.batches(16), seeds=seeds,
                                        names=(a, b), progress=progress))
