@@ -57,6 +57,12 @@ def check_output_size(fn) -> None:
                 hint = " Padding is added on BOTH sides: 2 * padding."
             elif got == (L + 2 * p - k) // s:
                 hint = " Count the first window too: + 1."
+            elif got == math.ceil((L + 2 * p - k) / s) + 1:
+                hint = " Round DOWN (//), not up: a window that does not fit is not computed."
+            elif got == L + 2 * p - k + 1:
+                hint = " That is the stride-1 length: divide by the stride (the window moves `stride` px a step)."
+            elif got == (L - 2 * p - k) // s + 1:
+                hint = " Padding ADDS pixels to the input: L_in + 2 * padding."
             _fail(f"output_size(L_in={L}, kernel_size={k}, stride={s}, padding={p}) returned {got!r}; torch "
                   f"gives {want}.{hint}")
 
@@ -79,14 +85,15 @@ def check_sliding_windows_1d(fn) -> None:
             if not torch.equal(got, want):
                 (sx,) = x.stride()
                 hint = ""
-                if sx != 1:
-                    try:
-                        hard = x.as_strided((want.shape[0], k), (s, 1))
-                        if torch.equal(got, hard):
-                            hint = (f" This input's memory stride is {sx}, not 1: build the view from x.stride() "
-                                    "(step between windows stride * x.stride(0), within a window x.stride(0)).")
-                    except RuntimeError:
-                        pass
+                try:
+                    if sx != 1 and torch.equal(got, x.as_strided((want.shape[0], k), (s, 1))):
+                        hint = (f" This input's memory stride is {sx}, not 1: build the view from x.stride() "
+                                "(step between windows stride * x.stride(0), within a window x.stride(0)).")
+                    elif torch.equal(got, x.as_strided((want.shape[0], k), (sx, s * sx))):
+                        hint = (" The two strides are swapped: consecutive WINDOWS are stride * x.stride(0) apart, "
+                                "consecutive elements of one window x.stride(0).")
+                except RuntimeError:
+                    pass
                 _fail(f"sliding_windows_1d on {what}, kernel_size={k}, stride={s}: wrong values.{hint}")
             if got.data_ptr() != x.data_ptr() or got.untyped_storage().data_ptr() != \
                     x.untyped_storage().data_ptr():
@@ -126,6 +133,12 @@ def check_conv2d_minimal(fn) -> None:
                 hint = (" You flipped the kernel (the textbook convolution). PyTorch's conv2d, and every CNN "
                         "library, computes a cross-correlation: weight[o, c, i, j] multiplies pixel (i, j) of the "
                         "window, no flip.")
+            elif any(torch.allclose(got, F.conv2d(x, w.flip(d), stride=s), atol=1e-4) for d in (-1, -2)):
+                hint = (" You mirrored the kernel along one axis (its rows or its columns): weight[o, c, i, j] "
+                        "multiplies pixel (i, j) of the window, the same i and j, no flip.")
+            elif x.shape[1] > 1 and torch.allclose(got, F.conv2d(x[:, :1], w[:, :1], stride=s), atol=1e-4):
+                hint = (" That is input channel 0 alone: sum over EVERY input channel c (the einsum index c appears "
+                        "in both inputs and not in the output).")
             elif not x.is_contiguous() and torch.allclose(_call(fn, x.contiguous(), w, s, what="conv2d_minimal"),
                                                           want, atol=1e-4):
                 hint = (f" It is right on x.contiguous(): this x has memory strides {x.stride()}, not "
@@ -142,10 +155,16 @@ def check_maxpool2d_minimal(fn) -> None:
     for what, x, k in cases:
         want = F.max_pool2d(x, k)
         got = _tensor(_call(fn, x, k, what=f"maxpool2d_minimal(<{what}>, {k})"), "maxpool2d_minimal")
-        _shape(got, want.shape, f"maxpool2d_minimal on {what}, k={k}")
+        H, W = x.shape[-2:]
+        _shape(got, want.shape, f"maxpool2d_minimal on {what}, k={k}",
+               f"the windows of a max-pool do not overlap: stride = kernel size, so {H}x{W} -> "
+               f"{H // k}x{W // k} (you gave stride-1 windows)" if tuple(got.shape[-2:]) == (H - k + 1, W - k + 1)
+               else "")
         if not torch.equal(got, want):
-            _fail(f"maxpool2d_minimal on {what}, k={k} differs from F.max_pool2d"
-                  + ("" if x.is_contiguous() else f" (this x is not contiguous: use x.stride(), here {x.stride()})"))
+            hint = "" if x.is_contiguous() else f" (this x is not contiguous: use x.stride(), here {x.stride()})"
+            if torch.allclose(got, F.avg_pool2d(x, k), atol=1e-6):
+                hint = ". You averaged each window (that is avg_pool2d): take its maximum, .amax(dim=(-2, -1))"
+            _fail(f"maxpool2d_minimal on {what}, k={k} differs from F.max_pool2d{hint}")
 
 
 def check_conv2d_weight(layer_cls) -> None:
@@ -173,6 +192,11 @@ def check_conv2d_weight(layer_cls) -> None:
             _fail(f"the weights reach {top:.4f}, beyond b = 1 / sqrt(N_in) = {b:.4f}, and their std is about b: "
                   "torch.randn draws a normal distribution; draw uniformly in [-b, b] with b * (2 * torch.rand(...) "
                   "- 1)")
+        glorot = (6 / (c_in * k * k + c_out * k * k)) ** 0.5
+        if abs(top / glorot - 1) < 0.02:
+            _fail(f"the weights fill ±{top:.4f} ≈ sqrt(6 / (fan_in + fan_out)), the Glorot (Xavier) bound of "
+                  f"nn.init.xavier_uniform_. PyTorch's default uses the input side only: b = 1 / sqrt(N_in) = {b:.4f}, "
+                  f"N_in = in_channels · k · k = {n_in}")
         _fail(f"the largest |weight| is {top:.4f}, beyond b = 1 / sqrt(N_in) = {b:.4f} (N_in = in_channels · k · "
               f"k = {n_in}: every input channel and kernel position)")
     if top < 0.9 * b:
@@ -180,6 +204,8 @@ def check_conv2d_weight(layer_cls) -> None:
         for wrong_n, what in ((c_out * k * k, "out_channels · k · k"), (c_in * c_out * k * k, "every weight")):
             if abs(top * wrong_n ** 0.5 - 1) < 0.02:
                 hint = f" (you divided by sqrt({what}) = sqrt({wrong_n}); N_in = in_channels · k · k = {n_in})"
+        if abs(top * n_in - 1) < 0.02:
+            hint = f" (you divided by N_in = {n_in}, not by sqrt(N_in) = {n_in ** 0.5:g})"
         _fail(f"the largest |weight| is {top:.4f}: the weights should fill [-b, b], b = 1 / sqrt(N_in) = "
               f"{b:.4f}{hint}")
     if abs(float(w.mean())) > 0.05 * b:
@@ -243,6 +269,9 @@ def check_same_padding(fn) -> None:
                 hint = (f" A kernel of size {k} with dilation {d} spans d * (k - 1) + 1 = {d * (k - 1) + 1} pixels: "
                         f"pad d * (k - 1) // 2 = {d * (k - 1) // 2} on each side"
                         + (" (you gave (k - 1) // 2, the undilated padding)." if got == (k - 1) // 2 else "."))
+            elif got == k - 1:
+                hint = (f" Padding is added on BOTH sides: the k - 1 = {k - 1} extra pixels are split, (k - 1) // 2 = "
+                        f"{(k - 1) // 2} on each side (with dilation d: d * (k - 1) // 2).")
             else:
                 hint = f" Pad (k - 1) // 2 = {(k - 1) // 2} on each side (k odd)."
             _fail(f"same_padding(kernel_size={k}, dilation={d}) returned {got!r}: a 16-px input comes out "
@@ -270,6 +299,16 @@ def check_permute_pixels(fn) -> None:
         _fail("permute_pixels applies the inverse permutation: output pixel i should be input pixel perm[i]")
     if sorted(got.flatten().tolist()) != sorted(x.flatten().tolist()):
         _fail("permute_pixels changes values; it should only move pixels")
+    if same_channel:   # which permutation did each image and channel get?
+        used = {tuple((x[b, c].flatten()[None, :] == got[b, c].flatten()[:, None]).float().argmax(1).tolist())
+                for b in range(3) for c in range(2)}
+        if len(used) > 1:
+            _fail("permute_pixels moved the pixels of different images (or channels) differently: apply the SAME "
+                  "perm that is passed in to every image and channel (no torch.randperm inside)")
+        cm = x.transpose(2, 3).flatten(2)[:, :, perm].reshape(3, 2, 5, 4).transpose(2, 3)
+        if torch.equal(got, cm):
+            _fail("permute_pixels numbers the pixels column-major (you transposed H and W before flattening): "
+                  "pixel i is row i // W, column i % W, the order x.flatten(2) gives")
     _fail("permute_pixels moves pixels, but not as perm says: output pixel i (row-major over H, W) should be "
           "input pixel perm[i], the same for every image and channel")
 
@@ -307,6 +346,12 @@ def check_train(fn) -> None:
         _fail(f"at {sum(stale)} of {len(stale)} backward passes the gradient of the previous step was still in "
               "the parameters' .grad, and backward() ADDS to it: call optimizer.zero_grad() every step, before "
               "loss.backward()")
+    if abs(losses[0] - ce0) > 1e-4 * max(1.0, ce0) and losses[0] < ce0 and not any(
+            abs(losses[0] - float(v)) < 1e-4 for v in (F.mse_loss(logits0.softmax(1), F.one_hot(y, 2).float()),
+                                                       F.cross_entropy(logits0.softmax(1), y))):
+        _fail(f"the first loss you returned is {losses[0]:.4f}, below the untrained model's cross-entropy "
+              f"{ce0:.4f}: record the loss you call backward() on, computed BEFORE optimizer.step() (a loss "
+              "computed after the step describes the next model)")
     if abs(losses[0] - ce0) > 1e-4 * max(1.0, ce0):
         probs, onehot = logits0.softmax(1), F.one_hot(y, 2).float()
         hint = ("that is the mean squared error between the probabilities and the one-hot labels: a classifier "
@@ -319,10 +364,10 @@ def check_train(fn) -> None:
                 else "return the loss of every step, computed as F.cross_entropy(model(x), y) on the logits")
         _fail(f"the first loss you returned is {losses[0]:.4f}; the cross-entropy of the untrained model is "
               f"{ce0:.4f}: {hint}")
-    if not losses[-1] < 0.5 * losses[0]:
-        _fail(f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 100 steps on an easy problem; "
-              "call optimizer.zero_grad() every step (gradients accumulate otherwise) and use cross-entropy "
-              "on the logits")
+    if not losses[-1] < 0.5 * losses[0]:   # the gradients and the loss are right (checked above): the step size
+        _fail(f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 100 steps of lr=0.1 on an easy problem, "
+              "with the right loss and fresh gradients: is the `lr` argument passed to the optimizer "
+              "(torch.optim.Adam(model.parameters(), lr=lr))? A hard-coded small rate hardly moves")
     acc = float((model(x).argmax(1) == y).float().mean())
     if acc < 0.9:
         _fail(f"after training, accuracy on the training set is {acc:.0%} (expected > 90%)")
@@ -346,6 +391,9 @@ def check_mean_hook(store: dict, reference: Tensor, model: nn.Module) -> None:
         B, C, H, W = reference.shape
         if got.dim() == 1 and got.shape[0] == C:
             hint = "you averaged over the batch too: mean over dims (2, 3) only"
+        elif got.dim() == 2 and any(tuple(got.shape) == tuple(reference.mean(d).shape) and torch.allclose(
+                got, reference.mean(d), atol=1e-5) for d in ((1, 2), (1, 3))):
+            hint = "you averaged over the channels and one spatial dim: mean over height and width, dims (2, 3)"
         elif got.dim() == 2 and got.shape[0] == B and got.shape[1] != C:
             hint = (f"{got.shape[1]} values per image, but the module outputs {C} channels: did you average "
                     "inputs[0] (what goes INTO the module)? Use `output`")
@@ -365,6 +413,8 @@ def check_mean_hook(store: dict, reference: Tensor, model: nn.Module) -> None:
             hint = "you took the maximum over the positions; take the mean"
         elif torch.allclose(got, reference.abs().mean(dim=(2, 3)), atol=1e-5):
             hint = "you averaged absolute values; average the activations themselves"
+        elif torch.allclose(got, (reference ** 2).mean(dim=(2, 3)), atol=1e-5):
+            hint = "you averaged the squares (a mean power); average the activations themselves"
         else:
             hint = ("is it the mean of this layer's `output` over height and width, for the images run inside "
                     "the `with` block?")
@@ -379,12 +429,23 @@ def check_direct_contributions(fn, model: nn.Module, pooled: Tensor, class_index
     """fn(pooled, class) -> (C,) terms pooled[c] * fc.weight[class, c], adding up (with the bias) to the logit."""
     got = _tensor(_call(fn, pooled, class_index, what="direct_contributions(pooled, class_index)"),
                   "direct_contributions")
-    _shape(got, pooled.shape, "direct_contributions(pooled, k)", "one term per channel")
+    n_classes = model.fc.weight.shape[0]
+    _shape(got, pooled.shape, "direct_contributions(pooled, k)",
+           f"that is one number per CLASS ({n_classes}: the logits?); the terms are one per channel, "
+           "pooled * fc.weight[k]" if tuple(got.shape) == (n_classes,) and n_classes != len(pooled)
+           else "one term per channel")
     want = pooled * model.fc.weight[class_index]
     if torch.allclose(got, want, atol=1e-5):
         return
     if torch.allclose(got, want + model.fc.bias[class_index] / len(pooled), atol=1e-5):
         _fail("leave the bias out of the per-channel terms; it is added once to their sum")
+    if torch.allclose(got, want + model.fc.bias[class_index], atol=1e-5):
+        _fail("you added the whole bias to every term: the bias is added once, to their sum (logit = Σ terms + "
+              "bias); leave it out of the per-channel terms")
+    for other in range(model.fc.weight.shape[0]):
+        if other != class_index and torch.allclose(got, pooled * model.fc.weight[other], atol=1e-5):
+            _fail(f"these are the terms of class {other}, not of class {class_index}: row class_index of "
+                  f"fc.weight, pooled * fc.weight[class_index]")
     _fail(f"the contributions add up to {float(got.detach().sum()):.3f}; with the bias {float(model.fc.bias[class_index].detach()):.3f} "
           f"the logit is {logit:.3f}: each term is pooled[c] * fc.weight[k, c]")
 
@@ -394,7 +455,13 @@ def check_zero_hook(hook, channels: list[int], hm, x: Tensor) -> None:
     gen = torch.Generator().manual_seed(0)
     output = torch.randn(2, 8, 5, 5, generator=gen)
     keep = output.clone()
-    got = _call(hook, None, (), output, what="zero_hook(module, inputs, output)")
+    try:
+        got = hook(None, (), output)
+    except IndexError as err:
+        _fail(f"zero_hook raised IndexError ({err}) on an output of shape {tuple(output.shape)}: channels are dim 1 "
+              "of (batch, channels, height, width); index out[:, channels] = 0")
+    except Exception as err:  # noqa: BLE001 - the student's code may raise anything
+        _fail(f"zero_hook(module, inputs, output) raised {type(err).__name__}: {err}")
     if not torch.equal(output, keep):
         _fail("zero_hook modified `output` in place (output[:, channels] = 0 on the tensor the module returned): "
               "other hooks and the autograd graph may still read it. Clone first: out = output.clone()")
@@ -407,6 +474,14 @@ def check_zero_hook(hook, channels: list[int], hm, x: Tensor) -> None:
     if not torch.equal(got, want):
         if torch.equal(got, keep * 0):
             _fail("zero_hook zeroed every channel; only the channels in CHANNELS")
+        for dim, what in ((0, "images of the batch"), (2, "rows"), (3, "columns")):
+            other = keep.clone()
+            index = [slice(None)] * 4
+            index[dim] = [c for c in channels if c < other.shape[dim]]
+            other[tuple(index)] = 0
+            if torch.equal(got, other):
+                _fail(f"zero_hook zeroed {what} {channels} (dim {dim}): channels are dim 1 of (batch, channels, "
+                      "height, width): out[:, channels] = 0")
         _fail(f"zero_hook should set channels {channels} to 0 for every image and position and leave the rest; "
               "index the channel axis (dim 1): out[:, channels] = 0")
     with hm.hooks([("blocks.2", hook)]):
@@ -430,8 +505,9 @@ def check_expand_weights(fn) -> None:
                "(O, C, k1 + k2 - 1, k1 + k2 - 1): a unit of conv2 sees k1 + k2 - 1 input pixels")
         if torch.allclose(got, want, atol=1e-4):
             continue
-        if torch.allclose(got, want.flip(-1, -2), atol=1e-4) or torch.allclose(
-                got, F.conv_transpose2d(w2.flip(-1, -2), w1.flip(-1, -2)), atol=1e-4):
+        if any(torch.allclose(got, v, atol=1e-4) for v in (
+                want.flip(-1, -2), F.conv_transpose2d(w2.flip(-1, -2), w1.flip(-1, -2)),
+                F.conv_transpose2d(w2, w1.flip(-1, -2)), F.conv_transpose2d(w2.flip(-1, -2), w1))):
             _fail("expand_weights is flipped: torch's conv2d is a cross-correlation (no flip), so input pixel "
                   "(i + a, j + b) of conv2's tap (a, b) is at offset (a + i', b + j') — add offsets, do not "
                   "subtract them")
@@ -439,6 +515,9 @@ def check_expand_weights(fn) -> None:
                 got, torch.einsum("om...,mc...->oc...", w2, w1), atol=1e-4):
             _fail("expand_weights multiplies the kernels entry by entry; composing two convolutions convolves "
                   "their kernels (every tap of w2 shifts a whole copy of w1)")
+        if m > 1 and torch.allclose(got, F.conv_transpose2d(w2[:, :1], w1[:1]), atol=1e-4):
+            _fail(f"expand_weights uses middle channel 0 only: sum over every middle channel m (w1 has {m}), "
+                  "each contributes w2[o, m, a, b] * w1[m, c] at offset (a, b)")
         _fail(f"expand_weights(w1 {tuple(w1.shape)}, w2 {tuple(w2.shape)}) differs from the Jacobian of "
               f"conv2(conv1(x)) by up to {float((got - want).abs().max()):.3g}: sum over the middle channel m, "
               "and place w2[o, m, a, b] * w1[m, c] at offset (a, b) of the output kernel")
@@ -458,12 +537,19 @@ def check_channel_objective(fn) -> None:
         got = _tensor(_call(fn, acts, layer, c, what=f"channel_objective(acts, {layer!r}, {c})"),
                       "the objective")
         want = fv.objectives.channel(layer, c)(acts)
+        a = acts[layer]
         _shape(got, want.shape, f"channel_objective(acts, {layer!r}, {c})",
-               "one value per batch item: mean over (H, W) only")
+               f"acts[layer][c] is image {c} of the batch; the channel is dim 1: acts[layer][:, c]"
+               if tuple(got.shape) == (a.shape[1],) else "one value per batch item: mean over (H, W) only")
         if not torch.allclose(got, want, atol=1e-6):
+            n = a.shape[-2] * a.shape[-1]
+            hint = (" (you used the sum)" if torch.allclose(got, want * n, atol=1e-4)
+                    else " (you took the maximum over positions; the objective is the mean)"
+                    if torch.allclose(got, a[:, c].amax((1, 2)), atol=1e-6)
+                    else " (the sign is flipped: objectives are MAXIMISED, so return the mean itself, not a loss)"
+                    if torch.allclose(got, -want, atol=1e-6) else "")
             _fail(f"{layer}:{c} differs from fv.objectives.channel: mean of acts[layer][:, c] over dims (1, 2)"
-                  + (" (you used the sum)" if torch.allclose(got, want * 35 if layer == "blocks.4" else
-                                                             want * 196, atol=1e-4) else ""))
+                  + hint)
 
 
 def check_contrast(objective, layer: str, c_up: int, c_down: int) -> None:
@@ -476,6 +562,13 @@ def check_contrast(objective, layer: str, c_up: int, c_down: int) -> None:
     if torch.allclose(got, -want, atol=1e-6):
         _fail(f"{objective} has the sign the wrong way round: objectives are MAXIMISED, so channel {c_up} gets "
               f"+1 and channel {c_down} gets -1")
+    up = acts[layer][:, c_up].mean(dim=(1, 2))
+    down = acts[layer][:, c_down].mean(dim=(1, 2))
+    for value, hint in ((up + down, f"you added channel {c_down}; subtract it (objectives combine with - too)"),
+                        (up / down, f"you divided by channel {c_down}; the contrast is a difference"),
+                        (up, f"that is only channel {c_up}; subtract channel {c_down}")):
+        if torch.allclose(got, value, atol=1e-6):
+            _fail(f"{objective} does not compute channel({layer!r}, {c_up}) - channel({layer!r}, {c_down}): {hint}")
     _fail(f"{objective} does not compute channel({layer!r}, {c_up}) - channel({layer!r}, {c_down})")
 
 
@@ -493,6 +586,12 @@ def check_fft_image(fn) -> None:
         got = got.detach()
         if torch.allclose(got, want, atol=1e-5):
             continue
+        if not bool(torch.isfinite(got).all()):
+            _fail(f"fft_image_fn({h}, {w}) has NaN or inf values: the zero frequency (the DC term) has f = 0, so "
+                  "1 / f is infinite there; clamp f at 1 / max(h, w) before dividing")
+        if float(got.min()) < 0 or float(got.max()) > 1:
+            _fail(f"fft_image_fn({h}, {w}) has values outside [0, 1] ({float(got.min()):.2f} to "
+                  f"{float(got.max()):.2f}): squash the colour-mixed image with torch.sigmoid last")
         freqs = fv.optvis.param.rfft2d_freqs(h, w)
         coeffs = torch.view_as_complex(spectrum)
         variants = {
@@ -531,6 +630,9 @@ def check_jitter(fn) -> None:
     if len(set(outs)) < 4:
         _fail(f"my_jitter gave only the offsets {sorted(set(outs))} over 80 draws: draw dy, dx at random in "
               "0..d with torch.randint(d + 1, (2,), generator=generator)")
+    if all(dy == dx for dy, dx in outs):
+        _fail(f"over 80 draws dy always equalled dx ({sorted(set(outs))}): the crop only moves along the diagonal; "
+              "draw the two offsets independently, torch.randint(d + 1, (2,), generator=generator)")
     for axis, name in ((0, "dy"), (1, "dx")):
         seen = sorted({o[axis] for o in outs})
         if seen[0] != 0 or seen[-1] != 4:
@@ -560,7 +662,43 @@ def check_grad_times_input(fn, f, x: Tensor, target: int) -> None:
         _fail("grad_times_input returned the gradient alone: multiply by the input x")
     if torch.allclose(got, (x * g).abs(), atol=1e-6):
         _fail("grad_times_input took the absolute value; keep the sign (negative = evidence against)")
+    with torch.no_grad():
+        n_classes = f(x).shape[1]
+    variants = {"you differentiated the sum of all logits (out.sum()); take the target's logit alone, "
+                "f(x)[0, target]": lambda out: out.sum(),
+                "you differentiated the softmax probability; attribution explains the target's LOGIT, "
+                "f(x)[0, target], not its probability": lambda out: out.softmax(1)[0, target]}
+    for other in range(n_classes):
+        if other != target:
+            variants[f"that is the attribution for logit {other}; differentiate f(x)[0, target] with target = "
+                     f"{target}"] = lambda out, o=other: out[0, o]
+    for hint, pick in variants.items():
+        xv = x.detach().clone().requires_grad_(True)
+        (gv,) = torch.autograd.grad(pick(f(xv)), xv)
+        if torch.allclose(got, x * gv, atol=1e-6):
+            _fail(f"grad_times_input: {hint}")
     _fail(f"grad_times_input differs from captum's InputXGradient by up to {float((got - want).abs().max()):.3g}")
+
+
+def _ig_variants(f, x: Tensor, target: int, baseline: Tensor, n_steps: int) -> dict[str, Tensor]:
+    """The usual slips in integrated gradients, each computed: {hint: attributions}."""
+    def path_grads(alphas: Tensor) -> Tensor:
+        path = (baseline + alphas[:, None, None, None] * (x - baseline)).detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(path)[:, target].sum(), path)
+        return g
+
+    mid = path_grads((torch.arange(n_steps) + 0.5) / n_steps)
+    return {
+        "the path points are at alpha = k / n_steps (a left Riemann sum, starting at the baseline); captum's "
+        "riemann_middle, as the exercise asks, takes the midpoints alpha = (k + 0.5) / n_steps":
+            (x - baseline) * path_grads(torch.arange(n_steps) / n_steps).mean(0, keepdim=True),
+        "alpha = (k + 1) / n_steps (a right Riemann sum, ending at x); use the midpoints (k + 0.5) / n_steps":
+            (x - baseline) * path_grads((torch.arange(n_steps) + 1) / n_steps).mean(0, keepdim=True),
+        "you return the path's average gradient, not yet multiplied by (x - baseline)":
+            mid.mean(0, keepdim=True),
+        f"it sums the {n_steps} path gradients; average them (divide by n_steps), so that the attributions add "
+        "up to f(x) - f(baseline)": (x - baseline) * mid.sum(0, keepdim=True),
+    }
 
 
 def check_integrated_gradients(fn, f, x: Tensor, target: int, n_steps: int) -> None:
@@ -589,6 +727,9 @@ def check_integrated_gradients(fn, f, x: Tensor, target: int, n_steps: int) -> N
                 _fail(f"with a {name} baseline you return the black-baseline attributions: the path must start "
                       "at the baseline (baseline + alpha * (x - baseline)) and the result is multiplied by "
                       "(x - baseline), not x")
+        for hint, v in _ig_variants(f, x, target, baseline, n_steps).items():
+            if float((got - v).norm() / v.norm()) < 1e-3:
+                _fail(f"integrated_gradients with a {name} baseline: {hint}")
         _fail(f"integrated_gradients with a {name} baseline differs from captum (riemann_middle) by {err:.1%} "
               f"(L2); its sum is {float(got.sum()):.3f}, f(x) - f(baseline) = {delta:.3f}. The path points are "
               "baseline + alpha * (x - baseline) at alpha = (k + 0.5) / n_steps; average their gradients and "
@@ -636,6 +777,15 @@ def check_smoothgrad(fn) -> None:
         _fail(f"smoothgrad sums the {n} gradients; average them (divide by n_samples)")
     if off(x.cos() * math.exp(-sigma ** 4 / 2)) < 0.05:
         _fail("the noise's standard deviation should be sigma (sigma * randn), not sigma**2")
+    if off(want * x) < 0.05:
+        _fail("smoothgrad multiplied by the input (that is SmoothGrad of gradient × input); return the averaged "
+              "gradient itself")
+    bound = math.exp(-sigma ** 2 / 2)                  # |E[cos(x + σε)]| <= exp(-σ²/2) at every x
+    if float((got.abs() > bound + 0.15).float().mean()) > 0.2:
+        _fail(f"{float((got.abs() > bound + 0.15).float().mean()):.0%} of the entries exceed {bound:.3f} = "
+              f"exp(-σ²/2) in magnitude, which an average of cos(x + σε) over {n} noise draws cannot: the copies "
+              "share one noise draw. Draw a NEW noise for each sample, torch.randn((n_samples, *x.shape[1:]), "
+              "generator=gen)")
     _fail(f"smoothgrad on f(z) = Σ sin z should average cos(x + σε) to cos(x) · exp(-σ²/2) = "
           f"{math.exp(-sigma ** 2 / 2):.3f} · cos(x); yours is off by {err:.3f} on average per entry")
 
@@ -659,7 +809,16 @@ def check_rank_correlation(fn) -> None:
             hint = ""
             oa, ob = x.flatten().argsort().double(), y.flatten().argsort().double()
             once = float(torch.corrcoef(torch.stack([oa, ob]))[0, 1])
-            if abs(got - once) < 1e-4:
+            flat = x.dim() > 1 and abs(got - float(torch.corrcoef(torch.stack([
+                x.argsort(-1).argsort(-1).double().flatten(), y.argsort(-1).argsort(-1).double().flatten()]))[0, 1])) \
+                < 1e-4
+            if what == "a map with itself" and abs(got + 1) < 1e-4:
+                hint = (" A map against itself gives -1: you ranked one map ascending and the other descending; "
+                        "rank both in the same direction (argsort().argsort())")
+            elif flat:
+                hint = (" You ranked each ROW separately (argsort along the last axis of a 2-d map): flatten both "
+                        "maps first, a.flatten().argsort().argsort()")
+            elif abs(got - once) < 1e-4:
                 hint = (" You correlated x.argsort(): that is the ORDER (the index of the smallest value, then of "
                         "the next...), not the ranks. The rank of each value is x.argsort().argsort()")
             elif what.startswith("a map with exp"):
@@ -684,6 +843,12 @@ def check_map_cosine(fn) -> None:
     if torch.allclose(got, (a.flatten(1) * b.flatten(1)).sum(1), atol=1e-4):
         _fail("map_cosine returns the dot product: divide by the two norms (a cosine is in [-1, 1], and a map "
               "scaled by 2.5 should still give 1)")
+    if torch.allclose(got, 1 - want, atol=1e-5):
+        _fail("map_cosine returns 1 - cosine, the cosine DISTANCE; fv.invert maximises the similarity itself")
+    fa, fb = a.flatten(1), b.flatten(1)
+    if torch.allclose(got, (fa * fb).sum(1) / (fa.norm(dim=1) ** 2 * fb.norm(dim=1) ** 2), atol=1e-6):
+        _fail("map_cosine divides by the squared norms: divide the dot product by the norms, not their squares "
+              "(|a| · |b|)")
     if torch.allclose(got, F.cosine_similarity(a.flatten(2), b.flatten(2), dim=2).mean(1), atol=1e-5):
         _fail("map_cosine averages one cosine per channel; fv.invert compares the whole map at once: flatten "
               "channels and positions together (a.flatten(1))")
@@ -702,6 +867,11 @@ def check_reconstruct(fn) -> None:
            "(N, C, h, w): every position gets a C-vector, the groups' directions weighted by their strength there")
     if torch.allclose(got, want, atol=1e-5):
         return
+    if torch.allclose(got, want / spatial.shape[1], atol=1e-5):
+        _fail(f"reconstruct averaged over the {spatial.shape[1]} groups; the activation is their SUM, "
+              "Σ_k spatial[:, k] · directions[k]")
+    if torch.allclose(got, spatial[:, :1] * directions[0][None, :, None, None], atol=1e-5):
+        _fail("reconstruct uses only group 0: add every group's spatial map times its direction (sum over k)")
     if torch.allclose(got, spatial.sum(1, keepdim=True) * directions.sum(0)[None, :, None, None], atol=1e-5):
         _fail("reconstruct multiplies the sums: each group's spatial map multiplies its OWN direction, then the "
               "K products are added (einsum 'nkhw,kc->nchw')")
@@ -721,7 +891,10 @@ def check_top_channels(fn) -> None:
         got = _tensor(_call(fn, acts, k, what=f"top_channels(<acts {c}x{h}x{w}>, k={k})"), "top_channels")
         if tuple(got.shape) != (h, w, k):
             hint = ""
-            if tuple(got.shape) == (k, h, w):
+            if tuple(got.shape) == (w, h, k) and h != w:
+                hint = (" That is (W, H, k): rows and columns swapped; permute(1, 2, 0) keeps the rows first and "
+                        "moves the channels last")
+            elif tuple(got.shape) == (k, h, w):
                 hint = (" That is (k, H, W): topk along dim 0 gives the channels first; move them last with "
                         ".permute(1, 2, 0)")
             elif got.shape[-1] == min(h, w) or tuple(got.shape[:2]) == (c, h):
@@ -735,6 +908,8 @@ def check_top_channels(fn) -> None:
             hint = ""
             if torch.equal(got.long(), acts.topk(k, dim=0, largest=False).indices.permute(1, 2, 0)):
                 hint = " These are the WEAKEST channels: the dictionary wants the largest activations"
+            elif torch.equal(got.long(), want + 1):
+                hint = " Every index is one too high: channel indices start at 0"
             elif torch.equal(got.long().sort(-1).values, want.sort(-1).values):
                 hint = (" The right channels in the wrong order: strongest first (topk sorts; argsort ascending "
                         "does not)")
@@ -752,25 +927,37 @@ def check_box_share(fn) -> None:
     neg = torch.zeros(3, 3)
     neg[0, 0], neg[2, 2] = -4.0, 2.0
     cases.append(("a map whose only negative value is outside the box", neg, (1, 1, 3, 3), 1.0))
-    for what, m, box, want in cases:
+    gots = []
+    for what, m, box, _ in cases:
         got = _call(fn, m.clone(), box, what=f"box_share(<{what}>, {box})")
         try:
-            got = float(got)
+            gots.append(float(got))
         except (TypeError, ValueError):
             _fail(f"box_share should return a number, got {got!r}")
+
+    def ratio(num: Tensor, den: Tensor) -> float:
+        return float(num.sum() / den.sum()) if float(den.sum()) != 0 else math.nan
+
+    # the usual slips, each evaluated on every case: a hint is given only when it explains all of them
+    slips = {
+        "You used |attribution|: negative values count against the class, keep only the positive part":
+            lambda m, t, l, b, r: ratio(m.abs()[t:b, l:r], m.abs()),
+        "Signed sums let negative values cancel positive ones: clamp(min=0) first":
+            lambda m, t, l, b, r: ratio(m[t:b, l:r], m),
+        "bottom and right are EXCLUSIVE (Python slices): rows top..bottom-1":
+            lambda m, t, l, b, r: ratio(m.clamp(min=0)[t:b + 1, l:r + 1], m.clamp(min=0)),
+        "Divide by the total positive attribution of the whole map":
+            lambda m, t, l, b, r: float(m.clamp(min=0)[t:b, l:r].sum()),
+        "The inside is right, the denominator is not: divide by the total POSITIVE attribution, not the total "
+        "|attribution| (negative values are not part of what is shared)":
+            lambda m, t, l, b, r: ratio(m.clamp(min=0)[t:b, l:r], m.abs()),
+        "The box is (top, left, bottom, right): rows first, amap[top:bottom, left:right]; you read it as (left, "
+        "top, right, bottom)": lambda m, t, l, b, r: ratio(m.clamp(min=0)[l:r, t:b], m.clamp(min=0)),
+    }
+    for (what, m, box, want), got in zip(cases, gots):
         if abs(got - want) > 1e-6:
-            t, l, b, r = box
-            pos = m.clamp(min=0)
-            hint = ""
-            if abs(got - float(m.abs()[t:b, l:r].sum() / m.abs().sum())) < 1e-6:
-                hint = (" You used |attribution|: negative values count against the class, keep only the "
-                        "positive part")
-            elif abs(got - float(m[t:b, l:r].sum() / m.sum())) < 1e-6:
-                hint = " Signed sums let negative values cancel positive ones: clamp(min=0) first"
-            elif abs(got - float(pos[t:b + 1, l:r + 1].sum() / pos.sum())) < 1e-6:
-                hint = " bottom and right are EXCLUSIVE (Python slices): rows top..bottom-1"
-            elif abs(got - float(pos[t:b, l:r].sum())) < 1e-6:
-                hint = " Divide by the total positive attribution of the whole map"
+            hint = next((f" {h}" for h, slip in slips.items()
+                         if all(abs(g - slip(mm, *bx)) < 1e-6 for g, (_, mm, bx, _) in zip(gots, cases))), "")
             _fail(f"box_share on {what} gave {got:.4f}, expected {want:.4f}.{hint}")
 
 
@@ -794,7 +981,15 @@ def check_group_shares(fn, groups, attribution) -> None:
             raw = (parts * attr).sum((1, 2, 3))
             signed = spatial[:, None] * directions[:, :, None, None]
             hint = ""
-            if what == "a small signed case" and torch.allclose(got.float(), raw, atol=1e-4):
+            spatial_only = spatial[:, None].abs().expand(-1, directions.shape[1], -1, -1)
+            if what == "a small signed case" and torch.allclose(got, got[:1].expand_as(got)):
+                hint = (" Every group got the same share: weight each group by its own part |spatial_k(p) · "
+                        "direction_k(c)| at every (channel, position)")
+            elif what == "a small signed case" and torch.allclose(
+                    got.float(), (spatial_only / spatial_only.sum(0) * attr).sum((1, 2, 3)), atol=1e-4):
+                hint = (" You shared by the spatial maps alone: each group's part at (channel c, position p) is "
+                        "|spatial_k(p) · direction_k(c)|, its direction included")
+            elif what == "a small signed case" and torch.allclose(got.float(), raw, atol=1e-4):
                 hint = " Normalise: divide each group's part by the sum over groups at that (channel, position)"
             elif what == "a small signed case" and torch.allclose(
                     got.float(), (signed / signed.sum(0) * attr).sum((1, 2, 3)), atol=1e-4):

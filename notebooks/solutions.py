@@ -209,6 +209,8 @@ def check_fold_batchnorm(fn, conv: nn.Module, bn: nn.Module, x: Tensor) -> None:
         b_ok = torch.allclose(b, ref_b, rtol=1e-5, atol=1e-6)
         if not w_ok:
             for s, hint in ((gamma / torch.sqrt(var), "divide by sqrt(running_var + eps): you left out eps"),
+                            (gamma * torch.sqrt(var + eps), "divide by sqrt(running_var + eps), do not multiply: "
+                                                            "BatchNorm normalises by the standard deviation"),
                             (gamma / (var + eps), "divide by the standard deviation sqrt(var + eps), not by "
                                                   "the variance"),
                             (1 / torch.sqrt(var + eps), "multiply by gamma (bn.weight) too")):
@@ -221,7 +223,9 @@ def check_fold_batchnorm(fn, conv: nn.Module, bn: nn.Module, x: Tensor) -> None:
                     (beta, "the running mean must be subtracted: beta - mean * scale"),
                     (beta - mean, "the running mean is scaled too: beta - mean * gamma / sqrt(var + eps)"),
                     (-mean * scale, "add beta (bn.bias)"),
-                    (beta + mean * scale, "subtract the mean, do not add it: beta - mean * scale")):
+                    (beta + mean * scale, "subtract the mean, do not add it: beta - mean * scale"),
+                    ((beta - mean) * scale, "only the mean is scaled: BatchNorm computes (y - mean) * scale + beta, "
+                                            "so the bias is beta - mean * scale (beta is added after the scaling)")):
                 if torch.allclose(b, bias, rtol=1e-5, atol=1e-6):
                     _fail(f"the weight is right, the bias is not: {hint}")
             _fail("the weight is right, the bias is not: expected beta - mean * gamma / sqrt(var + eps) (max "
@@ -249,8 +253,29 @@ def _grad_extent_1d(layers: list[tuple[int, int, int]], position: int, length: i
     return last - first + 1, (first + last) / 2
 
 
+def _rf_variant(layers, position, *, jump_first=False, pad_sign=-1) -> tuple[int, float]:
+    """The recurrence with one usual slip: the jump updated before the layer, or the padding added."""
+    size, jump, start = 1, 1, 0.0
+    for kernel, stride, pad in layers:
+        if jump_first:
+            jump *= stride
+        size += (kernel - 1) * jump
+        start += ((kernel - 1) / 2 + pad_sign * pad) * jump
+        if not jump_first:
+            jump *= stride
+    return size, start + position * jump
+
+
 def _rf_hint(layers, position, got, expected) -> str:
     size, center = expected
+    if tuple(got) == _rf_variant(layers, position, jump_first=True) and got[0] != size:
+        return ("you multiply the jump by the layer's stride BEFORE using it; update it AFTER the layer's size "
+                "and centre: a layer's own taps are spaced by the strides BELOW it, its stride only spaces the "
+                "layers above")
+    if got[0] == size and abs(got[1] - _rf_variant(layers, position, pad_sign=1)[1]) < 1e-6 and \
+            any(p for *_, p in layers):
+        return ("the padding moves the window the other way: pad_before zeros sit BEFORE pixel 0, so unit 0's "
+                "window starts earlier; subtract pad_before * jump from the centre, do not add it")
     if got[0] != size:
         naive = 1 + sum(k - 1 for k, _, _ in layers)
         if got[0] == naive and naive != size:
@@ -353,7 +378,11 @@ def check_orientation_selectivity(fn) -> None:
     one[4] = 3.0
     v = float(osi(one, "a response at 40° only"))
     if abs(v - 1) > 1e-5:
-        _fail(f"a curve that responds at 40° only gave {v:.3f}, expected 1: divide |Σ r e^(2iθ)| by Σ r")
+        hint = "divide |Σ r e^(2iθ)| by Σ r"
+        if abs(v - abs(math.cos(math.radians(80)))) < 1e-4:
+            hint = ("that is |Σ r cos 2θ| / Σ r, the cosine part alone: |Σ r e^(2iθ)| = sqrt((Σ r cos 2θ)² + "
+                    "(Σ r sin 2θ)²) needs the sine part too")
+        _fail(f"a curve that responds at 40° only gave {v:.3f}, expected 1: {hint}")
     wrap = torch.zeros(18)
     wrap[0] = wrap[17] = 1.0
     v = float(osi(wrap, "equal responses at 0° and 170°"))
@@ -361,12 +390,13 @@ def check_orientation_selectivity(fn) -> None:
         _fail(f"equal responses at 0° and 170° gave {v:.3f}, expected {math.cos(math.radians(10)):.3f}: "
               "orientation is periodic over 180° (a grating at 170° is 10° from one at 0°), so use e^(2iθ), "
               "not e^(iθ)")
-    neg = torch.zeros(18)
-    neg[0], neg[9] = 1.0, -10.0
-    v = float(osi(neg, "+1 at 0°, -10 at 90°"))
-    if abs(v - 1) > 1e-5:
-        _fail(f"responses +1 at 0° and -10 at 90° (0 elsewhere) gave {v:.3f}, expected 1: rectify first "
-              "(clamp at 0) — a negative response is no response, and without it OSI can leave [0, 1]")
+    for where, value in ((9, -10.0), (4, -1.0)):
+        neg = torch.zeros(18)
+        neg[0], neg[where] = 1.0, value
+        v = float(osi(neg, f"+1 at 0°, {value:g} at {10 * where}°"))
+        if abs(v - 1) > 1e-5:
+            _fail(f"responses +1 at 0° and {value:g} at {10 * where}° (0 elsewhere) gave {v:.3f}, expected 1: rectify "
+                  "first (clamp at 0) — a negative response is no response, and without it OSI can leave [0, 1]")
     gen = torch.Generator().manual_seed(1)
     batch = torch.rand(18, 5, generator=gen) ** 3
     out = osi(batch, "an (18, 5) batch")
@@ -375,7 +405,12 @@ def check_orientation_selectivity(fn) -> None:
               f"{tuple(out.shape)}: reduce over the angle dimension (dim 0) only")
     want = torch.tensor([orientation_stats(batch[:, c], angles)[0] for c in range(5)])
     if not torch.allclose(out, want, atol=1e-4):
-        _fail(f"per-channel OSI {out.tolist()} differs from the reference {want.tolist()}")
+        r = batch.clamp_min(0)
+        hint = ""
+        if torch.allclose(out, (r.amax(0) - r.amin(0)) / (r.amax(0) + r.amin(0)), atol=1e-4):
+            hint = (": that is (max - min) / (max + min), a peak-to-trough contrast of two angles; the OSI is the "
+                    "length of the vector sum of all responses, |Σ r e^(2iθ)| / Σ r")
+        _fail(f"per-channel OSI {out.tolist()} differs from the reference {want.tolist()}{hint}")
 
 
 def check_grating_responses(fn, model: nn.Module, layer: str, size: int = 64) -> None:
@@ -408,7 +443,15 @@ def check_grating_responses(fn, model: nn.Module, layer: str, size: int = 64) ->
             a[:, :, i, j].reshape(len(angles), 8, -1)[:, 0],
         "gratings are angle-major (image k has angle k // n_phases): reshape to (A, P, C) and average dim 1":
             a[:, :, i, j].reshape(8, len(angles), -1).mean(0),
+        "you took the maximum over the phases; average them (the mean response over where the stripes fall)":
+            a[:, :, i, j].reshape(len(angles), 8, -1).amax(1),
     }
+    centred = fv.data.gratings(angles, size=size, freq=0.25, phases=phases)      # at the image centre
+    with torch.no_grad():
+        _, cache = fv.hooked(model).run_with_cache(model.preprocess(centred), names=[layer], stop_at_last=True)
+    variants[f"the gratings are centred on the IMAGE centre; centre them on the unit's receptive field, "
+             f"center=rf.center = {rf.center} (fv.data.gratings(..., center=rf.center))"] = \
+        cache[layer][:, :, i, j].reshape(len(angles), 8, -1).mean(1)
     for hint, v in variants.items():
         if torch.allclose(got.float(), v, atol=tol):
             _fail(f"grating_responses differs from the reference by up to "
@@ -438,6 +481,12 @@ def check_read_wiring(fn, weights: Tensor, truth: list[dict]) -> None:
             hint = " Offsets are relative to the kernel centre (index 4): subtract 4."
         elif {(c, q, r, w) for c, r, q, w in extra} == set(missing) and extra:
             hint = " Rows and columns are swapped: the kernel is indexed [row, col]."
+        elif extra and {(c, -r, -q, w) for c, r, q, w in extra} == set(missing):
+            hint = (" Your offsets are negated: kernel index i is offset i - 4 from the centre (row 5 is one row "
+                    "BELOW the unit: +1), not 4 - i.")
+        elif len(got_list) == 1 and len(want) > 1 and not extra:
+            hint = (" You returned only the strongest entry: the wiring is every non-zero entry of the kernel "
+                    "(torch.nonzero(weights[k])).")
         elif missing and not extra and all(w < 0 for *_, w in missing):
             hint = " The inhibitory (negative) weights are part of the wiring too: keep every non-zero entry."
         _fail(f"unit {k} ({unit['name']}): missing {missing}, unexpected {extra}.{hint}")

@@ -110,3 +110,75 @@ def test_exported_widgets_have_a_static_figure_beside_them(path: Path) -> None:
             assert "data:image/png" in near, (
                 f"{path.name}: cell {i} shows a widget with no static figure beside it; an offline page "
                 "shows nothing there (display the explorer's .figure() as its own output)")
+
+
+def _code_cell(prefix: str, marker: str) -> str:
+    """The code cell of notebook ``prefix``'s source that contains ``marker``."""
+    cells = re.split(r"^# %%.*$", _src(prefix), flags=re.M)
+    (cell,) = [c for c in cells if marker in c]
+    return cell
+
+
+@pytest.fixture(scope="module")
+def field_code():
+    """Notebook 04's effective-receptive-field functions, run from its source (what the notebook runs)."""
+    import numpy as np
+    import torch
+
+    import featviz as fv
+
+    namespace = {"fv": fv, "torch": torch, "np": np}
+    exec(_code_cell("04", "def effective_field("), namespace)   # noqa: S102 - the notebook's own cell
+    return namespace
+
+
+def test_04_effective_field_is_smaller_than_the_theoretical_one_and_the_sentence_says_so(field_code, effnet,
+                                                                                          photos):
+    import torch
+
+    images = photos[0][2:4]                       # the two photos of fast mode
+    m, rf = field_code["effective_field"](effnet, "blocks.4", images)
+    stats = field_code["field_stats"](m, rf)
+    # independent of field_stats: the gradient lives inside the theoretical field (its definition) ...
+    top, left, bottom, right = (int(v + 0.5) for v in rf.box)        # pixel edges -> the pixels inside
+    assert bottom - top == rf.size[0]
+    assert float(m.sum() - m[max(top, 0):bottom, max(left, 0):right].sum()) < 1e-6
+    # ... and 90% of it sits in a much smaller centred square (Luo et al. 2016), recomputed by brute force
+    (r0, c0) = rf.center
+
+    def square(q):
+        lo_r, lo_c = max(int(r0 - q / 2 + 0.5), 0), max(int(c0 - q / 2 + 0.5), 0)
+        return m[lo_r:int(r0 + q / 2 + 0.5), lo_c:int(c0 + q / 2 + 0.5)]
+
+    side = next(q for q in range(1, 2 * 224, 2) if float(square(q).sum()) >= 0.9)
+    assert abs(stats["square"] - side) <= 2, (stats, side)
+    assert stats["square"] < 0.75 * stats["theoretical"] == 0.75 * rf.size[0], stats
+    sentence = field_code["field_sentence"]("blocks.4", stats)
+    assert f"**{rf.size[0]} px**" in sentence and f"**{stats['square']}-px**" in sentence
+    assert "much smaller than the theoretical one" in sentence
+    rows = torch.arange(224.0)
+    p = m.sum(1)
+    mu = float((p * rows).sum())
+    sigma = float((p * (rows - mu) ** 2).sum()) ** 0.5
+    within1, within2 = (float(p[(rows - mu).abs() <= n * sigma].sum()) for n in (1, 2))
+    assert ("roughly Gaussian" in sentence) == (abs(within1 - 0.683) < 0.08 and abs(within2 - 0.954) < 0.04)
+
+
+def test_04_field_sentence_follows_its_numbers(field_code):
+    sentence = field_code["field_sentence"]
+    same = {"theoretical": 11, "square": 11, "sigma": 2.0, "within1": 0.7, "within2": 0.95, "outside": 0.0,
+            "mass": 0.9}
+    assert "as large as the theoretical one" in sentence("x", same) and "smaller" not in sentence("x", same)
+    assert "**smaller than" in sentence("x", {**same, "square": 9})
+    assert "much smaller" in sentence("x", {**same, "square": 7})
+    assert "not Gaussian" in sentence("x", {**same, "within1": 0.9})
+
+
+def test_04_angle_axes_say_which_angle():
+    text = _src("04")
+    for bare in ('"grating angle (degrees)"', '"bulge direction (degrees)"', '"edge direction (degrees)"',
+                 '"direction of bulge (degrees)"'):
+        assert bare not in text, f"an axis labelled {bare} does not say which angle or which way round"
+    assert "GRATING_ANGLE = \"grating orientation θ (degrees: the wave's direction; 0 = vertical" in text
+    assert text.count("xlabel=GRATING_ANGLE") >= 1 and text.count("xlabel=EDGE_ANGLE") >= 2
+    assert text.count("xlabel=BULGE_ANGLE") >= 3

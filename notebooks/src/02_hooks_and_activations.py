@@ -427,8 +427,9 @@ plt.show()
 # wiring is known: unit 1 of `relu2` was wired by hand to add up edge units 1, 2 and 3 at positions along an arc,
 # inhibited by edge unit 6, so the graph the explorer draws can be checked against the truth (asserted below).
 #
-# The side panel shows one of those inputs, edge unit `relu1:2` (planted: an edge detector at 90°): its feature
-# visualization and, in full mode, its evidence — the lines printed under the figure come from it. A render that
+# The side panel shows one of those inputs, edge unit `relu1:2` (planted: an edge detector whose edge direction,
+# dark → bright, is 90°: bright on top, in `featviz.data.stimuli`'s convention of degrees counter-clockwise from +x):
+# its feature visualization and, in full mode, its evidence — the lines printed under the figure come from it. A render that
 # found no response is drawn as "no response found", as in notebook 04. (The root `relu2:1` makes a poor side-panel
 # showcase: it is a single-position template, so a render of the channel's mean finds almost no response and the
 # position-tolerant curve test fails; notebook 04, B4–B5, measures why.)
@@ -448,7 +449,8 @@ explorer.figure(details=True)                    # the static view with the side
 plt.show()
 panel = explorer.details()
 planted_angle = toy.ground_truth["conv1"][2]["angle"]
-print(f"side panel: {panel['node']} (planted: edge detector at {planted_angle:.0f}°), feature visualization "
+print(f"side panel: {panel['node']} (planted: edge detector, edge direction dark → bright {planted_angle:.0f}°, "
+      "counter-clockwise from +x), feature visualization "
       f"activation {panel['activation']:.2f}" + (" — no response found" if panel["dead"] else ""))
 for line in panel.get("verdict", ["(evidence is computed in full mode only)"]):
     if line.startswith(("Step edges", "Curve tests", "(evidence")):

@@ -29,10 +29,10 @@
 # below you will watch that claim meet its controls. Every sentence that states a result is printed from the
 # numbers computed in the cell above it, or guarded by an `assert` there — rerun the notebook and the text follows.
 #
-# **You will learn** to place stimuli where a unit actually looks (receptive fields); to find edge detectors and
-# why a randomized network is the control they need; to test a curve-detector claim (lines, rings, discs, moved
-# stimuli); to read weights and expanded weights; to measure contributions on real images (attribution, checked
-# against captum) with their **signs**, and to judge ablations against chance.
+# **You will learn** to place stimuli where a unit actually looks (receptive fields, theoretical and effective); to
+# find edge detectors and why a randomized network is the control they need; to test a curve-detector claim (lines,
+# rings, discs, moved stimuli); to read weights and expanded weights; to measure contributions on real images
+# (attribution, checked against captum) with their **signs**, and to judge ablations against chance.
 #
 # **Exercises:** (1) a receptive-field calculator, checked against autograd and `fv.circuits.receptive_field`;
 # (2) an orientation-selectivity index with a randomized-network control; (3) folding BatchNorm into a
@@ -71,6 +71,13 @@ print(f"{'fast' if FAST else 'full'} mode: {len(photos)} photos, randomized seed
 def say(text: str) -> None:
     """Show a sentence built from computed numbers as Markdown."""
     display(Markdown(text))
+
+
+# Axis labels that say which angle they measure. The convention is featviz.data.stimuli's: degrees counter-clockwise
+# from +x (right), image y pointing up.
+GRATING_ANGLE = "grating orientation θ (degrees: the wave's direction; 0 = vertical stripes, 90 = horizontal)"
+EDGE_ANGLE = "edge direction, dark → bright (degrees; 0 = bright on the right, 90 = bright on top)"
+BULGE_ANGLE = "arc bulge direction (degrees; 0 = bulges right, 90 = ∩)"
 
 
 # %% [markdown]
@@ -172,12 +179,127 @@ for layer, chain in CHAINS.items():
 print("Exercise 1: all checks passed")
 
 # %% [markdown]
+# ### Theoretical vs effective receptive field
+#
+# The field computed above is the **theoretical** one: every pixel that can change the unit *at all*. How much each
+# pixel matters is another question. Luo et al., [*Understanding the Effective Receptive Field in Deep Convolutional
+# Neural Networks*](https://arxiv.org/abs/1701.04128) (NeurIPS 2016), measure the **effective** receptive field:
+# the magnitude of the gradient of the unit with respect to every input pixel. A pixel near the centre reaches the
+# unit through many paths (it lies in the overlapping windows of every layer), a pixel at the border through few,
+# so the gradient falls off from the centre — for a stack of convolutions roughly like a Gaussian, whose width grows
+# only with the square root of the depth while the theoretical field grows linearly. We measure it for the
+# map-centre position (all channels together, as Luo et al. do: `|∂ Σ_c y_c(i, j) / ∂x|`, summed over R, G, B and
+# averaged over the photos) and compare two sizes: the theoretical field's side, and the side of the smallest
+# square around the field's centre that holds 90% of the gradient magnitude.
+
+# %%
+def effective_field(model: torch.nn.Module, layer: str, images: torch.Tensor, size: int = 224):
+    """(|gradient| map (H, W) summing to 1, theoretical field): the map-centre position of ``layer``, all channels
+    summed, differentiated with respect to the input pixels, |.| summed over RGB and averaged over ``images``."""
+    rf = fv.circuits.receptive_field(model, layer, size=size)
+    x = images.clone().requires_grad_(True)
+    _, cache = fv.hooked(model).run_with_cache(model.preprocess(x), names=[layer], stop_at_last=True,
+                                               detach=False)
+    i, j = rf.position
+    (grad,) = torch.autograd.grad(cache[layer][:, :, i, j].sum(), x)
+    m = grad.abs().sum(1).mean(0)
+    return m / m.sum(), rf
+
+
+def field_stats(m: torch.Tensor, rf, mass: float = 0.9) -> dict:
+    """Sizes of an effective field ``m`` (H, W, sums to 1) against the theoretical ``rf``: ``theoretical`` (px),
+    ``square`` (side of the smallest square centred on rf.center holding ``mass`` of m), ``sigma`` (rms distance
+    from the centroid, rows and columns averaged), ``within1`` / ``within2`` (mass of the row profile within
+    ±1σ / ±2σ of its centroid: 68% / 95% for a Gaussian) and ``outside`` (mass outside the theoretical field)."""
+    h, w = m.shape
+    rows, cols = torch.arange(h, dtype=m.dtype), torch.arange(w, dtype=m.dtype)
+    dist = torch.maximum((rows[:, None] - rf.center[0]).abs(), (cols[None, :] - rf.center[1]).abs())
+    order = dist.flatten().argsort()
+    cum = m.flatten()[order].cumsum(0)
+    half = float(dist.flatten()[order][int((cum < mass).sum())])
+    profiles = [(m.sum(1), rows), (m.sum(0), cols)]
+    centroids = [float((p * r).sum()) for p, r in profiles]
+    sigmas = [float((p * (r - c) ** 2).sum()) ** 0.5 for (p, r), c in zip(profiles, centroids)]
+    (p, r), c, s = profiles[0], centroids[0], sigmas[0]
+    top, left, bottom, right = rf.box                  # pixel edges: pixel r spans r - 0.5 .. r + 0.5
+    in_rows = (rows >= top + 0.5) & (rows <= bottom - 0.5)
+    in_cols = (cols >= left + 0.5) & (cols <= right - 0.5)
+    inside = float(m[in_rows][:, in_cols].sum())
+    return {"theoretical": rf.size[0], "square": int(round(2 * half + 1)), "sigma": sum(sigmas) / 2,
+            "within1": float(p[(r - c).abs() <= s].sum()), "within2": float(p[(r - c).abs() <= 2 * s].sum()),
+            "outside": 1 - inside, "mass": mass}
+
+
+def field_sentence(layer: str, s: dict) -> str:
+    """The verdict on one layer's effective vs theoretical field, generated from ``field_stats``."""
+    t, q = s["theoretical"], s["square"]
+    size = (f"{'much ' if q <= 0.75 * t else ''}smaller than the theoretical one" if q < t
+            else "as large as the theoretical one")
+    gaussian = abs(s["within1"] - 0.683) < 0.08 and abs(s["within2"] - 0.954) < 0.04
+    return (f"`{layer}`: the theoretical field is **{t} px** wide; {s['mass']:.0%} of the gradient magnitude lies in "
+            f"a centred **{q}-px** square ({min(q, t) ** 2 / t ** 2:.0%} of the field's area), σ = {s['sigma']:.1f} px. "
+            f"The effective field is **{size}**. Its profile holds {s['within1']:.0%} of the mass within ±1σ and "
+            f"{s['within2']:.0%} within ±2σ (a Gaussian: 68% and 95%): "
+            + ("roughly Gaussian, as Luo et al. found." if gaussian else "not Gaussian in shape."))
+
+
+# %%
+fields = {layer: effective_field(model, layer, photos) for layer in CHAINS}
+field_rows = {layer: field_stats(m, rf) for layer, (m, rf) in fields.items()}
+for layer, s in field_rows.items():
+    print(f"{layer:24s} theoretical {s['theoretical']:3d} px   90% of |gradient| in {s['square']:3d} px   "
+          f"sigma {s['sigma']:4.1f} px   within ±1σ {s['within1']:.0%}, ±2σ {s['within2']:.0%}   outside the "
+          f"theoretical field {s['outside']:.1e}")
+    assert s["outside"] < 1e-6, "a gradient outside the theoretical field would contradict its definition"
+deep = list(CHAINS)[-1]
+ratios = {layer: s["square"] / s["theoretical"] for layer, s in field_rows.items()}
+say(field_sentence(deep, field_rows[deep]) + " Over the three layers the 90% square covers "
+    + ", ".join(f"{ratios[layer]:.0%} of `{layer}`'s side" for layer in CHAINS)
+    + (": the deeper the layer, the smaller the effective field's share." if list(ratios.values())
+       == sorted(ratios.values(), reverse=True) else ".")
+    + " Stimuli for a unit should fill its effective field; what lies near the theoretical field's border "
+    "barely reaches the unit.")
+
+m4, rf4 = fields["blocks.4"]
+s4 = field_rows["blocks.4"]
+top, left, bottom, right = rf4.box
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+pad = 8
+crop = (slice(max(int(top) - pad, 0), int(bottom) + pad), slice(max(int(left) - pad, 0), int(right) + pad))
+r0, c0 = crop[0].start, crop[1].start
+axes[0].imshow(m4[crop], cmap="magma", extent=(c0 - .5, c0 + m4[crop].shape[1] - .5, r0 + m4[crop].shape[0] - .5,
+                                              r0 - .5))
+axes[0].add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False, ec="yellow", lw=2,
+                                label=f"theoretical field ({s4['theoretical']} px)"))
+h = s4["square"] / 2
+axes[0].add_patch(plt.Rectangle((rf4.center[1] - h, rf4.center[0] - h), 2 * h, 2 * h, fill=False, ec="cyan",
+                                lw=2, ls="--", label=f"90% of |gradient| ({s4['square']} px)"))
+axes[0].set(title="blocks.4: |∂ unit / ∂ pixel|", xlabel="x (px)", ylabel="y (px)")
+axes[0].legend(fontsize=7, loc="lower left")
+profile = m4.sum(1)
+rows = torch.arange(len(profile), dtype=profile.dtype)
+mu = float((profile * rows).sum())
+sig = float((profile * (rows - mu) ** 2).sum()) ** 0.5
+axes[1].plot(rows, profile, "k-", label="row profile of |gradient|")
+axes[1].plot(rows, torch.exp(-(rows - mu) ** 2 / (2 * sig ** 2)) / (sig * (2 * np.pi) ** 0.5), "r--",
+             label=f"Gaussian, same σ ({sig:.1f} px)")
+axes[1].axvspan(top, bottom, color="yellow", alpha=0.25, label="theoretical field")
+axes[1].set(xlim=(top - pad, bottom + pad), title="summed over columns", xlabel="y (px)",
+            ylabel="share of |gradient|")
+axes[1].legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## A1. Edge detectors — and the control they need
 #
 # An **edge detector** responds to a boundary at one orientation and hardly at all at others. The classic probe is
 # a **grating** (stripes) at many angles: a plot of response against angle is a **tuning curve**. Angles follow
-# `featviz.data.stimuli`: degrees counter-clockwise from +x (right), image y up; a grating at angle θ has its
-# brightness wave along θ. The gratings below are centred on the receptive field of `EDGE_LAYER`'s map-centre unit
+# `featviz.data.stimuli`: degrees counter-clockwise from +x (right), image y up. A grating's **orientation θ** is the
+# direction its brightness wave travels; the stripes run perpendicular to it (θ = 0°: vertical stripes, 90°:
+# horizontal). A step edge's **direction** points from dark to bright (0°: bright on the right), and an arc's
+# **bulge direction** is where its middle points (90°: ∩). Every axis below says which of these angles it shows
+# (`GRATING_ANGLE`, `EDGE_ANGLE`, `BULGE_ANGLE` in the first cell). The gratings below are centred on the receptive field of `EDGE_LAYER`'s map-centre unit
 # (the yellow dot).
 
 # %%
@@ -187,9 +309,10 @@ fig, axes = plt.subplots(1, 6, figsize=(12, 2.4))
 for ax, img, angle in zip(axes, gratings, range(0, 180, 30)):
     ax.imshow(img.permute(1, 2, 0))
     ax.plot(rf1.center[1], rf1.center[0], "o", c="yellow", ms=4)
-    ax.set(title=f"{angle}°", xlabel="x (px)")
+    ax.set(title=f"θ = {angle}°", xlabel="x (px)")
 axes[0].set_ylabel("y (px)")
-fig.suptitle(f"Gratings centred on the receptive field of {EDGE_LAYER}'s centre unit (yellow)")
+fig.suptitle(f"Gratings centred on the receptive field of {EDGE_LAYER}'s centre unit (yellow); "
+             "θ = grating orientation: the wave's direction, 0° = vertical stripes, 90° = horizontal")
 plt.tight_layout()
 plt.show()
 
@@ -226,8 +349,8 @@ for e in detectors[:6]:
     axes[0].plot(e.curve.angles, (r - r.min()) / (r.max() - r.min()), "o-", ms=3, label=f"{e.node.split(':')[1]}")
     r = e.edge_curve.responses
     axes[1].plot(e.edge_curve.angles, r / r.max(), "o-", ms=3, label=f"{e.node.split(':')[1]}")
-axes[0].set(title="gratings (rescaled: min 0, max 1)", xlabel="grating angle (degrees)", ylabel="response")
-axes[1].set(title="step edges (evoked response / its max)", xlabel="edge direction, dark → bright (degrees)",
+axes[0].set(title="gratings (rescaled: min 0, max 1)", xlabel=GRATING_ANGLE, ylabel="response")
+axes[1].set(title="step edges (evoked response / its max)", xlabel=EDGE_ANGLE,
             ylabel="response")
 axes[0].legend(title="channel", fontsize=7, ncol=2)
 fig.suptitle(f"The six most orientation-selective edge detectors of {EDGE_LAYER}")
@@ -246,7 +369,7 @@ random_found = fv.circuits.find_edge_detectors(fv.models.randomized(model, seed=
 bins = np.arange(0, 181, 30)
 cover_trained = np.histogram([e.angle for e in gratings_only.found], bins)[0]
 cover_random = np.histogram([e.angle for e in random_found], bins)[0]
-print("preferred-angle bins (degrees):", [f"{a}-{a + 30}" for a in bins[:-1]])
+print("preferred grating orientation θ, bins (degrees; 0 = vertical stripes):", [f"{a}-{a + 30}" for a in bins[:-1]])
 print("trained, gratings rule:        ", cover_trained.tolist())
 print("randomized (seed 0), same rule:", cover_random.tolist())
 n_bins_trained, n_bins_random = int((cover_trained > 0).sum()), int((cover_random > 0).sum())
@@ -264,7 +387,7 @@ say(f"The trained network's gratings-rule units fill {n_bins_trained} of 6 30° 
 # Write the two pieces of the gratings rule yourself, then run the control.
 #
 # 1. `orientation_selectivity(responses, angles)`: `responses` is `(A,)` or `(A, C)` (one column per channel) at
-#    orientations `angles` in degrees over `[0, 180)`. Return `|Σ r⁺ e^{2iθ}| / Σ r⁺` per channel, with
+#    grating orientations `angles` (θ as above, the wave's direction) in degrees over `[0, 180)`. Return `|Σ r⁺ e^{2iθ}| / Σ r⁺` per channel, with
 #    `r⁺ = max(r, 0)` (no response is 0, not less). Why `2θ`? An orientation repeats every 180°: 0° and 170° are
 #    neighbours, and doubling the angle puts them next to each other on the circle.
 # 2. `grating_responses(model, layer, angles, size, freq=0.25, n_phases=8)` → `(A, C)`: for each angle, the
@@ -381,7 +504,7 @@ for (at, tc), color in zip(placed.items(), ("tab:gray", "k")):
     for r in tc.shifted:
         ax.plot(tc.angles, r, "-", c=color, lw=0.7, alpha=0.5)
 ax.set(title=f"{OLD_NODE}: arcs (radius 16 px) by bulge direction; thin lines: moved 4 px",
-       xlabel="bulge direction (degrees)", ylabel="response (map-centre unit)")
+       xlabel=BULGE_ANGLE, ylabel="response (map-centre unit)")
 ax.legend(fontsize=8)
 plt.show()
 turn = abs((placed["image"].preferred - placed["rf"].preferred + 180) % 360 - 180)
@@ -411,7 +534,7 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [
 axes[0].plot(tc_old.angles, tc_old.responses, "k-", lw=2, label="at the RF centre")
 for (dr, dc), r in zip(tc_old.shifts, tc_old.shifted):
     axes[0].plot(tc_old.angles, r, "-", lw=1, label=f"moved ({dr:+g}, {dc:+g}) px")
-axes[0].set(title=f"{OLD_NODE}: arcs at its preferred radius", xlabel="bulge direction (degrees)",
+axes[0].set(title=f"{OLD_NODE}: arcs at its preferred radius", xlabel=BULGE_ANGLE,
             ylabel="evoked response")
 axes[0].legend(fontsize=7)
 fams = ["arc", "line", "ring", "disc"]
@@ -498,7 +621,7 @@ fig, axes = plt.subplots(2, 6, figsize=(13, 6))
 bound = EW.abs().max()
 for ax, c in zip(axes.flat, order[:12]):
     ax.imshow(EW[c], cmap="RdBu_r", vmin=-bound, vmax=bound)
-    tag = f"edge {edge_angle[f'{EDGE_LAYER}:{c}']:.0f}°" if f"{EDGE_LAYER}:{c}" in edge_angle else "not an edge det."
+    tag = f"edge, θ {edge_angle[f'{EDGE_LAYER}:{c}']:.0f}°" if f"{EDGE_LAYER}:{c}" in edge_angle else "not an edge det."
     ax.set_title(f"channel {c}\n{tag}", fontsize=8)
     ax.tick_params(labelsize=6)
 for ax in axes[-1]:
@@ -646,7 +769,7 @@ def contribution(src: str, dst: str) -> float:
 
 rows = [(e, contribution(e.src, e.dst)) for e in circuit.edges]
 for e, c in rows:
-    tag = f"  (edge detector, {edge_angle[e.src]:.0f}°)" if e.src in edge_angle else ""
+    tag = f"  (edge detector, grating θ {edge_angle[e.src]:.0f}°)" if e.src in edge_angle else ""
     flag = "  <- signs differ" if (e.strength > 0) != (c > 0) else ""
     print(f"{e.src:26s} -> {e.dst:26s} strongest weight {e.strength:+7.2f}   contribution on the photos "
           f"{c:+8.3f}{flag}{tag}")
@@ -685,7 +808,8 @@ truth = toy.ground_truth
 for k, unit in enumerate(truth["conv2"]):
     wiring = " ".join(f"{w:+g}·edge{src}@({dr:+d},{dc:+d})" for src, dr, dc, w in unit["inputs"])
     print(f"relu2:{k}  {unit['name']:18s} = relu({unit['bias']:g} {wiring})")
-print("edge c = the conv1 edge detector at 45·c degrees; @(row, column) offset from the unit's position")
+print("edge c = the conv1 edge detector whose edge direction (dark → bright) is 45·c degrees; @(row, column) "
+      "offset from the unit's position")
 
 # %% [markdown]
 # ## B1. The tools find the edge detectors...
@@ -696,10 +820,10 @@ fig, ax = plt.subplots(figsize=(8, 3.6))
 for e in sorted(toy_detectors, key=lambda e: e.node):
     c = int(e.node.split(":")[1])
     ax.plot(e.edge_curve.angles, e.edge_curve.responses, "o-", ms=3,
-            label=f"{e.node} (true edge {truth['conv1'][c]['angle']:.0f}°)")
+            label=f"{e.node} (planted edge direction {truth['conv1'][c]['angle']:.0f}°)")
     # the step-edge direction is the edge's own angle (dark -> bright), over the full circle
     assert abs((e.edge_direction - truth["conv1"][c]["angle"] + 180) % 360 - 180) < 15, e
-ax.set(title="Toy model: step-edge tuning of the 8 hand-made edge detectors", xlabel="edge direction (degrees)",
+ax.set(title="Toy model: step-edge tuning of the 8 hand-made edge detectors", xlabel=EDGE_ANGLE,
        ylabel="evoked response")
 ax.legend(fontsize=7, ncol=2)
 plt.show()
@@ -769,12 +893,13 @@ axes[0].imshow(arc[0].permute(1, 2, 0))
 axes[0].set(title="stimulus: arc bulging to 0°", xlabel="x (px)", ylabel="y (px)")
 axes[1].plot(tc.angles, tc.responses, "o-")
 axes[1].set(title=f"relu2:0 tuning to arcs (planted: {truth['conv2'][0]['angle']:.0f}°)",
-            xlabel="direction of bulge (degrees)", ylabel="max response")
+            xlabel=BULGE_ANGLE, ylabel="max response")
 xs = np.arange(8)
 axes[2].bar(xs - 0.2, toy_attr, 0.4, label="attribution (featviz = captum)")
 axes[2].bar(xs + 0.2, toy_drop, 0.4, label="ablation drop")
 axes[2].set_xticks(xs, [f"{a:g}°" for a in fv.models.toy.EDGE_ANGLES])
-axes[2].set(title="Which edge detectors drive relu2:0 on this arc?", xlabel="edge detector (relu1 channel)",
+axes[2].set(title="Which edge detectors drive relu2:0 on this arc?",
+            xlabel="edge detector (relu1 channel), by its edge direction (dark → bright)",
             ylabel="contribution")
 axes[2].legend(fontsize=7)
 plt.tight_layout()
@@ -898,7 +1023,9 @@ say(f"The edge detector's response to a thin line is {line_resp[dxs == 0][0]:.2f
 say(f"""
 - **Where a unit looks:** the map-centre units of `{EDGE_LAYER}` and `blocks.4` look {off[EDGE_LAYER]:g} px and
   {off['blocks.4']:g} px down-right of the image centre; every stimulus here was placed at the receptive-field centre
-  (Exercise 1 computes it by hand).
+  (Exercise 1 computes it by hand). The effective field is {'smaller than' if field_rows['blocks.4']['square'] <
+  field_rows['blocks.4']['theoretical'] else 'as large as'} the theoretical one: 90% of `blocks.4`'s gradient
+  magnitude lies in a {field_rows['blocks.4']['square']}-px square of its {field_rows['blocks.4']['theoretical']} px.
 - **Edge detectors need a control:** gratings alone name {gratings_only.trained} trained channels and
   {', '.join(map(str, gratings_only.randomized))} random ones; with step edges {both_tests.trained} vs
   {', '.join(map(str, both_tests.randomized))}. The OSI alone: {n_sel} vs {', '.join(map(str, n_sel_random))}
