@@ -227,7 +227,7 @@ def field_stats(m: torch.Tensor, rf, mass: float = 0.9) -> dict:
     inside = float(m[in_rows][:, in_cols].sum())
     return {"theoretical": rf.size[0], "square": int(round(2 * half + 1)), "sigma": sum(sigmas) / 2,
             "within1": float(p[(r - c).abs() <= s].sum()), "within2": float(p[(r - c).abs() <= 2 * s].sum()),
-            "outside": 1 - inside, "mass": mass}
+            "outside": max(1 - inside, 0.0), "mass": mass}          # (float rounding can make 1 - 1 negative)
 
 
 def field_sentence(layer: str, s: dict) -> str:
