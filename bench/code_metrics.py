@@ -50,7 +50,8 @@ def metrics() -> dict:
                 if n > 40:
                     long_fns.append(f"{rel}:{node.name} ({n} lines)")
                 a = node.args
-                params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs if p.arg not in ("self", "cls")]
+                every = a.posonlyargs + a.args + a.kwonlyargs
+                params = [p.arg for p in every if p.arg not in ("self", "cls")]
                 if len(params) > 8:
                     many_params.append(f"{rel}:{node.name} ({len(params)} parameters)")
                 for sub in ast.walk(node):
@@ -73,7 +74,8 @@ def metrics() -> dict:
         "files": dict(files), "lines": dict(lines),
         "total_files": sum(files.values()), "total_lines": sum(lines.values()),
         "functions_over_40_lines": sorted(long_fns), "functions_over_8_parameters": sorted(many_params),
-        "function_level_imports": dict(local_imports), "total_function_level_imports": sum(local_imports.values()),
+        "function_level_imports": dict(local_imports),
+        "total_function_level_imports": sum(local_imports.values()),
         "import_graph": {k: sorted(v) for k, v in sorted(edges.items())},
     }
 
@@ -86,10 +88,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(m, indent=1))
         return
+    local = m["function_level_imports"]
     print(f"{'package':<14}{'files':>6}{'lines':>8}{'fn-level imports':>18}")
     for pkg in sorted(m["files"], key=lambda p: -m["lines"][p]):
-        print(f"{pkg:<14}{m['files'][pkg]:>6}{m['lines'][pkg]:>8}{m['function_level_imports'].get(pkg, 0):>18}")
-    print(f"{'total':<14}{m['total_files']:>6}{m['total_lines']:>8}{m['total_function_level_imports']:>18}")
+        print(f"{pkg:<14}{m['files'][pkg]:>6}{m['lines'][pkg]:>8}{local.get(pkg, 0):>18}")
+    total = m["total_function_level_imports"]
+    print(f"{'total':<14}{m['total_files']:>6}{m['total_lines']:>8}{total:>18}")
     print(f"\nfunctions over 40 lines: {len(m['functions_over_40_lines'])}")
     print(f"functions over 8 parameters: {len(m['functions_over_8_parameters'])}")
     for f in m["functions_over_8_parameters"]:
