@@ -128,7 +128,7 @@ def test_attribute_old_order_warns_and_gives_the_same_answer():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # the package order never warns
         new = attribute(_toy(), "relu1", "relu2:0", x)
-    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, inputs\)"):
+    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, (inputs|images)\)"):
         old = attribute(_toy(), x, "relu1", "relu2:0")
     torch.testing.assert_close(old, new)
 
@@ -136,13 +136,14 @@ def test_attribute_old_order_warns_and_gives_the_same_answer():
 def test_attribute_old_order_with_keywords_warns_and_gives_the_same_answer():
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     new = attribute(_toy(), "relu1", "relu2:0", x)
-    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, inputs\)"):
+    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, (inputs|images)\)"):
         old = attribute(_toy(), x, src="relu1", dst="relu2:0")
     torch.testing.assert_close(old, new)
     with pytest.warns(DeprecationWarning):
         mixed = attribute(_toy(), x, "relu1", dst="relu2:0", method="grad_x_act")
     torch.testing.assert_close(mixed, new)
-    assert list(inspect.signature(attribute).parameters)[:4] == ["model", "src", "dst", "inputs"]
+    assert list(inspect.signature(attribute).parameters)[:4] in (["model", "src", "dst", "inputs"],
+                                                               ["model", "src", "dst", "images"])  # issue 19
 
 
 def test_control_counts_old_order_warns_and_gives_the_same_answer():
