@@ -58,13 +58,6 @@ DELEGATES = {"plot", "show", "save", "save_html", "_repr_png_", "_repr_html_", "
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # The explorer calls fv.render etc. through the facade (featviz.optvis / featviz.circuits would do).
     ("featviz/viz/explore.py", "featviz"),
-    # Results that draw themselves: .plot()/.show() hold matplotlib code instead of a one-line viz delegate.
-    ("featviz/optvis/atlas.py", "matplotlib"),                   # Atlas.plot
-    ("featviz/optvis/atlas.py", "matplotlib.figure"),            # Atlas.plot
-    ("featviz/optvis/atlas.py", "matplotlib.patches"),           # Atlas.plot's _rect
-    ("featviz/optvis/factorize.py", "matplotlib"),               # group_colors (a colormap)
-    ("featviz/optvis/factorize.py", "matplotlib.figure"),        # Factorization.plot
-    ("featviz/optvis/rendering.py", "matplotlib.pyplot"),        # Rendering.show
 }
 
 

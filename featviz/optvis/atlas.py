@@ -185,52 +185,15 @@ class Atlas:
         return figure_png(self.plot())
 
     def plot(self, kind: str = "features", path: str | None = None, counts: bool = True):
-        """Draw the atlas: ``"features"`` (renderings, or sample density with steps=0) or ``"classes"``.
+        """Draw the atlas: ``"features"`` (renderings, or sample density with steps=0) or ``"classes"``
+        (``featviz.viz.plot_atlas``).
 
         Each filled cell shows its sample count (``counts=True``); the class atlas colours each cell by
         its class and writes the class name. Returns a ``matplotlib.figure.Figure``; PNG with ``path``.
         """
-        from matplotlib import colormaps
-        from matplotlib.figure import Figure
+        from featviz.viz.optvis_plot import plot_atlas
 
-        if kind not in ("features", "classes"):
-            raise BadValue(f"kind must be 'features' or 'classes', got {kind!r}")
-        if kind == "classes" and self.classes is None:
-            raise BadValue("no class atlas: the model has no (B, n_classes) output")
-        fig = Figure(figsize=(8, 8))
-        ax = fig.add_subplot()
-        ax.set_xlim(0, self.grid)
-        ax.set_ylim(self.grid, 0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"activation atlas of {self.layer} ({int(self.counts.sum())} samples, "
-                     f"{len(self.cells)} cells)" if kind == "features" else f"class atlas of {self.layer}")
-        if kind == "features" and self.renders is not None:
-            ax.imshow(self.mosaic().permute(1, 2, 0).numpy(), extent=(0, self.grid, self.grid, 0))
-        elif kind == "features":
-            ax.imshow(np.log1p(self.counts.numpy()), cmap="Greys", extent=(0, self.grid, self.grid, 0))
-        else:
-            cmap = colormaps["tab20"]
-            uniq = {c: i for i, c in enumerate(dict.fromkeys(self.classes.tolist()))}
-            for (r, c), k in zip(self.cells.tolist(), self.classes.tolist()):
-                ax.add_patch(_rect(c, r, cmap(uniq[k] % 20)))
-                name = self.class_names[k] if self.class_names and k < len(self.class_names) else str(k)
-                ax.text(c + 0.5, r + 0.5, name[:10], ha="center", va="center",
-                        fontsize=max(3, 60 / self.grid))
-        if counts:
-            for (r, c) in self.cells.tolist():
-                ax.text(c + 0.05, r + 0.95, str(int(self.counts[r, c])), fontsize=max(3, 50 / self.grid),
-                        color="0.2", va="bottom")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, bbox_inches="tight", facecolor="white")
-        return fig
-
-
-def _rect(x: float, y: float, color) -> object:
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x, y), 1, 1, facecolor=color, edgecolor="white")
+        return plot_atlas(self, kind=kind, path=path, counts=counts)
 
 
 def _sample(hm: HookedModel, layer: str, images: torch.Tensor, n_samples: int, batch_size: int,

@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,17 +33,26 @@ __all__ = ["Factorization", "factorize", "group_colors"]
 METHODS = ("nmf", "pca", "ica")
 
 
+# The Tableau 10 palette (matplotlib's "tab10"): the first ten groups' colours, as 0-255 RGB.
+_TAB10 = ("1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd", "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf")
+
+
 def group_colors(k: int) -> np.ndarray:
-    """(k, 3) distinct RGB colours in [0, 1] for k groups (matplotlib's tab10, then evenly spaced hues).
+    """(k, 3) distinct RGB colours in [0, 1] for k groups: the Tableau 10 palette (matplotlib's tab10) for
+    up to 10 groups, else k evenly spaced hues at full saturation and value.
+
+    Computed without matplotlib (optvis draws nothing): ``Factorization.overlay`` tints images with them
+    and ``featviz.viz.plot_factorization`` titles and colours each group's map with the same rows.
 
     Example:
         >>> group_colors(3).shape
         (3, 3)
+        >>> group_colors(2)[0] * 255                    # tab10 blue, #1f77b4
+        array([ 31., 119., 180.])
     """
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"] if k <= 10 else colormaps["hsv"]
-    return np.array([cmap(i if k <= 10 else i / k)[:3] for i in range(k)])
+    if k <= len(_TAB10):
+        return np.array([[int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] for h in _TAB10[:k]]).reshape(k, 3)
+    return np.array([colorsys.hsv_to_rgb(i / k, 1.0, 1.0) for i in range(k)])
 
 
 def _estimator(method: object, n_groups: int, seed: int):
@@ -172,7 +182,8 @@ class Factorization:
         return figure_png(self.plot())
 
     def plot(self, renderings: Rendering | None = None, n_images: int = 4, path: str | None = None):
-        """Figure: per image, the image tinted by its groups, then each group's map; top row: renderings.
+        """Figure: per image, the image tinted by its groups, then each group's map; top row: renderings
+        (``featviz.viz.plot_factorization``).
 
         ``renderings`` (e.g. ``f.render(model)``) is drawn, not computed: pass it to see each group's
         feature visualization above its column. Returns a ``matplotlib.figure.Figure``; PNG with ``path``.
@@ -182,35 +193,9 @@ class Factorization:
             >>> len(f.plot().axes)
             9
         """
-        from matplotlib.figure import Figure
+        from featviz.viz.optvis_plot import plot_factorization
 
-        k, n = len(self), min(n_images, len(self.images))
-        rows = n + 1
-        fig = Figure(figsize=(1.6 * (k + 1), 1.6 * rows + 0.3))
-        axes = fig.subplots(rows, k + 1, squeeze=False)
-        colors = group_colors(k)
-        for ax in axes.flat:
-            ax.axis("off")
-        axes[0, 0].text(0.5, 0.5, f"{self.layer}\n{self.method}, {k} groups", ha="center", va="center",
-                        fontsize=8, transform=axes[0, 0].transAxes)
-        for g in range(k):
-            ax = axes[0, g + 1]
-            if renderings is not None and g < len(renderings):
-                ax.imshow(renderings.images[g].permute(1, 2, 0).clamp(0, 1).numpy())
-            else:
-                ax.imshow(np.ones((8, 8, 3)) * colors[g])
-            ax.set_title(f"group {g}", fontsize=8, color=colors[g])
-        vmax = float(self.spatial[:n].clamp(min=0).amax()) or 1.0
-        for i in range(n):
-            axes[i + 1, 0].imshow(self.overlay(i).permute(1, 2, 0).clamp(0, 1).numpy())
-            for g in range(k):
-                m = self.spatial[i, g].clamp(min=0).numpy() / vmax  # (h, w) in [0, 1]
-                tinted = np.clip(m[..., None] * colors[g] + (1 - m[..., None]), 0, 1)  # float error: > 1
-                axes[i + 1, g + 1].imshow(tinted, vmin=0, vmax=1)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, bbox_inches="tight", facecolor="white")
-        return fig
+        return plot_factorization(self, renderings=renderings, n_images=n_images, path=path)
 
 
 def factorize(model: nn.Module | HookedModel, layer: str, images: torch.Tensor, n_groups: int = 6,

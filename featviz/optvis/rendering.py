@@ -262,7 +262,8 @@ class Rendering:
         return image_grid(self, ncol=ncol, path=path)
 
     def show(self, ncol: int | None = None, scale: float = 1.5):
-        """Draw the images in a matplotlib figure, one panel per item titled with its label; returns it.
+        """Draw the images in a pyplot figure, one panel per item titled with its label; returns it
+        (``featviz.viz.show_rendering``).
 
         A dead item's panel shows the crossed-out tile with the words "no response found".
 
@@ -272,22 +273,6 @@ class Rendering:
             >>> len(fig.axes)                  # 7 channels on a 3 x 3 grid
             9
         """
-        import matplotlib.pyplot as plt
+        from featviz.viz.optvis_plot import show_rendering
 
-        b = len(self)
-        ncol = ncol or max(1, int(round(b**0.5 + 0.49)))
-        nrow = -(-b // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(scale * ncol, scale * nrow + 0.3), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        images = self.rgba() if self.alpha is not None else self.images
-        for ax, img, label, dead in zip(axes.flat, images, self.labels, self.dead.tolist()):
-            if dead:
-                img = no_response_tile(*img.shape[-2:])
-            ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_title(label, fontsize=8)
-            if dead:
-                ax.text(0.5, 0.5, "no response\nfound", transform=ax.transAxes, ha="center", va="center",
-                        fontsize=7, color="0.15", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
-        fig.tight_layout()
-        return fig
+        return show_rendering(self, ncol=ncol, scale=scale)

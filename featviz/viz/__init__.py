@@ -3,7 +3,9 @@
 ``weight_heatmap`` / ``plot_weights`` (Zoom In red/blue kernels), ``plot_circuit`` (circuit diagrams with
 feature-visualization thumbnails, passed in: ``thumbnails_for``), ``plot_tuning_curve``,
 ``plot_dataset_examples``, ``image_grid``, and the circuits results' figures (``plot_evidence``,
-``plot_ablation_test``, ``plot_unit_match``, ``plot_families``): each result's ``.plot()`` delegates here.
+``plot_ablation_test``, ``plot_unit_match``, ``plot_families``) and the optvis results'
+(``plot_factorization``, ``plot_atlas``, ``show_rendering``): each result's ``.plot()`` delegates here.
+Every figure file is written by ``save`` (atomically), every in-memory PNG made by ``figure_png``.
 The static HTML site (the microscope) lives in its own package, ``featviz.microscope``.
 
 Example:
@@ -25,9 +27,10 @@ from featviz.viz.figures import (
     save,
     weight_heatmap,
 )
+from featviz.viz.optvis_plot import plot_atlas, plot_factorization, show_rendering
 from featviz.viz.universality_plot import plot_families, plot_unit_match
 
 __all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "figure_png",
-           "image_grid", "plot_ablation_test", "plot_circuit", "plot_dataset_examples", "plot_evidence",
-           "plot_families", "plot_tuning_curve", "plot_unit_match", "plot_weights", "save", "thumbnails_for",
-           "weight_heatmap"]
+           "image_grid", "plot_ablation_test", "plot_atlas", "plot_circuit", "plot_dataset_examples",
+           "plot_evidence", "plot_factorization", "plot_families", "plot_tuning_curve", "plot_unit_match",
+           "plot_weights", "save", "show_rendering", "thumbnails_for", "weight_heatmap"]

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes, atomic_write_text
 from featviz.optvis.factorize import group_colors
+from featviz.viz.figures import figure_png, save
 
 __all__ = ["plot_explanation", "save_explanation", "explanation_html", "attribution_overlay", "png_uri"]
 
@@ -117,9 +118,7 @@ def plot_explanation(ex, layers: Sequence[str] | None = None, path: str | Path |
         row[3].axvline(0, color="#444", lw=0.6)
         row[3].set_title("attribution of each group", fontsize=9)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, bbox_inches="tight", facecolor="white")
-    return fig
+    return save(fig, path)
 
 
 def _render_channels(ex, layer: str, k: int, max_renders: int) -> list[int]:
@@ -222,9 +221,7 @@ def save_explanation(ex, path: str | Path, layers: Sequence[str] | None = None, 
     views = [_layer_view(ex, layer, k, n_groups, size, steps, max_renders, unit_url)
              for layer in tqdm(layers, desc=f"explain {path.name}"[:60], disable=not progress)]
     fig = plot_explanation(ex, layers)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white", dpi=80)
-    png = buf.getvalue()
+    png = figure_png(fig, dpi=80)
     static = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     atomic_write_bytes(path.with_suffix(".png"), png)
     atomic_write_text(path, explanation_html(ex, views, static, title or path.stem))

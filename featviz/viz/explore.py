@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -30,6 +29,7 @@ from torch import nn
 
 from featviz.circuits.trace import Edge
 from featviz.errors import BadValue, UnknownName
+from featviz.viz.figures import figure_png
 
 __all__ = ["CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "widgets_available"]
 
@@ -46,9 +46,7 @@ def widgets_available() -> bool:
 
 
 def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(figure_png(fig, dpi=80)).decode()
 
 
 def _draw_render(ax, d: dict) -> None:

@@ -6,12 +6,15 @@ state, any backend); matplotlib is imported on first use.
 """
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from featviz._io import atomic_write_bytes
 from featviz.errors import BadValue
 
 if TYPE_CHECKING:
@@ -30,10 +33,34 @@ def _figure(width: float, height: float, dpi: int = 100):
     return Figure(figsize=(width, height), dpi=dpi)
 
 
-def save(fig, path: str | None):
-    """Write ``fig`` to ``path`` (PNG by the extension) when a path is given; return ``fig``."""
+def _figure_bytes(fig, fmt: str, dpi: float | None = None) -> bytes:
+    """``fig`` encoded as ``fmt`` (``"png"``, ``"svg"``, ``"pdf"``, ...): tight box, white background;
+    ``dpi`` None: matplotlib's ``savefig.dpi`` (the figure's own by default)."""
+    buf = io.BytesIO()
+    dpi_kw = {} if dpi is None else {"dpi": dpi}
+    fig.savefig(buf, format=fmt, bbox_inches="tight", facecolor="white", **dpi_kw)
+    return buf.getvalue()
+
+
+def save(fig, path: str | os.PathLike | None):
+    """Write ``fig`` to ``path`` when a path is given, atomically (a temporary file, then a rename: a reader
+    never sees half a figure); return ``fig``. The format is the extension's (``.png``, ``.svg``, ``.pdf``,
+    ...; matplotlib's default format without one). Every figure file of featviz is written here.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "w.png"
+        >>> fig = save(plot_weights(torch.randn(2, 2, 3, 3)), out)
+        >>> out.read_bytes()[:4]
+        b'\\x89PNG'
+    """
     if path is not None:
-        fig.savefig(path, bbox_inches="tight", facecolor="white")
+        fmt = os.path.splitext(os.fspath(path))[1][1:]
+        if not fmt:
+            from matplotlib import rcParams
+
+            fmt = rcParams["savefig.format"]
+        atomic_write_bytes(path, _figure_bytes(fig, fmt.lower()))
     return fig
 
 
@@ -204,15 +231,12 @@ def plot_dataset_examples(examples, path: str | None = None, crops: bool = True)
     return save(fig, path)
 
 
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """``fig`` as PNG bytes (what a result's ``_repr_png_`` hands to a notebook).
+def figure_png(fig, dpi: float = 100) -> bytes:
+    """``fig`` as PNG bytes (what a result's ``_repr_png_`` hands to a notebook, what a page inlines); every
+    in-memory PNG of a figure is made here, as :func:`save` makes every figure file.
 
     Example:
         >>> figure_png(_figure(1, 1))[:4]
         b'\\x89PNG'
     """
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    return buf.getvalue()
+    return _figure_bytes(fig, "png", dpi=dpi)
