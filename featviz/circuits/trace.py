@@ -89,9 +89,9 @@ class Circuit:
                             **kwargs)
 
     def _repr_png_(self) -> bytes:
-        from featviz.viz.figures import png_bytes
+        from featviz.viz.figures import figure_png
 
-        return png_bytes(self.plot())
+        return figure_png(self.plot())
 
 
 def upstream_layers(model: nn.Module, layer: str, size: int | None = None) -> list[str]:

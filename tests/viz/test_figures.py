@@ -41,6 +41,8 @@ def test_circuit_diagram_png_without_thumbnails(tmp_path, wired):
     c = trace(wired, "relu3:0", depth=2, top_k=2, size=32, progress=False)
     c.plot(thumbnails=False, path=tmp_path / "c.png")
     assert nontrivial_png(tmp_path / "c.png")
+    (tmp_path / "repr.png").write_bytes(c._repr_png_())  # the notebook's view: the same diagram
+    assert np.array_equal(imread(tmp_path / "repr.png"), imread(tmp_path / "c.png"))
 
 
 def test_circuit_thumbnails_are_rendered_once_and_cached(tmp_path, wired):
