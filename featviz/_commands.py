@@ -176,7 +176,8 @@ def cmd_trace(args: Namespace) -> None:
     stem = f"circuit_{slug(name)}_{channel}"  # e.g. circuit_blocks.7_13: layer and channel kept
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"  # not with_suffix: '.7_13' is no suffix
     circuit.to_json(json_path)
-    circuit.plot(path=str(png_path), size=args.thumb_size, steps=args.thumb_steps)
+    thumbs = fv.viz.thumbnails_for(model, circuit, size=args.thumb_size, steps=args.thumb_steps)
+    circuit.plot(thumbnails=thumbs, path=str(png_path))
     print(png_path)
     print(json_path)
 

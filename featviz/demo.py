@@ -52,7 +52,8 @@ def run_demo(out: str | Path = "featviz-demo", *, size: int = 96, steps: int = 6
     best = int(torch.tensor(grids[-1]["activations"]).argmax())
     ref = f"{DEMO_LAYERS[-1]}:{best}"
     circuit = fv.circuits.trace(model, ref, depth=depth, top_k=top_k, progress=progress)
-    circuit.plot(path=str(out / "circuit.png"), size=min(size, 64), steps=steps, seed=seed)
+    thumbs = fv.viz.thumbnails_for(model, circuit, size=min(size, 64), steps=steps, seed=seed)
+    circuit.plot(thumbnails=thumbs, path=str(out / "circuit.png"))
     circuit.to_json(out / "circuit.json")
     write_css(out)
     html = template_env().get_template("demo.html").render(

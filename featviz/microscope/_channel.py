@@ -23,6 +23,7 @@ from torch import nn
 
 from featviz.core import input_size_of
 from featviz.errors import BadValue
+from featviz.hooks import hooked
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
            "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT",
@@ -336,15 +337,9 @@ def channel_means(model: nn.Module, layer: str, channel: int, images: torch.Tens
         >>> channel_means(net, "1", 0, torch.rand(3, 3, 8, 8)).shape
         torch.Size([3])
     """
-    from featviz.core import device_of, preprocess_fn
-    from featviz.hooks import hooked
-
-    hm = hooked(model)
-    x = preprocess_fn(model)(images.to(device_of(model)))
-    with torch.no_grad():
-        _, cache = hm.run_with_cache(x, names=[layer], stop_at_last=True)
-    a = cache[layer][:, channel].float()
-    return (a.flatten(1).mean(1) if a.dim() > 1 else a).cpu()
+    stream = hooked(model).stream(images, [layer], batch_size=max(len(images), 1), progress=False)
+    a = torch.cat([cache[layer][:, channel].float().cpu() for _, cache in stream])
+    return a.flatten(1).mean(1) if a.dim() > 1 else a
 
 
 def _grid(images: torch.Tensor, pad: int = 2) -> torch.Tensor:

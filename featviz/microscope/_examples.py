@@ -25,14 +25,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes
-from featviz.core import device_of, preprocess_fn
+from featviz.circuits import TuningCurve, input_boxes, receptive_field
+from featviz.circuits.tuning import layer_responses
+from featviz.data import gratings, load_images, sample_images
+from featviz.data.photos import IMAGE_SUFFIXES
 from featviz.errors import BadValue, MissingFile
-from featviz.microscope._channel import jpeg_bytes
+from featviz.hooks import HookedModel, hooked
+from featviz.microscope._channel import FIGURE_IN, jpeg_bytes, svg_bytes
 from featviz.microscope._store import content_key, slug
+from featviz.models import predict
+from featviz.viz import plot_tuning_curve
 
 __all__ = ["PhotoSet", "bundled_photos", "image_folder", "LayerStats", "layer_stats", "stats_path",
            "example_files", "top_crop", "inside_map", "grating_responses", "tuning_svg", "PHASES", "TILE"]
@@ -61,7 +68,6 @@ class PhotoSet:
         """(n, 3, size, size) float in [0, 1] for ``indices``."""
         if self.tensor is not None:
             return self.tensor[list(indices)]
-        from featviz.data import load_images
 
         return load_images([self.files[i] for i in indices], size=self.size).images
 
@@ -78,7 +84,6 @@ def bundled_photos(size: int) -> PhotoSet:
         >>> len(bundled_photos(32))
         10
     """
-    from featviz.data import sample_images
 
     images, names = sample_images(size=size)
     return PhotoSet(list(names), content_key("bundled", {"names": list(names), "size": size}), size,
@@ -99,7 +104,6 @@ def image_folder(folder: str | os.PathLike, size: int) -> PhotoSet:
         >>> image_folder("my_photos", 224).names[:2]
         ['beach/0001', 'beach/0002']
     """
-    from featviz.data.photos import IMAGE_SUFFIXES
 
     root = Path(folder)
     if not root.is_dir():
@@ -151,7 +155,6 @@ def inside_map(model: nn.Module, layer: str, size: int) -> torch.Tensor | None:
         >>> round(m[0, 0].item(), 3), m[4, 4].item()   # a corner sees 3 x 3 of its 5 x 5 field
         (0.36, 1.0)
     """
-    from featviz.circuits import receptive_field
 
     try:
         rf = receptive_field(model, layer, size=size)
@@ -221,19 +224,23 @@ def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache
         >>> s["1"].top.shape, s["1"].pre
         (torch.Size([10, 2]), True)
     """
-    from featviz.hooks import hooked
-
     def path(layer: str) -> Path:
         return stats_path(cache, layer, photos, weights)
 
     out = {n: LayerStats.from_file(path(n)) for n in layers if path(n).is_file()}
     todo = [n for n in layers if n not in out]
-    if not todo:
-        return out
-    hm = hooked(model)
-    prep = preprocess_fn(model)
-    device = device_of(model)
-    monotone = [n for n in todo if type(hm.module(n)).__name__ in _MONOTONE]
+    if todo:
+        for n, stats in _streamed_stats(hooked(model), photos, todo, batch, progress).items():
+            out[n] = stats
+            atomic_write_bytes(path(n), stats.to_bytes())
+    return out
+
+
+def _streamed_stats(hm: HookedModel, photos: PhotoSet, layers: list[str], batch: int,
+                    progress: bool) -> dict[str, LayerStats]:
+    """One pass of ``photos`` through the model (``HookedModel.stream``, ``batch`` at a time): each layer's
+    statistics (``_reduce``); for a layer after a monotone module, from the module's input too."""
+    monotone = [n for n in layers if type(hm.module(n)).__name__ in _MONOTONE]
     pres: dict[str, torch.Tensor] = {}
 
     def keep_input(name: str):
@@ -241,29 +248,27 @@ def layer_stats(model: nn.Module, photos: PhotoSet, layers: Sequence[str], cache
             pres[name] = inputs[0].detach()
         return hook
 
-    valid = {n: _valid_positions(hm, n, photos.size) for n in todo}
-    parts: dict[str, list[dict]] = {n: [] for n in todo}
+    valid = {n: _valid_positions(hm, n, photos.size) for n in layers}
+    parts: dict[str, list[dict]] = {n: [] for n in layers}
     hw: dict[str, tuple[int, ...]] = {}
     bar = tqdm(total=len(photos), desc="photos through the model", unit="photo", disable=not progress)
-    with bar, torch.no_grad(), hm.hooks([(n, keep_input(n)) for n in monotone]):
-        for x in photos.batches(batch):
-            _, acts = hm.run_with_cache(prep(x.to(device)), names=todo, stop_at_last=True)
-            for n in todo:
+    with bar, hm.hooks([(n, keep_input(n)) for n in monotone]):
+        for x, acts in hm.stream(photos.batches(batch), layers, progress=False):
+            for n in layers:
                 hw[n] = tuple(acts[n].shape[2:])
                 parts[n].append({k: v.cpu() for k, v in _reduce(acts[n], pres.get(n), valid[n]).items()})
             bar.update(len(x))
-    for n in todo:
+    out = {}
+    for n in layers:
         cat = {k: torch.cat([p[k] for p in parts[n]]) for k in parts[n][0]}
         skipped = int((~valid[n]).sum()) if valid[n] is not None and len(hw[n]) == 2 else 0
         out[n] = LayerStats(**cat, hw=hw[n], pre=n in monotone, skipped=skipped)
-        atomic_write_bytes(path(n), out[n].to_bytes())
     return out
 
 
 def _tile(photo: torch.Tensor, box: tuple[int, int, int, int] | None) -> np.ndarray:
     """(3, S, S) photo -> (TILE, TILE, 3) uint8: a crop around ``box`` (at least MIN_CROP of the side),
     the receptive field outlined; the whole photo when ``box`` is None."""
-    from PIL import Image, ImageDraw
 
     s = photo.shape[-1]
     img = Image.fromarray((photo.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
@@ -301,7 +306,6 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
         >>> facts["top"][0]["value"] > 0 > facts["bottom"][0]["value"]
         True
     """
-    from featviz.circuits import input_boxes
 
     top = stats.top[:, channel]
     order = sorted(range(len(top)), key=lambda i: (-float(top[i]), i))
@@ -349,7 +353,6 @@ def top_crop(model: nn.Module, layer: str, channel: int, stats: LayerStats, phot
         >>> crop["image"].shape, crop["value"] > 0
         (torch.Size([3, 32, 32]), True)
     """
-    from featviz.circuits import input_boxes
 
     act = stats.top_act[:, channel]
     if not bool((act > 0).any()):
@@ -382,7 +385,6 @@ def _photo_labels(model: nn.Module, photos: PhotoSet, idx: list[int], memo: dict
     labels = getattr(model, "labels", None)
     todo = [i for i in idx if i not in memo]
     if labels and todo:
-        from featviz.models import predict
 
         try:
             with torch.no_grad():
@@ -408,10 +410,6 @@ def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: 
         >>> r.shape, center
         (torch.Size([2, 4, 2]), (8.0, 8.0))
     """
-    from featviz.circuits import receptive_field
-    from featviz.circuits.tuning import layer_responses
-    from featviz.data import gratings
-    from featviz.hooks import hooked
 
     hm = hooked(model)
     rf = receptive_field(hm, name, size=size)
@@ -423,9 +421,6 @@ def grating_responses(model: nn.Module, name: str, angles: Sequence[int], size: 
 def tuning_svg(ref: str, raw: torch.Tensor, angles: Sequence[int]) -> tuple[bytes, dict]:
     """Tuning curve SVG of ``ref`` from ``raw`` (A, P) responses (``fv.viz.plot_tuning_curve``, drawn at the
     size a page shows it: ``_channel.FIGURE_IN``, text 12 px and up) + facts."""
-    from featviz.circuits import TuningCurve
-    from featviz.microscope._channel import FIGURE_IN, svg_bytes
-    from featviz.viz import plot_tuning_curve
 
     curve = TuningCurve(ref, torch.tensor([float(a) for a in angles]), raw.mean(1), raw)
     fig = plot_tuning_curve(curve)

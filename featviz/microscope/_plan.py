@@ -72,12 +72,11 @@ def check_layers(model: nn.Module, layers: Sequence[str], flag: str = "layers") 
     hm = hooked(model)
     for ref in layers:
         try:
-            channel = hm.parse(ref)[1]
+            hm.layer(ref)  # a whole layer: "name", never "name:c"
         except KeyError as e:
             raise UnknownName(f"{flag}: {e.args[0] if e.args else e}") from None
-        if channel is not None:
-            raise BadValue(f"{flag}: {ref!r} names a channel; give layer names (channels=N / --channels N "
-                           "picks how many channels)")
+        except BadValue as e:
+            raise BadValue(f"{flag}: {e}") from None
     shapes = layer_shapes(model, layers)
     for name, shape in shapes.items():
         if len(shape) not in (2, 4):
