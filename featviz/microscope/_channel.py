@@ -24,6 +24,7 @@ from torch import nn
 from featviz.core import input_size_of
 from featviz.errors import BadValue
 from featviz.hooks import hooked
+from featviz.optvis import caricature, objectives, render
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
            "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT",
@@ -237,58 +238,69 @@ class ChannelWorker:
         positions, measured again on the final images) is above 0, so no tile is shown as exciting the
         channel unless it does (``facts["diversity"]``: how many were kept of how many).
         """
+        from featviz.microscope._evidence import channel_evidence  # (both modules import this one)
         from featviz.microscope._examples import tuning_svg
-        from featviz.optvis import objectives, render
 
         s, ref = self.settings, f"{layer}:{channel}"
         files: dict[str, bytes] = {}
         facts: dict = {}
         r = _stored_rendering(ref, given) if given else None
         if "fv" in parts:
-            r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
-            if is_dead(r) and start is not None:
-                again = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False,
-                               param=start_param(start["image"]))
-                facts["start"] = {"name": start["name"], "value": start["value"], "found": not is_dead(again)}
-                r = again if not is_dead(again) else r
-            files["fv.png"] = png_bytes(r.images[0])
-            facts["activation"] = round(float(r.activations[0]), 6)
-            facts["dead"] = is_dead(r)
+            r = self._fv(ref, start, files, facts)
         if "diversity" in parts and s.diversity > 1:
-            obj = objectives.channel(layer, channel) + s.diversity_weight * objectives.diversity(layer)
-            tries = [None] + ([start_param(start["image"])] if start is not None else [])
-            for param in tries:  # from noise; from the top photo when no image from noise excites it
-                d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
-                           progress=False, **({"param": param} if param is not None else {}))
-                means = channel_means(self.model, layer, channel, d.images)
-                keep = [i for i in range(len(means)) if float(means[i]) > 0 and not bool(d.dead[i])]
-                if keep:
-                    break
-            facts["diversity"] = {"kept": len(keep), "of": s.diversity, "from_photo": param is not None}
-            if keep:
-                files["diversity.png"] = png_bytes(_grid(d.images[keep]))
+            self._diversity(layer, channel, start, files, facts)
         if "caricature" in parts:
-            from featviz.optvis import caricature
-
-            facts["caricature"] = None
-            if start is not None:
-                c = caricature(self.model, layer, start["image"][None], steps=s.steps, seed=s.seed,
-                               progress=False)
-                files["caricature.png"] = png_bytes(c.images[0])
-                files["caricature_photo.png"] = png_bytes(start["image"])
-                facts["caricature"] = {"name": start["name"]}
+            self._caricature(layer, start, files, facts)
         if "tuning" in parts and early and s.tuning_angles:
             tuning = self._tuning(layer)
             files["tuning.svg"], facts["tuning"] = tuning_svg(ref, tuning[..., channel], s.tuning_angles)
             facts["tuning"]["center"] = list(self._centers[layer])
         if "evidence" in parts and self.evidence is not None and layer in self.evidence.scans:
-            from featviz.microscope._evidence import channel_evidence
-
             ev_files, facts["evidence"] = channel_evidence(self.model, layer, channel, self.evidence,
                                                            rendering=r, n_random=s.evidence_random,
                                                            seed=s.seed)
             files |= ev_files
         return files, facts
+
+    def _fv(self, ref: str, start: dict | None, files: dict, facts: dict):
+        """The feature visualization (``fv.png``), again from the top photo when noise finds no response."""
+        s = self.settings
+        r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
+        if is_dead(r) and start is not None:
+            again = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False,
+                           param=start_param(start["image"]))
+            facts["start"] = {"name": start["name"], "value": start["value"], "found": not is_dead(again)}
+            r = again if not is_dead(again) else r
+        files["fv.png"] = png_bytes(r.images[0])
+        facts["activation"] = round(float(r.activations[0]), 6)
+        facts["dead"] = is_dead(r)
+        return r
+
+    def _diversity(self, layer: str, channel: int, start: dict | None, files: dict, facts: dict) -> None:
+        """The diversity batch (``diversity.png``): only the images that excite the channel."""
+        s = self.settings
+        obj = objectives.channel(layer, channel) + s.diversity_weight * objectives.diversity(layer)
+        tries = [None] + ([start_param(start["image"])] if start is not None else [])
+        for param in tries:  # from noise; from the top photo when no image from noise excites it
+            d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
+                       progress=False, **({"param": param} if param is not None else {}))
+            means = channel_means(self.model, layer, channel, d.images)
+            keep = [i for i in range(len(means)) if float(means[i]) > 0 and not bool(d.dead[i])]
+            if keep:
+                break
+        facts["diversity"] = {"kept": len(keep), "of": s.diversity, "from_photo": param is not None}
+        if keep:
+            files["diversity.png"] = png_bytes(_grid(d.images[keep]))
+
+    def _caricature(self, layer: str, start: dict | None, files: dict, facts: dict) -> None:
+        """The layer's caricature of the channel's top photo (``caricature.png``, the photo beside it)."""
+        facts["caricature"] = None
+        if start is not None:
+            c = caricature(self.model, layer, start["image"][None], steps=self.settings.steps,
+                           seed=self.settings.seed, progress=False)
+            files["caricature.png"] = png_bytes(c.images[0])
+            files["caricature_photo.png"] = png_bytes(start["image"])
+            facts["caricature"] = {"name": start["name"]}
 
     def run(self, job: tuple) -> tuple[str, int, dict[str, bytes], dict]:
         """``compute`` for one job ``(layer, channel, early, parts[, given])``, returned with its layer and
@@ -298,7 +310,7 @@ class ChannelWorker:
     def _tuning(self, layer: str) -> torch.Tensor:
         """Grating responses (A, P, C) of ``layer`` at its receptive-field centre, one pass per layer (the
         last layer's are kept); ``self._centers[layer]`` is where the gratings were centred."""
-        from featviz.microscope._examples import grating_responses
+        from featviz.microscope._examples import grating_responses  # _examples imports this module
 
         if layer not in self._maps:
             size = int(input_size_of(self.model, 224))

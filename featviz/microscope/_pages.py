@@ -24,7 +24,7 @@ from pathlib import Path
 from featviz._io import atomic_write_text
 from featviz._templates import template_env, write_css
 from featviz.microscope._evidence import evidence_view
-from featviz.microscope._store import slug
+from featviz.microscope._store import read_meta, slug
 
 __all__ = ["write_site", "site_paths"]
 
@@ -177,86 +177,110 @@ def write_site(out: Path, manifest: dict, units: dict[tuple[str, int], dict], li
 
     ``units[(layer, c)]`` is each finished unit's ``meta.json``; ``links[(src, dst)]`` the connection
     unit's. ``complete=False`` (an interrupted build) says so on the index. ``matches[(layer, c)]``: the
-    unit's matches in other models of a multi-model site (``featviz.microscope._universality``), each a dict
-    ``{"model", "label", "href", "correlation", "control"}``, listed on its page; none by default.
+    unit's matches in other models of a multi-model site (``featviz.microscope.build_microscopes``), each a
+    dict ``{"model", "label", "href", "correlation", "control"}``, listed on its page; none by default.
     """
-    out = Path(out)
-    env = template_env()
-    write_css(out)
-    layers = manifest["layers"]
-    nav = [{"name": la["name"], "href": f"layers/{slug(la['name'])}.html"} for la in layers]
-    common = {"manifest": manifest, "nav": nav, "size": manifest["settings"]["size"]}
-    index_units, summary = [], []
-    widths = {la["name"]: la["shape"][0] for la in layers}
+    site = _Site(Path(out), manifest, units, links, labels, matches or {})
+    write_css(site.out)
+    summary, index_units = [], []
+    for i, layer in enumerate(site.layers):
+        summary.append(site.layer_page(i, layer))
+        pages = site.pages(layer)
+        for k, c in enumerate(pages):
+            site.channel_page(i, layer, c, pages, k)
+            index_units.append([site.label(layer["name"], c), f"channels/{slug(layer['name'])}/{c}.html"])
+    return site.index_page(summary, index_units, complete)
 
-    def label(n: str, c: int) -> str:
-        return _unit_label(n, c, labels, widths[n])
 
-    for i, layer in enumerate(layers):
-        name, s = layer["name"], slug(layer["name"])
+class _Site:
+    """What every page of one site shares: the folder, templates, manifest, units, connections, labels."""
 
-        built = [c for c in layer["channels"] if (name, c) in units]
-        pages = sorted(c for c in [*layer["channels"], *layer["extra"]] if (name, c) in units)
+    def __init__(self, out: Path, manifest: dict, units: dict, links: dict, labels: list[str] | None,
+                 matches: dict):
+        self.out, self.manifest, self.units, self.links = out, manifest, units, links
+        self.labels, self.matches, self.env = labels, matches, template_env()
+        self.layers = manifest["layers"]
+        nav = [{"name": la["name"], "href": f"layers/{slug(la['name'])}.html"} for la in self.layers]
+        self.common = {"manifest": manifest, "nav": nav, "size": manifest["settings"]["size"]}
+        self.widths = {la["name"]: la["shape"][0] for la in self.layers}
+
+    def label(self, n: str, c: int) -> str:
+        return _unit_label(n, c, self.labels, self.widths[n])
+
+    def pages(self, layer: dict) -> list[int]:
+        """The layer's channels with a page: built and partner channels whose unit is finished."""
+        return sorted(c for c in [*layer["channels"], *layer["extra"]] if (layer["name"], c) in self.units)
+
+    def layer_page(self, i: int, layer: dict) -> dict:
+        """Write ``layers/<layer>.html``; returns the layer's entry on the index."""
+        name, s, pages = layer["name"], slug(layer["name"]), self.pages(layer)
+        built = [c for c in layer["channels"] if (name, c) in self.units]
         cells, short_cells = [], []
         for c in pages:
-            dead = bool(_flatten(units[(name, c)])[1].get("dead"))
+            dead = bool(_flatten(self.units[(name, c)])[1].get("dead"))
             (cells if c in built else short_cells).append(
-                {"c": c, "label": label(name, c), "href": f"../channels/{s}/{c}.html",
+                {"c": c, "label": self.label(name, c), "href": f"../channels/{s}/{c}.html",
                  "img": None if dead else f"../data/{s}/{c}/fv.png"})
-        prev_next = {k: {"name": layers[j]["name"], "href": f"{slug(layers[j]['name'])}.html"}
-                     if 0 <= j < len(layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
-        from featviz.microscope._store import read_meta
+        prev_next = {k: {"name": self.layers[j]["name"], "href": f"{slug(self.layers[j]['name'])}.html"}
+                     if 0 <= j < len(self.layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
+        html = self.env.get_template("layer.html").render(
+            root="../", layer=layer, channels=cells, short=short_cells, n_extra=len(short_cells), **prev_next,
+            extras=self.layer_extras(s, pages), **self.common)
+        atomic_write_text(self.out / "layers" / f"{s}.html", html)
+        preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
+        return {**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)}
 
-        extras = read_meta(out / "data" / "_layers" / s) or {}
+    def layer_extras(self, s: str, pages: list[int]) -> dict:
+        """The layer's groups and atlas (unit ``data/_layers/<s>``) as the layer page shows them."""
+        extras = read_meta(self.out / "data" / "_layers" / s) or {}
         extras = {k: {**extras[k], "src": f"../data/_layers/{s}/{k}.png"} for k in ("groups", "atlas")
-                  if k in extras and (out / "data" / "_layers" / s / f"{k}.png").is_file()}
+                  if k in extras and (self.out / "data" / "_layers" / s / f"{k}.png").is_file()}
         for g in extras.get("groups", {}).get("channels", []):
             g[:] = [{"c": c, "href": f"../channels/{s}/{c}.html" if c in pages else None} for c in g]
-        html = env.get_template("layer.html").render(root="../", layer=layer, channels=cells,
-                                                     short=short_cells, n_extra=len(short_cells), **prev_next,
-                                                     extras=extras, **common)
-        atomic_write_text(out / "layers" / f"{s}.html", html)
-        preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
-        summary.append({**layer, "href": f"layers/{s}.html", "preview": preview, "built": len(built)})
-        for k, c in enumerate(pages):
-            files, facts = _flatten(units[(name, c)])
-            facts = {"start": None, "diversity": None, "caricature": None, **facts}  # older units lack these
-            img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
-            figs = {f.rsplit(".", 1)[0]: {"src": f"../../data/{s}/{c}/{f}",
-                                          **_svg_px(out / "data" / s / str(c) / f)}
-                    for f in sorted(files) if f.endswith(".svg")}
-            ex = facts.get("examples") or {}
-            both = {e["name"] for e in ex.get("top", [])} & {e["name"] for e in ex.get("bottom", [])}
-            for kind in ("top", "bottom"):
-                for e in ex.get(kind, []):
-                    e["src"] = f"../../data/{s}/{c}/{e['file']}"
-                    e.setdefault("label", None)
-                    page = f"data/_explain/{slug(e['name'])}/explain.html"  # built with extras "explain"
-                    e["explain"] = f"../../{page}" if (out / page).is_file() else None
-                    e["both"] = e["name"] in both
-            if ex:
-                ex = {"skipped": 0, "positions": 0, **ex, "both": sorted(both)}
-            html = env.get_template("channel.html").render(
-                root="../../", layer=layer, c=c, label=label(name, c), img=img, figs=figs, facts=facts,
-                examples=ex,
-                full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
-                connections=_connections(layers, i, c, links, units, label),
-                evidence=evidence_view(facts.get("evidence")), matches=(matches or {}).get((name, c), []),
-                attribution=_attribution(facts.get("evidence"), units, label, manifest["photos"]["count"]),
-                prev=_neighbour(pages, k - 1, layer), next=_neighbour(pages, k + 1, layer),
-                **common)
-            atomic_write_text(out / "channels" / s / f"{c}.html", html)
-            index_units.append([label(name, c), f"channels/{s}/{c}.html"])
-    index = out / "index.html"
-    units_json = json.dumps(dict(index_units)).replace("<", "\\u003c")  # safe inside <script>
-    layer_index = []
-    for la in layers:
-        have = sorted(c for c in [*la["channels"], *la["extra"]] if (la["name"], c) in units)
-        layer_index.append({"name": la["name"], "width": la["shape"][0], "built": _ranges(have),
-                            "href": f"layers/{slug(la['name'])}.html"})
-    layers_json = json.dumps(layer_index).replace("<", "\\u003c")
-    html = env.get_template("index.html").render(root="", layers=summary, complete=complete,
-                                                 units=index_units, units_json=units_json,
-                                                 layers_json=layers_json, **common)
-    atomic_write_text(index, html)
-    return index
+        return extras
+
+    def channel_page(self, i: int, layer: dict, c: int, pages: list[int], k: int) -> None:
+        """Write ``channels/<layer>/<c>.html``: the unit's parts, connections, evidence and matches."""
+        name, s = layer["name"], slug(layer["name"])
+        files, facts = _flatten(self.units[(name, c)])
+        facts = {"start": None, "diversity": None, "caricature": None, **facts}  # older units lack these
+        img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
+        figs = {f.rsplit(".", 1)[0]: {"src": f"../../data/{s}/{c}/{f}",
+                                      **_svg_px(self.out / "data" / s / str(c) / f)}
+                for f in sorted(files) if f.endswith(".svg")}
+        html = self.env.get_template("channel.html").render(
+            root="../../", layer=layer, c=c, label=self.label(name, c), img=img, figs=figs, facts=facts,
+            examples=self.examples(facts.get("examples") or {}, s, c),
+            full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
+            connections=_connections(self.layers, i, c, self.links, self.units, self.label),
+            evidence=evidence_view(facts.get("evidence")), matches=self.matches.get((name, c), []),
+            attribution=_attribution(facts.get("evidence"), self.units, self.label,
+                                     self.manifest["photos"]["count"]),
+            prev=_neighbour(pages, k - 1, layer), next=_neighbour(pages, k + 1, layer), **self.common)
+        atomic_write_text(self.out / "channels" / s / f"{c}.html", html)
+
+    def examples(self, ex: dict, s: str, c: int) -> dict:
+        """The unit's dataset examples as its page shows them: image paths, explain-page links, and which
+        photos are both top and bottom examples."""
+        both = {e["name"] for e in ex.get("top", [])} & {e["name"] for e in ex.get("bottom", [])}
+        for kind in ("top", "bottom"):
+            for e in ex.get(kind, []):
+                e["src"] = f"../../data/{s}/{c}/{e['file']}"
+                e.setdefault("label", None)
+                page = f"data/_explain/{slug(e['name'])}/explain.html"  # built with extras "explain"
+                e["explain"] = f"../../{page}" if (self.out / page).is_file() else None
+                e["both"] = e["name"] in both
+        return {"skipped": 0, "positions": 0, **ex, "both": sorted(both)} if ex else ex
+
+    def index_page(self, summary: list[dict], index_units: list[list[str]], complete: bool) -> Path:
+        """Write ``index.html``: the layers, the jump-to-unit box's data, and whether the build finished."""
+        units_json = json.dumps(dict(index_units)).replace("<", "\\u003c")  # safe inside <script>
+        layer_index = [{"name": la["name"], "width": la["shape"][0], "built": _ranges(self.pages(la)),
+                        "href": f"layers/{slug(la['name'])}.html"} for la in self.layers]
+        layers_json = json.dumps(layer_index).replace("<", "\\u003c")
+        html = self.env.get_template("index.html").render(root="", layers=summary, complete=complete,
+                                                          units=index_units, units_json=units_json,
+                                                          layers_json=layers_json, **self.common)
+        index = self.out / "index.html"
+        atomic_write_text(index, html)
+        return index

@@ -8,7 +8,7 @@ import pytest
 from microscope_helpers import EVIDENCE_SETTINGS, evidence_net
 
 import featviz as fv
-from featviz.microscope import MicroscopeSettings, _channel, _evidence, build_microscope
+from featviz.microscope import MicroscopeSettings, _channel, _evidence, _examples, build_microscope
 from featviz.microscope._examples import bundled_photos
 
 SETTINGS = EVIDENCE_SETTINGS
@@ -72,7 +72,7 @@ def test_no_evidence_builds_pages_without_the_section(tmp_path):
 def test_tuning_gratings_are_centred_on_the_receptive_field(monkeypatch):
     net, centres = evidence_net(), []
     original = fv.data.gratings
-    monkeypatch.setattr(fv.data, "gratings",
+    monkeypatch.setattr(_examples, "gratings",  # where the microscope's tuning part looks it up
                         lambda *a, **k: centres.append(k.get("center")) or original(*a, **k))
     worker = _channel.ChannelWorker(net, MicroscopeSettings(size=16, steps=2, tuning_angles=(0, 90)))
     files, found = worker.compute("1", 2, True, ("tuning",))
