@@ -33,7 +33,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz.circuits.attribution import attribute, gauss_legendre
-from featviz.core import channel_values, device_of, dtype_of, evaluating, module_layout, preprocess_fn
+from featviz.core import (
+    as_images,
+    channel_values,
+    device_of,
+    dtype_of,
+    evaluating,
+    module_layout,
+    preprocess_fn,
+)
 from featviz.errors import BadType, BadValue, OutOfRange, UnknownName
 from featviz.hooks import HookedModel, closest_names, hooked
 from featviz.optvis import objectives
@@ -147,15 +155,13 @@ def default_layers(model: nn.Module | HookedModel, n: int | None = None) -> list
 
 
 def _as_image(image: object) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor):
-        raise BadType(f"image must be a (3, H, W) or (1, 3, H, W) float tensor in [0, 1], got "
-                      f"{type(image).__name__} (load a file with fv.data.load_images(path).images[0])")
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
-        raise BadValue(f"image must be one (3, H, W) or (1, 3, H, W) float image in [0, 1], got "
-                       f"{image.dtype} {tuple(image.shape)} (explain one photo at a time)")
-    return image.detach()
+    """One photo, (3, H, W) float in [0, 1], by the one images rule (``featviz.core.as_images``: uint8 is
+    divided by 255); a batch of several is refused (explain one photo at a time)."""
+    x = as_images(image, "image")  # (B, 3, H, W)
+    if len(x) != 1:
+        raise BadValue(f"image must be one (3, H, W) or (1, 3, H, W) image in [0, 1], got {tuple(x.shape)} "
+                       "(explain one photo at a time)")
+    return x[0].detach()
 
 
 @dataclass(eq=False)
@@ -528,6 +534,29 @@ class Explanation:
         unassigned = float(attr[total <= 1e-12].sum())
         self._cache[key] = ImageGroups(f, per_group, unassigned, t)
         return self._cache[key]
+
+    # -- results protocol -----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One sentence: the model, the photo, what is explained and through which layers (no computation)."""
+        target = self.target.label if self.target is not None else "no target"
+        h, w = self.image.shape[-2:]
+        return (f"{type(self.model.model).__name__} on a {h}x{w} photo, explaining {target} through "
+                f"{len(self.layers)} layer{'s' if len(self.layers) != 1 else ''}: {', '.join(self.layers)}.")
+
+    def to_dict(self) -> dict:
+        """The target, the layers with their shapes and the top classes (``json.dumps``-ready; the cached
+        attributions stay in the object)."""
+        top = []
+        if self.logits is not None:
+            p = self.logits.float().softmax(0)
+            top = [{"class": int(i), "probability": float(p[i]),
+                    "label": self.labels[int(i)] if self.labels else str(int(i))}
+                   for i in p.argsort(descending=True)[:5]]
+        return {"model": type(self.model.model).__name__, "image_size": list(self.image.shape[-2:]),
+                "target": None if self.target is None else {
+                    "ref": self.target.ref, "label": self.target.label, "kind": self.target.kind},
+                "layers": {n: list(self.activations[n].shape) for n in self.layers}, "top_classes": top,
+                "summary": self.summary()}
 
     # -- drawing (featviz.viz.explanation) ----------------------------------------------------------
     def plot(self, layers: Sequence[str] | None = None, path: str | Path | None = None):

@@ -20,7 +20,14 @@ from featviz.circuits.ablation import (
     ablation_scan,
     ablation_test,
 )
-from featviz.circuits.attribution import DstMeans, attribute, captum_methods
+from featviz.circuits.attribution import (
+    DstMeans,
+    attribute,
+    attribute_captum,
+    attribute_grad_x_act,
+    attribute_integrated_gradients,
+    captum_methods,
+)
 from featviz.circuits.curves import CurveCriteria, CurveDetector, CurveScan, curve_scan, find_curve_detectors
 from featviz.circuits.evidence import Evidence, evidence
 from featviz.circuits.examples import DatasetExamples, dataset_examples, input_boxes
@@ -52,7 +59,8 @@ from featviz.circuits.weights import expanded_weights, full_weight, weights
 __all__ = ["AblationScan", "AblationTest", "Circuit", "ControlCount", "CurveCriteria", "CurveDetector",
            "CurveScan", "DatasetExamples", "DstMeans", "Edge", "EdgeCriteria", "EdgeDetector", "EdgeScan",
            "Evidence", "ReceptiveField", "TuningCurve", "ablation_effect", "ablation_scan", "ablation_test",
-           "attribute", "benjamini_hochberg", "captum_methods", "control_counts", "curve_scan",
+           "attribute", "attribute_captum", "attribute_grad_x_act", "attribute_integrated_gradients",
+           "benjamini_hochberg", "captum_methods", "control_counts", "curve_scan",
            "dataset_examples", "edge_scan", "evidence", "expanded_weights", "find_curve_detectors",
            "find_edge_detectors", "full_weight", "input_boxes", "receptive_field", "trace", "tuning_curve",
            "upstream_layers", "weights", "Family", "LayerFamilies", "UnitLink", "UnitMatch",

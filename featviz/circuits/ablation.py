@@ -10,14 +10,13 @@ answer (``.structural``: dst reads only these channels). A set chosen from data 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from featviz.circuits._common import check_images
+from featviz.circuits._keywords import images_keyword
 from featviz.circuits._segment import segment_responses, wiring
 from featviz.circuits._stats import (
     ALTERNATIVES,
@@ -26,7 +25,7 @@ from featviz.circuits._stats import (
     empirical_p,
     n_for_alpha,
 )
-from featviz.core import channel_list, device_of, evaluating, preprocess_fn
+from featviz.core import as_images, channel_list, device_of, evaluating, preprocess_fn
 from featviz.errors import BadValue
 from featviz.hooks import HookedModel, hooked
 
@@ -36,25 +35,23 @@ __all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "
 STD_FLOOR = 1e-8  # z-scores divide by max(std(random effects), STD_FLOOR)
 
 
-def _refs(hm: HookedModel, src: str, dst: str) -> tuple[str, list[int], str, list[int]]:
-    """(src layer, src channels, dst layer, [dst channel]) after checking src names channels, dst one."""
-    s, d = hm.ref(src), hm.ref(dst)
-    src_name, src_channels, dst_name, dst_channels = s.key, s.channels, d.key, d.channels
-    if not src_channels:
-        raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
-    if not dst_channels or len(dst_channels) != 1:
-        raise BadValue(f"dst must name one channel, as in '{dst_name}:0'; got {dst!r}")
-    return src_name, src_channels, dst_name, dst_channels
+def _src(hm: HookedModel, src: str) -> tuple[str, tuple[int, ...]]:
+    """(src layer, src channels) after checking that src names the channels to ablate."""
+    s = hm.ref(src)
+    if not s.channels:
+        raise BadValue(f"src must name the channels to ablate, as in '{s.key}:3' or '{s.key}:1,4'")
+    return s.key, s.channels
 
 
-def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, *,
+@images_keyword("inputs")
+def ablation_effect(model: nn.Module, src: str, dst: str, images: torch.Tensor, *,
                     value: float | str = 0.0, relative: bool = False,
                     preprocess: Callable | bool | None = None) -> float:
     """How much the dst channel's mean activation drops when the src channels are ablated.
 
     ``src`` is ``"layer:c1,c2"`` (the channels to ablate, through ``HookedModel.ablate`` with
     ``value``: a number or ``"mean"``), ``dst`` is ``"layer:channel"``. Returns
-    ``mean(dst) - mean(dst | ablated)`` over ``inputs`` (images as ``model.preprocess`` expects; it is
+    ``mean(dst) - mean(dst | ablated)`` over ``images`` (as ``model.preprocess`` expects them; it is
     applied) and space: positive when the src channels excite dst, ~0 when they do not reach it.
     ``relative=True`` divides by ``mean(dst)``.
 
@@ -65,29 +62,16 @@ def ablation_effect(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, 
         True
     """
     hm = hooked(model)
-    x = preprocess_fn(hm, preprocess)(check_images(inputs))
-    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
+    x = preprocess_fn(hm, preprocess)(as_images(images, "images", channels=None, unit=False))
+    (src_name, src_channels), (dst_name, d) = _src(hm, src), hm.unit(dst)
     with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
         _, cache = hm.run_with_cache(x, names=[src_name, dst_name], stop_at_last=True)
         channel_list(src_channels, cache[src_name].shape[1], src_name)
-        (d,) = channel_list(dst_channels, cache[dst_name].shape[1], dst_name)
         base = cache[dst_name][:, d].mean()
         with hm.ablate(src_name, src_channels, value=value):
             _, ablated = hm.run_with_cache(x, names=[dst_name], stop_at_last=True)
         drop = base - ablated[dst_name][:, d].mean()
     return float(drop / base) if relative else float(drop)
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every submodule in eval mode for the block; each one's own mode restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 
@@ -115,7 +99,7 @@ class AblationTest:
 
     src: str
     dst: str
-    base: float  # dst's activation without ablation (mean over inputs, and space for position="mean")
+    base: float  # dst's activation without ablation (mean over images, and space for position="mean")
     ablated: float  # ... with the src channels ablated
     effect: float  # (ablated - base) / |base|
     random_effects: torch.Tensor  # (n_random,)
@@ -294,6 +278,20 @@ class AblationScan:
     def __len__(self) -> int:
         return len(self.tests)
 
+    def summary(self) -> str:
+        """One sentence: how many dst units were tested and which the set changes beyond chance."""
+        if not self.tests:
+            return "No dst unit tested (every one was exactly 0 on these images)."
+        t = self.tests[0]
+        hits = ", ".join(self.rejected) or "none"
+        return (f"Ablating {t.src} ({t.hypothesis}) against random sets from {t.null}, over {len(self)} dst "
+                f"units: changed beyond chance at false discovery rate {self.alpha:g}: {hits}.")
+
+    def to_dict(self) -> dict:
+        """Every test's ``to_dict`` and the rejected units (``json.dumps``-ready)."""
+        return {"alpha": self.alpha, "rejected": self.rejected, "tests": [t.to_dict() for t in self.tests],
+                "summary": self.summary()}
+
 
 def _draw_sets(pool: torch.Tensor, k: int, n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seed))
@@ -320,7 +318,8 @@ def _null_pool(null: str | Sequence[int], n_src: int, chans: list[int], src_name
     return pool, f"{len(pool)} named channels of {src_name}"
 
 
-def ablation_scan(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_random: int | None = None,
+@images_keyword("inputs")
+def ablation_scan(model: nn.Module, src: str, dst: str, images: torch.Tensor, n_random: int | None = None,
                   seed: int = 0, *, channels: Sequence[int] | None = None, alpha: float = 0.05,
                   **kwargs) -> AblationScan:
     """``ablation_test`` of one src set against every channel of layer ``dst`` (or ``channels``) from the same
@@ -334,20 +333,18 @@ def ablation_scan(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
         (4, True)
     """
     hm = hooked(model)
-    ref_ = hm.ref(dst)
-    name, chans = ref_.key, ref_.channels
-    if chans is not None:
-        raise BadValue(f"dst must be a layer name without channels for a scan, got {dst!r}; use channels=")
+    name = hm.layer(dst)  # a scan covers the layer; pick its channels with channels=
     if n_random is None:
         n_random = n_for_alpha(alpha, n_tests=len(channels) if channels is not None else 16)
-    tests = _run(hm, src, name, channels, inputs, int(n_random), seed, alpha=alpha, **kwargs)
+    tests = _run(hm, src, name, channels, images, int(n_random), seed, alpha=alpha, **kwargs)
     q, _ = benjamini_hochberg([float("nan") if t.p is None else t.p for t in tests], alpha)
     for t, v in zip(tests, q.tolist()):
         t.q = None if v != v else v
     return AblationScan(tests, alpha)
 
 
-def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_random: int = 199,
+@images_keyword("inputs")
+def ablation_test(model: nn.Module, src: str, dst: str, images: torch.Tensor, n_random: int = 199,
                   seed: int = 0, *, value: float | str = 0.0, position: str = "mean",
                   preprocess: Callable | bool | None = None, batch_size: int = 64,
                   null: str | Sequence[int] = "layer", hypothesis: str | None = None,
@@ -355,11 +352,11 @@ def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
                   selected_on: int = 0, check_wiring: bool = True) -> AblationTest:
     """Ablate the ``src`` channels, and ``n_random`` random channel sets of the same size, and compare.
 
-    ``src`` is ``"layer:c1,c2,..."``: the hypothesis, a set fixed before looking at ``inputs`` (named by
+    ``src`` is ``"layer:c1,c2,..."``: the hypothesis, a set fixed before looking at ``images`` (named by
     ``hypothesis``, e.g. "edge detectors found on gratings"); ``dst`` is ``"layer:channel"``. Ablation sets
     channels to ``value`` (a number, or ``"mean"``: each channel's mean over the batch of ``batch_size``
     photos and space). dst's response is its mean over space (``position="mean"``) or its map-centre unit
-    (``"center"``), averaged over ``inputs`` (images as ``model.preprocess`` expects; it is applied).
+    (``"center"``), averaged over ``images`` (as ``model.preprocess`` expects them; it is applied).
     ``effect = (ablated - base) / |base|``. The random sets are drawn (seed ``seed``) from ``null``: "layer"
     (the whole src layer, default), "others" (the layer without the set) or a list of channels;
     ``p = (k + 1) / (n_random + 1)``, so ``n_random`` must be at least ``1 / alpha - 1`` for p to reach
@@ -376,15 +373,16 @@ def ablation_test(model: nn.Module, src: str, dst: str, inputs: torch.Tensor, n_
         (torch.Size([5, 2]), True)
     """
     hm = hooked(model)
-    src_name, src_channels, dst_name, dst_channels = _refs(hm, src, dst)
-    (test,) = _run(hm, src, dst_name, dst_channels, inputs, n_random, seed, value=value, position=position,
+    _src(hm, src)
+    dst_name, d = hm.unit(dst)
+    (test,) = _run(hm, src, dst_name, [d], images, n_random, seed, value=value, position=position,
                    preprocess=preprocess, batch_size=batch_size, null=null, hypothesis=hypothesis,
                    alternative=alternative, alpha=alpha, descriptive=descriptive, selected_on=selected_on,
                    check_wiring=check_wiring)
     return test
 
 
-def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] | None, inputs: torch.Tensor,
+def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] | None, images: torch.Tensor,
          n_random: int, seed: int, *, value: float | str = 0.0, position: str = "mean",
          preprocess: Callable | bool | None = None, batch_size: int = 64, null: str | Sequence[int] = "layer",
          hypothesis: str | None = None, alternative: str = "two-sided", alpha: float = 0.05,
@@ -397,15 +395,12 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
         raise BadValue(f"batch_size must be >= 1, got {batch_size}")
     if alternative not in ALTERNATIVES:
         raise BadValue(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
-    ref_ = hm.ref(src)
-    src_name, src_channels = ref_.key, ref_.channels
-    if not src_channels:
-        raise BadValue(f"src must name the channels to ablate, as in '{src_name}:3' or '{src_name}:1,4'")
-    inputs = check_images(inputs)
+    src_name, src_channels = _src(hm, src)
+    images = as_images(images, "images", channels=None, unit=False)
     prep = preprocess_fn(hm, preprocess)
     device = device_of(hm.model)
-    batches = [inputs[k:k + batch_size] for k in range(0, len(inputs), batch_size)]
-    with torch.no_grad(), _eval_mode(hm.model):
+    batches = [images[k:k + batch_size] for k in range(0, len(images), batch_size)]
+    with torch.no_grad(), evaluating(hm.model):
         _, cache = hm.run_with_cache(prep(batches[0][:1].to(device)), names=[src_name, dst_name],
                                      stop_at_last=True)
         n_src, n_dst = cache[src_name].shape[1], cache[dst_name].shape[1]
@@ -421,7 +416,7 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
                                  position=position).cpu()  # (2 + n, N, C_dst)
     reads = None
     if check_wiring:
-        with _eval_mode(hm.model):
+        with evaluating(hm.model):
             reads = wiring(hm, prep(batches[0][:2].to(device)), src_name, dst_name, ds, seed=seed)
     src_ref = f"{src_name}:{','.join(map(str, chans))}"
     out = []
@@ -430,8 +425,8 @@ def _run(hm: HookedModel, src: str, dst_name: str, dst_channels: Sequence[int] |
         base = float(r[0].mean())
         if base == 0:
             if dst_channels is not None:
-                raise BadValue(f"{dst_name}:{d} is exactly 0 on these inputs (position={position!r}): a "
-                                 "relative change is undefined; give inputs that drive it")
+                raise BadValue(f"{dst_name}:{d} is exactly 0 on these images (position={position!r}): a "
+                                 "relative change is undefined; give images that drive it")
             continue
         ablated = float(r[1].mean())
         effects = (r[2:].mean(1) - base) / abs(base)

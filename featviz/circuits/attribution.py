@@ -1,4 +1,7 @@
-"""Attribution on data: (model, images, src, dst) -> (n_dst, C_src) contribution of each src channel.
+"""Attribution on data: (model, src, dst, images) -> (n_dst, C_src) contribution of each src channel.
+
+One function per method (``attribute_grad_x_act``, ``attribute_integrated_gradients``, ``attribute_captum``)
+behind the thin dispatcher ``attribute(..., method=)``.
 
 A dst channel's value is its spatial mean per image. ``"grad_x_act"`` and ``"integrated_gradients"``
 run on featviz's batched path: one forward pass (stopping at dst) serves every dst channel; the
@@ -7,14 +10,14 @@ channel over the retained graph on a CPU, where that measured faster. ``"captum:
 Layer*/Neuron* attribution class once per dst channel. Results are summed over images (and space,
 unless ``keep_space=True``, which gives (n_dst, C_src, H, W)).
 
-Where the time goes, and what avoids it (bench/README.md): the layers before src run with detached
-parameters, so they build no autograd graph and no backward pass computes weight gradients. On a CPU
-the images (integrated gradients: the interpolation steps) go through in chunks small enough that the
-16-odd backward passes over one chunk's graph stay in cache (2-4x faster per row than over a 32-row
-graph). Integrated gradients run one image up to src once per chunk and continue from src with that
-image's chunk of interpolated activations in its place, instead of re-running the image once per step;
-a skip from before src then meets a batch of 1, which broadcasts to the values a repeated image gives
-(if it fails or changes the batch, the image is repeated instead).
+Where the time goes, and what avoids it (bench/README.md): the layers before src run with no parameter
+requiring grad (``featviz.core.evaluating(freeze_grads=True)``), so they build no autograd graph and no
+backward pass computes weight gradients. On a CPU the images (integrated gradients: the interpolation steps)
+go through in chunks small enough that the 16-odd backward passes over one chunk's graph stay in cache (2-4x
+faster per row than over a 32-row graph). Integrated gradients run one image up to src once per chunk and
+continue from src with that image's chunk of interpolated activations in its place, instead of re-running
+the image once per step; a skip from before src then meets a batch of 1, which broadcasts to the values a
+repeated image gives (if it fails or changes the batch, the image is repeated instead).
 """
 from __future__ import annotations
 
@@ -26,14 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from featviz.circuits._common import check_images
 from featviz.circuits._graph import ModuleGraph
 from featviz.circuits._linear import _one_call, run_cut
-from featviz.core import Ref, channel_list, channel_values, evaluating, preprocess_fn
+from featviz.core import Ref, as_images, channel_list, channel_values, evaluating, format_ref, preprocess_fn
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 
-__all__ = ["attribute", "METHODS", "captum_methods"]
+__all__ = ["attribute", "attribute_captum", "attribute_grad_x_act", "attribute_integrated_gradients",
+           "METHODS", "captum_methods"]
 
 METHODS = ("grad_x_act", "integrated_gradients")
 """The ``method=`` values :func:`attribute` implements itself (captum's methods: :func:`captum_methods`)."""
@@ -57,7 +60,7 @@ _OLD_ORDER = ("inputs", "src", "dst", "dst_channels", "method")
 
 
 def _first_wave_order(fn):
-    """``attribute`` also accepts the first-wave order attribute(model, inputs, src, dst, ...) -- positional
+    """``attribute`` also accepts the first-wave order attribute(model, images, src, dst, ...) -- positional
     or with src=/dst= as keywords -- with a DeprecationWarning; the package order is model, references, data.
     (A decorator, so that ``attribute`` itself keeps its signature and docstring for the API reference.)"""
     @functools.wraps(fn)
@@ -77,52 +80,132 @@ def _first_wave_order(fn):
     return attribute
 
 
+# attribute()'s keyword options -> the method that reads them ("all": every method)
+_OPTIONS = {"keep_space": "all", "preprocess": "all", "steps": "integrated_gradients",
+            "baseline": "integrated_gradients", "batch_size": "integrated_gradients",
+            "captum_kwargs": "captum"}
+
+
 @_first_wave_order
 def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
-              dst_channels: Sequence[int] | None = None, method: str = "grad_x_act", *,
-              keep_space: bool = False, steps: int = 50, baseline: torch.Tensor | float = 0.0,
-              batch_size: int = 64, preprocess: Callable | bool | None = None,
-              captum_kwargs: dict | None = None) -> torch.Tensor:
+              dst_channels: Sequence[int] | None = None, method: str = "grad_x_act",
+              **options) -> torch.Tensor:
     """How much each channel of ``src`` contributes to each dst channel on ``inputs``: (n_dst, C_src).
 
-    Arguments follow the package order (model, references, data); the first-wave order
-    ``attribute(model, inputs, src, dst)`` still works with a ``DeprecationWarning``.
-
-    Args:
-        src: the layer whose channels get the credit (``"name"``, ``"name#2"`` for a module's second
-            call); channels on it (``"relu1:0,3"``) select columns.
-        dst: the layer explained; it may carry channels (``"blocks.4:3,7"``, negative ones count from
-            the end) instead of ``dst_channels`` (default: every dst channel). A dst channel's value is
-            its mean over positions (or tokens).
-        inputs: images (B, C, H, W) as the model's ``preprocess`` expects them (e.g. in [0, 1]);
-            ``preprocess`` is applied (``preprocess=False`` to skip it, or pass a callable).
-        method: ``"grad_x_act"`` (gradient times activation), ``"integrated_gradients"`` (the src
-            activation moves on a straight line from its value on ``baseline`` images to its value on
-            ``inputs``; Gauss-Legendre rule with ``steps`` nodes, as captum's default), or
-            ``"captum:<ClassName>"`` for any name in :func:`captum_methods` (``captum_kwargs`` go to its
-            ``attribute``; Neuron* classes attribute to ``src`` with dst's mean as the neuron).
-        keep_space: return (n_dst, C_src, H, W) instead of summing over space (feature-map layers only).
-        batch_size: at most this many interpolation steps (of one image) per forward pass for
-            integrated gradients; on a CPU chunks are smaller, sized to stay in cache.
-
-    The model runs in eval mode (modes and BatchNorm statistics restored afterwards). Channels-last
-    layers count their last dimension as channels; tokens (B, N, D) their features.
+    A thin dispatcher over one function per method (the same numbers as calling it directly):
+    ``"grad_x_act"`` -> :func:`attribute_grad_x_act`, ``"integrated_gradients"`` ->
+    :func:`attribute_integrated_gradients`, ``"captum:<ClassName>"`` -> :func:`attribute_captum`.
+    ``options`` are that function's keywords (``keep_space``, ``preprocess``; ``steps``, ``baseline``,
+    ``batch_size`` for integrated gradients; ``captum_kwargs`` for captum). ``dst_channels`` picks dst
+    channels (as ``"dst:3,7"`` does; it wins over channels on ``dst``). Arguments follow the package order
+    (model, references, data); the first-wave order ``attribute(model, inputs, src, dst)`` still works with
+    a ``DeprecationWarning``.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
         >>> attribute(net, "1", "2", torch.rand(2, 3, 16, 16), dst_channels=[0, 3]).shape
         torch.Size([2, 8])
     """
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise BadType(f"attribute() got unexpected keyword arguments {sorted(unknown)}")
+    if dst_channels is not None:
+        if len(dst_channels) == 0:
+            raise BadValue("dst_channels is empty: give at least one channel, or None for every channel")
+        dst = format_ref(hooked(model).ref(dst).key, [int(c) for c in dst_channels])
+    shared = {k: v for k, v in options.items() if _OPTIONS[k] == "all"}  # the others' options: ignored
+    if method == "grad_x_act":
+        return attribute_grad_x_act(model, src, dst, inputs, **shared)
+    if method == "integrated_gradients":
+        ig = {k: v for k, v in options.items() if _OPTIONS[k] in ("all", "integrated_gradients")}
+        return attribute_integrated_gradients(model, src, dst, inputs, **ig)
+    if isinstance(method, str) and method.startswith("captum:"):
+        kwargs = options.get("captum_kwargs") or {}
+        return attribute_captum(model, src, dst, inputs, method.partition(":")[2], **shared, **kwargs)
+    raise BadValue(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
+                   f"'captum:<name>' with a name from {captum_methods()}")
+
+
+def attribute_grad_x_act(model: nn.Module, src: str, dst: str, images: torch.Tensor, *,
+                         keep_space: bool = False, preprocess: Callable | bool | None = None) -> torch.Tensor:
+    """Gradient times activation: for each dst channel (its spatial mean), ``sum over images of
+    d dst / d src * src``, per src channel: (n_dst, C_src).
+
+    Args:
+        src: the layer whose channels get the credit (``"name"``, ``"name#2"`` for a module's second
+            call); channels on it (``"relu1:0,3"``) select columns.
+        dst: the layer explained, optionally with channels (``"blocks.4:3,7"``, negative ones count from
+            the end; default every channel). A dst channel's value is its mean over positions (or tokens).
+        images: (B, C, H, W) as the model's ``preprocess`` expects them (e.g. in [0, 1]); ``preprocess``
+            is applied (``preprocess=False`` to skip it, or pass a callable).
+        keep_space: return (n_dst, C_src, H, W) instead of summing over space (feature-map layers only).
+
+    One forward pass (stopping at dst) serves every dst channel. The model runs in eval mode (modes and
+    BatchNorm statistics restored); channels-last layers count their last dimension as channels.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
+        >>> attribute_grad_x_act(net, "1", "2:0,3", torch.rand(2, 3, 16, 16)).shape
+        torch.Size([2, 8])
+    """
+    return _attribute(model, src, dst, images, preprocess, keep_space, _grad_x_act, "grad_x_act")
+
+
+def attribute_integrated_gradients(model: nn.Module, src: str, dst: str, images: torch.Tensor, *,
+                                   steps: int = 50, baseline: torch.Tensor | float = 0.0,
+                                   batch_size: int = 64, keep_space: bool = False,
+                                   preprocess: Callable | bool | None = None) -> torch.Tensor:
+    """Integrated gradients at src: the src activation moves on a straight line from its value on
+    ``baseline`` images (a value, or images) to its value on ``images``; the gradients of each dst
+    channel's spatial mean along it are integrated with the Gauss-Legendre rule of ``steps`` nodes (as
+    captum's default). (n_dst, C_src); arguments as :func:`attribute_grad_x_act`.
+
+    ``batch_size``: at most this many interpolation steps (of one image) per forward pass; on a CPU chunks
+    are smaller, sized to stay in cache.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
+        >>> attribute_integrated_gradients(net, "1", "2", torch.rand(2, 3, 16, 16), steps=8).shape
+        torch.Size([4, 8])
+    """
+    def compute(hm, x, src, dst, resolve, lay_dst, first):
+        return _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size,
+                                     lay_dst)
+
+    return _attribute(model, src, dst, images, preprocess, keep_space, compute, "integrated_gradients")
+
+
+def attribute_captum(model: nn.Module, src: str, dst: str, images: torch.Tensor, method: str, *,
+                     keep_space: bool = False, preprocess: Callable | bool | None = None,
+                     **captum_kwargs) -> torch.Tensor:
+    """Any captum Layer*/Neuron* attribution class (``method``, a name from :func:`captum_methods`), once
+    per dst channel, summed over images: (n_dst, C_src). Layer classes attribute dst's spatial mean to
+    src; Neuron classes attribute to src with dst's mean as the neuron. ``captum_kwargs`` go to the
+    class's ``attribute``; other arguments as :func:`attribute_grad_x_act`.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
+        >>> attribute_captum(net, "1", "2:0", torch.rand(2, 3, 16, 16), "LayerGradientXActivation").shape
+        torch.Size([1, 8])
+    """
+    def compute(hm, x, src, dst, resolve, lay_dst, first):
+        return _captum(hm, x, src, dst, resolve, method, captum_kwargs)
+
+    return _attribute(model, src, dst, images, preprocess, keep_space, compute, "captum")
+
+
+def _attribute(model: nn.Module, src: str, dst: str, images: torch.Tensor, preprocess, keep_space: bool,
+               compute: Callable, method: str) -> torch.Tensor:
+    """What every method shares: references and channels, eval mode, the execution graph (src before dst,
+    feature maps or tokens), then ``compute(hm, x, src, dst, resolve, lay_dst, first)`` -> (n, *src shape),
+    and the sum over space (unless ``keep_space``) and the src channel selection. For ``"grad_x_act"`` the
+    graph pass is also its first chunk; except for captum (whose classes need the model as it is) no
+    parameter requires grad while ``compute`` runs (the layers before src build no autograd graph, no weight
+    gradients are computed)."""
     hm = hooked(model)
-    x = preprocess_fn(hm, preprocess)(check_images(inputs))
+    x = preprocess_fn(hm, preprocess)(as_images(images, "images", channels=None, unit=False))
     sref, dref = hm.ref(src), hm.ref(dst)
     src, dst = sref.key, dref.key
-    if method not in METHODS and not (isinstance(method, str) and method.startswith("captum:")):
-        raise BadValue(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
-                         f"'captum:<name>' with a name from {captum_methods()}")
-    wanted = dst_channels if dst_channels is not None else dref.channels
-    if wanted is not None and len(wanted) == 0:
-        raise BadValue("dst_channels is empty: give at least one channel, or None for every channel")
     with evaluating(hm.model):
         graph, first = _graph_and_first_chunk(hm, x, src, dst, method == "grad_x_act")
         lay_src, lay_dst = (graph.call(n).layout for n in (src, dst))
@@ -135,15 +218,10 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         src_ch = channel_list(sref.channels, n_src, src)
 
         def resolve(n_dst: int) -> list[int]:
-            return channel_list(wanted, n_dst, dst)
+            return channel_list(dref.channels, n_dst, dst)
 
-        if method == "grad_x_act":
-            out = _grad_x_act(hm, x, src, dst, resolve, lay_dst, first)
-        elif method == "integrated_gradients":
-            out = _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size,
-                                        lay_dst)
-        else:
-            out = _captum(hm, x, src, dst, resolve, method.partition(":")[2], captum_kwargs or {})
+        with evaluating(hm.model, freeze_grads=method != "captum"):
+            out = compute(hm, x, src, dst, resolve, lay_dst, first)
     out = out.detach()  # (n, *src activation shape without batch)
     if keep_space:
         if lay_src not in ("maps", "channels_last"):
@@ -203,12 +281,6 @@ def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor 
     return torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=k < n - 1)[0] for k in range(n)])
 
 
-def _frozen(hm: HookedModel) -> dict[str, torch.Tensor]:
-    """The model's parameters, detached: with them the layers before src build no autograd graph and
-    the backward passes compute no weight gradients (nobody reads them)."""
-    return {n: p.detach() for n, p in hm.model.named_parameters()}
-
-
 def _rows(x: torch.Tensor, per_row: int, cap: int) -> int:
     """How many batch rows one forward/backward chunk takes: ``cap`` on a GPU; on a CPU as many as keep
     the src activation within ``_CPU_CHUNK_BYTES`` (16 backward passes over a cache-sized graph measured
@@ -227,12 +299,12 @@ def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
     def leaf(out: torch.Tensor) -> torch.Tensor:
         return out.detach().requires_grad_(True)
 
-    params, total, k, rows = _frozen(hm), None, 0, 1  # the first chunk (one image) tells src's size
+    total, k, rows = None, 0, 1  # the first chunk (one image) tells src's size
     while k < len(x):
         if k == 0 and first is not None:  # the graph's pass already ran image 0 up to dst
             a, d = first
         else:
-            a, d = run_cut(hm, x[k:k + rows], src, dst, leaf, params=params)
+            a, d = run_cut(hm, x[k:k + rows], src, dst, leaf)
         values = channel_values(d, lay_dst)  # (b, C_dst)
         if total is None:
             channels = resolve(values.shape[1])
@@ -268,19 +340,19 @@ def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, 
     act, act0 = cache[src][:len(x)], cache[src][len(x):]
     channels = resolve(channel_values(cache[dst], lay_dst).shape[1])
     alphas, weights = (t.to(x) for t in gauss_legendre(steps))
-    params, rows = _frozen(hm), _rows(x, act[0].numel() * act.element_size(), batch_size)
+    rows = _rows(x, act[0].numel() * act.element_size(), batch_size)
     total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
     for i in range(len(x)):  # chunks of steps of one image: the rows share that image's forward up to src
         diff = act[i] - act0[i]
         for s in range(0, steps, rows):
             path = act0[i] + alphas[s:s + rows, None, None, None] * diff  # (b, C, H, W)
-            a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, params, lay_dst)
+            a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, lay_dst)
             total += _batched_grads(means, a, weights[s:s + rows]).sum(1) * diff
     return total
 
 
 def _path_means(hm: HookedModel, image: torch.Tensor, src: str, dst: str, path: torch.Tensor,
-                channels: list[int], params: dict, lay_dst: str) -> tuple[torch.Tensor, torch.Tensor]:
+                channels: list[int], lay_dst: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one image up to src, then go on from src with the b rows of ``path`` in its place: the layers
     before src run once per chunk, not b times. A model that mixes a tensor from before src into later
     layers (a skip around src) sees batch 1 there: broadcasting gives the values b copies of the image
@@ -288,12 +360,12 @@ def _path_means(hm: HookedModel, image: torch.Tensor, src: str, dst: str, path: 
     repeated b times)."""
     leaf = path.requires_grad_(True)
     try:
-        a, d = run_cut(hm, image, src, dst, lambda out: leaf, params=params)
+        a, d = run_cut(hm, image, src, dst, lambda out: leaf)
         if d.shape[0] == len(path):
             return a, channel_values(d, lay_dst)[:, channels]
     except RuntimeError:
         pass
-    a, d = run_cut(hm, image.repeat(len(path), 1, 1, 1), src, dst, lambda out: leaf, params=params)
+    a, d = run_cut(hm, image.repeat(len(path), 1, 1, 1), src, dst, lambda out: leaf)
     return a, channel_values(d, lay_dst)[:, channels]
 
 

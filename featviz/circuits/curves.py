@@ -25,26 +25,27 @@ background. "No response" means at most ``1e-6`` of the layer's largest response
 (``CurveScan.tiny``), so a quiet network (a randomized control) is judged on its own scale. Where the layer
 clamps (ReLU6, Hardtanh), the scan also keeps the pre-activations: a channel whose best stimulus reaches the
 ceiling is ``saturated`` (its ratios are capped there) and its ratios before the clamp are reported beside
-(``summary``: ``pre_curve_vs_line``, ``pre_curve_vs_blob``). Angles follow ``featviz.data.stimuli`` (degrees
+(``stats``: ``pre_curve_vs_line``, ``pre_curve_vs_blob``). Angles follow ``featviz.data.stimuli`` (degrees
 counter-clockwise from +x, image y up; an arc's angle is the direction it bulges toward).
 
 Example:
     >>> scan = curve_scan(fv.models.toy.edges_and_curves(), "relu2", size=32, radii=[4, 6], shift=2)
     >>> scan.detectors()    # the toy's curve units answer only arcs 2 px outside their centre: none survives
     []
-    >>> round(scan.summary(1)["arc"], 2)      # its "curve 90" unit: no arc at the centre evokes a response
+    >>> round(scan.stats(1)["arc"], 2)      # its "curve 90" unit: no arc at the centre evokes a response
     0.0
 """
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from featviz.circuits._common import check_images
+from featviz.circuits._criteria import Criteria
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import (
     TuningCurve,
@@ -54,7 +55,7 @@ from featviz.circuits.tuning import (
     responses_and_inputs,
     shift_list,
 )
-from featviz.core import input_size_of, parse_ref
+from featviz.core import as_images, input_size_of
 from featviz.errors import BadValue
 from featviz.hooks import hooked
 
@@ -66,7 +67,7 @@ _FLOOR = 0.01  # denominators of the ratios are at least 1 % of the layer's stro
 
 
 @dataclass(frozen=True)
-class CurveCriteria:
+class CurveCriteria(Criteria):
     """The thresholds of ``find_curve_detectors`` / ``CurveScan.detectors`` (module docstring, tests 1-5).
 
     The defaults are calibrated (docs/finder_calibration.md, ``docs/generate/finder_calibration.py``): the
@@ -83,12 +84,6 @@ class CurveCriteria:
     min_selectivity: float = 0.15
     max_drift: float = 45.0
     min_response: float = 0.1
-
-    def replace(self, **changes: float | None) -> CurveCriteria:
-        """A copy with the given thresholds changed (``None`` values are ignored)."""
-        from dataclasses import replace
-
-        return replace(self, **{k: float(v) for k, v in changes.items() if v is not None})
 
 
 @dataclass
@@ -212,15 +207,13 @@ class CurveScan:
         return TuningCurve(f"{self.layer}:{channel}", self.directions, per_pos[0], per_pos[0][:, None],
                            self.rf, self.rf.center, list(self.shifts), per_pos[1:], 360.0)
 
-    def detectors(self, criteria: CurveCriteria | None = None, *, min_curve_vs_line: float | None = None,
-                  min_curve_vs_blob: float | None = None, min_selectivity: float | None = None,
-                  max_drift: float | None = None, min_response: float | None = None) -> list[CurveDetector]:
+    def detectors(self, criteria: CurveCriteria | None = None, **thresholds: float | None
+                  ) -> list[CurveDetector]:
         """The channels that pass every test (module docstring) with ``criteria`` (default
-        ``CurveCriteria()``; keyword thresholds override it), largest ``margin`` first (arcs over everything
-        else at the worst position, relative to the layer's strongest arc response)."""
-        crit = (criteria or CurveCriteria()).replace(
-            min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
-            min_selectivity=min_selectivity, max_drift=max_drift, min_response=min_response)
+        ``CurveCriteria()``; keyword thresholds such as ``min_selectivity=0.3`` override single fields),
+        largest ``margin`` first (arcs over everything else at the worst position, relative to the layer's
+        strongest arc response)."""
+        crit = CurveCriteria.resolve(criteria, thresholds)
         min_curve_vs_line, min_curve_vs_blob = crit.min_curve_vs_line, crit.min_curve_vs_blob
         min_selectivity, max_drift, min_response = crit.min_selectivity, crit.max_drift, crit.min_response
         best = self.best()
@@ -256,7 +249,26 @@ class CurveScan:
         1 % of the layer's strongest arc response, as in ``detectors``)."""
         return self._ratios(self.best())[0]
 
-    def summary(self, channel: int) -> dict[str, float]:
+    def summary(self, channel: int | None = None) -> str:
+        """One sentence: the layer, its channels and how many pass ``detectors()`` with the default criteria.
+        (``summary(channel)`` returning ``stats(channel)``'s dict is deprecated: use ``stats``.)"""
+        if channel is not None:
+            warnings.warn("CurveScan.summary(channel) -> dict is deprecated: use CurveScan.stats(channel); "
+                          "summary() is a sentence", DeprecationWarning, stacklevel=2)
+            return self.stats(channel)
+        found = self.detectors()
+        names = ", ".join(f"{d.node} ({d.direction:.0f}°)" for d in found[:6])
+        names += " ..." if len(found) > 6 else ""
+        return (f"Curve scan of {self.layer}: {self.n_channels} channels, {len(found)} pass every curve test "
+                f"with the default CurveCriteria" + (f": {names}." if found else "."))
+
+    def to_dict(self) -> dict:
+        """The scan's geometry and every channel's ``stats`` (``json.dumps``-ready)."""
+        return {"layer": self.layer, "size": self.size, "width": self.width, "radii": list(self.radii),
+                "shifts": [list(s) for s in self.shifts], "ceiling": self.ceiling,
+                "channels": [self.stats(c) for c in range(self.n_channels)]}
+
+    def stats(self, channel: int) -> dict[str, float]:
         """The numbers behind the verdict for one channel (also for channels that fail)."""
         best = self.best()
         arc, line = best["arc"][:, channel], best["line"][:, channel]
@@ -309,11 +321,7 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
     from featviz.data import circles, curves, lines
 
     hm = hooked(model)
-    ref_ = parse_ref(layer)
-    name, channels = ref_.key, ref_.channels
-    hm.module(name)
-    if channels is not None:
-        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
+    name = hm.layer(layer)
     if n_directions < 4:
         raise BadValue(f"n_directions must be at least 4 to measure direction tuning, got {n_directions}")
     model_size = input_size_of(hm)
@@ -336,7 +344,7 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
     ceiling = clamp_ceiling(hm.module(name))
 
     def respond(images: torch.Tensor) -> torch.Tensor:  # (K, N, C): K = 1 (post) or 2 (post, pre)
-        images = check_images(images, "stimuli")
+        images = as_images(images, "stimuli", channels=None, unit=False)
         if ceiling is None:
             return layer_responses(hm, name, images, rf.position, preprocess, batch_size).cpu()[None]
         return torch.stack(responses_and_inputs(hm, name, images, rf.position, preprocess, batch_size)).cpu()
@@ -366,16 +374,16 @@ def curve_scan(model: nn.Module, layer: str, size: int | None = None, *, radii: 
 
 
 def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, *,
-                         radii: Sequence[float] | None = None, shift: float | None = None,
-                         width: float | None = None, criteria: CurveCriteria | None = None,
-                         min_curve_vs_line: float | None = None, min_curve_vs_blob: float | None = None,
-                         min_selectivity: float | None = None, max_drift: float | None = None,
-                         min_response: float | None = None,
-                         preprocess: Callable | bool | None = None) -> list[CurveDetector]:
+                         criteria: CurveCriteria | None = None, radii: Sequence[float] | None = None,
+                         shift: float | None = None, width: float | None = None,
+                         preprocess: Callable | bool | None = None,
+                         **thresholds: float | None) -> list[CurveDetector]:
     """Channels of ``layer`` that are curve detectors by every test of the module docstring, largest
     ``margin`` over lines, rings and discs first. An empty list is an answer: no channel survives the
-    controls. ``criteria``: the thresholds (``CurveCriteria``, calibrated defaults); the keyword thresholds
-    override single fields.
+    controls. ``criteria``: the thresholds (``CurveCriteria``, calibrated defaults), e.g.
+    ``criteria=CurveCriteria(min_selectivity=0.3)``; the old keyword thresholds (``min_curve_vs_line``,
+    ``min_curve_vs_blob``, ``min_selectivity``, ``max_drift``, ``min_response``) still work and override
+    single fields of ``criteria``.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU())   # random weights
@@ -383,5 +391,5 @@ def find_curve_detectors(model: nn.Module, layer: str, size: int | None = None, 
         []
     """
     scan = curve_scan(model, layer, size, radii=radii, shift=shift, width=width, preprocess=preprocess)
-    return scan.detectors(criteria, min_curve_vs_line=min_curve_vs_line, min_curve_vs_blob=min_curve_vs_blob,
-                          min_selectivity=min_selectivity, max_drift=max_drift, min_response=min_response)
+    crit = CurveCriteria.resolve(criteria, thresholds)  # a bad threshold name fails before the scan
+    return scan.detectors(crit)

@@ -35,6 +35,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,14 +43,15 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from featviz.circuits._common import check_images
 from featviz.circuits.ablation import AblationTest, ablation_test
 from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
-from featviz.core import input_size_of, preprocess_fn
-from featviz.errors import BadValue
+from featviz.core import as_images, input_size_of, preprocess_fn
+from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
+from featviz.optvis.render import render as fv_render
+from featviz.optvis.settings import RenderSettings
 
 if TYPE_CHECKING:
     from featviz.optvis.rendering import Rendering
@@ -70,7 +72,7 @@ class Evidence:
     photo_activation: float
     top: list[tuple[int, float]]  # (image index, spatial max), strongest first
     bottom: list[tuple[int, float]]
-    curve: dict[str, float]  # CurveScan.summary of the channel, + "passes"
+    curve: dict[str, float]  # CurveScan.stats of the channel, + "passes"
     curve_rank: int  # 1 = the highest arc-over-line ratio in its layer
     n_channels: int
     random_exceeding: float  # the fraction of randomized-net channels with a higher arc-over-line ratio
@@ -121,6 +123,10 @@ class Evidence:
             "verdict": list(self.verdict),
         }
 
+    def summary(self) -> str:
+        """The verdict: one sentence per line of evidence, each with its control."""
+        return "\n".join(self.verdict)
+
     def plot(self, path: str | None = None):
         """One figure of every line of evidence (``featviz.viz.plot_evidence``); PNG with ``path``."""
         from featviz.viz.evidence_plot import plot_evidence
@@ -152,10 +158,11 @@ def previous_layer(hm, layer: str) -> str | None:
 
 
 def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *, upstream: str | None = None,
-             scan: CurveScan | None = None, random_scan: CurveScan | None = None, render: bool = True,
-             render_size: int | None = None, render_steps: int = 128, n_random: int = 199, top_k: int = 3,
-             seed: int = 0, progress: bool = False, rendering: Rendering | None = None,
-             hypothesis: str | Sequence[int] | tuple[str, Sequence[int]] | None = "edges") -> Evidence:
+             scan: CurveScan | None = None, random_scan: CurveScan | None = None,
+             render: bool | RenderSettings = True, rendering: Rendering | None = None, n_random: int = 199,
+             top_k: int = 3, seed: int = 0, progress: bool = True,
+             hypothesis: str | Sequence[int] | tuple[str, Sequence[int]] | None = "edges",
+             **old: int | None) -> Evidence:
     """Collect every line of evidence for ``node`` (``"layer:channel"``), each with its control.
 
     Args:
@@ -169,15 +176,16 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
             given).
         random_scan: the same scan in ``fv.models.randomized(model, seed)``, the control (computed when
             not given).
-        render: render the unit's feature visualization; ``False`` skips it (faster).
-        render_size: size in px of that rendering; default the model's input size, at most 128.
-        render_steps: optimisation steps of that rendering.
+        render: render the unit's feature visualization (``True``: ``fv.render`` at the model's input size,
+            at most 128 px, 128 steps, seeded by ``seed``; a ``fv.optvis.RenderSettings``: with those
+            settings); ``False`` skips it (faster). The old ``render_size=`` / ``render_steps=`` keywords
+            still work with a ``DeprecationWarning``.
         n_random: how many random sets of upstream channels the ablations are compared with (199: p can
             go down to 0.005).
         top_k: how many of the strongest excitatory and of the strongest inhibitory upstream channels
             to list (dataset examples: the 5 highest and lowest images).
         seed: seeds the randomized model, the random ablation sets and the rendering.
-        progress: show tqdm progress bars; ``False`` (the default) keeps them off.
+        progress: a tqdm progress bar for the rendering (the default, as every loop a person waits for).
         rendering: an ``fv.render`` result of ``node`` made before (e.g. by the microscope) whose first
             image, activation and ``dead`` flag are used instead of rendering again.
         hypothesis: the family of the upstream layer tested against random sets of the whole layer on
@@ -200,21 +208,16 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     from featviz.models import randomized
 
     hm = hooked(model)
-    ref_ = hm.ref(node)
-    layer, channels = ref_.key, ref_.channels
-    if not channels or len(channels) != 1:
-        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
+    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
     size = int(input_size_of(hm, 224))
     if images is None:
         from featviz.data import sample_images
 
         images, names = sample_images(size=size)
     else:
-        images, names = check_images(images, "images"), []
+        images, names = as_images(images, "images", channels=None, unit=False), []
     scores, means_all = _max_and_mean(hm, layer, images)  # (N, C) each, one pass over the photos
     n_ch = scores.shape[1]
-    hm.check_channel(layer, channels[0], n_ch)
-    c = channels[0] % n_ch
     node = f"{layer}:{c}"
     rf = receptive_field(hm, node, size=size)
 
@@ -225,11 +228,8 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     if rendering is not None:
         render_image, render_act = rendering.images[0].detach().cpu(), float(rendering.activations[0])
         dead = bool(rendering.dead[0]) if getattr(rendering, "dead", None) is not None else False
-    elif render:
-        from featviz.optvis import render as fv_render
-
-        r = fv_render(hm, node, size=render_size or min(size, 128), steps=render_steps, seed=seed,
-                      progress=progress)
+    elif render is not False:
+        r = fv_render(hm, node, settings=_render_settings(render, old, size, seed), progress=progress)
         render_image, render_act = r.images[0], float(r.activations[0])
         dead = bool(r.dead[0]) if getattr(r, "dead", None) is not None else False
 
@@ -243,9 +243,9 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     if random_scan is None:
         random_scan = curve_scan(randomized(hm.model, seed=seed), layer, scan.size, radii=scan.radii,
                                  shift=scan.shifts[1][0] if scan.shifts else None, width=scan.width)
-    summary = scan.summary(c)
+    stats = scan.stats(c)
     passing = {d.channel for d in scan.detectors()}
-    summary["passes"] = float(c in passing)
+    stats["passes"] = float(c in passing)
     ratios = scan.curve_vs_line()
     rank = int((ratios > ratios[c]).sum()) + 1
     rnd = random_scan.curve_vs_line()
@@ -286,13 +286,27 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
                 abl = None
         fam_test, fam_text = _family_test(hm, up, node, images, hypothesis, n_random, seed)
 
-    ev = Evidence(node, rf, render_image, render_act, dead, photo_act, top, bottom, summary, rank, n_ch,
+    ev = Evidence(node, rf, render_image, render_act, dead, photo_act, top, bottom, stats, rank, n_ch,
                   random_exceeding, edge, edge_sel, up, excit, inhib, abl, images, list(names))
     ev.family_test, ev.family, ev.selected_on = fam_test, fam_text, (len(pick) if up is not None else 0)
     ev.scale, ev.random_scale = scan.scale, random_scan.scale
     ev.arc_curve = scan.direction_curve(c)
     ev.verdict = _verdict(ev)
     return ev
+
+
+def _render_settings(render: bool | RenderSettings, old: dict, input_size: int, seed: int) -> RenderSettings:
+    """evidence's rendering settings: ``render`` (``True``: at most 128 px, 128 steps, ``seed``) with the
+    deprecated ``render_size`` / ``render_steps`` keywords applied."""
+    unknown = set(old) - {"render_size", "render_steps"}
+    if unknown:
+        raise BadType(f"evidence() got unexpected keyword arguments {sorted(unknown)}")
+    if old:
+        warnings.warn("evidence(render_size=, render_steps=) is deprecated: pass render=fv.optvis."
+                      "RenderSettings(size=..., steps=...)", DeprecationWarning, stacklevel=3)
+    base = render if isinstance(render, RenderSettings) else \
+        RenderSettings(size=min(input_size, 128), steps=128, seed=seed)
+    return RenderSettings.resolve(None, base, size=old.get("render_size"), steps=old.get("render_steps"))
 
 
 def named_family(model: nn.Module, layer: str, kind: str = "edges") -> tuple[str, list[int]]:
@@ -348,16 +362,11 @@ def _family_test(hm, up: str, node: str, images: torch.Tensor, hypothesis, n_ran
 def _max_and_mean(hm, layer: str, images: torch.Tensor, batch_size: int = 64
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every channel's spatial max and spatial mean on each image, (N, C) each, from one forward pass."""
-    from featviz.core import preprocess_fn
-
-    prep = preprocess_fn(hm)
     maxes, means = [], []
-    with torch.no_grad():
-        for k in range(0, len(images), batch_size):
-            _, cache = hm.run_with_cache(prep(images[k:k + batch_size]), names=[layer], stop_at_last=True)
-            a = cache[layer]
-            maxes.append(a.amax((-2, -1)).cpu())
-            means.append(a.mean((-2, -1)).cpu())
+    for _, cache in hm.stream(images, [layer], batch_size=batch_size, progress=False):
+        a = cache[layer]
+        maxes.append(a.amax((-2, -1)).cpu())
+        means.append(a.mean((-2, -1)).cpu())
     return torch.cat(maxes), torch.cat(means)
 
 

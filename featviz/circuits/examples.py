@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from featviz.circuits._common import check_images
 from featviz.circuits._linear import ones_params, run_cut
-from featviz.core import channel_list, device_of, evaluating, preprocess_fn
+from featviz.core import device_of, evaluating
 from featviz.errors import BadValue, NonFinite
 from featviz.hooks import hooked
 
@@ -45,16 +43,31 @@ class DatasetExamples:
 
         return plot_dataset_examples(self, path=path, crops=crops)
 
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
 
-def _batches(images: torch.Tensor | Iterable, batch_size: int) -> Iterable[torch.Tensor]:
-    if isinstance(images, torch.Tensor):
-        check_images(images, "images")
-        for k in range(0, len(images), batch_size):
-            yield check_images(images[k:k + batch_size], "images")  # uint8 -> [0, 1] per batch
-        return
-    for item in images:  # a DataLoader: tensors or (images, labels, ...) tuples
-        batch = item[0] if isinstance(item, (tuple, list)) else item
-        yield check_images(batch, "each batch of images")
+        return figure_png(self.plot())
+
+    def summary(self) -> str:
+        """One sentence: the unit, how many images, and the best scores with their indices."""
+        best = ", ".join(f"#{int(i)} ({float(s):.3g})" for i, s in zip(self.indices[:3], self.scores[:3]))
+        more = " ..." if len(self.scores) > 3 else "."
+        return f"Top {len(self.scores)} images for {self.node}: {best}{more}"
+
+    def to_dict(self) -> dict:
+        """Scores, image indices, peak positions and input boxes (``json.dumps``-ready; no pixels)."""
+        return {"node": self.node, "scores": [float(s) for s in self.scores],
+                "indices": [int(i) for i in self.indices], "positions": self.positions.tolist(),
+                "boxes": self.boxes.tolist()}
+
+
+def image_batches(images: torch.Tensor | Iterable) -> torch.Tensor | Iterable:
+    """``images`` for ``HookedModel.stream``: a tensor as it is; an iterable (a DataLoader) with each
+    ``(images, labels, ...)`` item (tuple or list) reduced to its images."""
+    if isinstance(images, torch.Tensor) or (isinstance(images, tuple) and images
+                                            and isinstance(images[0], torch.Tensor)):
+        return images
+    return (item[0] if isinstance(item, (tuple, list)) else item for item in images)
 
 
 def input_boxes(model: nn.Module, layer: str, image_shape: tuple[int, int, int],
@@ -101,38 +114,32 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
         (torch.Size([4, 3, 64, 64]), torch.Size([4, 3]))
     """
     hm = hooked(model)
-    ref_ = hm.ref(node)
-    layer, channels = ref_.key, ref_.channels
-    if not channels or len(channels) != 1:
-        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
     if k < 1:
         raise BadValue(f"k must be >= 1, got {k}")
-    prep = preprocess_fn(hm, preprocess)
+    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
     best_s = best_i = best_p = best_img = None
     seen = 0
-    with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
-        stream = _batches(images, batch_size)
-        for batch in tqdm(stream, desc=f"dataset examples {node}", disable=not progress):
-            _, cache = hm.run_with_cache(prep(batch), names=[layer], stop_at_last=True)
-            a = cache[layer]
-            (c,) = channel_list(channels, a.shape[1], layer)
-            flat = a[:, c].flatten(1)  # (b, H*W)
-            s, arg = flat.max(1)
-            if not bool(torch.isfinite(flat).all()):
-                bad = seen + int((~torch.isfinite(flat)).any(1).nonzero()[0])
-                raise NonFinite(f"{layer}:{c} is NaN or infinite on image {bad} (the images are finite, so "
-                                f"the model's activations are not: check its weights and forward); featviz "
-                                f"cannot rank images by a value that is not a number")
-            pos = torch.stack([arg // a.shape[-1], arg % a.shape[-1]], 1)
-            idx = torch.arange(seen, seen + len(batch))
-            seen += len(batch)
-            if best_s is None:
-                best_s, best_i, best_p, best_img = s.cpu(), idx, pos.cpu(), batch.cpu()
-            else:
-                best_s, best_i = torch.cat([best_s, s.cpu()]), torch.cat([best_i, idx])
-                best_p, best_img = torch.cat([best_p, pos.cpu()]), torch.cat([best_img, batch.cpu()])
-            order = sorted(range(len(best_s)), key=lambda j: (-float(best_s[j]), int(best_i[j])))[:k]
-            best_s, best_i, best_p, best_img = best_s[order], best_i[order], best_p[order], best_img[order]
+    stream = hm.stream(image_batches(images), [layer], batch_size=batch_size, preprocess=preprocess,
+                       progress=progress, desc=f"dataset examples {node}")
+    for batch, cache in stream:  # eval mode, no gradients; a train-mode model's BatchNorm stats kept
+        a = cache[layer]
+        flat = a[:, c].flatten(1)  # (b, H*W)
+        s, arg = flat.max(1)
+        if not bool(torch.isfinite(flat).all()):
+            bad = seen + int((~torch.isfinite(flat)).any(1).nonzero()[0])
+            raise NonFinite(f"{layer}:{c} is NaN or infinite on image {bad} (the images are finite, so "
+                            f"the model's activations are not: check its weights and forward); featviz "
+                            f"cannot rank images by a value that is not a number")
+        pos = torch.stack([arg // a.shape[-1], arg % a.shape[-1]], 1)
+        idx = torch.arange(seen, seen + len(batch))
+        seen += len(batch)
+        if best_s is None:
+            best_s, best_i, best_p, best_img = s.cpu(), idx, pos.cpu(), batch.cpu()
+        else:
+            best_s, best_i = torch.cat([best_s, s.cpu()]), torch.cat([best_i, idx])
+            best_p, best_img = torch.cat([best_p, pos.cpu()]), torch.cat([best_img, batch.cpu()])
+        order = sorted(range(len(best_s)), key=lambda j: (-float(best_s[j]), int(best_i[j])))[:k]
+        best_s, best_i, best_p, best_img = best_s[order], best_i[order], best_p[order], best_img[order]
     if best_s is None:
         raise BadValue("images is empty; give at least one image")
     boxes = input_boxes(hm, layer, tuple(best_img.shape[1:]), best_p)

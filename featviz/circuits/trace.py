@@ -15,9 +15,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz.circuits._graph import ModuleGraph
+from featviz.circuits._keywords import images_keyword
 from featviz.circuits.attribution import attribute
 from featviz.circuits.weights import expanded_weights
-from featviz.core import channel_list, evaluating, probe_input
+from featviz.core import evaluating, probe_input
 from featviz.errors import BadValue
 from featviz.hooks import hooked
 
@@ -56,11 +57,21 @@ class Circuit:
         """Edges into ``node``, strongest first."""
         return sorted((e for e in self.edges if e.dst == node), key=lambda e: -abs(e.strength))
 
+    def to_dict(self) -> dict:
+        """Nodes, layers and edges (patterns as nested lists): what :meth:`to_json` writes."""
+        return {"root": self.root, "nodes": self.nodes, "by": self.by, "layers": self.layers,
+                "edges": [{"src": e.src, "dst": e.dst, "strength": e.strength, "pattern": e.pattern.tolist()}
+                          for e in self.edges]}
+
+    def summary(self) -> str:
+        """One sentence: the root, how the edges were found, and its strongest inputs."""
+        ins = ", ".join(f"{e.src} ({e.strength:+.3g})" for e in self.upstream(self.root)[:3]) or "none"
+        return (f"Circuit of {self.root} by {self.by}: {len(self.nodes)} nodes, {len(self.edges)} edges; "
+                f"strongest inputs {ins}.")
+
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """The circuit as JSON (patterns as nested lists); also written to ``path`` when given."""
-        text = json.dumps({"root": self.root, "nodes": self.nodes, "by": self.by, "layers": self.layers,
-                           "edges": [{"src": e.src, "dst": e.dst, "strength": e.strength,
-                                      "pattern": e.pattern.tolist()} for e in self.edges]}, indent=1)
+        """The circuit as JSON (:meth:`to_dict`); also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
             with open(path, "w") as f:
                 f.write(text)
@@ -121,8 +132,9 @@ def _strongest(values: torch.Tensor, top_k: int) -> list[int]:
     return [int(i) for i in values.abs().argsort(descending=True)[:top_k]]
 
 
+@images_keyword("inputs")
 def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str = "expanded_weights",
-          inputs: torch.Tensor | None = None, *, layers: Sequence[str] | None = None, size: int | None = None,
+          images: torch.Tensor | None = None, *, layers: Sequence[str] | None = None, size: int | None = None,
           progress: bool = True) -> Circuit:
     """Follow the ``top_k`` strongest upstream connections of ``node`` for ``depth`` layers.
 
@@ -141,9 +153,9 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
         top_k: how many of the strongest source channels to keep for every channel reached.
         by: how an edge's strength is measured. ``"expanded_weights"``: the entry of largest magnitude
             of the (kh, kw) expanded weight, signed (a property of the weights alone: units per unit of
-            source activation). ``"attribution"``: ``attribute(..., method="grad_x_act")`` on ``inputs``
+            source activation). ``"attribution"``: ``attribute(..., method="grad_x_act")`` on ``images``
             (the contribution on real images, in units of the destination's activation).
-        inputs: images (N, 3, H, W) in [0, 1]; needed when ``by="attribution"``, unused otherwise.
+        images: images (N, 3, H, W) in [0, 1]; needed when ``by="attribution"``, unused otherwise.
         layers: a chain of layer names, earliest first, ending with ``node``'s layer, to step along
             instead of the execution graph. Default: the model's ``interesting_layers`` when it lists
             ``node``'s layer, else the graph.
@@ -163,18 +175,15 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
     """
     if by not in ("expanded_weights", "attribution"):
         raise BadValue(f"by must be 'expanded_weights' or 'attribution', got {by!r}")
-    if by == "attribution" and inputs is None:
-        raise BadValue("by='attribution' needs inputs= (images in [0, 1]) to attribute on")
+    if by == "attribution" and images is None:
+        raise BadValue("by='attribution' needs images= (images in [0, 1]) to attribute on")
     if depth < 1 or top_k < 1:
         raise BadValue(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
     hm = hooked(model)
-    ref = hm.ref(node)
-    if not ref.channels or len(ref.channels) != 1:
-        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
+    key, root = hm.unit(node)  # one channel, as in 'layer:3', within the layer's width
     with evaluating(hm.model):
         graph = ModuleGraph(hm, probe_input(hm, size))
-        layer = graph.key(ref.key)
-        (root,) = channel_list(ref.channels, graph.channels(layer), layer)
+        layer = graph.key(key)
         listed = list(getattr(hm.model, "interesting_layers", None) or [])
         if layers is not None or layer in listed:
             chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)
@@ -196,7 +205,7 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
                 for src in upstream(dst):
                     pattern = expanded_weights(hm, src, dst, dst_channels=chans, size=size, progress=False)
                     if by == "attribution":
-                        strength = attribute(hm, src, dst, inputs, dst_channels=chans)  # (n, C_src)
+                        strength = attribute(hm, src, dst, images, dst_channels=chans)  # (n, C_src)
                     else:
                         flat = pattern.flatten(2)  # (n, C_src, kh*kw)
                         strength = flat.gather(2, flat.abs().argmax(2, keepdim=True))[..., 0]

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._common import check_images
+from featviz.circuits._criteria import Criteria
+from featviz.circuits._keywords import images_keyword
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
-from featviz.core import channel_list, evaluating, parse_ref, preprocess_fn
+from featviz.core import as_images
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 
@@ -73,6 +74,25 @@ class TuningCurve:
         from featviz.viz import plot_tuning_curve
 
         return plot_tuning_curve(self, ax=ax, path=path)
+
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
+
+        return figure_png(self.plot())
+
+    def summary(self) -> str:
+        """One sentence: the unit, its preferred angle and peak, and the drift under shifts."""
+        drift = f", drifting {self.drift:.0f}° over {len(self.shifts)} shifts" if self.shifts else ""
+        return (f"{self.node} prefers {self.preferred:.0f}° (peak {self.peak:g}°, response "
+                f"{float(self.responses.max()):.3g}) over {len(self.angles)} angles{drift}.")
+
+    def to_dict(self) -> dict:
+        """Angles, responses, preferred angle and drift (``json.dumps``-ready)."""
+        return {"node": self.node, "angles": [float(a) for a in self.angles],
+                "responses": [float(r) for r in self.responses], "preferred": self.preferred,
+                "peak": self.peak, "period": self.period, "drift": self.drift,
+                "center": None if self.center is None else list(self.center),
+                "shifts": [list(s) for s in self.shifts]}
 
 
 def circular_mean(r: torch.Tensor, angles: torch.Tensor, period: float = 360.0) -> float:
@@ -149,20 +169,19 @@ def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str 
     if not (position in ("center", "mean", "max") or (isinstance(position, tuple) and len(position) == 2)):
         raise BadValue(f"position must be 'center', 'mean', 'max' or a map position (i, j), "
                          f"got {position!r}")
-    prep = preprocess_fn(hm, preprocess)
     out, ins = [], []
     seen: list[torch.Tensor] = []
 
     def grab(module, inputs, output):
         seen.append(inputs[0].detach())
 
-    with torch.no_grad(), evaluating(hm.model), hm.hooks([(layer, grab)] if pre else []):  # eval; BN kept
-        for k in range(0, len(images), batch_size):
-            seen.clear()
-            _, cache = hm.run_with_cache(prep(images[k:k + batch_size]), names=[layer], stop_at_last=True)
+    with hm.hooks([(layer, grab)] if pre else []):
+        for _, cache in hm.stream(images, [layer], batch_size=batch_size, preprocess=preprocess,
+                                  progress=False):  # eval mode per batch; BatchNorm statistics kept
             out.append(_read(cache[layer], position))  # (b, C)
             if pre:
                 ins.append(_read(seen[-1], position))
+                seen.clear()
     return torch.cat(out), (torch.cat(ins) if pre else None)
 
 
@@ -229,13 +248,14 @@ def place_stimuli(model: nn.Module, node: str, make: Callable[..., torch.Tensor]
     return rf, center, images
 
 
-def tuning_curve(model: nn.Module, node: str, stimuli: Stimuli, angles: Sequence[float] | None = None, *,
+@images_keyword("stimuli")
+def tuning_curve(model: nn.Module, node: str, images: Stimuli, angles: Sequence[float] | None = None, *,
                  at: str = "rf", shifts: float | Sequence[tuple[float, float]] | None = None,
                  period: float | None = None, position: str = "center",
                  preprocess: Callable | bool | None = None) -> TuningCurve:
     """Response of channel ``node`` (``"layer:channel"``) to each stimulus, as a function of angle.
 
-    ``stimuli``: a stimulus *function* ``make(center=(row, col)) -> (N, 3, H, W)`` — e.g.
+    ``images``: the stimuli: a stimulus *function* ``make(center=(row, col)) -> (N, 3, H, W)`` — e.g.
     ``functools.partial(fv.data.curves, range(0, 360, 15), size=96)`` — which ``tuning_curve`` calls with
     the unit's receptive-field centre (``at="rf"``, the default; ``at="image"``: the image centre), or
     ready images (N, 3, H, W) in [0, 1], used as they are. ``preprocess`` is applied as in the model.
@@ -255,31 +275,26 @@ def tuning_curve(model: nn.Module, node: str, stimuli: Stimuli, angles: Sequence
         (90, 0, (16.0, 16.0), 360.0)
     """
     hm = hooked(model)
-    ref_ = hm.ref(node)
-    layer, channels = ref_.key, ref_.channels
-    if not channels or len(channels) != 1:
-        raise BadValue(f"node must be 'layer:channel' with one channel, got {node!r}")
+    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
     rf, center, sets = None, None, None
-    if callable(stimuli) and not isinstance(stimuli, torch.Tensor):
+    if callable(images) and not isinstance(images, torch.Tensor):
         if angles is None:
             raise BadValue("with a stimulus function, give angles= (the angles it was made with, e.g. "
                              "tuning_curve(model, node, partial(fv.data.curves, A, size=64), A))")
-        rf, center, sets = place_stimuli(hm, node, stimuli, at, shifts)
-        images = check_images(sets[0], "stimuli")
+        rf, center, sets = place_stimuli(hm, node, images, at, shifts)
+        images = as_images(sets[0], "stimuli", channels=None, unit=False)
     else:
         if shifts is not None:
             raise BadValue("shifts needs a stimulus function (make(center=...) -> images) to move the "
                              "stimuli, e.g. functools.partial(fv.data.curves, angles, size=64)")
-        images = check_images(stimuli, "stimuli")
+        images = as_images(images, "images", channels=None, unit=False)
     a = _angles(len(images), angles, "tuning_curve")
     where = rf.position if (rf is not None and position == "center") else position
     resp = layer_responses(hm, layer, images, where, preprocess)  # (N, C)
-    (c,) = channel_list(channels, resp.shape[1], layer)
-    c %= resp.shape[1]
     raw = resp[:, c].reshape(len(a), -1).cpu()  # (A, G)
     shifted = None
     if sets is not None and len(sets) > 1:
-        shifted = torch.stack([layer_responses(hm, layer, check_images(s, "stimuli"), where, preprocess)[:, c]
+        shifted = torch.stack([layer_responses(hm, layer, s, where, preprocess)[:, c]
                                .reshape(len(a), -1).mean(1).cpu() for s in sets[1:]])
     if period is None:
         period = 360.0 if float(a.max()) >= 180 else 180.0
@@ -327,7 +342,7 @@ def orientation_stats(r: torch.Tensor, angles: torch.Tensor) -> tuple[float, flo
 
 
 @dataclass(frozen=True)
-class EdgeCriteria:
+class EdgeCriteria(Criteria):
     """The thresholds of ``find_edge_detectors`` / ``EdgeScan.detectors`` (see ``find_edge_detectors``);
     measured false-positive and false-negative rates of the defaults: docs/finder_calibration.md.
 
@@ -341,12 +356,6 @@ class EdgeCriteria:
     min_response: float = 0.1
     min_edge_selectivity: float = 0.5
     min_edge_response: float = 0.2
-
-    def replace(self, **changes: float | None) -> EdgeCriteria:
-        """A copy with the given thresholds changed (``None`` values are ignored)."""
-        from dataclasses import replace
-
-        return replace(self, **{k: float(v) for k, v in changes.items() if v is not None})
 
 
 @dataclass
@@ -363,11 +372,25 @@ class EdgeScan:
     directions: torch.Tensor = field(repr=False)
     evoked: torch.Tensor | None = field(repr=False)
 
-    def detectors(self, criteria: EdgeCriteria | None = None, **overrides: float | None
+    def summary(self) -> str:
+        """One sentence: the layer, its channels and how many pass ``detectors()`` (default criteria)."""
+        found = self.detectors()
+        names = ", ".join(f"{d.node} ({d.angle:.0f}°)" for d in found[:6])
+        names += " ..." if len(found) > 6 else ""
+        return (f"Edge scan of {self.layer}: {self.resp.shape[-1]} channels, {len(found)} pass both edge "
+                f"tests with the default EdgeCriteria" + (f": {names}." if found else "."))
+
+    def to_dict(self) -> dict:
+        """The battery and the default-criteria detectors (``json.dumps``-ready; responses stay tensors)."""
+        return {"layer": self.layer, "freqs": list(self.freqs), "angles": [float(a) for a in self.angles],
+                "n_channels": int(self.resp.shape[-1]), "step_edges": self.evoked is not None,
+                "detectors": [d.node for d in self.detectors()]}
+
+    def detectors(self, criteria: EdgeCriteria | None = None, **thresholds: float | None
                   ) -> list[EdgeDetector]:
-        """The channels that pass both tests with ``criteria`` (default ``EdgeCriteria()``), most
-        orientation-selective first."""
-        crit = (criteria or EdgeCriteria()).replace(**overrides)
+        """The channels that pass both tests with ``criteria`` (default ``EdgeCriteria()``; keyword
+        thresholds override single fields), most orientation-selective first."""
+        crit = EdgeCriteria.resolve(criteria, thresholds)
         curves = self.resp.mean(2)  # (F, A, C)
         name, rf, angles, directions, evoked = self.layer, self.rf, self.angles, self.directions, self.evoked
         if evoked is not None:
@@ -415,11 +438,7 @@ def edge_scan(model: nn.Module, layer: str, *, step: float = 10.0, size: int = 6
     from featviz.data import edges, gratings
 
     hm = hooked(model)
-    ref_ = parse_ref(layer)
-    name, channels = ref_.key, ref_.channels
-    hm.module(name)
-    if channels is not None:
-        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
+    name = hm.layer(layer)
     rf = receptive_field(hm, name, size=size)
     angles = torch.arange(0.0, 180.0, step)
     stimuli = [gratings(angles.tolist(), size=size, freq=f, phases=list(range(0, 360, 45)), center=rf.center)
@@ -435,12 +454,10 @@ def edge_scan(model: nn.Module, layer: str, *, step: float = 10.0, size: int = 6
     return EdgeScan(name, rf, angles, [float(f) for f in freqs], resp, directions, evoked)
 
 
-def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float | None = None,
-                        min_peak_trough: float | None = None, min_response: float | None = None,
+def find_edge_detectors(model: nn.Module, layer: str, *, criteria: EdgeCriteria | None = None,
                         step: float = 10.0, size: int = 64, freqs: Sequence[float] = (0.0625, 0.125, 0.25),
-                        step_edges: bool = True, min_edge_selectivity: float | None = None,
-                        min_edge_response: float | None = None, preprocess: Callable | bool | None = None,
-                        criteria: EdgeCriteria | None = None) -> list[EdgeDetector]:
+                        step_edges: bool = True, preprocess: Callable | bool | None = None,
+                        **thresholds: float | None) -> list[EdgeDetector]:
     """Channels of ``layer`` that behave like oriented edge detectors, strongest selectivity first.
 
     Every stimulus is centred on the receptive field of the unit read (``receptive_field``: the map
@@ -457,8 +474,10 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float | None =
     **Step edges** (``step_edges=True``) in 24 directions through the field's centre, evoked responses
     (minus the response to uniform grey): one peak over 360 degrees, direction selectivity
     ``|sum r e^{i theta}| / sum r >= min_edge_selectivity`` and a peak ``>= min_edge_response`` times the
-    layer's strongest. The thresholds are an ``EdgeCriteria`` (``criteria=``; the keyword thresholds override
-    single fields); ``edge_scan`` keeps the responses so several criteria can be applied to one scan.
+    layer's strongest. The thresholds are an ``EdgeCriteria`` (``criteria=EdgeCriteria(min_osi=0.3)``); the
+    old keyword thresholds (``min_osi``, ``min_peak_trough``, ``min_response``, ``min_edge_selectivity``,
+    ``min_edge_response``) still work and override single fields of ``criteria``; ``edge_scan`` keeps the
+    responses so several criteria can be applied to one scan.
     Gratings alone also pass oriented *random* filters: on EfficientNet-Lite0's
     ``blocks.1.depthwise_relu`` gratings alone pass 58 trained channels and 36-43 of a randomly
     initialised copy; both tests pass 38 trained and 10-16 random (seeds 0-2; see ``control_counts``).
@@ -468,11 +487,10 @@ def find_edge_detectors(model: nn.Module, layer: str, *, min_osi: float | None =
         >>> len(found), sorted(round(e.edge_direction) % 360 for e in found)[:3]
         (8, [0, 45, 90])
     """
+    crit = EdgeCriteria.resolve(criteria, thresholds)  # a bad threshold name fails before the scan
     scan = edge_scan(model, layer, step=step, size=size, freqs=freqs, step_edges=step_edges,
                      preprocess=preprocess)
-    return scan.detectors(criteria, min_osi=min_osi, min_peak_trough=min_peak_trough,
-                          min_response=min_response, min_edge_selectivity=min_edge_selectivity,
-                          min_edge_response=min_edge_response)
+    return scan.detectors(crit)
 
 
 def direction_selectivity(r: torch.Tensor, angles: torch.Tensor) -> tuple[float, int]:
@@ -512,6 +530,15 @@ class ControlCount:
     def ratio(self) -> float:
         worst = max(self.randomized) if self.randomized else 0
         return float("inf") if worst == 0 else self.trained / worst
+
+    def summary(self) -> str:
+        """The sentence ``str()`` gives: trained count against the randomized controls."""
+        return str(self)
+
+    def to_dict(self) -> dict:
+        """Counts, ratio and the sentence (``json.dumps``-ready)."""
+        return {"finder": self.finder, "layer": self.layer, "trained": self.trained,
+                "randomized": list(self.randomized), "ratio": self.ratio, "summary": self.summary()}
 
     def __str__(self) -> str:
         rnd = ", ".join(str(n) for n in self.randomized)

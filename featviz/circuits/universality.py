@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
@@ -31,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz.circuits.examples import _batches
-from featviz.core import device_of, input_size_of, preprocess_fn
+from featviz.circuits.examples import image_batches
+from featviz.core import as_images, device_of, evaluating, input_size_of, preprocess_fn
 from featviz.errors import BadValue
 from featviz.hooks import hooked
 
@@ -186,6 +187,26 @@ class UnitMatch:
 
         return plot_unit_match(self, units, k, renders_a=renders_a, renders_b=renders_b, path=path)
 
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
+
+        return figure_png(self.plot())
+
+    def summary(self) -> str:
+        """One sentence: how many units of ``layer_a`` have a match above the randomized control."""
+        above = int((self.margin.nan_to_num(-2) > 0).sum())
+        return (f"{self.name_a} {self.layer_a} vs {self.name_b} {self.layer_b} over {self.n_positions} "
+                f"positions: {above} of {self.correlation.shape[0]} units correlate with some unit more than "
+                f"with any unit of the randomized control (seeds {list(self.seeds)}).")
+
+    def to_dict(self) -> dict:
+        """Every unit's best match, its correlation and the control's (``json.dumps``-ready)."""
+        return {"name_a": self.name_a, "layer_a": self.layer_a, "name_b": self.name_b,
+                "layer_b": self.layer_b, "seeds": list(self.seeds), "grid": list(self.grid),
+                "n_images": self.n_images, "best": self.best.tolist(),
+                "best_correlation": self.best_correlation.tolist(),
+                "control_best_correlation": self.control_best_correlation.tolist(), "summary": self.summary()}
+
 
 def _model_name(model: nn.Module) -> str:
     return type(hooked(model).model).__name__
@@ -232,10 +253,7 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
     from featviz.models import randomized
 
     hms = [hooked(model_a), hooked(model_b)]
-    refs = [hms[0].ref(layer_a), hms[1].ref(layer_b)]
-    if any(r.channels is not None for r in refs):
-        raise BadValue(f"give layer names without channels, got {layer_a!r} and {layer_b!r}")
-    layers = [r.key for r in refs]
+    layers = [hms[0].layer(layer_a), hms[1].layer(layer_b)]
     controls = [hooked(randomized(hms[1].model, seed=s)) for s in seeds]
     nets = [hms[0], hms[1], *controls]
     sizes = [input_size_of(h) for h in hms]
@@ -245,9 +263,17 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
     scores = ([], [])
     thumbs = []
     g = None if grid is None else (int(grid), int(grid))
-    with torch.no_grad():
-        stream = _batches(images, batch_size)
-        for batch in tqdm(stream, desc=f"match {layer_a} ~ {layer_b}", disable=not progress):
+    source = image_batches(images)
+    if isinstance(source, tuple):  # fv.data.Images
+        source = source[0]
+    if isinstance(source, torch.Tensor):
+        source = source[None] if source.dim() == 3 else source  # one image
+        source = [source[k:k + batch_size] for k in range(0, len(source), batch_size)]
+    with ExitStack() as stack, torch.no_grad():
+        for hm in nets:
+            stack.enter_context(evaluating(hm.model))  # eval mode; BatchNorm statistics kept
+        for raw in tqdm(source, desc=f"match {layer_a} ~ {layer_b}", disable=not progress):
+            batch = as_images(raw, "images", channels=None, unit=False)
             maps = []
             for k, hm in enumerate(nets):
                 side = min(k, 1)
@@ -369,6 +395,24 @@ class LayerFamilies:
         from featviz.viz.universality_plot import plot_families
 
         return plot_families(self, path)
+
+    def _repr_png_(self) -> bytes:
+        from featviz.viz.figures import figure_png
+
+        return figure_png(self.plot())
+
+    def summary(self) -> str:
+        """One sentence: units per family, beside the largest randomized count."""
+        counts = self.counts()
+        parts = [f"{k} {v} (random ≤ {max(self.control.get(k, [0]) or [0])})" for k, v in counts.items()]
+        return f"{self.layer} ({self.n_channels} units): " + ("; ".join(parts) or "no family") + "."
+
+    def to_dict(self) -> dict:
+        """Families with their channels and the randomized counts (``json.dumps``-ready)."""
+        return {"layer": self.layer, "n_channels": self.n_channels, "seeds": list(self.seeds),
+                "families": [{"kind": f.kind, "label": f.label, "channels": list(f.channels)}
+                             for f in self.families],
+                "control": {k: list(v) for k, v in self.control.items()}, "summary": self.summary()}
 
 
 def _hsv_fields(size: int) -> torch.Tensor:  # (6 * 2, 3, size, size): hues 0, 30, ..., 330 at s = v = 1
@@ -506,10 +550,7 @@ def families(model: nn.Module, layer: str, *, kinds: Sequence[str] = FAMILY_KIND
     if unknown:
         raise BadValue(f"unknown family kinds {unknown}; choose from {list(FAMILY_KINDS)}")
     hm = hooked(model)
-    ref_ = hm.ref(layer)
-    name, channels = ref_.key, ref_.channels
-    if channels is not None:
-        raise BadValue(f"layer must be a layer name without a channel, got {layer!r}")
+    name = hm.layer(layer)
     args = (name, list(kinds), int(size), int(edge_bins), int(curve_bins), float(min_response), float(freq))
     found, n_ch = _classify(hm, *args)
     control: dict[str, list[int]] = {}

@@ -113,3 +113,32 @@ def test_grad_x_act_with_an_inplace_op_after_src_equals_captum(noise):
 def test_src_after_dst_is_refused_by_name(small, noise):
     with pytest.raises(fv.errors.BadValue, match="runs before"):
         attribute(small, "4", "2", noise)
+
+
+def test_one_function_per_method_gives_the_dispatchers_numbers(small, noise):
+    gxa = fv.circuits.attribute_grad_x_act(small, "1", "5:0,2", noise)
+    assert torch.equal(gxa, attribute(small, "1", "5", noise, dst_channels=[0, 2]))
+    ig = fv.circuits.attribute_integrated_gradients(small, "1", "5", noise, steps=8, baseline=0.2)
+    assert torch.equal(ig, attribute(small, "1", "5", noise, method="integrated_gradients", steps=8,
+                                     baseline=0.2))
+    cap = fv.circuits.attribute_captum(small, "1", "5:1", noise, "LayerGradientXActivation")
+    ref = captum_loop(ca.LayerGradientXActivation, small, noise, "1", "5", 4)[1:2].sum((-2, -1))
+    assert torch.allclose(cap, ref, atol=1e-6)
+    assert torch.equal(cap, attribute(small, "1", "5:1", noise, method="captum:LayerGradientXActivation"))
+
+
+def test_the_old_call_with_integrated_gradients_options_still_runs_grad_x_act(small, noise):
+    old = attribute(small, "1", "5", noise, None, "grad_x_act", steps=7, batch_size=3)
+    assert torch.equal(old, fv.circuits.attribute_grad_x_act(small, "1", "5", noise))
+    with pytest.raises(TypeError, match="stepz"):
+        attribute(small, "1", "5", noise, stepz=7)
+
+
+def test_attribution_leaves_the_parameters_as_it_found_them(small, noise):
+    small[0].weight.requires_grad_(False)  # a user's frozen layer stays frozen, the others trainable
+    small.train()
+    for method in ("grad_x_act", "integrated_gradients"):
+        attribute(small, "1", "5", noise, method=method, steps=4)
+        assert [p.requires_grad for p in small.parameters()] == [False] + [True] * 5
+        assert all(p.grad is None for p in small.parameters())  # no weight gradient was computed
+        assert small.training and all(m.training for m in small.modules())

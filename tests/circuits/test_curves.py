@@ -27,11 +27,11 @@ def test_curve_units_named_with_their_directions_and_decoys_never(planted):
 
 def test_decoys_fail_for_the_right_reason(planted):
     scan = curve_scan(planted, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
-    line, ring, blob = (scan.summary(c) for c in (4, 5, 6))
+    line, ring, blob = (scan.stats(c) for c in (4, 5, 6))
     assert line["line"] > line["arc"]  # a line unit: its best line beats its best arc
     assert ring["ring"] > ring["arc"] and blob["disc"] > blob["arc"]
     assert scan.arcs.shape == (5, 24, 2, 7) and scan.lines.shape == (5, 12, 5, 7)
-    per_channel = [scan.summary(c)["curve_vs_line"] for c in range(7)]  # the one-channel path agrees
+    per_channel = [scan.stats(c)["curve_vs_line"] for c in range(7)]  # the one-channel path agrees
     assert scan.curve_vs_line().tolist() == pytest.approx(per_channel)
 
 
@@ -46,7 +46,7 @@ def test_a_unit_whose_direction_flips_with_position_is_rejected(planted):
     net = nn.Sequential(Flip(), nn.Identity())
     assert find_curve_detectors(net, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH) == []
     scan = curve_scan(net, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
-    assert scan.summary(0)["drift"] > 90
+    assert scan.stats(0)["drift"] > 90
 
 
 def test_random_weights_give_no_curve_detectors(planted):
@@ -55,7 +55,7 @@ def test_random_weights_give_no_curve_detectors(planted):
 
 
 def test_bad_arguments(planted):
-    with pytest.raises(ValueError, match="without a channel"):
+    with pytest.raises(ValueError, match="needs a whole layer: drop the ':c'"):
         curve_scan(planted, "1:0", size=S)
     with pytest.raises(ValueError, match="radii"):
         curve_scan(planted, "1", size=S, radii=[0.0])
@@ -77,7 +77,7 @@ def test_no_response_is_judged_on_the_layers_own_scale(planted):
     found = find_curve_detectors(quiet, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
     assert sorted(d.channel for d in found) == [0, 1, 2, 3]
     scan = curve_scan(quiet, "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
-    assert scan.tiny < 1e-12 and scan.summary(4)["arc"] > scan.tiny
+    assert scan.tiny < 1e-12 and scan.stats(4)["arc"] > scan.tiny
 
 
 def test_a_saturated_unit_says_so_and_reports_its_ratios_before_the_clamp(planted):
@@ -86,10 +86,10 @@ def test_a_saturated_unit_says_so_and_reports_its_ratios_before_the_clamp(plante
     free = curve_scan(_scaled(planted, 20.0, nn.ReLU()), "1", size=S, radii=RADII, shift=SHIFT, width=WIDTH)
     assert scan.ceiling == 6.0 and bool(scan.saturated[:4].all())
     for c in range(4):
-        s = scan.summary(c)
+        s = scan.stats(c)
         assert s["saturated"] == 1.0 and s["arc"] == pytest.approx(6.0, abs=1e-4)
         # before the clamp: the ratios of the same weights under a plain ReLU (the best responses are > 0)
-        assert s["pre_curve_vs_line"] == pytest.approx(free.summary(c)["curve_vs_line"], rel=1e-4)
+        assert s["pre_curve_vs_line"] == pytest.approx(free.stats(c)["curve_vs_line"], rel=1e-4)
         assert s["pre_curve_vs_line"] >= s["curve_vs_line"]
     found = {d.channel: d for d in find_curve_detectors(loud, "1", size=S, radii=RADII, shift=SHIFT,
                                                         width=WIDTH)}
@@ -106,7 +106,7 @@ def calibration():
 def test_calibrated_defaults_find_every_planted_curve_unit_and_no_decoy(calibration):
     net, labels, scan = calibration
     weakest = POSITIVE_BLENDS.index((0.07, 0.0))                 # arcs beat rings by only ~1.09x
-    assert 1.05 < scan.summary(weakest)["curve_vs_blob"] < 1.12
+    assert 1.05 < scan.stats(weakest)["curve_vs_blob"] < 1.12
     found = {d.channel for d in scan.detectors()}
     assert found == {i for i, positive in enumerate(labels) if positive}
     old = {d.channel for d in scan.detectors(CurveCriteria(1.25, 1.1, 0.2))}

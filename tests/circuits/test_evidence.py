@@ -50,8 +50,8 @@ def test_planted_curve_unit_passes_with_its_direction():
 
 
 def test_render_line_and_plot(toy, tmp_path):
-    ev = evidence(toy, "relu1:2", render=True, render_steps=8, n_random=4)
-    assert ev.render_image.shape[0] == 3 and ev.render_activation == ev.render_activation  # not NaN
+    ev = evidence(toy, "relu1:2", render=fv.optvis.RenderSettings(size=24, steps=8), n_random=4)
+    assert ev.render_image.shape == (3, 24, 24) and ev.render_activation == ev.render_activation  # not NaN
     fig = ev.plot(path=tmp_path / "ev.png")
     assert (tmp_path / "ev.png").stat().st_size > 1000 and len(fig.axes) >= 8
 
@@ -116,3 +116,14 @@ def test_a_unit_fixed_by_its_wiring_gets_no_p_value_in_evidence(family_net):
                   hypothesis=[7])
     assert ev.family_test.structural and ev.family_test.p is None
     assert "fixed by the wiring" in ev.verdict[-1] and not any("than chance" in s for s in ev.verdict)
+
+
+def test_old_render_keywords_map_onto_render_settings_with_a_warning():
+    from featviz.circuits.evidence import _render_settings
+
+    assert _render_settings(True, {}, 224, 3) == fv.optvis.RenderSettings(size=128, steps=128, seed=3)
+    with pytest.warns(DeprecationWarning, match="RenderSettings"):
+        old = _render_settings(True, {"render_size": 40, "render_steps": 8}, 224, 0)
+    assert old == fv.optvis.RenderSettings(size=40, steps=8, seed=0)
+    with pytest.raises(TypeError, match="render_stepz"):
+        _render_settings(True, {"render_stepz": 8}, 224, 0)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from circuit_models import WIRING
 
-from featviz.circuits import Circuit, ablation_effect, attribute, trace
+from featviz.circuits import Circuit, ablation_effect, attribute, trace, tuning_curve
 
 
 def wired_edges(o):
@@ -18,7 +18,7 @@ def test_trace_by_expanded_weights_finds_exactly_the_wiring(wired):
 
 
 def test_trace_by_attribution_finds_exactly_the_wiring(wired, noise):
-    c = trace(wired, "relu2:2", depth=1, top_k=2, by="attribution", inputs=noise, size=32, progress=False)
+    c = trace(wired, "relu2:2", depth=1, top_k=2, by="attribution", images=noise, size=32, progress=False)
     assert {(e.src, e.dst) for e in c.edges} == wired_edges(2)
 
 
@@ -52,7 +52,7 @@ def test_ablating_a_wired_source_drops_dst_and_an_unwired_one_does_not(wired, no
 
 def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
     x = photos[0][:3]
-    c = trace(effnet, "blocks.4:0", depth=1, top_k=3, by="attribution", inputs=x, progress=False)
+    c = trace(effnet, "blocks.4:0", depth=1, top_k=3, by="attribution", images=x, progress=False)
     contrib = attribute(effnet, "blocks.2", "blocks.4", x, dst_channels=[0])[0]
     weakest = contrib.abs().argsort()[:3].tolist()
     control = max(abs(ablation_effect(effnet, f"blocks.2:{k}", "blocks.4:0", x)) for k in weakest)
@@ -62,8 +62,21 @@ def test_effnet_traced_upstream_nodes_are_confirmed_by_ablation(effnet, photos):
 
 
 def test_no_hooks_are_left_behind_even_after_an_error(wired, noise):
-    trace(wired, "relu3:0", depth=2, top_k=2, by="attribution", inputs=noise, size=32, progress=False)
+    trace(wired, "relu3:0", depth=2, top_k=2, by="attribution", images=noise, size=32, progress=False)
     with pytest.raises(IndexError):
         attribute(wired, "relu1", "relu2", noise, dst_channels=[9])
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in wired.modules())
     assert wired.relu2.inplace  # turned off while linearising, restored after
+
+
+def test_old_images_keywords_warn_and_give_the_same_result(wired, noise):
+    kw = {"depth": 1, "top_k": 2, "by": "attribution", "size": 32, "progress": False}
+    new = trace(wired, "relu2:2", images=noise, **kw)
+    with pytest.warns(DeprecationWarning, match=r"trace\(inputs=...\) is deprecated: the keyword is images="):
+        old = trace(wired, "relu2:2", inputs=noise, **kw)
+    assert old.to_dict() == new.to_dict()
+    with pytest.raises(TypeError, match="both images= and its old name inputs="):
+        trace(wired, "relu2:2", by="attribution", images=noise, inputs=noise)
+    with pytest.warns(DeprecationWarning, match="stimuli"):
+        old_curve = tuning_curve(wired, "relu1:0", stimuli=noise[:2], angles=[0, 90])
+    assert torch.equal(old_curve.responses, tuning_curve(wired, "relu1:0", noise[:2], [0, 90]).responses)
