@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from tqdm.auto import tqdm
 
 from featviz.circuits._graph import ModuleGraph, kind
 from featviz.core import StopForward
@@ -196,8 +197,6 @@ def centre_rows(hm: HookedModel, graph: ModuleGraph, x: torch.Tensor, src: str, 
                 channels: Sequence[int], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
     """Gradients of each dst channel at the central position w.r.t. the src activation, through the
     linearised network, (n, C_src, Hs, Ws). One backward pass per chunk of ``batch_size`` channels."""
-    from tqdm.auto import tqdm
-
     rows = []
     chunks = [list(channels[i:i + batch_size]) for i in range(0, len(channels), batch_size)]
     for chunk in tqdm(chunks, desc="expanded weights", disable=not progress or len(chunks) < 2):

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from featviz.circuits._graph import ModuleGraph
+from featviz.circuits._keywords import images_keyword
 from featviz.circuits._linear import _one_call, run_cut
 from featviz.core import Ref, as_images, channel_list, channel_values, evaluating, format_ref, preprocess_fn
 from featviz.errors import BadType, BadValue
@@ -56,18 +57,19 @@ def captum_methods() -> list[str]:
                   and getattr(ca, n) not in bases)
 
 
-_OLD_ORDER = ("inputs", "src", "dst", "dst_channels", "method")
+_OLD_ORDER = ("images", "src", "dst", "dst_channels", "method")
 
 
 def _first_wave_order(fn):
     """``attribute`` also accepts the first-wave order attribute(model, images, src, dst, ...) -- positional
     or with src=/dst= as keywords -- with a DeprecationWarning; the package order is model, references, data.
-    (A decorator, so that ``attribute`` itself keeps its signature and docstring for the API reference.)"""
+    (A decorator, so that ``attribute`` itself keeps its signature and docstring for the API reference;
+    it runs inside ``images_keyword``, hence ``stacklevel=3``.)"""
     @functools.wraps(fn)
     def attribute(model: nn.Module, *args, **kwargs) -> torch.Tensor:
-        if args and not isinstance(args[0], (str, Ref)) and "inputs" not in kwargs:
-            warnings.warn("attribute(model, inputs, src, dst) is deprecated: write attribute(model, src, "
-                          "dst, inputs) (model, references, data)", DeprecationWarning, stacklevel=2)
+        if args and not isinstance(args[0], (str, Ref)) and "images" not in kwargs:
+            warnings.warn("attribute(model, images, src, dst) is deprecated: write attribute(model, src, "
+                          "dst, images) (model, references, data)", DeprecationWarning, stacklevel=3)
             if len(args) > len(_OLD_ORDER):
                 raise BadType(f"attribute() takes at most {len(_OLD_ORDER) + 1} positional arguments")
             for name, value in zip(_OLD_ORDER, args):
@@ -86,11 +88,12 @@ _OPTIONS = {"keep_space": "all", "preprocess": "all", "steps": "integrated_gradi
             "captum_kwargs": "captum"}
 
 
+@images_keyword("inputs")
 @_first_wave_order
-def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
+def attribute(model: nn.Module, src: str, dst: str, images: torch.Tensor,
               dst_channels: Sequence[int] | None = None, method: str = "grad_x_act",
               **options) -> torch.Tensor:
-    """How much each channel of ``src`` contributes to each dst channel on ``inputs``: (n_dst, C_src).
+    """How much each channel of ``src`` contributes to each dst channel on ``images``: (n_dst, C_src).
 
     A thin dispatcher over one function per method (the same numbers as calling it directly):
     ``"grad_x_act"`` -> :func:`attribute_grad_x_act`, ``"integrated_gradients"`` ->
@@ -98,8 +101,8 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
     ``options`` are that function's keywords (``keep_space``, ``preprocess``; ``steps``, ``baseline``,
     ``batch_size`` for integrated gradients; ``captum_kwargs`` for captum). ``dst_channels`` picks dst
     channels (as ``"dst:3,7"`` does; it wins over channels on ``dst``). Arguments follow the package order
-    (model, references, data); the first-wave order ``attribute(model, inputs, src, dst)`` still works with
-    a ``DeprecationWarning``.
+    (model, references, data); the first-wave order ``attribute(model, images, src, dst)`` and the old
+    keyword ``inputs=`` still work with a ``DeprecationWarning``.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
@@ -115,13 +118,13 @@ def attribute(model: nn.Module, src: str, dst: str, inputs: torch.Tensor,
         dst = format_ref(hooked(model).ref(dst).key, [int(c) for c in dst_channels])
     shared = {k: v for k, v in options.items() if _OPTIONS[k] == "all"}  # the others' options: ignored
     if method == "grad_x_act":
-        return attribute_grad_x_act(model, src, dst, inputs, **shared)
+        return attribute_grad_x_act(model, src, dst, images, **shared)
     if method == "integrated_gradients":
         ig = {k: v for k, v in options.items() if _OPTIONS[k] in ("all", "integrated_gradients")}
-        return attribute_integrated_gradients(model, src, dst, inputs, **ig)
+        return attribute_integrated_gradients(model, src, dst, images, **ig)
     if isinstance(method, str) and method.startswith("captum:"):
         kwargs = options.get("captum_kwargs") or {}
-        return attribute_captum(model, src, dst, inputs, method.partition(":")[2], **shared, **kwargs)
+        return attribute_captum(model, src, dst, images, method.partition(":")[2], **shared, **kwargs)
     raise BadValue(f"unknown attribution method {method!r}; use one of {list(METHODS)} or "
                    f"'captum:<name>' with a name from {captum_methods()}")
 

@@ -38,18 +38,29 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from featviz.circuits.ablation import AblationTest, ablation_test
-from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan
+from featviz.circuits.attribution import attribute
+from featviz.circuits.curves import CurveCriteria, CurveScan, curve_scan, find_curve_detectors
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
-from featviz.circuits.tuning import TuningCurve, direction_selectivity, layer_responses, tuning_curve
+from featviz.circuits.trace import upstream_layers
+from featviz.circuits.tuning import (
+    TuningCurve,
+    direction_selectivity,
+    find_edge_detectors,
+    layer_responses,
+    tuning_curve,
+)
 from featviz.core import as_images, input_size_of, preprocess_fn
+from featviz.data import sample_images
 from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
+from featviz.models import randomized
 from featviz.optvis.render import render as fv_render
 from featviz.optvis.settings import RenderSettings
 
@@ -148,8 +159,6 @@ def previous_layer(hm, layer: str) -> str | None:
     before = [n for n in listed if names.index(n) < here and not layer.startswith(n + ".") and n != layer]
     if before:
         return before[-1]
-    from featviz.circuits.trace import upstream_layers
-
     try:
         chain = upstream_layers(hm, layer)
     except (ValueError, KeyError, RuntimeError):
@@ -162,7 +171,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
              render: bool | RenderSettings = True, rendering: Rendering | None = None, n_random: int = 199,
              top_k: int = 3, seed: int = 0, progress: bool = True,
              hypothesis: str | Sequence[int] | tuple[str, Sequence[int]] | None = "edges",
-             **old: int | None) -> Evidence:
+             **deprecated: int | None) -> Evidence:
     """Collect every line of evidence for ``node`` (``"layer:channel"``), each with its control.
 
     Args:
@@ -178,8 +187,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
             not given).
         render: render the unit's feature visualization (``True``: ``fv.render`` at the model's input size,
             at most 128 px, 128 steps, seeded by ``seed``; a ``fv.optvis.RenderSettings``: with those
-            settings); ``False`` skips it (faster). The old ``render_size=`` / ``render_steps=`` keywords
-            still work with a ``DeprecationWarning``.
+            settings); ``False`` skips it (faster).
         n_random: how many random sets of upstream channels the ablations are compared with (199: p can
             go down to 0.005).
         top_k: how many of the strongest excitatory and of the strongest inhibitory upstream channels
@@ -191,6 +199,8 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         hypothesis: the family of the upstream layer tested against random sets of the whole layer on
             all photos: "edges" (``find_edge_detectors``, the default), "curves" (``find_curve_detectors``),
             a list of channels (a set you name), ``(name, channels)``, or None (no test).
+        deprecated: the old ``render_size=`` / ``render_steps=`` keywords, read into ``render``'s settings
+            with a ``DeprecationWarning``.
 
     Returns:
         An ``Evidence``: each line of evidence with its control and a generated ``verdict``.
@@ -205,14 +215,10 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         >>> ev.upstream, ev.excitatory[0][0] in (1, 2, 3), len(ev.verdict) >= 4
         ('relu1', True, True)
     """
-    from featviz.models import randomized
-
     hm = hooked(model)
     layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
     size = int(input_size_of(hm, 224))
     if images is None:
-        from featviz.data import sample_images
-
         images, names = sample_images(size=size)
     else:
         images, names = as_images(images, "images", channels=None, unit=False), []
@@ -229,7 +235,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         render_image, render_act = rendering.images[0].detach().cpu(), float(rendering.activations[0])
         dead = bool(rendering.dead[0]) if getattr(rendering, "dead", None) is not None else False
     elif render is not False:
-        r = fv_render(hm, node, settings=_render_settings(render, old, size, seed), progress=progress)
+        r = fv_render(hm, node, settings=_render_settings(render, deprecated, size, seed), progress=progress)
         render_image, render_act = r.images[0], float(r.activations[0])
         dead = bool(r.dead[0]) if getattr(r, "dead", None) is not None else False
 
@@ -251,8 +257,6 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     rnd = random_scan.curve_vs_line()
     random_exceeding = float((rnd >= ratios[c]).float().mean())
     directions = list(range(0, 360, 15))
-    from functools import partial
-
     from featviz.data import edges
 
     edge = tuning_curve(hm, node, partial(edges, directions, size=scan.size), directions,
@@ -270,8 +274,6 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
     excit, inhib, abl, fam_test, fam_text = [], [], None, None, None
     pick, held = (images[0::2], images[1::2]) if len(images) >= 2 else (images, images)
     if up is not None:
-        from featviz.circuits.attribution import attribute
-
         contrib = attribute(hm, up, layer, pick, dst_channels=[c])[0].cpu()  # (C_src,)
         pos = contrib.argsort(descending=True)
         excit = [(int(j), float(contrib[j])) for j in pos[:top_k] if contrib[j] > 0]
@@ -317,9 +319,6 @@ def named_family(model: nn.Module, layer: str, kind: str = "edges") -> tuple[str
         >>> named_family(fv.models.toy.edges_and_curves(), "relu1")[1]
         [0, 1, 2, 3, 4, 5, 6, 7]
     """
-    from featviz.circuits.curves import find_curve_detectors
-    from featviz.circuits.tuning import find_edge_detectors
-
     if kind == "edges":
         size = int(input_size_of(model, 64))
         found = find_edge_detectors(model, layer, size=min(64, size))

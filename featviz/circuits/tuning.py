@@ -21,6 +21,7 @@ from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.core import as_images
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
+from featviz.models import randomized
 
 __all__ = ["TuningCurve", "EdgeCriteria", "EdgeDetector", "EdgeScan", "edge_scan", "tuning_curve",
            "find_edge_detectors", "layer_responses",
@@ -560,8 +561,6 @@ def control_counts(model: nn.Module, layer: str, finder: Callable[..., list],
         ...     fv.models.toy.edges_and_curves(), s), "relu1", size=32)) for s in (0, 1, 2)]
         (8, True)
     """
-    from featviz.models import randomized
-
     if _is_model(layer) and not _is_model(model) and callable(model):  # the old order (finder, model, layer)
         warnings.warn("control_counts(finder, model, layer) is deprecated: write "
                       "control_counts(model, layer, finder) (model, references, then the rest)",

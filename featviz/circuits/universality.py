@@ -32,10 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from featviz.circuits.curves import find_curve_detectors
 from featviz.circuits.examples import image_batches
+from featviz.circuits.receptive_field import receptive_field
+from featviz.circuits.tuning import direction_selectivity, find_edge_detectors, layer_responses
 from featviz.core import as_images, device_of, evaluating, input_size_of, preprocess_fn
 from featviz.errors import BadValue
 from featviz.hooks import hooked
+from featviz.models import randomized
 
 __all__ = ["FAMILY_KINDS", "Family", "LayerFamilies", "UnitLink", "UnitMatch", "augment_images", "families",
            "match_units", "unit_links"]
@@ -250,8 +254,6 @@ def match_units(model_a: nn.Module, layer_a: str, model_b: nn.Module, layer_b: s
         >>> m.best.tolist(), m.n_positions, m.correlation.shape
         ([1, 3, 0, 2], 1568, torch.Size([4, 4]))
     """
-    from featviz.models import randomized
-
     hms = [hooked(model_a), hooked(model_b)]
     layers = [hms[0].layer(layer_a), hms[1].layer(layer_b)]
     controls = [hooked(randomized(hms[1].model, seed=s)) for s in seeds]
@@ -439,9 +441,6 @@ def _high_low(directions: torch.Tensor, size: int, center: tuple[float, float], 
 
 def _classify(model: nn.Module, layer: str, kinds: Sequence[str], size: int, edge_bins: int, curve_bins: int,
               min_response: float, freq: float) -> tuple[list[Family], int]:
-    from featviz.circuits.curves import find_curve_detectors
-    from featviz.circuits.receptive_field import receptive_field
-    from featviz.circuits.tuning import direction_selectivity, find_edge_detectors, layer_responses
     from featviz.data import circles, edges
 
     hm = hooked(model)
@@ -544,8 +543,6 @@ def families(model: nn.Module, layer: str, *, kinds: Sequence[str] = FAMILY_KIND
         >>> sorted(fam.counts().items())[:2], fam.n_channels
         ([('edge 0°', 2), ('edge 135°', 2)], 8)
     """
-    from featviz.models import randomized
-
     unknown = [k for k in kinds if k not in FAMILY_KINDS]
     if unknown:
         raise BadValue(f"unknown family kinds {unknown}; choose from {list(FAMILY_KINDS)}")

@@ -8,6 +8,7 @@ cross-correlation kernels, as torch applies them: entry ``[o, c, u, v]`` multipl
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -154,8 +155,6 @@ def expanded_weights(model: nn.Module, src: str, dst: str, dst_channels: Sequenc
         >>> expanded_weights(net, "0", "3", size=32).shape    # 3x3 conv after a 2x2 pool: 6x6 window
         torch.Size([4, 8, 6, 6])
     """
-    import warnings
-
     hm = hooked(model)
     sref, dref = parse_ref(src), parse_ref(dst)
     with evaluating(hm.model):

@@ -142,3 +142,9 @@ def test_attribution_leaves_the_parameters_as_it_found_them(small, noise):
         assert [p.requires_grad for p in small.parameters()] == [False] + [True] * 5
         assert all(p.grad is None for p in small.parameters())  # no weight gradient was computed
         assert small.training and all(m.training for m in small.modules())
+
+
+def test_the_old_inputs_keyword_warns_and_gives_the_same_numbers(small, noise):
+    with pytest.warns(DeprecationWarning, match="images="):
+        old = attribute(small, "1", "5", inputs=noise)
+    assert torch.equal(old, attribute(small, "1", "5", images=noise))
