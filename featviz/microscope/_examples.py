@@ -306,13 +306,7 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
         >>> facts["top"][0]["value"] > 0 > facts["bottom"][0]["value"]
         True
     """
-
-    top = stats.top[:, channel]
-    order = sorted(range(len(top)), key=lambda i: (-float(top[i]), i))
-    chosen = {"top": [i for i in order if float(stats.top_act[i, channel]) > 0][:k]}
-    bottom = stats.bottom[:, channel]
-    order = sorted(range(len(bottom)), key=lambda i: (float(bottom[i]), i))
-    chosen["bottom"] = [i for i in order if float(bottom[i]) < 0][:k]
+    chosen = _chosen_photos(stats, channel, k)
     files: dict[str, bytes] = {}
     facts: dict = {"pre": stats.pre, "top": [], "bottom": [], "skipped": stats.skipped,
                    "positions": int(np.prod(stats.hw)) if stats.hw else 0}
@@ -321,13 +315,9 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
     for kind, idx in chosen.items():
         if not idx:
             continue
-        flat = (stats.top_pos if kind == "top" else stats.bottom_pos)[idx, channel]
         images = photos.load(idx)
-        boxes: list = [None] * len(idx)
-        if stats.hw:
-            w = stats.hw[-1]
-            positions = torch.stack([flat // w, flat % w], 1)  # (n, 2) rows, cols
-            boxes = [tuple(b) for b in input_boxes(model, layer, tuple(images.shape[1:]), positions).tolist()]
+        flat = (stats.top_pos if kind == "top" else stats.bottom_pos)[idx, channel]
+        boxes = _boxes(model, layer, stats, flat, tuple(images.shape[1:]))
         for j, (i, box) in enumerate(zip(idx, boxes)):
             name = f"{kind}{j}.jpg"
             files[name] = jpeg_bytes(_tile(images[j], box))
@@ -337,6 +327,28 @@ def example_files(model: nn.Module, layer: str, channel: int, stats: LayerStats,
                                 "rank_value": round(rank, 6), "box": list(box) if box else None,
                                 **labels[i]})
     return files, facts
+
+
+def _chosen_photos(stats: LayerStats, channel: int, k: int) -> dict[str, list[int]]:
+    """Indices of the ``k`` photos that excite the channel most (strongest position above 0) and of the ``k``
+    that inhibit it most (weakest position below 0), strongest first, ties by index."""
+    top = stats.top[:, channel]
+    order = sorted(range(len(top)), key=lambda i: (-float(top[i]), i))
+    chosen = {"top": [i for i in order if float(stats.top_act[i, channel]) > 0][:k]}
+    bottom = stats.bottom[:, channel]
+    order = sorted(range(len(bottom)), key=lambda i: (float(bottom[i]), i))
+    chosen["bottom"] = [i for i in order if float(bottom[i]) < 0][:k]
+    return chosen
+
+
+def _boxes(model: nn.Module, layer: str, stats: LayerStats, flat: torch.Tensor, image_shape: tuple) -> list:
+    """The input box of each flat map position in ``flat`` (``fv.circuits.input_boxes``); None each for a
+    (B, C) layer (no map)."""
+    if not stats.hw:
+        return [None] * len(flat)
+    w = stats.hw[-1]
+    positions = torch.stack([flat // w, flat % w], 1)  # (n, 2) rows, cols
+    return [tuple(b) for b in input_boxes(model, layer, image_shape, positions).tolist()]
 
 
 def top_crop(model: nn.Module, layer: str, channel: int, stats: LayerStats, photos: PhotoSet,

@@ -98,7 +98,41 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
             ``min_correlation`` ...
         min_margin: ... and beats the randomized control by ``min_margin``.
     """
-    # 1. every argument, before any work
+    folders = _folders(models, channels)  # 1. every argument, before any work
+    settings = settings or MicroscopeSettings()
+    site_layers, shapes = _site_layers(models, layers)
+    pairs = _layer_pairs(models, site_layers, shapes)
+    out = Path(out)
+    old = check_site_folder(out, force)
+    with SiteLock(out):
+        clean_temps(out, {p for p in old if Path(p).parts[0] not in folders.values()})
+        write_marker(out, old | _PAGES)
+        # 2. the matches, on the photos the sites use (at the largest input size; each model resizes)
+        matches = _matches(models, pairs, images, seeds, progress)
+        built = {n: {la: min(s[1], channels or s[1]) for la, s in shapes[n].items()} for n in models}
+        sections, partners = _sections(matches, folders, built, min_correlation, min_margin)
+        pages = {n: {la: set(range(k)) | partners.get(n, {}).get(la, set()) for la, k in built[n].items()}
+                 for n in models}
+        unit_pages = _unit_matches(matches, folders, pages, min_correlation, min_margin)
+        # 3. each model's own site, its unit pages listing their matches (matched units outside the built
+        #    channels get a short page, so every row of the universality page links to two pages)
+        for n in models:
+            build_microscope(models[n], site_layers[n], out / folders[n], settings=settings,
+                             channels=channels, images=images, workers=workers, address=address, force=force,
+                             progress=progress, matches=unit_pages.get(n, {}),
+                             partners={la: sorted(cs) for la, cs in partners.get(n, {}).items()},
+                             name=n)
+        # 4. the pages that join them
+        index = _write_pages(out, list(models), folders, sections, min_correlation, min_margin, seeds)
+        stale = {p for p in old - _PAGES if Path(p).parts and Path(p).parts[0] not in folders.values()}
+        remove_stale(out, stale)
+        write_marker(out, set(_PAGES))
+    return index
+
+
+def _folders(models: Mapping[str, nn.Module], channels: int | None) -> dict[str, str]:
+    """``{model name: its site's folder}``; raises ``BadValue`` for fewer than two models, a name that cannot
+    be a folder, two names with one folder, or a bad channel count."""
     names = list(models)
     if len(names) < 2:
         raise BadValue(f"a multi-model site needs two or more models, got {len(names)}; build one model's "
@@ -112,49 +146,36 @@ def build_microscopes(models: Mapping[str, nn.Module], out: str | Path = "featvi
         raise BadValue(f"two models would share a folder: {sorted(folders.values())}; give distinct names")
     if channels is not None and int(channels) < 1:
         raise BadValue(f"channels (--channels) must be a positive number per layer, got {channels}")
-    settings = settings or MicroscopeSettings()
+    return folders
+
+
+def _site_layers(models: Mapping[str, nn.Module], layers: Sequence[str] | Mapping[str, Sequence[str]] | None
+                 ) -> tuple[dict[str, list[str]], dict[str, dict[str, tuple[int, ...]]]]:
+    """Each model's site layers (given, per model or for all, else ``default_layers``) and their shapes
+    (``check_layers``)."""
     site_layers: dict[str, list[str]] = {}
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}
-    for n in names:
+    for n, model in models.items():
         given = layers.get(n) if isinstance(layers, Mapping) else layers
-        site_layers[n] = list(dict.fromkeys(given if given is not None else default_layers(models[n])))
+        site_layers[n] = list(dict.fromkeys(given if given is not None else default_layers(model)))
         if not site_layers[n]:
             raise BadValue(f"model {n!r} declares no interesting_layers: name its layers "
                            "(layers=[...] / --layers L1,L2)")
-        shapes[n] = check_layers(models[n], site_layers[n], "layers")
-    pairs = {}  # (model a, model b) -> [(layer a, layer b)], (B, C, H, W) layers only
+        shapes[n] = check_layers(model, site_layers[n], "layers")
+    return site_layers, shapes
+
+
+def _layer_pairs(models: Mapping[str, nn.Module], site_layers: dict[str, list[str]],
+                 shapes: dict[str, dict[str, tuple[int, ...]]]) -> dict[tuple[str, str], list[tuple]]:
+    """``{(model a, model b): [(layer a, layer b)]}`` for every pair of models: ``pair_layers`` of their
+    (B, C, H, W) layers."""
+    names, pairs = list(models), {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             conv_a = [la for la in site_layers[a] if len(shapes[a][la]) == 4]
             conv_b = [lb for lb in site_layers[b] if len(shapes[b][lb]) == 4]
             pairs[(a, b)] = pair_layers(models[a], conv_a, models[b], conv_b)
-    out = Path(out)
-    old = check_site_folder(out, force)
-
-    with SiteLock(out):
-        clean_temps(out, {p for p in old if Path(p).parts[0] not in folders.values()})
-        write_marker(out, old | _PAGES)
-        # 2. the matches, on the photos the sites use (at the largest input size; each model resizes)
-        matches = _matches(models, pairs, images, seeds, progress)
-        built = {n: {la: min(s[1], channels or s[1]) for la, s in shapes[n].items()} for n in names}
-        sections, partners = _sections(matches, folders, built, min_correlation, min_margin)
-        pages = {n: {la: set(range(k)) | partners.get(n, {}).get(la, set()) for la, k in built[n].items()}
-                 for n in names}
-        unit_pages = _unit_matches(matches, folders, pages, min_correlation, min_margin)
-        # 3. each model's own site, its unit pages listing their matches (matched units outside the built
-        #    channels get a short page, so every row of the universality page links to two pages)
-        for n in names:
-            build_microscope(models[n], site_layers[n], out / folders[n], settings=settings,
-                             channels=channels, images=images, workers=workers, address=address, force=force,
-                             progress=progress, matches=unit_pages.get(n, {}),
-                             partners={la: sorted(cs) for la, cs in partners.get(n, {}).items()},
-                             name=n)
-        # 4. the pages that join them
-        index = _write_pages(out, names, folders, sections, min_correlation, min_margin, seeds)
-        stale = {p for p in old - _PAGES if Path(p).parts and Path(p).parts[0] not in folders.values()}
-        remove_stale(out, stale)
-        write_marker(out, set(_PAGES))
-    return index
+    return pairs
 
 
 def _matches(models: Mapping[str, nn.Module], pairs: dict, images, seeds, progress) -> list:
@@ -222,18 +243,7 @@ def _sections(matches: list, folders: dict[str, str], built: dict, min_correlati
         fa, fb = folders[m.name_a], folders[m.name_b]
         n_a, n_b = built[m.name_a][m.layer_a], built[m.name_b][m.layer_b]
         whole = m.pairs(min_correlation, min_margin)
-        rows = []
-        for i, j, r, ctl in whole:
-            if i >= n_a and j >= n_b:
-                continue
-            units = []
-            sides = ((m.name_a, fa, m.layer_a, i, n_a), (m.name_b, fb, m.layer_b, j, n_b))
-            for model, f, layer, c, n in sides:
-                if c >= n:
-                    partners.setdefault(model, {}).setdefault(layer, set()).add(c)
-                units.append({"model": model, "label": f"{layer}:{c}", "layer": layer, "c": c, "folder": f,
-                              "built": c < n, "href": f"{f}/channels/{slug(layer)}/{c}.html"})
-            rows.append({"r": r, "control": ctl, "units": units})
+        rows = _rows(m, whole, folders, n_a, n_b, partners)
         live = ~m.dead_a
         misses = []
         if not any(i < n_a for i, *_ in whole):
@@ -249,6 +259,25 @@ def _sections(matches: list, folders: dict[str, str], built: dict, min_correlati
                          "matched_built": sum(i < n_a for i, *_ in whole), "matched_whole": len(whole),
                          "id": f"{fa}--{slug(m.layer_a)}--{fb}--{slug(m.layer_b)}"})
     return sections, partners
+
+
+def _rows(m, whole: list, folders: dict[str, str], n_a: int, n_b: int, partners: dict) -> list[dict]:
+    """The universality page's rows of match ``m``: each matched pair ``whole`` with a built unit on either
+    side, both units linked; a matched unit that is not built is added to ``partners`` (a short page)."""
+    rows = []
+    for i, j, r, ctl in whole:
+        if i >= n_a and j >= n_b:
+            continue
+        units = []
+        sides = ((m.name_a, m.layer_a, i, n_a), (m.name_b, m.layer_b, j, n_b))
+        for model, layer, c, n in sides:
+            if c >= n:
+                partners.setdefault(model, {}).setdefault(layer, set()).add(c)
+            f = folders[model]
+            units.append({"model": model, "label": f"{layer}:{c}", "layer": layer, "c": c, "folder": f,
+                          "built": c < n, "href": f"{f}/channels/{slug(layer)}/{c}.html"})
+        rows.append({"r": r, "control": ctl, "units": units})
+    return rows
 
 
 def _preview(out: Path, folder: str, manifest: dict, k: int = 8) -> list[dict]:
