@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from featviz.core import input_size_of
 from featviz.errors import BadValue
 from featviz.hooks import hooked
 from featviz.optvis import caricature, objectives, render
+from featviz.optvis.rendering import Rendering
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
            "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT",
@@ -129,8 +131,6 @@ def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
         >>> png_bytes(torch.zeros(3, 4, 4))[:4]
         b'\\x89PNG'
     """
-    from PIL import Image
-
     if isinstance(image, torch.Tensor):
         image = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
         image = image.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
@@ -146,8 +146,6 @@ def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
         >>> jpeg_bytes(np.zeros((8, 8, 3), np.uint8))[:2]
         b'\\xff\\xd8'
     """
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -366,10 +364,6 @@ def _grid(images: torch.Tensor, pad: int = 2) -> torch.Tensor:
 def _stored_rendering(ref: str, given: dict):
     """A one-image ``Rendering`` of ``ref`` from a stored feature visualization (``fv.png`` bytes,
     ``activation``, ``dead``), for the evidence part when the render itself is not recomputed."""
-    from PIL import Image
-
-    from featviz.optvis.rendering import Rendering
-
     rgb = np.asarray(Image.open(io.BytesIO(given["fv.png"])).convert("RGB"), dtype=np.float32) / 255
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
     return Rendering(image, torch.zeros(0, 1), torch.tensor([float(given["activation"])]), [ref], ref,

@@ -28,11 +28,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes
+from featviz.circuits import curve_scan, evidence
 from featviz.circuits.curves import CurveScan
+from featviz.circuits.evidence import named_family, previous_layer
 from featviz.circuits.receptive_field import ReceptiveField
 from featviz.hooks import hooked as fv_hooked
+from featviz.microscope._channel import FIGURE_IN, evidence_rows, svg_bytes
 from featviz.microscope._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
 from featviz.microscope._store import content_key, slug
+from featviz.models import randomized
 
 __all__ = ["EvidenceInputs", "layer_scans", "scan_path", "evidence_photos", "channel_evidence",
            "evidence_figures", "evidence_view", "curve_vs_line", "SCAN_FORMAT"]
@@ -95,9 +99,6 @@ def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: s
         >>> scans["1"][0].n_channels, sorted(p.name[:2] for p in Path("cache").iterdir())
         (4, ['1-'])
     """
-    from featviz.circuits import curve_scan
-    from featviz.models import randomized
-
     out: dict[str, tuple[CurveScan, CurveScan]] = {}
     control = None
     for layer in tqdm(list(layers), desc="curve scans (model and randomized)", unit="layer",
@@ -146,9 +147,6 @@ def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: Evidenc
     ``rendering``: the site's feature visualization of the channel (a ``Rendering``) for the verdict's
     feature-visualization sentence; None leaves that sentence out.
     """
-    from featviz.circuits import evidence
-    from featviz.circuits.evidence import named_family, previous_layer
-
     scan, rnd = inputs.scans[layer]
     up = inputs.upstream.get(layer) or previous_layer(fv_hooked(model), layer)
     if up is not None and up not in inputs.families:
@@ -168,7 +166,6 @@ def evidence_figures(ev, scan: CurveScan, random_scan: CurveScan) -> dict[str, b
     random channel sets."""
     import matplotlib.pyplot as plt
 
-    from featviz.microscope._channel import FIGURE_IN, svg_bytes
 
     panels = [plt.subplots(figsize=FIGURE_IN, layout="constrained") for _ in range(4)]
     axes = [ax for _, ax in panels]
@@ -209,7 +206,6 @@ def evidence_view(facts: dict | None) -> dict | None:
         >>> evidence_view(None) is None
         True
     """
-    from featviz.microscope._channel import evidence_rows
 
     if not facts:
         return None

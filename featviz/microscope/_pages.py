@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from featviz._io import atomic_write_text
@@ -139,8 +140,6 @@ def _neighbour(pages: list[int], k: int, layer: dict) -> dict | None:
 def _svg_px(path: Path) -> dict:
     """``{"w", "h"}``: an SVG file's natural size in CSS px (matplotlib writes ``width="259.2pt"``; 1 pt is
     4/3 px), for the page's ``<img width height>``; ``{}`` when unreadable."""
-    import re
-
     try:
         head = path.read_text(errors="replace")[:2000]
     except OSError:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from featviz._io import temp_path
+from featviz._io import atomic_write_text, is_temp_name, temp_path
 from featviz.errors import BadValue, OutputError
 
 __all__ = ["slug", "weights_hash", "content_key", "write_unit", "read_meta", "unit_done", "read_files",
@@ -180,8 +180,6 @@ def _inside(rel: str) -> bool:
 
 def write_marker(out: Path, written: set[str]) -> None:
     """Record ``written`` (paths relative to ``out``) as the files and unit folders the builder owns."""
-    from featviz._io import atomic_write_text
-
     marker = {"featviz_site": 1, "written": sorted(written)}
     atomic_write_text(Path(out) / MARKER, json.dumps(marker, indent=0))
 
@@ -254,8 +252,6 @@ def remove_stale(out: Path, stale: set[str]) -> list[str]:
 def clean_temps(out: Path, written: set[str]) -> None:
     """Remove the builder's own temporary files and folders (``featviz._io.temp_path`` names) left by a
     killed build, looking only in the folders that hold what the builder writes; nothing else is touched."""
-    from featviz._io import is_temp_name
-
     out = Path(out)
     real_out = os.path.realpath(out)
     folders = {out} | {(out / rel).parent for rel in written if _inside(rel)}

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from torch import nn
 
+from featviz import __version__
 from featviz._io import atomic_write_text
+from featviz._templates import template_env, write_css
 from featviz.circuits.universality import match_units, unit_links
 from featviz.core import evaluating, input_size_of
 from featviz.errors import BadValue
@@ -293,9 +295,6 @@ def _preview(out: Path, folder: str, manifest: dict, k: int = 8) -> list[dict]:
 
 def _write_pages(out: Path, names: list[str], folders: dict[str, str], sections: list[dict],
                  min_correlation: float, min_margin: float, seeds: Sequence[int]) -> Path:
-    from featviz import __version__
-    from featviz._templates import template_env, write_css
-
     env = template_env()
     write_css(out)
     for s in sections:

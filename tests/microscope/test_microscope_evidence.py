@@ -53,7 +53,7 @@ def test_a_changed_evidence_setting_recomputes_only_the_evidence(site, monkeypat
     original = _channel.ChannelWorker.compute
     monkeypatch.setattr(_channel.ChannelWorker, "compute",
                         lambda s, *a: calls.append(a[3]) or original(s, *a))
-    monkeypatch.setattr(fv.circuits, "curve_scan", lambda *a, **k: pytest.fail("scanned again"))
+    monkeypatch.setattr(_evidence, "curve_scan", lambda *a, **k: pytest.fail("scanned again"))
     more = MicroscopeSettings(**{**SETTINGS.__dict__, "evidence_random": 4})
     build_microscope(evidence_net(), ["1", "3"], site, settings=more, channels=2, progress=False)
     assert calls and set(calls) == {("evidence",)}
