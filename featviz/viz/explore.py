@@ -90,12 +90,11 @@ class CircuitExplorer:
 
         self.model, self.top_k, self.images, self.size = model, top_k, images, size
         self.render_size, self.render_steps, self.use_evidence = render_size, render_steps, evidence
-        hm = hooked(model)
-        ref = hm.ref(root)
-        if not ref.channels or len(ref.channels) != 1:
-            raise BadValue(f"explore needs one 'layer:channel', got {root!r}")
-        channels = ref.channels
-        self.root = f"{ref.key}:{channels[0]}"
+        try:
+            name, c = hooked(model).unit(root)  # one channel, checked against the layer's width
+        except ValueError as e:
+            raise BadValue(f"explore needs one 'layer:channel': {e}") from None
+        self.root = f"{name}:{c}"
         self.nodes: list[str] = [self.root]
         self.edges: list[Edge] = []
         self.expanded: set[str] = set()
