@@ -523,7 +523,7 @@ say(f"At the image centre the preferred bulge is **{placed['image'].preferred:.0
 
 # %%
 scan4 = fv.circuits.curve_scan(model, "blocks.4")
-old = scan4.summary(int(OLD_NODE.split(":")[1]))
+old = scan4.stats(int(OLD_NODE.split(":")[1]))
 best4 = scan4.best()
 old_test = int((best4["arc"][0] > best4["line"][0]).sum())        # the earlier notebook's test: arc > line
 passing4 = scan4.detectors()
@@ -773,7 +773,8 @@ for e, c in rows:
     flag = "  <- signs differ" if (e.strength > 0) != (c > 0) else ""
     print(f"{e.src:26s} -> {e.dst:26s} strongest weight {e.strength:+7.2f}   contribution on the photos "
           f"{c:+8.3f}{flag}{tag}")
-fig = circuit.plot(size=48 if FAST else 64, steps=THUMB_STEPS)
+thumbs = fv.viz.thumbnails_for(model, circuit, size=48 if FAST else 64, steps=THUMB_STEPS)  # rendered here, once
+fig = circuit.plot(thumbnails=thumbs)
 fig.suptitle(f"Circuit traced from {CURVE_NODE} (top 3 per node, expanded weights)", y=1.03)
 display(fig)
 ranges = {}
@@ -873,7 +874,7 @@ planted = {(f"relu1:{src}", w) for src, _, _, w in truth["conv2"][0]["inputs"]}
 print("traced:", sorted(found_edges))
 print("truth: ", sorted(planted))
 assert found_edges == planted
-fig = toy_circuit.plot(size=48, steps=THUMB_STEPS)
+fig = toy_circuit.plot(thumbnails=fv.viz.thumbnails_for(toy, toy_circuit, size=48, steps=THUMB_STEPS))
 fig.suptitle("Toy model: circuit traced from curve unit relu2:0", y=1.05)
 display(fig)
 
