@@ -67,12 +67,12 @@ __all__ = ["Execution", "Results", "build_microscope", "compute", "publish", "sa
 
 @dataclass(frozen=True)
 class Execution:
-    """How a build runs, not what it computes (no content key depends on it).
+    """How ``compute`` runs, not what it computes (no content key depends on it). Whether a folder that is
+    not a featviz site may be built into (``force``) is the plan's decision (``plan(..., force=True)``).
 
     Attributes:
         workers: ``1`` computes channels in this process; ``> 1`` on that many Ray workers (the same files).
         address: Ray cluster to join (default: a local Ray started for the build).
-        force: build into a non-empty folder that is not a featviz site (nothing of it is deleted).
         progress: show tqdm progress bars; ``False`` turns them off.
 
     Example:
@@ -82,7 +82,6 @@ class Execution:
 
     workers: int = 1
     address: str | None = None
-    force: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -165,7 +164,7 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         >>> build_microscope(model, ["conv1", "conv2"], "site", settings=settings, channels=1, progress=False)
         PosixPath('site/index.html')
     """
-    run = Execution(int(workers), address, force, progress)
+    run = Execution(workers=int(workers), address=address, progress=progress)
     run.check()  # Ray missing: say so now, not after the first part of the work
     with evaluating(model, freeze_grads=True):
         p = plan(model, layers, out, settings=settings, channels=channels, images=images, partners=partners,
