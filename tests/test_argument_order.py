@@ -13,7 +13,7 @@ from featviz.circuits import attribute, control_counts, find_edge_detectors
 
 MODELS = ("model", "model_a")
 REFS = ("src", "dst", "layer", "node", "ref", "layer_a", "layer_b", "nodes")
-DATA = ("inputs", "images", "image", "stimuli")
+DATA = ("inputs", "images", "image", "stimuli")  # the older names are still recognised, and refused below
 
 # Every public function of circuits, optvis and viz follows one of these rules (docs/api.md); a function with
 # a model parameter is model-first unless it draws a result. A new function without a model must be named
@@ -29,12 +29,6 @@ DATA_FIRST = {"augment_images": "images", "benjamini_hochberg": "p", "full_weigh
 IMAGE_PARAMS = {"fft_image", "pixel_image", "maco_image"}  # render calls param(size, batch, seed=, device=)
 SETTINGS_ONLY = {"jitter", "pad", "random_rotate", "random_scale", "compose", "standard_transforms",
                  "captum_methods", "explore_conv"}  # a transform / list / widget: no model, refs or data
-
-
-# One images keyword (issue 19): the photos/stimuli argument is `images`. These functions still use an
-# older name (renaming them to `images` passes too); a new function must say `images`.
-OLDER_DATA_NAMES = {"attribute": "inputs", "ablation_effect": "inputs", "ablation_scan": "inputs",
-                    "ablation_test": "inputs", "trace": "inputs", "tuning_curve": "stimuli"}
 
 
 def public_functions():
@@ -83,7 +77,7 @@ def test_model_first_then_references_then_data(fn):
     data = [params.index(p) for p in params if p in DATA]
     assert not refs or not data or max(refs) < min(data), params
     if data:
-        assert params[min(data)] in ("images", OLDER_DATA_NAMES.get(fn.__name__)), (params, "name it images")
+        assert params[min(data)] == "images", (params, "one images keyword (issue 19): name it images")
 
 
 @pytest.mark.parametrize("fn", _by_kind("result_first"))
@@ -129,7 +123,7 @@ def test_attribute_old_order_warns_and_gives_the_same_answer():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # the package order never warns
         new = attribute(_toy(), "relu1", "relu2:0", x)
-    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, (inputs|images)\)"):
+    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, images\)"):
         old = attribute(_toy(), x, "relu1", "relu2:0")
     torch.testing.assert_close(old, new)
 
@@ -137,14 +131,13 @@ def test_attribute_old_order_warns_and_gives_the_same_answer():
 def test_attribute_old_order_with_keywords_warns_and_gives_the_same_answer():
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     new = attribute(_toy(), "relu1", "relu2:0", x)
-    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, (inputs|images)\)"):
+    with pytest.warns(DeprecationWarning, match=r"attribute\(model, src, dst, images\)"):
         old = attribute(_toy(), x, src="relu1", dst="relu2:0")
     torch.testing.assert_close(old, new)
     with pytest.warns(DeprecationWarning):
         mixed = attribute(_toy(), x, "relu1", dst="relu2:0", method="grad_x_act")
     torch.testing.assert_close(mixed, new)
-    assert list(inspect.signature(attribute).parameters)[:4] in (["model", "src", "dst", "inputs"],
-                                                               ["model", "src", "dst", "images"])  # issue 19
+    assert list(inspect.signature(attribute).parameters)[:4] == ["model", "src", "dst", "images"]
 
 
 def test_control_counts_old_order_warns_and_gives_the_same_answer():
