@@ -35,6 +35,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT / "tests" / "circ
 import _scans  # noqa: E402  (cached curve scans, shared with finder_calibration.py)
 from curve_verifier import verify  # noqa: E402  (the independent verifier: its own stimuli and code)
 
+RENDER = fv.optvis.RenderSettings(size=128, steps=128)  # evidence's feature visualizations (seed 0)
+
 DOC = ROOT / "docs" / "efficientnet_lite0_features.md"
 FIGS = ROOT / "docs" / "figures"
 SEEDS = (0, 1, 2)
@@ -199,14 +201,14 @@ def main() -> None:
     log(f"evidence {OLD_CLAIM}")
     old_layer = OLD_CLAIM.split(":")[0]
     old = evidence(model, OLD_CLAIM, scan=scans.get(old_layer), random_scan=rscans.get(old_layer),
-                   render_steps=128)
+                   render=RENDER)
     old.plot(path=FIGS / "evidence_blocks.4-36.png")
 
     stories = []
     for d in (confirmed or found)[:3]:
         log(f"evidence {d.node}")
         layer = d.node.split(":")[0]
-        ev = evidence(model, d.node, scan=scans[layer], random_scan=rscans[layer], render_steps=128,
+        ev = evidence(model, d.node, scan=scans[layer], random_scan=rscans[layer], render=RENDER,
                       n_random=N_RANDOM)
         slug = d.node.replace(":", "-")
         ev.plot(path=FIGS / f"evidence_{slug}.png")
@@ -221,7 +223,8 @@ def main() -> None:
         chain = [EDGE_BANK, "blocks.2", "blocks.4", top.node.split(":")[0]]
         chain = list(dict.fromkeys(chain))
         circuit = fv.circuits.trace(model, top.node, depth=len(chain) - 1, top_k=2, layers=chain, progress=False)
-        circuit.plot(path=str(ROOT / "assets" / "circuit.png"), size=64, steps=64, seed=0)
+        thumbs = fv.viz.thumbnails_for(model, circuit, size=64, steps=64, seed=0)
+        circuit.plot(thumbnails=thumbs, path=str(ROOT / "assets" / "circuit.png"))
         shift = scans[top.node.split(":")[0]].shifts[1][0]
         marked = sorted({e.node for e in bank} & set(circuit.nodes))
         v = verdicts[top.node]

@@ -25,7 +25,7 @@ from featviz.circuits._stats import (
     empirical_p,
     n_for_alpha,
 )
-from featviz.core import as_images, channel_list, device_of, evaluating, preprocess_fn
+from featviz.core import Ref, as_images, channel_list, device_of, evaluating, preprocess_fn
 from featviz.errors import BadValue
 from featviz.hooks import HookedModel, hooked
 
@@ -33,6 +33,15 @@ __all__ = ["AblationScan", "AblationTest", "ablation_effect", "ablation_scan", "
            "benjamini_hochberg"]
 
 STD_FLOOR = 1e-8  # z-scores divide by max(std(random effects), STD_FLOOR)
+
+
+def _one_channel(hm: HookedModel, ref: str) -> Ref:
+    """``ref`` parsed, after checking that it names exactly one channel (``hm.unit``'s error if not); its
+    width is checked later, on the images' own forward pass (no probe at the model's input size)."""
+    r = hm.ref(ref)
+    if r.channels is None or len(r.channels) != 1:
+        hm.unit(ref)  # raises: "needs one channel, e.g. 'layer:3'"
+    return r
 
 
 def _src(hm: HookedModel, src: str) -> tuple[str, tuple[int, ...]]:
@@ -63,10 +72,11 @@ def ablation_effect(model: nn.Module, src: str, dst: str, images: torch.Tensor, 
     """
     hm = hooked(model)
     x = preprocess_fn(hm, preprocess)(as_images(images, "images", channels=None, unit=False))
-    (src_name, src_channels), (dst_name, d) = _src(hm, src), hm.unit(dst)
+    (src_name, src_channels), dst_name = _src(hm, src), _one_channel(hm, dst).key
     with torch.no_grad(), evaluating(hm.model):  # eval mode; a train-mode model's BatchNorm stats kept
         _, cache = hm.run_with_cache(x, names=[src_name, dst_name], stop_at_last=True)
         channel_list(src_channels, cache[src_name].shape[1], src_name)
+        _, d = hm.unit(dst, n_channels=cache[dst_name].shape[1])
         base = cache[dst_name][:, d].mean()
         with hm.ablate(src_name, src_channels, value=value):
             _, ablated = hm.run_with_cache(x, names=[dst_name], stop_at_last=True)
@@ -374,8 +384,8 @@ def ablation_test(model: nn.Module, src: str, dst: str, images: torch.Tensor, n_
     """
     hm = hooked(model)
     _src(hm, src)
-    dst_name, d = hm.unit(dst)
-    (test,) = _run(hm, src, dst_name, [d], images, n_random, seed, value=value, position=position,
+    d = _one_channel(hm, dst)
+    (test,) = _run(hm, src, d.key, list(d.channels), images, n_random, seed, value=value, position=position,
                    preprocess=preprocess, batch_size=batch_size, null=null, hypothesis=hypothesis,
                    alternative=alternative, alpha=alpha, descriptive=descriptive, selected_on=selected_on,
                    check_wiring=check_wiring)

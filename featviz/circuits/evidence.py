@@ -216,7 +216,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         ('relu1', True, True)
     """
     hm = hooked(model)
-    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
+    layer = hm.ref(node).key
     size = int(input_size_of(hm, 224))
     if images is None:
         images, names = sample_images(size=size)
@@ -224,6 +224,7 @@ def evidence(model: nn.Module, node: str, images: torch.Tensor | None = None, *,
         images, names = as_images(images, "images", channels=None, unit=False), []
     scores, means_all = _max_and_mean(hm, layer, images)  # (N, C) each, one pass over the photos
     n_ch = scores.shape[1]
+    _, c = hm.unit(node, n_channels=n_ch)  # one channel, non-negative, within the layer's width
     node = f"{layer}:{c}"
     rf = receptive_field(hm, node, size=size)
 

@@ -116,13 +116,15 @@ def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterabl
     hm = hooked(model)
     if k < 1:
         raise BadValue(f"k must be >= 1, got {k}")
-    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
+    layer, c = hm.ref(node).key, None
     best_s = best_i = best_p = best_img = None
     seen = 0
     stream = hm.stream(image_batches(images), [layer], batch_size=batch_size, preprocess=preprocess,
                        progress=progress, desc=f"dataset examples {node}")
     for batch, cache in stream:  # eval mode, no gradients; a train-mode model's BatchNorm stats kept
         a = cache[layer]
+        if c is None:  # one channel, non-negative, within the width the images give the layer
+            _, c = hm.unit(node, n_channels=a.shape[1])
         flat = a[:, c].flatten(1)  # (b, H*W)
         s, arg = flat.max(1)
         if not bool(torch.isfinite(flat).all()):

@@ -180,10 +180,10 @@ def trace(model: nn.Module, node: str, depth: int = 2, top_k: int = 3, by: str =
     if depth < 1 or top_k < 1:
         raise BadValue(f"depth and top_k must be >= 1, got depth={depth}, top_k={top_k}")
     hm = hooked(model)
-    key, root = hm.unit(node)  # one channel, as in 'layer:3', within the layer's width
     with evaluating(hm.model):
         graph = ModuleGraph(hm, probe_input(hm, size))
-        layer = graph.key(key)
+        layer = graph.key(hm.ref(node).key)
+        _, root = hm.unit(node, n_channels=graph.channels(layer))  # one channel, within the layer's width
         listed = list(getattr(hm.model, "interesting_layers", None) or [])
         if layers is not None or layer in listed:
             chain = list(layers) if layers is not None else upstream_layers(hm, layer, size)

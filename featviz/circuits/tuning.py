@@ -276,7 +276,7 @@ def tuning_curve(model: nn.Module, node: str, images: Stimuli, angles: Sequence[
         (90, 0, (16.0, 16.0), 360.0)
     """
     hm = hooked(model)
-    layer, c = hm.unit(node)  # one channel, non-negative, within the layer's width
+    layer = hm.ref(node).key
     rf, center, sets = None, None, None
     if callable(images) and not isinstance(images, torch.Tensor):
         if angles is None:
@@ -292,6 +292,7 @@ def tuning_curve(model: nn.Module, node: str, images: Stimuli, angles: Sequence[
     a = _angles(len(images), angles, "tuning_curve")
     where = rf.position if (rf is not None and position == "center") else position
     resp = layer_responses(hm, layer, images, where, preprocess)  # (N, C)
+    _, c = hm.unit(node, n_channels=resp.shape[1])  # one channel, non-negative, within the layer's width
     raw = resp[:, c].reshape(len(a), -1).cpu()  # (A, G)
     shifted = None
     if sets is not None and len(sets) > 1:

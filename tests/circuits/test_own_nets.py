@@ -116,3 +116,29 @@ def test_run_with_cache_copies_only_outputs_written_in_place():
     hm2 = fv.hooked(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
     hm2.run_with_cache(torch.randn(1, 3, 8, 8), names=["0"])
     assert hm2._written == set()
+
+
+class Only32(nn.Module):
+    """Runs on 32x32 images only (as a ViT built for one size), and declares no input_size."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.relu = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        if tuple(x.shape[-2:]) != (32, 32):
+            raise ValueError(f"Only32 takes 32x32 images, got {tuple(x.shape[-2:])}")
+        return self.relu(self.conv(x))
+
+
+def test_unit_references_are_checked_on_the_images_given_not_a_default_size_probe():
+    net, x = Only32().eval(), torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ex = fv.circuits.dataset_examples(net, "relu:-1", x, k=2, progress=False)
+    curve = fv.circuits.tuning_curve(net, "relu:-1", x, angles=[0, 30, 60, 90, 120, 150])
+    test = fv.circuits.ablation_test(net, "conv:0,1", "relu:-1", x, n_random=3)
+    assert ex.node == curve.node == test.dst == "relu:3"  # -1 resolved against the width the images gave
+    assert float(fv.circuits.ablation_effect(net, "conv:3", "relu:3", x)) > 0
+    assert trace(net, "relu:3", depth=1, top_k=1, size=32, progress=False).root == "relu:3"
+    with pytest.raises(ValueError, match="needs one channel"):
+        fv.circuits.ablation_test(net, "conv:0", "relu", x)
