@@ -599,7 +599,8 @@ say(f"{n_pass} of the {n_total} channels scanned pass every test; the randomized
 
 # %%
 ev = fv.circuits.evidence(model, CURVE_NODE, photos, scan=scans[CURVE_LAYER], random_scan=random_scans[CURVE_LAYER],
-                          render=True, render_steps=THUMB_STEPS, render_size=64 if FAST else 128, n_random=N_RANDOM)
+                          render=fv.optvis.RenderSettings(size=64 if FAST else 128, steps=THUMB_STEPS),
+                          n_random=N_RANDOM)
 assert ev.curve["passes"] and ev.random_exceeding == 0, ev.to_dict()["selectivity"]
 say("\n".join(f"- {s}" for s in ev.verdict))
 fig = ev.plot()
