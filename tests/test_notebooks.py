@@ -58,6 +58,29 @@ def test_notebook_runs_in_fast_mode(path: Path, monkeypatch: pytest.MonkeyPatch)
     except nbclient.exceptions.CellExecutionError as err:
         pytest.fail(f"{path.name} raised while executing (FEATVIZ_FAST=1, python {sys.version.split()[0]}):"
                     f"\n{err}")
+    # A teaching notebook shows the current API: a featviz DeprecationWarning (shown by Python for calls made
+    # from __main__, i.e. from the notebook's own cells) means a cell uses an old call form.
+    deprecated = _cells_with(nb, "DeprecationWarning")
+    assert not deprecated, f"{path.name}: cells {deprecated} use a deprecated call:\n" + "\n".join(
+        _cell_text(nb.cells[i])[:600] for i in deprecated)
+
+
+def _cell_text(cell) -> str:
+    return "".join(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
+                   for o in cell.get("outputs", []))
+
+
+def _cells_with(nb, needle: str) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and needle in _cell_text(c)]
+
+
+def test_a_deprecated_call_in_a_cell_is_caught() -> None:
+    # The check above must be able to fail: a cell whose output carries a DeprecationWarning is named.
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("old()")]
+    nb.cells[1].outputs = [nbformat.v4.new_output(
+        "stream", name="stderr", text="<cell>:1: DeprecationWarning: render_steps= is deprecated\n")]
+    assert _cells_with(nb, "DeprecationWarning") == [1]
 
 
 def _load_builder():
