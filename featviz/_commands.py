@@ -12,19 +12,42 @@ Example:
 """
 from __future__ import annotations
 
+import io
+import json
 import os
 import sys
 import tempfile
+import time
 from argparse import Namespace
 from pathlib import Path
 
+from PIL import Image
 from torch import nn
+from tqdm.auto import tqdm
 
+import featviz as fv
+import featviz.models as zoo
+from featviz._io import atomic_write_bytes, atomic_write_text
 from featviz._modelfile import load_model
 from featviz.core import input_size_of
+from featviz.data import load_images
+from featviz.demo import run_demo
 from featviz.errors import BadValue, MissingFile, OutOfRange, OutputError, UnknownName
+from featviz.explain import default_layers as explain_layers
 from featviz.hooks import hooked, layer_shapes
-from featviz.microscope import slug
+from featviz.microscope import (
+    CACHE,
+    EXTRAS,
+    MicroscopeSettings,
+    SiteError,
+    build_microscope,
+    build_microscopes,
+    check_layers,
+    default_layers,
+    read_marker,
+    save_png,
+    slug,
+)
 
 __all__ = ["layer_table", "cmd_demo", "cmd_render", "cmd_trace", "cmd_microscope", "cmd_models", "cmd_layers",
            "cmd_explain"]
@@ -144,16 +167,11 @@ def cmd_layers(args: Namespace) -> None:
 
 
 def cmd_models(args: Namespace) -> None:
-    import featviz.models as zoo
-
     for name in zoo.list_models():
         print(name)
 
 
 def cmd_render(args: Namespace) -> None:
-    import featviz as fv
-    from featviz.microscope import save_png
-
     model = load_model(args.model, args.arch)
     refs = _channel_refs(model, args.refs, args.size)
     out = _out_dir(args.out)
@@ -166,8 +184,6 @@ def cmd_render(args: Namespace) -> None:
 
 
 def cmd_trace(args: Namespace) -> None:
-    import featviz as fv
-
     model = load_model(args.model, args.arch)
     ((name, channel),) = _channel_refs(model, [args.ref], None)
     out = _out_dir(args.out)
@@ -183,10 +199,6 @@ def cmd_trace(args: Namespace) -> None:
 
 
 def cmd_microscope(args: Namespace) -> None:
-    import time
-
-    from featviz.microscope import CACHE, SiteError, build_microscope, read_marker
-
     if args.examples < 0:
         raise BadValue(f"--examples must be 0 or more, got {args.examples}")
     if args.images is not None and not Path(args.images).is_dir():
@@ -244,7 +256,6 @@ def _layers_arg(args: Namespace) -> list[str] | None:
 
 def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[str]:
     """The layers a site of ``model`` shows (``layers``, else its interesting layers), checked first."""
-    from featviz.microscope import check_layers, default_layers
 
     chosen = layers if layers is not None else default_layers(model)
     if not chosen:
@@ -261,7 +272,6 @@ def _site_layers(model, layers: list[str] | None, who: str, flag: str) -> list[s
 
 def _site_settings(args: Namespace):
     """MicroscopeSettings from the microscope subcommand's flags."""
-    from featviz.microscope import EXTRAS, MicroscopeSettings
 
     given = (getattr(args, "extras", "") or "").split(",")
     extras = tuple(dict.fromkeys([*(e.strip() for e in given if e.strip()),
@@ -308,9 +318,7 @@ def _check_workers(args: Namespace) -> None:
 
 def _microscopes(args: Namespace) -> None:
     """``featviz microscope MODEL MODEL ...``: a site per model in DIR/<name>/ and the pages joining them."""
-    import time
 
-    from featviz.microscope import SiteError, build_microscopes
 
     names = [_model_name(ref) for ref in args.model]
     if len(set(names)) < len(names):
@@ -343,7 +351,6 @@ def _microscopes(args: Namespace) -> None:
 
 def cmd_demo(args: Namespace) -> None:
     _out_dir(args.out)
-    from featviz.demo import run_demo
 
     kwargs = {k: getattr(args, k) for k in ("size", "steps") if getattr(args, k) is not None}
     if not args.quiet:
@@ -353,15 +360,6 @@ def cmd_demo(args: Namespace) -> None:
 
 
 def cmd_atlas(args: Namespace) -> None:
-    import io
-    import json
-
-    from PIL import Image
-
-    import featviz as fv
-    from featviz._io import atomic_write_bytes, atomic_write_text
-    from featviz.data import load_images
-
     if not Path(args.images).is_dir():
         raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
     model = load_model(args.model, args.arch)
@@ -407,19 +405,11 @@ def cmd_atlas(args: Namespace) -> None:
 
 
 def cmd_explain(args: Namespace) -> None:
-    import time
-
-    from tqdm.auto import tqdm
-
-    import featviz as fv
-    from featviz.data import load_images
-    from featviz.explain import default_layers
-
     for path in args.images:
         if not Path(path).is_file():
             raise MissingFile(f"no such image file: {path}; give photo files (PNG, JPEG, ...)")
     model = load_model(args.model, args.arch)
-    layers = _layers_arg(args) or default_layers(model, n=3)
+    layers = _layers_arg(args) or explain_layers(model, n=3)
     target = args.target
     if target is not None and target.lstrip("-").isdigit():
         target = int(target)
