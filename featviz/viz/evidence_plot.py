@@ -11,6 +11,8 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from matplotlib.figure import Figure
+
 from featviz.viz.figures import _figure, _hwc, save
 
 if TYPE_CHECKING:
@@ -109,7 +111,6 @@ def plot_evidence(ev: Evidence, path: str | None = None):
         >>> len(plot_evidence(ev).axes) >= 8
         True
     """
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13, 7), dpi=100, layout="constrained")
     grid = fig.add_gridspec(3, 6)

@@ -21,9 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from PIL import Image
 from tqdm.auto import tqdm
 
 from featviz._io import atomic_write_bytes, atomic_write_text
+from featviz._templates import template_env
 from featviz.optvis.factorize import group_colors
 from featviz.viz.figures import figure_png, save
 
@@ -39,7 +43,6 @@ def png_uri(image: torch.Tensor | np.ndarray) -> str:
         >>> png_uri(torch.zeros(3, 2, 2))[:22]
         'data:image/png;base64,'
     """
-    from PIL import Image
 
     is_t = isinstance(image, torch.Tensor)
     arr = image.detach().cpu().permute(1, 2, 0).numpy() if is_t else np.asarray(image)
@@ -72,7 +75,6 @@ def attribution_overlay(image: torch.Tensor, amap: torch.Tensor) -> np.ndarray:
 
 def _channel_map(top: torch.Tensor) -> np.ndarray:
     """(h, w) channel indices -> (h, w, 3) colours, one per channel (hashed onto tab20)."""
-    from matplotlib import colormaps
 
     cmap = colormaps["tab20"]
     return np.array([[cmap((int(c) * 7) % 20)[:3] for c in row] for row in top.tolist()])
@@ -88,7 +90,6 @@ def plot_explanation(ex, layers: Sequence[str] | None = None, path: str | Path |
         >>> len(plot_explanation(ex, ["relu1", "relu2"]).axes)
         8
     """
-    from matplotlib.figure import Figure
 
     layers = list(layers or ex.layers)
     fig = Figure(figsize=(13, 3.2 * len(layers) + 0.4))
@@ -186,7 +187,6 @@ def _layer_view(ex, layer: str, k: int, n_groups: int, size: int, steps: int, ma
 
 def explanation_html(ex, views: list[dict], static_png: str, title: str = "photo") -> str:
     """The page's HTML from per-layer views (``save_explanation`` builds them) and the static PNG URI."""
-    from featviz._templates import template_env
 
     prediction = []
     if ex.logits is not None:

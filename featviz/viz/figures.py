@@ -9,16 +9,16 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from matplotlib import rcParams
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from featviz._io import atomic_write_bytes
 from featviz.errors import BadValue
-
-if TYPE_CHECKING:
-    from featviz.optvis.rendering import Rendering
+from featviz.optvis.rendering import Rendering, no_response_tile
 
 __all__ = ["WEIGHT_CMAP", "draw_no_response", "figure_png", "image_grid", "plot_dataset_examples",
            "plot_tuning_curve", "plot_weights", "save", "weight_heatmap"]
@@ -28,8 +28,6 @@ WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
 
 
 def _figure(width: float, height: float, dpi: int = 100):
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), dpi=dpi)
 
 
@@ -57,8 +55,6 @@ def save(fig, path: str | os.PathLike | None):
     if path is not None:
         fmt = os.path.splitext(os.fspath(path))[1][1:]
         if not fmt:
-            from matplotlib import rcParams
-
             fmt = rcParams["savefig.format"]
         atomic_write_bytes(path, _figure_bytes(fig, fmt.lower()))
     return fig
@@ -78,7 +74,6 @@ def draw_no_response(ax, h: int = 64, w: int = 64, fontsize: float = 7):
         >>> ax.texts[0].get_text().split()
         ['no', 'response', 'found']
     """
-    from featviz.optvis.rendering import no_response_tile  # here: keeps ``fv.viz`` import light
 
     ax.imshow(_hwc(no_response_tile(h, w)))
     ax.text(0.5, 0.5, "no response\nfound", transform=ax.transAxes, ha="center", va="center",
@@ -150,7 +145,6 @@ def image_grid(images: torch.Tensor | Rendering, titles: Sequence[str] | None = 
         >>> len(fig.axes), fig.axes[5].texts[0].get_text().split()
         (6, ['no', 'response', 'found'])
     """
-    from featviz.optvis.rendering import Rendering
 
     if isinstance(images, Rendering):
         titles = titles if titles is not None else images.labels
@@ -218,7 +212,6 @@ def plot_dataset_examples(examples, path: str | None = None, crops: bool = True)
         ...                                   progress=False)
         >>> fig = plot_dataset_examples(ex, path="top.png")
     """
-    from matplotlib.patches import Rectangle
 
     imgs = examples.crops if crops else examples.images
     titles = [f"#{int(i)}: {float(s):.2f}" for i, s in zip(examples.indices, examples.scores)]

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from featviz.errors import BadValue
 from featviz.optvis.factorize import group_colors
@@ -46,7 +50,6 @@ def plot_factorization(fac: Factorization, renderings: Rendering | None = None, 
         >>> len(plot_factorization(f).axes)    # (2 images + the top row) x (overlay + 2 groups)
         9
     """
-    from matplotlib.figure import Figure
 
     k, n = len(fac), min(n_images, len(fac.images))
     rows = n + 1
@@ -91,9 +94,6 @@ def plot_atlas(atlas: Atlas, kind: str = "features", path: str | None = None, co
         >>> plot_atlas(a).axes[0].get_title()[:25]
         'activation atlas of relu1'
     """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     if kind not in ATLAS_KINDS:
         raise BadValue(f"kind must be 'features' or 'classes', got {kind!r}")
@@ -138,7 +138,6 @@ def show_rendering(rendering: Rendering, ncol: int | None = None, scale: float =
         >>> len(show_rendering(r).axes)        # 7 channels on a 3 x 3 grid
         9
     """
-    import matplotlib.pyplot as plt
 
     b = len(rendering)
     ncol = ncol or max(1, int(round(b**0.5 + 0.49)))
