@@ -378,9 +378,7 @@ def cmd_atlas(args: Namespace) -> None:
                      seed=args.seed, progress=not args.quiet)
 
     def png(fig) -> bytes:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
-        return buf.getvalue()
+        return fv.viz.figure_png(fig, dpi=fig.dpi)  # at the figure's own dpi, as matplotlib saves by default
 
     written = [atomic_write_bytes(out / "atlas.png", png(atlas.plot("features")))]
     buf = io.BytesIO()

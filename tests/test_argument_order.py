@@ -22,7 +22,8 @@ RESULT_FIRST = {  # figures and result post-processing: the thing drawn (or read
     "plot_circuit": "circuit", "plot_dataset_examples": "examples", "plot_tuning_curve": "curves",
     "plot_weights": "w", "weight_heatmap": "kernel", "image_grid": "images", "save": "fig",
     "unit_links": "matches", "plot_ablation_test": "test", "plot_evidence": "ev", "plot_families": "families",
-    "plot_unit_match": "match", "figure_png": "fig", "plot_factorization": "fac", "plot_atlas": "atlas",
+    "plot_unit_match": "match", "figure_png": "fig", "figure_svg": "fig", "plot_factorization": "fac",
+    "plot_atlas": "atlas",
     "show_rendering": "rendering",
 }
 DATA_FIRST = {"augment_images": "images", "benjamini_hochberg": "p", "full_weight": "conv"}  # no model: data

@@ -27,6 +27,7 @@ from featviz.errors import BadValue
 from featviz.hooks import hooked
 from featviz.optvis import caricature, objectives, render
 from featviz.optvis.rendering import Rendering
+from featviz.viz import figure_svg
 
 __all__ = ["MicroscopeSettings", "ChannelWorker", "png_bytes", "jpeg_bytes", "svg_bytes", "kernel_png",
            "is_dead", "evidence_rows", "start_param", "channel_means", "FIGURE_IN", "MIN_PT",
@@ -168,17 +169,7 @@ def svg_bytes(fig, min_pt: float = MIN_PT) -> bytes:
         >>> b"font-size: 9.5px" in svg_bytes(fig), svg_bytes(plt.figure()) == svg_bytes(plt.figure())
         (True, True)
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.text import Text
-
-    for t in fig.findobj(Text):
-        if t.get_text() and t.get_fontsize() < min_pt:
-            t.set_fontsize(min_pt)
-    buf = io.BytesIO()
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "featviz"}):
-        fig.savefig(buf, format="svg", facecolor="white", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_svg(fig, min_pt)
 
 
 def kernel_png(kernel: torch.Tensor, scale: float | None = None, px: int = 48) -> bytes:

@@ -5,7 +5,8 @@ feature-visualization thumbnails, passed in: ``thumbnails_for``), ``plot_tuning_
 ``plot_dataset_examples``, ``image_grid``, and the circuits results' figures (``plot_evidence``,
 ``plot_ablation_test``, ``plot_unit_match``, ``plot_families``) and the optvis results'
 (``plot_factorization``, ``plot_atlas``, ``show_rendering``): each result's ``.plot()`` delegates here.
-Every figure file is written by ``save`` (atomically), every in-memory PNG made by ``figure_png``.
+Every figure file is written by ``save`` (atomically), every in-memory PNG made by ``figure_png``
+(deterministic SVG: ``figure_svg``).
 The static HTML site (the microscope) lives in its own package, ``featviz.microscope``.
 
 Example:
@@ -20,6 +21,7 @@ from featviz.viz.explore import CircuitExplorer, ConvExplorer, explore, explore_
 from featviz.viz.figures import (
     WEIGHT_CMAP,
     figure_png,
+    figure_svg,
     image_grid,
     plot_dataset_examples,
     plot_tuning_curve,
@@ -31,6 +33,7 @@ from featviz.viz.optvis_plot import plot_atlas, plot_factorization, show_renderi
 from featviz.viz.universality_plot import plot_families, plot_unit_match
 
 __all__ = ["WEIGHT_CMAP", "CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "figure_png",
-           "image_grid", "plot_ablation_test", "plot_atlas", "plot_circuit", "plot_dataset_examples",
-           "plot_evidence", "plot_factorization", "plot_families", "plot_tuning_curve", "plot_unit_match",
-           "plot_weights", "save", "show_rendering", "thumbnails_for", "weight_heatmap"]
+           "figure_svg", "image_grid", "plot_ablation_test", "plot_atlas", "plot_circuit",
+           "plot_dataset_examples", "plot_evidence", "plot_factorization", "plot_families",
+           "plot_tuning_curve", "plot_unit_match", "plot_weights", "save", "show_rendering",
+           "thumbnails_for", "weight_heatmap"]

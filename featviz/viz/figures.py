@@ -2,7 +2,7 @@
 
 Weight heatmaps in the Zoom In style (positive red, negative blue, symmetric scale, white at zero),
 image grids, tuning curves and dataset-example grids. Figures are built without pyplot (no global
-state, any backend); matplotlib is imported on first use.
+state, any backend); ``figure_svg`` closes the pyplot figure it is given.
 """
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import io
 import os
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
 from featviz._io import atomic_write_bytes
 from featviz.errors import BadValue
 from featviz.optvis.rendering import Rendering, no_response_tile
 
-__all__ = ["WEIGHT_CMAP", "draw_no_response", "figure_png", "image_grid", "plot_dataset_examples",
-           "plot_tuning_curve", "plot_weights", "save", "weight_heatmap"]
+__all__ = ["WEIGHT_CMAP", "draw_no_response", "figure_png", "figure_svg", "image_grid",
+           "plot_dataset_examples", "plot_tuning_curve", "plot_weights", "save", "weight_heatmap"]
 
 WEIGHT_CMAP = "RdBu_r"  # red = positive, blue = negative
 """Matplotlib colormap of weight figures: red = positive, blue = negative, white = 0 (as in Zoom In)."""
@@ -222,6 +224,30 @@ def plot_dataset_examples(examples, path: str | None = None, crops: bool = True)
             ax.add_patch(box)
     fig.suptitle(examples.node, fontsize=9)
     return save(fig, path)
+
+
+def figure_svg(fig, min_pt: float = 0.0) -> bytes:
+    """``fig`` as deterministic SVG bytes (no date, fixed ids: the same figure gives the same bytes), text
+    kept as text (searchable, the browser's font), every text at least ``min_pt`` points; the figure is
+    closed. The microscope's pages show these at their natural size.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig = plt.figure()
+        >>> _ = fig.suptitle("tiny", fontsize=5)
+        >>> b"font-size: 9.5px" in figure_svg(fig, min_pt=9.5)
+        True
+        >>> figure_svg(plt.figure()) == figure_svg(plt.figure())
+        True
+    """
+    for t in fig.findobj(Text):
+        if t.get_text() and t.get_fontsize() < min_pt:
+            t.set_fontsize(min_pt)
+    buf = io.BytesIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "featviz"}):
+        fig.savefig(buf, format="svg", facecolor="white", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def figure_png(fig, dpi: float = 100) -> bytes:
