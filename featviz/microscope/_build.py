@@ -333,13 +333,25 @@ class _Steps:
             self.evidence = EvidenceInputs(*evidence_photos(p.photos, p.settings.evidence_photos), scans,
                                            p.upstream)
 
+    def bar_desc(self) -> str:
+        """The channel bar's description: the requested channels and, counted apart with the reason, the
+        connection partners that get a short page (feature visualization only), e.g. ``"microscope site:
+        8 requested + 11 partners (short pages of units the requested pages link to)"``."""
+        p = self.plan
+        requested = sum(c in p.channels.get(n, ()) for n, c in self.results.keys)
+        partners = len(self.results.keys) - requested
+        if not partners:
+            return f"microscope {p.out}: {requested} channels"
+        return (f"microscope {p.out}: {requested} requested + {partners} partner{'s' * (partners != 1)} "
+                "(short pages of units the requested pages link to)")
+
     def channels(self) -> None:
         """Every unit's missing parts, in this process or on Ray workers, each committed as it finishes."""
         todo = self.todo()
         todo = self.photo_stats(todo)
         self.evidence_inputs(todo)
         total, run = len(self.results.keys), self.run
-        with tqdm(total=total, initial=total - len(todo), desc=f"microscope {self.plan.out}", unit="channel",
+        with tqdm(total=total, initial=total - len(todo), desc=self.bar_desc(), unit="channel",
                   disable=not run.progress) as bar:
             if run.workers > 1 and todo:
                 run_ray(self.model, self.plan.settings, todo, self.commit, bar, workers=run.workers,
@@ -363,10 +375,12 @@ class _Steps:
             r.keys |= {(n, c): p.unit_keys(n, c, partner=True) for c in cs}
         self.mark()
         worker = ChannelWorker(self.model, p.settings)
-        for n, cs in named.items():
-            for c in sorted(cs):
-                if p.missing_parts(n, c, r.keys[(n, c)]):
-                    self.commit(n, c, *worker.compute(n, c, False, ("fv",), None, self.start_image(n, c)))
+        units = [(n, c) for n, cs in named.items() for c in sorted(cs)
+                 if p.missing_parts(n, c, r.keys[(n, c)])]
+        desc = (f"microscope {p.out}: {len(units)} evidence partners (short pages of the inputs the evidence "
+                "names)")
+        for n, c in tqdm(units, desc=desc, unit="channel", disable=not self.run.progress or not units):
+            self.commit(n, c, *worker.compute(n, c, False, ("fv",), None, self.start_image(n, c)))
 
     def layer_extras(self) -> None:
         """Per-layer extras (neuron groups, atlas), one unit per conv layer under ``data/_layers``."""

@@ -57,3 +57,41 @@ def test_compute_renders_only_what_the_plan_lists(tmp_path, monkeypatch):
 def test_bad_execution_knobs_are_refused():
     with pytest.raises(ValueError, match="workers"):
         Execution(workers=0)
+
+
+def test_the_progress_bar_counts_connection_partners_apart_with_the_reason(tmp_path, monkeypatch):
+    from featviz.microscope import _build
+
+    descs = []
+
+    class Bar:  # records what the channel bar says; counts nothing
+        def __init__(self, iterable=None, *, desc=None, **kwargs):
+            descs.append(desc)
+            self.iterable = iterable
+
+        def __iter__(self):
+            return iter(self.iterable or ())
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            pass
+
+    monkeypatch.setattr(_build, "tqdm", Bar)
+    model = toy_model()
+    p = plan(model, TOY_LAYERS, tmp_path, settings=TOY_SETTINGS, channels=2)
+    results = compute(model, p, Execution(progress=False))
+    partners = sum(len(cs) for cs in results.extra.values())
+    assert partners > 0  # the toy's connections point outside the first 2 channels of each layer
+    assert sorted(results.keys) == sorted({(n, c) for n in TOY_LAYERS for c in range(2)}
+                                          | {(n, c) for n, cs in results.extra.items() for c in cs})
+    bar = next(d for d in descs if d and "requested" in d)
+    assert f"4 requested + {partners} partner" in bar and "link to" in bar, bar
+    descs.clear()
+    one = plan(model, ["relu1"], tmp_path / "one", settings=TOY_SETTINGS, channels=2)
+    compute(model, one, Execution(progress=False))  # one layer: no connections, no partners
+    assert any(d and d.endswith(": 2 channels") for d in descs), descs
