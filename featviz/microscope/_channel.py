@@ -23,9 +23,9 @@ from PIL import Image
 from torch import nn
 
 from featviz.core import input_size_of
-from featviz.errors import BadValue
+from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
-from featviz.optvis import caricature, objectives, render
+from featviz.optvis import RenderSettings, caricature, objectives, render
 from featviz.optvis.rendering import Rendering
 from featviz.viz import figure_svg
 
@@ -60,6 +60,16 @@ class MicroscopeSettings:
             activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid) and
             ``"explain"`` (each photo among the dataset examples: its Building Blocks page, ``fv.explain``
             at the site's conv layers, linked from every example of it; its channels link to their pages).
+
+    The render settings (``size``, ``steps``, ``seed``) are one ``fv.optvis.RenderSettings`` as
+    ``settings.render``, the value every render of the build (feature visualizations, diversity, groups,
+    atlas) is given; ``MicroscopeSettings.from_render(rs, ...)`` builds settings from one. The content keys
+    are made from the fields, so the same settings keep their keys (a site resumes).
+
+    Example:
+        >>> s = MicroscopeSettings.from_render(RenderSettings(size=32, steps=4), diversity=0)
+        >>> s.size, s.steps, s.render
+        (32, 4, RenderSettings(size=32, steps=4))
     """
 
     size: int = 128
@@ -87,6 +97,47 @@ class MicroscopeSettings:
         for name in ("diversity", "examples"):
             if int(getattr(self, name)) < 0:
                 raise BadValue(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
+
+    @property
+    def render(self) -> RenderSettings:
+        """The build's render settings as one ``fv.optvis.RenderSettings`` (size, steps, seed; the other
+        fields at ``fv.render``'s defaults).
+
+        Example:
+            >>> MicroscopeSettings(size=64, steps=32, seed=2).render
+            RenderSettings(size=64, steps=32, seed=2)
+        """
+        return RenderSettings(size=self.size, steps=self.steps, seed=self.seed)
+
+    @classmethod
+    def from_render(cls, render: RenderSettings, **rest) -> MicroscopeSettings:
+        """Settings whose ``size``, ``steps`` and ``seed`` come from ``render`` (a
+        ``fv.optvis.RenderSettings``), the other fields from ``rest``. A microscope renders squares with
+        ``fv.render``'s other defaults: a non-square ``size`` or any other changed field (``lr``,
+        ``param``, ...) is an error rather than ignored.
+
+        Example:
+            >>> MicroscopeSettings.from_render(RenderSettings(size=48, seed=1), examples=2).render
+            RenderSettings(size=48, seed=1)
+        """
+        if not isinstance(render, RenderSettings):
+            raise BadType(f"MicroscopeSettings.from_render needs a fv.optvis.RenderSettings, got "
+                          f"{type(render).__name__}")
+        clash = sorted({"size", "steps", "seed"} & set(rest))
+        if clash:
+            raise BadType(f"MicroscopeSettings.from_render: {', '.join(clash)} come from the RenderSettings; "
+                          f"use render.replace({clash[0]}=...)")
+        size = render.size
+        if isinstance(size, tuple | list):
+            if len(size) != 2 or size[0] != size[1]:
+                raise BadValue(f"a microscope renders squares: size must be one int, got {size!r}")
+            size = size[0]
+        held = RenderSettings(size=render.size, steps=render.steps, seed=render.seed)
+        other = sorted(k for k, v in render.to_dict().items() if v != getattr(held, k))
+        if other:
+            raise BadValue(f"a microscope renders with fv.render's defaults but size, steps and seed; "
+                           f"the RenderSettings changes {', '.join(other)}")
+        return cls(size=int(size), steps=render.steps, seed=render.seed, **rest)
 
     def channel_settings(self) -> dict:
         """The settings a channel's results depend on (its content keys are made from these)."""
@@ -254,10 +305,10 @@ class ChannelWorker:
     def _fv(self, ref: str, start: dict | None, files: dict, facts: dict):
         """The feature visualization (``fv.png``), again from the top photo when noise finds no response."""
         s = self.settings
-        r = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False)
+        r = render(self.model, ref, settings=s.render, progress=False)
         if is_dead(r) and start is not None:
-            again = render(self.model, ref, size=s.size, steps=s.steps, seed=s.seed, progress=False,
-                           param=start_param(start["image"]))
+            again = render(self.model, ref, settings=s.render.replace(param=start_param(start["image"])),
+                           progress=False)
             facts["start"] = {"name": start["name"], "value": start["value"], "found": not is_dead(again)}
             r = again if not is_dead(again) else r
         files["fv.png"] = png_bytes(r.images[0])
@@ -271,8 +322,7 @@ class ChannelWorker:
         obj = objectives.channel(layer, channel) + s.diversity_weight * objectives.diversity(layer)
         tries = [None] + ([start_param(start["image"])] if start is not None else [])
         for param in tries:  # from noise; from the top photo when no image from noise excites it
-            d = render(self.model, obj, size=s.size, steps=s.steps, seed=s.seed, batch=s.diversity,
-                       progress=False, **({"param": param} if param is not None else {}))
+            d = render(self.model, obj, settings=s.render, batch=s.diversity, progress=False, param=param)
             means = channel_means(self.model, layer, channel, d.images)
             keep = [i for i in range(len(means)) if float(means[i]) > 0 and not bool(d.dead[i])]
             if keep:
@@ -285,8 +335,9 @@ class ChannelWorker:
         """The layer's caricature of the channel's top photo (``caricature.png``, the photo beside it)."""
         facts["caricature"] = None
         if start is not None:
-            c = caricature(self.model, layer, start["image"][None], steps=self.settings.steps,
-                           seed=self.settings.seed, progress=False)
+            rs = self.settings.render  # caricature takes render keywords (its size is the photo's)
+            c = caricature(self.model, layer, start["image"][None], steps=rs.steps, seed=rs.seed,
+                           progress=False)
             files["caricature.png"] = png_bytes(c.images[0])
             files["caricature_photo.png"] = png_bytes(start["image"])
             facts["caricature"] = {"name": start["name"]}

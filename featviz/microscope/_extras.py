@@ -60,7 +60,7 @@ def _groups(model: nn.Module, layer: str, images: torch.Tensor, plan: Plan) -> t
         f = factorize(model, layer, images, n_groups=4, seed=s.seed, progress=False)
     except BadValue:  # negative activations: no NMF
         f = factorize(model, layer, images, n_groups=4, method="pca", seed=s.seed, progress=False)
-    r = f.render(model, size=s.size, steps=s.steps, seed=s.seed, progress=False)
+    r = f.render(model, settings=s.render, progress=False)
     channels = [[int(c) for c in torch.as_tensor(d).abs().argsort(descending=True)[:4]] for d in f.directions]
     return png_bytes(_grid(r.images)), {"method": f.method, "channels": channels}
 
@@ -68,8 +68,8 @@ def _groups(model: nn.Module, layer: str, images: torch.Tensor, plan: Plan) -> t
 def _atlas(model: nn.Module, layer: str, images: torch.Tensor, plan: Plan) -> tuple[bytes, dict]:
     """A 6 x 6 activation atlas of ``layer`` (PCA) as a PNG mosaic, and its grid and filled cells."""
     s = plan.settings
-    a = atlas(model, layer, images, grid=6, n_samples=400, reducer="pca", size=max(16, s.size // 2),
-              steps=s.steps, class_atlas=False, seed=s.seed, progress=False)
+    a = atlas(model, layer, images, grid=6, n_samples=400, reducer="pca", class_atlas=False, progress=False,
+              settings=s.render.replace(size=max(16, s.size // 2)))  # cells at half the channels' size
     return png_bytes(a.mosaic()), {"grid": 6, "cells": len(a.cells)}
 
 
@@ -124,7 +124,8 @@ def _explain_files(ex, plan: Plan, built: set[tuple[str, int]], name: str) -> di
         return f"../../../channels/{slug(layer)}/{c}.html" if (layer, c) in built else None
 
     with tempfile.TemporaryDirectory() as tmp:  # nothing of it stays
-        page = ex.save_html(Path(tmp) / "explain.html", size=plan.settings.size, steps=plan.settings.steps,
+        rs = plan.settings.render
+        page = ex.save_html(Path(tmp) / "explain.html", size=rs.size, steps=rs.steps,
                             progress=False, unit_url=unit_url, title=name)
         files = {"explain.html": page.read_bytes()}
         if page.with_suffix(".png").is_file():

@@ -21,6 +21,7 @@ from torch import nn
 
 from featviz.core import parse_ref
 from featviz.errors import BadValue
+from featviz.optvis.settings import RenderSettings
 from featviz.viz.figures import _figure, _hwc, draw_no_response, save, weight_heatmap
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_circuit", "thumbnails_for"]
 
-# model -> {(node, size, steps, seed): image}; weak, so a deleted model takes its thumbnails with it
+_THUMB_RENDER = RenderSettings(size=64, steps=64)  # thumbnails: small and quick; seed 0, the rest fv.render's
+# model -> {(node, RenderSettings): image}; weak, so a deleted model takes its thumbnails with it
 _THUMBS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -48,7 +50,8 @@ def _unit(node: str) -> tuple[str, int]:
     return ref.key, ref.channels[0]
 
 
-def thumbnails_for(model: nn.Module, nodes, *, size: int = 64, steps: int = 64, seed: int = 0,
+def thumbnails_for(model: nn.Module, nodes, *, settings: RenderSettings | None = None,
+                   size: int | None = None, steps: int | None = None, seed: int | None = None,
                    cache_dir: str | os.PathLike | None = None,
                    progress: bool = False) -> dict[str, torch.Tensor]:
     """Feature visualizations (3, size, size) for ``nodes`` (``"layer:channel"`` strings, or a ``Circuit``:
@@ -59,31 +62,44 @@ def thumbnails_for(model: nn.Module, nodes, *, size: int = 64, steps: int = 64, 
     A node whose render found no response (``Rendering.dead``) comes back as the crossed-out
     ``no_response_tile``, never as the flat grey image the optimiser left.
 
+    The render settings come from ``settings`` (a ``fv.optvis.RenderSettings``; default: size 64, steps 64,
+    seed 0, the rest ``fv.render``'s), or ``size`` / ``steps`` / ``seed``; a keyword given beside
+    ``settings`` wins.
+
     Example:
         >>> model = fv.models.toy.edges_and_curves()
         >>> thumbs = thumbnails_for(model, ["relu2:5"], size=32, steps=8)
         >>> thumbs["relu2:5"].shape
         torch.Size([3, 32, 32])
+        >>> quick = fv.optvis.RenderSettings(size=32, steps=8)
+        >>> torch.equal(thumbnails_for(model, ["relu2:5"], settings=quick)["relu2:5"], thumbs["relu2:5"])
+        True
     """
     from featviz.optvis.rendering import no_response_tile
 
     nodes = list(getattr(nodes, "nodes", nodes))
-    found = _thumbnails(model, nodes, size=size, steps=steps, seed=seed, cache_dir=cache_dir,
-                        progress=progress)
+    s = RenderSettings.resolve(settings, _THUMB_RENDER, size=size, steps=steps, seed=seed)
+    found = _thumbnails(model, nodes, settings=s, cache_dir=cache_dir, progress=progress)
     return {node: no_response_tile(*img.shape[-2:]) if dead else img for node, (img, dead) in found.items()}
 
 
-def _thumbnails(model: nn.Module, nodes: list[str], *, size: int, steps: int, seed: int,
+def _thumbnails(model: nn.Module, nodes: list[str], *, settings: RenderSettings,
                 cache_dir: str | os.PathLike | None, progress: bool) -> dict[str, tuple[torch.Tensor, bool]]:
     """node -> (image (3, size, size), dead flag); the cached work behind ``thumbnails_for``."""
     from featviz.optvis import render_layer
 
     memo = _THUMBS.setdefault(model, {})
-    key = lambda node: (node, size, steps, seed)  # noqa: E731
+    key = lambda node: (node, settings)  # noqa: E731
     prefix = _fingerprint(model) if cache_dir is not None else ""
+    size, steps, seed = settings.size, settings.steps, settings.seed
+    size_tag = size if isinstance(size, int) else "x".join(map(str, size))
+    # the other settings, when any differs from fv.render's defaults (files of the defaults keep their names)
+    other = {k: v for k, v in settings.to_dict().items()
+             if k not in ("size", "steps", "seed") and v != getattr(_THUMB_RENDER, k)}
+    extra = "_" + hashlib.sha1(repr(sorted(other.items())).encode()).hexdigest()[:8] if other else ""
     # "_v2": files hold {"image", "dead"}; older files (a bare image, no dead flag) are not read
     file_of = lambda node: os.path.join(  # noqa: E731
-        cache_dir, f"{prefix}_{node.replace(':', '_')}_{size}_{steps}_{seed}_v2.pt")
+        cache_dir, f"{prefix}_{node.replace(':', '_')}_{size_tag}_{steps}_{seed}{extra}_v2.pt")
     out: dict[str, tuple[torch.Tensor, bool]] = {}
     missing: dict[str, dict[str, int]] = {}  # layer -> {node: channel}
     for node in nodes:
@@ -97,8 +113,7 @@ def _thumbnails(model: nn.Module, nodes: list[str], *, size: int, steps: int, se
         layer, ch = _unit(node)
         missing.setdefault(layer, {})[node] = ch
     for layer, todo in missing.items():
-        r = render_layer(model, layer, channels=list(todo.values()), size=size, steps=steps, seed=seed,
-                         progress=progress)
+        r = render_layer(model, layer, channels=list(todo.values()), settings=settings, progress=progress)
         for node, img, dead in zip(todo, r.images, r.dead.tolist()):
             out[node] = memo[key(node)] = (img, bool(dead))
             if cache_dir is not None:
@@ -180,8 +195,10 @@ def plot_circuit(circuit, model: nn.Module | None = None, *,
                       "steps=/seed=/cache_dir=) is deprecated: render them explicitly and pass them in, "
                       "thumbnails=fv.viz.thumbnails_for(model, circuit, size=..., steps=...)",
                       DeprecationWarning, stacklevel=3)
-        settings = {**_RENDER_DEFAULTS, **render_kwargs}
-        thumbs = _thumbnails(model, circuit.nodes, progress=False, **settings)
+        given = {**_RENDER_DEFAULTS, **render_kwargs}
+        settings = _THUMB_RENDER.replace(size=given["size"], steps=given["steps"], seed=given["seed"])
+        thumbs = _thumbnails(model, circuit.nodes, settings=settings, cache_dir=given["cache_dir"],
+                             progress=False)
     elif thumbnails is None or thumbnails is False:
         thumbs = {}
     else:

@@ -29,6 +29,7 @@ from torch import nn
 
 from featviz.circuits.trace import Edge
 from featviz.errors import BadValue, UnknownName
+from featviz.optvis.settings import RenderSettings
 from featviz.viz.figures import figure_png
 
 __all__ = ["CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "widgets_available"]
@@ -73,6 +74,8 @@ def _bundle(static: Figure, text: str, widget_fn) -> dict:
 
 # ----------------------------------------------------------------------------- circuit explorer
 
+_PANEL_RENDER = RenderSettings(size=64, steps=64)  # the side panel's feature visualization: small and quick
+
 
 class CircuitExplorer:
     """A growing circuit around ``root``: ``nodes`` ("layer:channel"), ``edges`` (src -> dst with strength and
@@ -81,15 +84,22 @@ class CircuitExplorer:
     ``expand(node)`` adds ``node``'s ``top_k`` strongest upstream units (``fv.circuits.trace(model, node,
     depth=1, top_k)``) and returns the new ones; ``details(node)`` computes the side panel; ``figure()`` draws
     the static view; ``widget()`` builds the ipywidgets view.
+
+    The side panel's feature visualization renders with ``settings`` (a ``fv.optvis.RenderSettings``, kept
+    as ``render_settings``; default size 64, steps 64, seed 0); ``render_size`` / ``render_steps`` given
+    beside it win.
     """
 
     def __init__(self, model: nn.Module, root: str, *, top_k: int = 3, images: torch.Tensor | None = None,
-                 size: int | None = None, render_size: int = 64, render_steps: int = 64,
-                 evidence: bool = True):
+                 size: int | None = None, settings: RenderSettings | None = None,
+                 render_size: int | None = None, render_steps: int | None = None, evidence: bool = True):
         from featviz.hooks import hooked
 
         self.model, self.top_k, self.images, self.size = model, top_k, images, size
-        self.render_size, self.render_steps, self.use_evidence = render_size, render_steps, evidence
+        self.render_settings = RenderSettings.resolve(settings, _PANEL_RENDER, size=render_size,
+                                                      steps=render_steps)
+        self.render_size, self.render_steps = self.render_settings.size, self.render_settings.steps
+        self.use_evidence = evidence
         try:
             name, c = hooked(model).unit(root)  # one channel, checked against the layer's width
         except ValueError as e:
@@ -165,8 +175,7 @@ class CircuitExplorer:
         if node in self._details:
             return self._details[node]
         out: dict = {"node": node}
-        r = fv.render(self.model, node, size=self.render_size, steps=self.render_steps, seed=0,
-                      progress=False)
+        r = fv.render(self.model, node, settings=self.render_settings, progress=False)
         out["render"], out["activation"] = r.images[0], float(r.activations[0])
         out["dead"] = bool(r.dead[0]) if getattr(r, "dead", None) is not None else False   # no response found
         if self.images is not None:
@@ -340,8 +349,9 @@ def explore(model: nn.Module, ref: str, *, top_k: int = 3, images: torch.Tensor 
             the bundled photos.
         expand: expand the root's first level of upstream units right away.
         kwargs: other :class:`CircuitExplorer` options: ``size`` (input size for the connections),
-            ``render_size`` and ``render_steps`` (the thumbnails), ``evidence`` (``False`` skips the
-            evidence panel).
+            ``settings`` (a ``fv.optvis.RenderSettings`` for the side panel's feature visualization;
+            default size 64, steps 64, seed 0), ``render_size`` and ``render_steps`` (the same, as
+            keywords that win over ``settings``), ``evidence`` (``False`` skips the evidence panel).
 
     Returns:
         The ``CircuitExplorer``: ``.expand(node)``, ``.click(node)``, ``.figure(details=...)``,
