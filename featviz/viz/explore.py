@@ -27,10 +27,14 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from featviz.circuits.trace import Edge
+from featviz.circuits.evidence import evidence
+from featviz.circuits.examples import dataset_examples
+from featviz.circuits.trace import Edge, trace
 from featviz.errors import BadValue, UnknownName
+from featviz.hooks import hooked
+from featviz.optvis.render import render
 from featviz.optvis.settings import RenderSettings
-from featviz.viz.figures import figure_png
+from featviz.viz.figures import WEIGHT_CMAP, draw_no_response, figure_png
 
 __all__ = ["CircuitExplorer", "ConvExplorer", "explore", "explore_conv", "widgets_available"]
 
@@ -53,7 +57,6 @@ def _png(fig: Figure) -> str:
 def _draw_render(ax, d: dict) -> None:
     """The side panel's feature visualization, or the "no response found" tile when the render is dead."""
     if d.get("dead"):
-        from featviz.viz.figures import draw_no_response
 
         draw_no_response(ax, *d["render"].shape[-2:])
     else:
@@ -93,7 +96,6 @@ class CircuitExplorer:
     def __init__(self, model: nn.Module, root: str, *, top_k: int = 3, images: torch.Tensor | None = None,
                  size: int | None = None, settings: RenderSettings | None = None,
                  render_size: int | None = None, render_steps: int | None = None, evidence: bool = True):
-        from featviz.hooks import hooked
 
         self.model, self.top_k, self.images, self.size = model, top_k, images, size
         self.render_settings = RenderSettings.resolve(settings, _PANEL_RENDER, size=render_size,
@@ -121,7 +123,6 @@ class CircuitExplorer:
 
     def expand(self, node: str) -> list[str]:
         """Add ``node``'s strongest upstream units one level deep; returns the nodes that are new."""
-        from featviz.circuits.trace import trace
 
         if node not in self.nodes:
             raise UnknownName(f"{node!r} is not in the explorer's graph; nodes: {', '.join(self.nodes)}")
@@ -169,20 +170,18 @@ class CircuitExplorer:
 
     def details(self, node: str | None = None) -> dict:
         """Feature visualization, dataset examples and evidence verdict for ``node`` (cached)."""
-        import featviz as fv
-
         node = node or self.selected
         if node in self._details:
             return self._details[node]
         out: dict = {"node": node}
-        r = fv.render(self.model, node, settings=self.render_settings, progress=False)
+        r = render(self.model, node, settings=self.render_settings, progress=False)
         out["render"], out["activation"] = r.images[0], float(r.activations[0])
         out["dead"] = bool(r.dead[0]) if getattr(r, "dead", None) is not None else False   # no response found
         if self.images is not None:
-            out["examples"] = fv.circuits.dataset_examples(self.model, node, self.images, k=4, progress=False)
+            out["examples"] = dataset_examples(self.model, node, self.images, k=4, progress=False)
         if self.use_evidence:
             try:
-                ev = fv.circuits.evidence(self.model, node, self.images, render=False, n_random=5)
+                ev = evidence(self.model, node, self.images, render=False, n_random=5)
                 out["verdict"] = list(ev.verdict)
             except (ValueError, KeyError, RuntimeError) as err:   # e.g. no upstream layer to credit
                 out["verdict"] = [f"no evidence: {err}"]
@@ -194,7 +193,6 @@ class CircuitExplorer:
     def figure(self, details: bool = False) -> Figure:
         """The static view: the graph (edges red = excitatory, blue = inhibitory, width by strength, each with
         its weight pattern), and with ``details=True`` the selected node's side panel."""
-        from featviz.viz.figures import WEIGHT_CMAP
 
         pos = self.positions()
         fig = plt.figure(figsize=(11 if details else 8, 4.5))
