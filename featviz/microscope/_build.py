@@ -273,6 +273,7 @@ class _Steps:
         self.stats: dict = {}
         self.predictions: dict = {}  # photo index -> the model's top class
         self.evidence: EvidenceInputs | None = None
+        self.controls: dict = {}  # the randomized net of the evidence's control, made once (layer_scans)
         self.explained: set[str] = set()
 
     def mark(self) -> None:
@@ -324,14 +325,27 @@ class _Steps:
         return top_crop(self.model, layer, c, self.stats[layer], self.plan.photos, self.plan.settings.size)
 
     def evidence_inputs(self, todo: list[tuple]) -> None:
-        """The evidence part's shared inputs: photos and one curve scan per layer (cached on disk)."""
+        """The evidence part's shared inputs: photos now; one curve scan per layer (cached on disk) up front
+        for Ray workers (they get the inputs once), else as each layer's first evidence job comes up
+        (``scans_for``), so the first channel renders without waiting for every layer's scans."""
         p = self.plan
         need = sorted({job[0] for job in todo if "evidence" in job[3]}, key=p.layers.index)
         if need:
-            scans = layer_scans(self.model, need, p.out / CACHE / "evidence", p.weights,
-                                progress=self.run.progress)
-            self.evidence = EvidenceInputs(*evidence_photos(p.photos, p.settings.evidence_photos), scans,
+            self.evidence = EvidenceInputs(*evidence_photos(p.photos, p.settings.evidence_photos), {},
                                            p.upstream)
+            if self.run.workers > 1:
+                for layer in need:
+                    self.scans_for(layer, self.run.progress)
+
+    def scans_for(self, layer: str, progress: bool = False) -> None:
+        """``layer``'s curve scans (model and randomized: the whole layer, since the page ranks the channel
+        among its layer and the randomized net's) into the evidence inputs, from the cache or computed once;
+        the randomized net is made once per build."""
+        ev = self.evidence
+        if ev is not None and layer not in ev.scans:
+            p = self.plan
+            ev.scans |= layer_scans(self.model, [layer], p.out / CACHE / "evidence", p.weights,
+                                    progress=progress, controls=self.controls)
 
     def bar_desc(self) -> str:
         """The channel bar's description: the requested channels and, counted apart with the reason, the
@@ -359,6 +373,11 @@ class _Steps:
             elif todo:
                 worker = ChannelWorker(self.model, self.plan.settings, evidence=self.evidence)
                 for job in todo:
+                    ev = self.evidence
+                    if "evidence" in job[3] and ev is not None and job[0] not in ev.scans:
+                        bar.set_postfix_str(f"curve scans of {job[0]} (model and randomized)")
+                        self.scans_for(job[0])
+                        bar.set_postfix_str("")
                     self.commit(job[0], job[1], *_timed(self.results.seconds, job, worker.compute))
                     bar.update(1)
 

@@ -88,9 +88,13 @@ def _scan_from(d: dict) -> CurveScan:
 
 
 def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: str, *, seed: int = 0,
-                progress: bool = True) -> dict[str, tuple[CurveScan, CurveScan]]:
+                progress: bool = True, controls: dict | None = None
+                ) -> dict[str, tuple[CurveScan, CurveScan]]:
     """Per layer, ``(curve_scan(model, layer), curve_scan(randomized(model, seed), layer))`` with the same
-    geometry, read from ``cache`` where present, else computed once and written there.
+    geometry, read from ``cache`` where present, else computed once and written there. Each scan holds every
+    channel of the layer: one forward pass gives them all, and a page ranks its channel among them.
+    ``controls``: a dict that keeps the randomized net (by seed) across calls, so scanning layer by layer
+    makes it once; it is made only when some layer is not in the cache.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
@@ -100,7 +104,7 @@ def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: s
         (4, ['1-'])
     """
     out: dict[str, tuple[CurveScan, CurveScan]] = {}
-    control = None
+    controls = {} if controls is None else controls
     for layer in tqdm(list(layers), desc="curve scans (model and randomized)", unit="layer",
                       disable=not progress):
         path = scan_path(cache, layer, weights, seed)
@@ -109,7 +113,9 @@ def layer_scans(model: nn.Module, layers: Sequence[str], cache: Path, weights: s
             out[layer] = (_scan_from(d["model"]), _scan_from(d["randomized"]))
             continue
         scan = curve_scan(model, layer)
-        control = control if control is not None else randomized(model, seed=seed)
+        if seed not in controls:
+            controls[seed] = randomized(model, seed=seed)
+        control = controls[seed]
         shift = scan.shifts[1][0] if scan.shifts else None
         rnd = curve_scan(control, layer, scan.size, radii=scan.radii, shift=shift, width=scan.width)
         buf = io.BytesIO()

@@ -83,3 +83,35 @@ def test_tuning_gratings_are_centred_on_the_receptive_field(monkeypatch):
     expected = fv.circuits.tuning_curve(net, "1:2", make, [0, 90])  # the one-channel tool, at the RF centre
     assert found["tuning"]["response"] == pytest.approx(expected.responses.tolist(), abs=1e-5)
     assert files["tuning.svg"].lstrip().startswith(b"<?xml") and b"<svg" in files["tuning.svg"]
+
+
+def test_curve_scans_come_per_layer_as_its_first_channel_needs_them_and_are_reused(tmp_path, monkeypatch):
+    events = []
+    scan, rand, compute = _evidence.curve_scan, _evidence.randomized, _channel.ChannelWorker.compute
+
+    def scanning(model, layer, *a, **k):
+        events.append(("scan", layer))
+        return scan(model, layer, *a, **k)
+
+    def randomizing(*a, **k):
+        events.append(("randomized",))
+        return rand(*a, **k)
+
+    def computing(self, layer, c, *a):
+        events.append(("channel", layer, c))
+        return compute(self, layer, c, *a)
+
+    monkeypatch.setattr(_evidence, "curve_scan", scanning)
+    monkeypatch.setattr(_evidence, "randomized", randomizing)
+    monkeypatch.setattr(_channel.ChannelWorker, "compute", computing)
+    build_microscope(evidence_net(), ["1", "3"], tmp_path, settings=SETTINGS, channels=1, progress=False)
+    # layer 1's channel is computed before layer 3 is scanned; each layer scanned once in the model and once
+    # in the randomized net, which is made once for the build
+    assert events.index(("channel", "1", 0)) < events.index(("scan", "3"))
+    assert events.count(("scan", "1")) == 2 and events.count(("scan", "3")) == 2
+    assert events.count(("randomized",)) == 1
+    events.clear()
+    build_microscope(evidence_net(), ["1", "3"], tmp_path, settings=SETTINGS, channels=2, progress=False)
+    assert ("channel", "3", 1) in events and ("channel", "1", 1) in events  # the new channels' evidence ...
+    assert not [e for e in events if e[0] != "channel"]  # ... from the cached scans: no scan, no random net
+    assert "selectivity" in facts(tmp_path, "3", 1)["facts"]["evidence"]
