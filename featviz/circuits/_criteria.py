@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from featviz.errors import BadType
 
-__all__ = ["Criteria"]
+__all__ = ["Criteria", "scan_sentence"]
 
 C = TypeVar("C", bound="Criteria")
 
@@ -42,3 +42,18 @@ class Criteria:
         if criteria is not None and not isinstance(criteria, cls):
             raise BadType(f"criteria must be a {cls.__name__}, got {type(criteria).__name__}")
         return (criteria if criteria is not None else cls()).replace(**overrides)
+
+
+def scan_sentence(what: str, layer: str, n_channels: int, found: list, test: str, criteria: str,
+                  angle: str) -> str:
+    """The one-sentence ``summary()`` of a finder's scan: the layer, its channels and the units that pass
+    (the first six, each with its preferred angle ``getattr(unit, angle)``).
+
+    Example:
+        >>> scan_sentence("Edge", "relu1", 8, [], "both edge tests", "EdgeCriteria", "angle")
+        'Edge scan of relu1: 8 channels, 0 pass both edge tests with the default EdgeCriteria.'
+    """
+    names = ", ".join(f"{d.node} ({getattr(d, angle):.0f}°)" for d in found[:6])
+    names += " ..." if len(found) > 6 else ""
+    return (f"{what} scan of {layer}: {n_channels} channels, {len(found)} pass {test} "
+            f"with the default {criteria}" + (f": {names}." if found else "."))

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._criteria import Criteria
+from featviz.circuits._criteria import Criteria, scan_sentence
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.circuits.tuning import (
     TuningCurve,
@@ -256,11 +256,8 @@ class CurveScan:
             warnings.warn("CurveScan.summary(channel) -> dict is deprecated: use CurveScan.stats(channel); "
                           "summary() is a sentence", DeprecationWarning, stacklevel=2)
             return self.stats(channel)
-        found = self.detectors()
-        names = ", ".join(f"{d.node} ({d.direction:.0f}°)" for d in found[:6])
-        names += " ..." if len(found) > 6 else ""
-        return (f"Curve scan of {self.layer}: {self.n_channels} channels, {len(found)} pass every curve test "
-                f"with the default CurveCriteria" + (f": {names}." if found else "."))
+        return scan_sentence("Curve", self.layer, self.n_channels, self.detectors(), "every curve test",
+                             "CurveCriteria", "direction")
 
     def to_dict(self) -> dict:
         """The scan's geometry and every channel's ``stats`` (``json.dumps``-ready)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from featviz.circuits._criteria import Criteria
+from featviz.circuits._criteria import Criteria, scan_sentence
 from featviz.circuits._keywords import images_keyword
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
 from featviz.core import as_images
@@ -376,11 +376,8 @@ class EdgeScan:
 
     def summary(self) -> str:
         """One sentence: the layer, its channels and how many pass ``detectors()`` (default criteria)."""
-        found = self.detectors()
-        names = ", ".join(f"{d.node} ({d.angle:.0f}°)" for d in found[:6])
-        names += " ..." if len(found) > 6 else ""
-        return (f"Edge scan of {self.layer}: {self.resp.shape[-1]} channels, {len(found)} pass both edge "
-                f"tests with the default EdgeCriteria" + (f": {names}." if found else "."))
+        return scan_sentence("Edge", self.layer, self.resp.shape[-1], self.detectors(), "both edge tests",
+                             "EdgeCriteria", "angle")
 
     def to_dict(self) -> dict:
         """The battery and the default-criteria detectors (``json.dumps``-ready; responses stay tensors)."""
