@@ -44,6 +44,7 @@ from featviz.microscope import (
     build_microscopes,
     check_layers,
     default_layers,
+    plan,
     read_marker,
     save_png,
     slug,
@@ -205,6 +206,8 @@ def cmd_microscope(args: Namespace) -> None:
         raise MissingFile(f"--images: no such folder: {args.images}; give a folder of your photos")
     _check_workers(args)
     _check_out(args.out)  # a file, a broken link, under a file, not writable: one line, exit 2
+    if getattr(args, "plan", False):
+        return _microscope_plan(args)
     if isinstance(args.model, list) and len(args.model) > 1:
         return _microscopes(args)
     if isinstance(args.model, list):
@@ -212,6 +215,8 @@ def cmd_microscope(args: Namespace) -> None:
     model = load_model(args.model, args.arch)
     layers = _site_layers(model, _layers_arg(args), "this model", "--layers")
     settings = _site_settings(args)
+    if _layers_arg(args) is None and not args.quiet:  # the whole model: say what it costs before it starts
+        _print_plan(model, layers, args, settings, _model_name(args.model), sys.stderr)
     out, start, report = Path(args.out), time.perf_counter(), {}
     try:
         index = build_microscope(model, layers, out, settings=settings, channels=args.channels,
@@ -245,6 +250,44 @@ def cmd_microscope(args: Namespace) -> None:
         print(f"featviz microscope: caches for rebuilds are in {out / CACHE} (no page links them; leave that "
               "folder out when you publish the site)", file=sys.stderr)
     print(index)
+
+
+def _microscope_plan(args: Namespace) -> None:
+    """``featviz microscope MODEL... --plan``: each model's layers, channel counts, what is cached and the
+    estimated CPU time of the build, on stdout; nothing is written."""
+    refs = args.model if isinstance(args.model, list) else [args.model]
+    for ref in refs:
+        model = load_model(ref, args.arch)
+        layers = _site_layers(model, _layers_arg(args), "this model", "--layers")
+        name = _model_name(ref)
+        out = Path(args.out) / name if len(refs) > 1 else Path(args.out)
+        _print_plan(model, layers, args, _site_settings(args), name, sys.stdout, out)
+    print("featviz microscope --plan: nothing was built or written; run the same command without --plan to "
+          "build", file=sys.stderr)
+
+
+def _print_plan(model: nn.Module, layers: list[str], args: Namespace, settings, name: str, stream,
+                out: Path | None = None) -> None:
+    """The plan of a build (layers, channels built of each, partners, cached) and its estimated CPU time."""
+    out = out or Path(args.out)
+    try:
+        p = plan(model, layers, out, settings=settings, channels=args.channels, images=args.images, name=name,
+                 force=args.force)
+    except SiteError as e:
+        raise OutputError(str(e)) from None
+    e = p.estimate(model)
+    print(f"featviz microscope plan: {name}, {len(p.layers)} layers, into {out}", file=stream)
+    print(f"{'layer':>22} {'shape':>14} {'built':>11} {'cached':>6} {'partners':>8}", file=stream)
+    for n in p.layers:
+        built = len(p.channels[n])
+        cached = built - e.channels[n]
+        shape = "x".join(str(v) for v in p.shapes[n][1:])
+        print(f"{n:>22} {shape:>14} {f'{built} of {p.shapes[n][1]}':>11} {cached:>6} "
+              f"{f'<= {e.partners[n]}':>8}", file=stream)
+    print("partners: channels outside the built ones that a connection points at get a short page (a "
+          "feature visualization); the connections decide which, so this counts at most that many",
+          file=stream)
+    print(str(e), file=stream)
 
 
 def _layers_arg(args: Namespace) -> list[str] | None:

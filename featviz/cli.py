@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "to their pages (a few CPU-seconds to a minute per photo)")
     p.add_argument("--force", action="store_true",
                    help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
+    p.add_argument("--plan", action="store_true",
+                   help="dry run: print the layers, the channels built of each (and partners), what is "
+                        "cached and the estimated CPU time (calibrated on this machine), then exit without "
+                        "writing anything (a whole-model build without --layers prints this first anyway)")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
 
     p = sub.add_parser("atlas", help="activation atlas of a layer from a folder of photos (PNGs + JSON)",

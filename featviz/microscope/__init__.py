@@ -9,7 +9,8 @@ resumable, in-process or on Ray workers) -> ``publish`` (the pages). ``build_mic
 dataset examples, tuning curve, connections, lines of evidence). Links are relative: the site works from
 ``file://``. The folder must be new, empty or a featviz site; only what the builder wrote is ever removed.
 
-Modules (all private; this package's names are the interface): ``_plan`` (``Plan``, ``plan``), ``_build``
+Modules (all private; this package's names are the interface): ``_plan`` (``Plan``, ``plan``), ``_estimate``
+(``estimate``: calibrated CPU seconds of a plan), ``_build``
 (``compute``, ``publish``, ``build_microscope``), ``_store`` (content keys, atomic units, marker, lock),
 ``_channel`` (settings, one channel's parts), ``_examples`` (photos, dataset examples), ``_evidence``
 (evidence part), ``_links`` (connections), ``_extras`` (groups, atlas, explain pages), ``_distributed``
@@ -24,10 +25,12 @@ Example:
 """
 from featviz.microscope._build import Execution, Results, build_microscope, compute, publish, save_png
 from featviz.microscope._channel import EXTRAS, MicroscopeSettings
+from featviz.microscope._estimate import Calibration, Estimate, estimate
 from featviz.microscope._plan import CACHE, EARLY_STRIDE, Plan, check_layers, default_layers, plan
 from featviz.microscope._store import SiteError, read_marker, slug
 from featviz.microscope._universality import build_microscopes, pair_layers
 
 __all__ = ["build_microscope", "build_microscopes", "plan", "compute", "publish", "Plan", "Results",
-           "Execution", "MicroscopeSettings", "EXTRAS", "check_layers", "default_layers", "pair_layers",
+           "Execution", "Estimate", "Calibration", "estimate", "MicroscopeSettings",
+           "EXTRAS", "check_layers", "default_layers", "pair_layers",
            "save_png", "slug", "SiteError", "read_marker", "CACHE", "EARLY_STRIDE"]

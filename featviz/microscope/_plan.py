@@ -159,6 +159,22 @@ class Plan:
         parts = self.settings.parts(self.early[layer], len(self.shapes[layer]) == 4)
         return {p: self.part_key(layer, p, v) for p, v in parts.items()}
 
+    def estimate(self, model: nn.Module):
+        """Estimated CPU seconds (one thread) of building this plan's missing parts, per layer and part
+        (``fv``, ``diversity``, ``tuning``, ``examples``, ``evidence``, ``scans``, ``partners``): an
+        ``Estimate`` (``.layers``, ``.total``, ``str()`` a table), calibrated by timing ``model``'s passes on
+        this machine (``featviz.microscope._estimate`` states the count model). Renders nothing.
+
+        Example:
+            >>> model = fv.models.toy.edges_and_curves()
+            >>> p = plan(model, ["relu1"], "site", settings=MicroscopeSettings(size=32, steps=8), channels=1)
+            >>> p.estimate(model).total > 0
+            True
+        """
+        from featviz.microscope._estimate import estimate  # (it imports this module)
+
+        return estimate(model, self)
+
     def missing_parts(self, layer: str, c: int, keys: dict[str, str]) -> tuple[str, ...]:
         """The parts of ``keys`` whose stored unit has another key (or no unit on disk)."""
         stored = (read_meta(self.folder(layer, c)) or {}).get("parts", {})
