@@ -204,7 +204,7 @@ class _Site:
         self.widths = {la["name"]: la["shape"][0] for la in self.layers}
 
     def label(self, n: str, c: int) -> str:
-        return _unit_label(n, c, self.labels, self.widths[n])
+        return _unit_label(n, c, self.labels, self.widths.get(n, 0))  # a layer outside the site: no class
 
     def pages(self, layer: dict) -> list[int]:
         """The layer's channels with a page: built and partner channels whose unit is finished."""

@@ -115,3 +115,15 @@ def test_curve_scans_come_per_layer_as_its_first_channel_needs_them_and_are_reus
     assert ("channel", "3", 1) in events and ("channel", "1", 1) in events  # the new channels' evidence ...
     assert not [e for e in events if e[0] != "channel"]  # ... from the cached scans: no scan, no random net
     assert "selectivity" in facts(tmp_path, "3", 1)["facts"]["evidence"]
+
+
+def test_a_site_whose_upstream_layer_is_not_built_names_its_inputs_without_links(tmp_path):
+    # the evidence of layer "3" credits layer "1", which this site does not hold: the page names the inputs
+    # ("1:k", no class label, no link) instead of failing to label them
+    build_microscope(evidence_net(), ["3"], tmp_path, settings=SETTINGS, channels=1, progress=False)
+    up = facts(tmp_path, "3", 0)["facts"]["evidence"]["upstream"]
+    assert up["layer"] == "1" and up["excitatory"]
+    page = html.unescape((tmp_path / "channels" / "3" / "0.html").read_text())
+    for c, _ in up["excitatory"]:
+        assert f"1:{c}" in page
+    assert 'href="../1/' not in page and not (tmp_path / "channels" / "1").exists()
