@@ -14,7 +14,8 @@ Calibrated here, per layer ``L`` (``Calibration``):
 The count model (S render size, I input size, T steps, D diversity, k examples, N photos, P evidence
 photos, R random sets, A tuning angles), per channel of ``L``:
     fv          T step(L)                                   (one render; a dead unit's retry not counted)
-    diversity   T D step(L) + D f(L) (S/I)^2                (the batch, then its activations measured)
+    diversity   T step_D(L) + D f(L) (S/I)^2                (the batch, then its activations measured;
+                step_D: one step of a render of a batch of D, timed like step)
     tuning      one figure; per early layer 4 A f(L) (the gratings)
     examples    2 k tiles; per layer N f(L) (photo statistics) and N f(model) (labels), shared by layers
     evidence    121 f(L) (S'/I)^2 edge stimuli + P/2 fb(L) (I/S)^2 attribution + two ablation tests (on
@@ -62,7 +63,8 @@ class Calibration:
     """CPU seconds of the kinds of pass a build runs, measured on this machine (one torch thread).
 
     Attributes:
-        step: ``{layer: s}`` one step of ``fv.render`` of one image at ``size`` px.
+        step: ``{layer: s}`` one step of ``fv.render`` of one image at ``size`` px; ``step_batch`` of
+            ``batch`` images (the diversity batch; empty when ``batch`` < 2).
         fb: ``{layer: s}`` forward + backward of one image at ``size`` px up to the layer.
         f: ``{layer: s}`` forward of one image at ``input_size`` px up to the layer; ``f_model``: the whole
             model. figure: one page figure as SVG. tile: one dataset-example tile (crop, JPEG).
@@ -73,6 +75,8 @@ class Calibration:
     input_size: int
     fb: dict[str, float]
     step: dict[str, float]
+    step_batch: dict[str, float]
+    batch: int
     f: dict[str, float]
     f_model: float
     figure: float
@@ -121,10 +125,11 @@ def _dur(s: float) -> str:
 
 
 def calibrate(model: nn.Module, layers: list[str], size: int, input_size: int,
-              reps: int = _REPS, upstream: Sequence[str] = ()) -> Calibration:
+              reps: int = _REPS, upstream: Sequence[str] = (), batch: int = 1) -> Calibration:
     """Time the passes ``estimate`` counts, for ``layers`` of ``model`` at render ``size`` and ``input_size``
     (one torch thread; CPU seconds of this process). A second or two per layer on a laptop for Lite0.
-    ``upstream``: more layers whose forward time ``f`` is read (the evidence's ablated layers).
+    ``upstream``: more layers whose forward time ``f`` is read (the evidence's ablated layers); ``batch``:
+    the diversity batch, whose render step is timed too (batching makes it cheaper than ``batch`` steps).
 
     Example:
         >>> c = calibrate(fv.models.toy.edges_and_curves(), ["relu1"], 32, 64, reps=1)
@@ -138,13 +143,14 @@ def calibrate(model: nn.Module, layers: list[str], size: int, input_size: int,
             hm = hooked(model)
             fb = {n: _fb_seconds(hm, n, size, reps) for n in layers}
             step = {n: _step_seconds(model, n, size, reps + 1) for n in layers}
+            step_batch = ({n: _step_seconds(model, n, size, 2, batch) for n in layers} if batch > 1 else {})
             names = [n for n in hm.hook_names if n in set(layers) | set(upstream)]
             f, f_model = _forward_seconds(hm, names, input_size)
             scan = {n: _scan_size(hm, n, input_size) for n in layers}
         figure, tile = _figure_seconds(), _tile_seconds(input_size)
     finally:
         torch.set_num_threads(threads)
-    return Calibration(size, input_size, fb, step, f, f_model, figure, tile, scan)
+    return Calibration(size, input_size, fb, step, step_batch, batch, f, f_model, figure, tile, scan)
 
 
 def _fb_seconds(hm, layer: str, size: int, reps: int) -> float:
@@ -160,14 +166,14 @@ def _fb_seconds(hm, layer: str, size: int, reps: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def _step_seconds(model: nn.Module, layer: str, size: int, k: int) -> float:
-    """CPU seconds of one step of ``fv.render`` of channel 0 of ``layer`` at ``size`` px: a render of
-    ``1 + k`` steps minus one of 1 step (its set-up), over ``k``."""
+def _step_seconds(model: nn.Module, layer: str, size: int, k: int, batch: int = 1) -> float:
+    """CPU seconds of one step of ``fv.render`` of channel 0 of ``layer`` at ``size`` px, ``batch`` images:
+    a render of ``1 + k`` steps minus one of 1 step (its set-up), over ``k``."""
     from featviz.optvis import render
 
     def seconds(steps: int) -> float:
         start = time.process_time()
-        render(model, f"{layer}:0", size=size, steps=steps, progress=False)
+        render(model, f"{layer}:0", size=size, steps=steps, batch=batch, progress=False)
         return time.process_time() - start
 
     seconds(1)  # warm-up
@@ -251,7 +257,9 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
     hm = hooked(model)
     ups = {n: plan.upstream[n] or previous_layer(hm, n) for n in plan.layers
            if any("evidence" in m for (layer, _), m in plan.missing.items() if layer == n)}
-    c = calibration or calibrate(model, plan.layers, size, big, upstream=[u for u in ups.values() if u])
+    c = calibration or calibrate(model, plan.layers, size, big, upstream=[u for u in ups.values() if u],
+                                 batch=s.diversity if any("diversity" in m for m in plan.missing.values())
+                                 else 1)
     px = (size / big) ** 2  # forward cost scales with the pixels
     parts: dict[str, dict[str, float]] = {}
     todo: dict[str, int] = {}
@@ -268,7 +276,8 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
         r = 4  # curve_scan's radii: at most 4 distinct
         est = {
             "fv": count["fv"] * s.steps * step,
-            "diversity": count["diversity"] * s.diversity * (s.steps * step + f * px),
+            "diversity": count["diversity"] * (s.steps * _batch_step(c, n, s.diversity)
+                                               + s.diversity * f * px),
             "tuning": count["tuning"] * c.figure + (4 * len(s.tuning_angles) * f if count["tuning"] else 0.0),
             "examples": count["examples"] * 2 * s.examples * c.tile
             + (n_photos * f if n in stats_layers and not _cached(plan, "acts", n) else 0.0),
@@ -283,6 +292,12 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
     if first is not None:  # each photo is labelled once by the whole model (dataset examples' labels)
         parts[first]["examples"] += n_photos * c.f_model
     return Estimate(parts, todo, partners, c)
+
+
+def _batch_step(c: Calibration, layer: str, batch: int) -> float:
+    """One render step of ``batch`` images: timed when the calibration has that batch, else ``batch`` steps
+    of one image (an upper bound)."""
+    return c.step_batch[layer] if c.batch == batch and layer in c.step_batch else batch * c.step[layer]
 
 
 def _ablations(c: Calibration, layer: str, up: str | None, photos: int, n_random: int) -> float:
