@@ -25,7 +25,10 @@ photos, R random sets, A tuning angles), per channel of ``L``:
                 (r radii, at most 4; S' the scan size from the layer's receptive field)
     partners    T step(L) each: the partners the plan names, and at most ``top_k`` per built channel of each
                 neighbouring layer (connections decide which; an upper bound)
-Not counted: connections (expanded weights; about 0.2 % of a whole Lite0 build), the extras, page writing.
+Not counted: connections (expanded weights; about 0.2 % of a whole Lite0 build), the extras, page writing,
+and, inside the evidence, tuning and scan parts, the receptive-field and wiring computations and the
+upstream layer's edge-family search. Measured against real builds (``bench/README.md``, "microscope --plan
+estimate"): the render parts within about 1.2x; evidence, tuning and scans about 2x under.
 
 Example:
     >>> from featviz.microscope import MicroscopeSettings, plan
