@@ -20,7 +20,8 @@ photos, R random sets, A tuning angles), per channel of ``L``:
     examples    2 k tiles; per layer N f(L) (photo statistics) and N f(model) (labels), shared by layers
     evidence    121 f(L) (S'/I)^2 edge stimuli + P/2 fb(L) (I/S)^2 attribution + two ablation tests (on
                 P/2 and on P photos): the upstream layer U once, then R + 2 masked passes of the segment
-                U -> L each, (P/2 + P) (f(U) + (R + 2) (f(L) - f(U))) + 4 figures;
+                U -> L each, (P/2 + P) (f(U) + (R + 2) seg(L)) + 4 figures (seg(L): one photo through the
+                masked segment, timed as (6 masks - 2 masks) / 4 on 2 probe images);
                 per layer ("scans") 2 (1 + 5 (26 r + 60)) f(L) (S'/I)^2 curve stimuli, model and randomized
                 (r radii, at most 4; S' the scan size from the layer's receptive field)
     partners    T step(L) each: the partners the plan names, and at most ``top_k`` per built channel of each
@@ -41,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +72,8 @@ class Calibration:
         f: ``{layer: s}`` forward of one image at ``input_size`` px up to the layer; ``f_model``: the whole
             model. figure: one page figure as SVG. tile: one dataset-example tile (crop, JPEG).
         scan_size: ``{layer: px}`` the curve scan's stimulus size (from the receptive field).
+        segment: ``{layer: s}`` one photo at ``input_size`` through the masked segment from its upstream
+            layer to the layer (the evidence's ablations), for the layers ``calibrate`` got upstreams of.
     """
 
     size: int
@@ -85,6 +87,7 @@ class Calibration:
     figure: float
     tile: float
     scan_size: dict[str, int] = field(default_factory=dict)
+    segment: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,10 +131,11 @@ def _dur(s: float) -> str:
 
 
 def calibrate(model: nn.Module, layers: list[str], size: int, input_size: int,
-              reps: int = _REPS, upstream: Sequence[str] = (), batch: int = 1) -> Calibration:
+              reps: int = _REPS, upstream: dict[str, str] | None = None, batch: int = 1) -> Calibration:
     """Time the passes ``estimate`` counts, for ``layers`` of ``model`` at render ``size`` and ``input_size``
     (one torch thread; CPU seconds of this process). A second or two per layer on a laptop for Lite0.
-    ``upstream``: more layers whose forward time ``f`` is read (the evidence's ablated layers); ``batch``:
+    ``upstream``: ``{layer: the layer its evidence ablates}``, whose forward time ``f`` and masked segment
+    are timed too; ``batch``:
     the diversity batch, whose render step is timed too (batching makes it cheaper than ``batch`` steps).
 
     Example:
@@ -147,13 +151,16 @@ def calibrate(model: nn.Module, layers: list[str], size: int, input_size: int,
             fb = {n: _fb_seconds(hm, n, size, reps) for n in layers}
             step = {n: _step_seconds(model, n, size, reps + 1) for n in layers}
             step_batch = ({n: _step_seconds(model, n, size, 2, batch) for n in layers} if batch > 1 else {})
-            names = [n for n in hm.hook_names if n in set(layers) | set(upstream)]
+            upstream = upstream or {}
+            names = [n for n in hm.hook_names if n in set(layers) | set(upstream.values())]
             f, f_model = _forward_seconds(hm, names, input_size)
+            segment = {n: _segment_seconds(hm, u, n, input_size) for n, u in upstream.items()}
             scan = {n: _scan_size(hm, n, input_size) for n in layers}
         figure, tile = _figure_seconds(), _tile_seconds(input_size)
     finally:
         torch.set_num_threads(threads)
-    return Calibration(size, input_size, fb, step, step_batch, batch, f, f_model, figure, tile, scan)
+    return Calibration(size, input_size, fb, step, step_batch, batch, f, f_model, figure, tile, scan,
+                       segment)
 
 
 def _fb_seconds(hm, layer: str, size: int, reps: int) -> float:
@@ -181,6 +188,23 @@ def _step_seconds(model: nn.Module, layer: str, size: int, k: int, batch: int = 
 
     seconds(1)  # warm-up
     return max(seconds(1 + k) - seconds(1), 0.0) / k
+
+
+def _segment_seconds(hm, up: str, layer: str, size: int, n: int = 2) -> float:
+    """CPU seconds of one photo (of ``n`` probe images at ``size`` px) through the segment ``up`` -> ``layer``
+    with one mask of ``up``'s channels, as the ablation tests run it: (6 masks - 2 masks) / (4 n)."""
+    from featviz.circuits._segment import segment_responses
+
+    x = probe_input(hm.model, size=size, batch=n)
+    c = hm.n_channels(up)
+
+    def seconds(masks: int) -> float:
+        start = time.process_time()
+        segment_responses(hm, [x], lambda v: v, up, layer, torch.zeros(masks, c, dtype=torch.bool))
+        return time.process_time() - start
+
+    seconds(2)  # warm-up
+    return max(seconds(6) - seconds(2), 0.0) / (4 * n)
 
 
 def _forward_seconds(hm, layers: list[str], size: int, batch: int = 4) -> tuple[dict[str, float], float]:
@@ -260,7 +284,7 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
     hm = hooked(model)
     ups = {n: plan.upstream[n] or previous_layer(hm, n) for n in plan.layers
            if any("evidence" in m for (layer, _), m in plan.missing.items() if layer == n)}
-    c = calibration or calibrate(model, plan.layers, size, big, upstream=[u for u in ups.values() if u],
+    c = calibration or calibrate(model, plan.layers, size, big, upstream={n: u for n, u in ups.items() if u},
                                  batch=s.diversity if any("diversity" in m for m in plan.missing.values())
                                  else 1)
     px = (size / big) ** 2  # forward cost scales with the pixels
@@ -309,7 +333,8 @@ def _ablations(c: Calibration, layer: str, up: str | None, photos: int, n_random
     if up is None:
         return 0.0
     f_up = c.f.get(up, 0.0)
-    return (photos / 2 + photos) * (f_up + (n_random + 2) * max(c.f[layer] - f_up, 0.0))
+    seg = c.segment.get(layer, max(c.f[layer] - f_up, 0.0))
+    return (photos / 2 + photos) * (f_up + (n_random + 2) * seg)
 
 
 def _cached(plan: Plan, kind: str, layer: str) -> bool:
