@@ -29,7 +29,8 @@ photos, R random sets, A tuning angles), per channel of ``L``:
 Not counted: connections (expanded weights; about 0.2 % of a whole Lite0 build), the extras, page writing,
 and, inside the evidence, tuning and scan parts, the receptive-field and wiring computations and the
 upstream layer's edge-family search. Measured against real builds (``bench/README.md``, "microscope --plan
-estimate"): the render parts within about 1.2x; evidence, tuning and scans about 2x under.
+estimate"): a small Lite0 build 0.79x, a toy build 1.3x; per part the renders and evidence within about
+1.5x, tuning and scans about 1.7x under.
 
 Example:
     >>> from featviz.microscope import MicroscopeSettings, plan
