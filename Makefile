@@ -78,7 +78,7 @@ docs: $(VENV)/.installed
 	$(VENV)/bin/mkdocs build --strict -d site-docs
 
 notebooks: $(VENV)/.installed-dev
-	FEATVIZ_FAST=$${FEATVIZ_FAST:-0} $(VENV)/bin/jupyter nbconvert --to html --execute --output-dir docs notebooks/*.ipynb
+	TQDM_DISABLE=1 FEATVIZ_FAST=$${FEATVIZ_FAST:-0} $(VENV)/bin/jupyter nbconvert --to html --execute --output-dir docs notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) dist build *.egg-info .pytest_cache .ruff_cache site-docs

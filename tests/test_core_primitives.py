@@ -79,13 +79,13 @@ def test_as_images_says_what_is_wrong(bad, error, says):
         as_images(bad)
 
 
-def test_as_images_options_match_the_circuits_rule():
-    """circuits' check_images (any channel count, no [0, 1] check, uint8 / 255) is as_images(channels=None,
-    unit=False) on the 4-D inputs it accepts."""
-    from featviz.circuits._common import check_images
-
-    for x in (torch.randint(0, 256, (2, 1, 3, 3), dtype=torch.uint8), torch.randn(2, 5, 3, 3) * 10):
-        torch.testing.assert_close(as_images(x, channels=None, unit=False), check_images(x))
+def test_as_images_options_keep_any_channel_count_and_scale_only_uint8():
+    """as_images(channels=None, unit=False) (the rule circuits applies): any channel count, no [0, 1] check,
+    uint8 divided by 255, float passed through unchanged; checked against the arithmetic done by hand."""
+    u = torch.randint(0, 256, (2, 1, 3, 3), dtype=torch.uint8)
+    torch.testing.assert_close(as_images(u, channels=None, unit=False), u.double().div(255).float())
+    f = torch.randn(2, 5, 3, 3) * 10
+    torch.testing.assert_close(as_images(f, channels=None, unit=False), f)
 
 
 def test_old_image_helpers_are_the_one_rule():

@@ -194,7 +194,7 @@ def _step_seconds(model: nn.Module, layer: str, size: int, k: int, batch: int = 
 def _segment_seconds(hm, up: str, layer: str, size: int, n: int = 2) -> float:
     """CPU seconds of one photo (of ``n`` probe images at ``size`` px) through the segment ``up`` -> ``layer``
     with one mask of ``up``'s channels, as the ablation tests run it: (6 masks - 2 masks) / (4 n)."""
-    from featviz.circuits._segment import segment_responses
+    from featviz.circuits.ablation import segment_responses  # the segment the ablation tests run
 
     x = probe_input(hm.model, size=size, batch=n)
     c = hm.n_channels(up)
