@@ -5,6 +5,7 @@ input region that can influence the channel's maximal unit (its receptive field,
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -75,25 +76,103 @@ def input_boxes(model: nn.Module, layer: str, image_shape: tuple[int, int, int],
     """Input pixel boxes (row0, row1, col0, col1), inclusive, that reach ``layer`` at each (row, col) of
     ``positions`` (k, 2): autograd through the linearised network with every weight set to one.
 
+    The boxes of a layer are remembered per model, layer and image shape, by row and by column: in a
+    network built of convolutions, pools and elementwise layers a box's rows depend only on the position's
+    row and its columns only on its column, so after a few calls most positions cost nothing (a dataset
+    example per channel of a whole layer asks for hundreds). That holds for the layer only when its four
+    corners and centre, measured once, agree with it; otherwise every position is measured as asked.
+
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, stride=2))
         >>> input_boxes(net, "1", (3, 16, 16), torch.tensor([[0, 0]])).tolist()
         [[0, 3, 0, 3]]
     """
     hm = hooked(model)
-    x = torch.zeros(len(positions), *image_shape, device=device_of(hm.model), requires_grad=True)
-    with evaluating(hm.model):
-        _, d = run_cut(hm, x, None, hm.ref(layer).key, lambda out: out, linear=True,
-                       params=ones_params(hm.model))
-    go = torch.zeros_like(d)
-    go[torch.arange(len(positions)), :, positions[:, 0], positions[:, 1]] = 1.0
-    (g,) = torch.autograd.grad(d, x, go)
-    hit = g.abs().sum(1) > 0  # (k, H, W)
-    boxes = []
-    for h in hit:
-        rows, cols = h.any(1).nonzero().flatten(), h.any(0).nonzero().flatten()
-        boxes.append([int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])])
-    return torch.tensor(boxes)
+    positions = torch.as_tensor(positions).long().reshape(-1, 2)
+    tables = _BOX_TABLES.setdefault(hm.model, {})
+    key = (hm.ref(layer).key, tuple(int(v) for v in image_shape))
+    table = tables.get(key)
+    if table is None:
+        table = tables[key] = _BoxTable(hm, key[0], key[1])
+    return table.boxes(positions)
+
+
+_BOX_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(layer, shape): _BoxTable}
+
+
+class _BoxTable:
+    """One layer's input boxes at one image shape: row ranges by map row and column ranges by map column
+    once the layer is known to be separable (``separable``: None until measured)."""
+
+    def __init__(self, hm, layer: str, image_shape: tuple[int, ...]):
+        self.hm, self.layer, self.image_shape = hm, layer, image_shape
+        self.rows: dict[int, tuple[int, int]] = {}
+        self.cols: dict[int, tuple[int, int]] = {}
+        self.separable: bool | None = None
+        self.hw: tuple[int, int] | None = None  # the layer's map size, once measured
+
+    PAD = 16  # a measurement fills up to this many positions with diagonal ones whose row or column is new
+
+    def fill(self, n: int) -> torch.Tensor:
+        """Up to ``n`` positions on the map's diagonal whose row or column is not known yet (none before the
+        map size is known or when the layer is not separable): each costs what the asked ones cost, and
+        once every row and column is known no box needs a measurement."""
+        if n <= 0 or not self.separable or self.hw is None:
+            return torch.zeros(0, 2, dtype=torch.long)
+        h, w = self.hw
+        diag = [(min(i, h - 1), min(i, w - 1)) for i in range(max(h, w))]
+        new = [d for d in diag if d[0] not in self.rows or d[1] not in self.cols][:n]
+        return torch.tensor(new, dtype=torch.long).reshape(-1, 2)
+
+    def boxes(self, positions: torch.Tensor) -> torch.Tensor:
+        if self.separable is False:
+            return self.measure(positions)[0]
+        need = [i for i, (r, c) in enumerate(positions.tolist()) if r not in self.rows or c not in self.cols]
+        if need:
+            ask = torch.cat([positions[need], self.fill(self.PAD - len(need))])
+            got, self.hw = self.measure(ask)
+            if self.separable is None:
+                self.separable = self.check(self.hw, ask, got)
+                if not self.separable:
+                    return self.measure(positions)[0] if len(need) < len(positions) else got[:len(need)]
+            self.learn(ask, got)
+        return torch.tensor([[*self.rows[r], *self.cols[c]] for r, c in positions.tolist()], dtype=torch.long)
+
+    def learn(self, positions: torch.Tensor, boxes: torch.Tensor) -> None:
+        for (r, c), (r0, r1, c0, c1) in zip(positions.tolist(), boxes.tolist()):
+            self.rows[r], self.cols[c] = (r0, r1), (c0, c1)
+
+    def check(self, hw: tuple[int, int], positions: torch.Tensor, boxes: torch.Tensor) -> bool:
+        """Whether rows depend on the row only and columns on the column only, at the map's corners, its
+        centre and the positions just measured."""
+        h, w = hw
+        probe = torch.tensor([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1], [h // 2, w // 2]])
+        pos = torch.cat([positions, probe])
+        got = torch.cat([boxes, self.measure(probe)[0]])
+        rows: dict[int, tuple] = {}
+        cols: dict[int, tuple] = {}
+        for (r, c), (r0, r1, c0, c1) in zip(pos.tolist(), got.tolist()):
+            if rows.setdefault(r, (r0, r1)) != (r0, r1) or cols.setdefault(c, (c0, c1)) != (c0, c1):
+                return False
+        self.learn(pos, got)
+        return True
+
+    def measure(self, positions: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(k, 4) boxes of ``positions`` by autograd through the linearised network, and the map's (H, W)."""
+        hm = self.hm
+        x = torch.zeros(len(positions), *self.image_shape, device=device_of(hm.model), requires_grad=True)
+        with evaluating(hm.model):
+            _, d = run_cut(hm, x, None, self.layer, lambda out: out, linear=True,
+                           params=ones_params(hm.model))
+        go = torch.zeros_like(d)
+        go[torch.arange(len(positions)), :, positions[:, 0], positions[:, 1]] = 1.0
+        (g,) = torch.autograd.grad(d, x, go)
+        hit = g.abs().sum(1) > 0  # (k, H, W)
+        boxes = []
+        for one in hit:
+            rows, cols = one.any(1).nonzero().flatten(), one.any(0).nonzero().flatten()
+            boxes.append([int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])])
+        return torch.tensor(boxes, dtype=torch.long).reshape(-1, 4), (int(d.shape[-2]), int(d.shape[-1]))
 
 
 def dataset_examples(model: nn.Module, node: str, images: torch.Tensor | Iterable, k: int = 9, *,
