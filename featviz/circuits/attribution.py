@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -171,9 +171,9 @@ def attribute_integrated_gradients(model: nn.Module, src: str, dst: str, images:
         >>> attribute_integrated_gradients(net, "1", "2", torch.rand(2, 3, 16, 16), steps=8).shape
         torch.Size([4, 8])
     """
-    def compute(hm, x, src, dst, resolve, lay_dst, first):
+    def compute(hm, x, src, dst, resolve, lay_dst, first, reduce):
         return _integrated_gradients(hm, x, src, dst, resolve, steps, baseline, preprocess, batch_size,
-                                     lay_dst)
+                                     lay_dst, reduce)
 
     return _attribute(model, src, dst, images, preprocess, keep_space, compute, "integrated_gradients")
 
@@ -191,8 +191,8 @@ def attribute_captum(model: nn.Module, src: str, dst: str, images: torch.Tensor,
         >>> attribute_captum(net, "1", "2:0", torch.rand(2, 3, 16, 16), "LayerGradientXActivation").shape
         torch.Size([1, 8])
     """
-    def compute(hm, x, src, dst, resolve, lay_dst, first):
-        return _captum(hm, x, src, dst, resolve, method, captum_kwargs)
+    def compute(hm, x, src, dst, resolve, lay_dst, first, reduce):
+        return torch.stack([reduce(r) for r in _captum(hm, x, src, dst, resolve, method, captum_kwargs)])
 
     return _attribute(model, src, dst, images, preprocess, keep_space, compute, "captum")
 
@@ -200,8 +200,9 @@ def attribute_captum(model: nn.Module, src: str, dst: str, images: torch.Tensor,
 def _attribute(model: nn.Module, src: str, dst: str, images: torch.Tensor, preprocess, keep_space: bool,
                compute: Callable, method: str) -> torch.Tensor:
     """What every method shares: references and channels, eval mode, the execution graph (src before dst,
-    feature maps or tokens), then ``compute(hm, x, src, dst, resolve, lay_dst, first)`` -> (n, *src shape),
-    and the sum over space (unless ``keep_space``) and the src channel selection. For ``"grad_x_act"`` the
+    feature maps or tokens), then ``compute(hm, x, src, dst, resolve, lay_dst, first, reduce)`` -> (n, ...):
+    per dst channel, ``reduce`` of its (b, *src item) attributions, which sums them over the rows and (unless
+    ``keep_space``) space, and the src channel selection. For ``"grad_x_act"`` the
     graph pass is also its first chunk; except for captum (whose classes need the model as it is) no
     parameter requires grad while ``compute`` runs (the layers before src build no autograd graph, no weight
     gradients are computed)."""
@@ -223,15 +224,19 @@ def _attribute(model: nn.Module, src: str, dst: str, images: torch.Tensor, prepr
         def resolve(n_dst: int) -> list[int]:
             return channel_list(dref.channels, n_dst, dst)
 
-        with evaluating(hm.model, freeze_grads=method != "captum"):
-            out = compute(hm, x, src, dst, resolve, lay_dst, first)
-    out = out.detach()  # (n, *src activation shape without batch)
-    if keep_space:
-        if lay_src not in ("maps", "channels_last"):
+        if keep_space and lay_src not in ("maps", "channels_last"):
             raise BadValue(f"keep_space=True needs a src with feature maps; {graph.not_maps(src)}")
-        return (out.permute(0, 3, 1, 2) if lay_src == "channels_last" else out)[:, src_ch]
-    dims = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
-    return (out.sum(dims) if dims else out)[:, src_ch]
+        space = {"maps": (-2, -1), "channels_last": (1, 2), "tokens": (1,), "vector": ()}[lay_src]
+
+        def reduce(t: torch.Tensor) -> torch.Tensor:  # (b, *src item) -> summed over rows (and space)
+            return t.sum(0) if keep_space else t.sum((0, *space))
+
+        with evaluating(hm.model, freeze_grads=method != "captum"):
+            out = compute(hm, x, src, dst, resolve, lay_dst, first, reduce)
+    out = out.detach()  # (n, C_src), or (n, *src item) with keep_space
+    if keep_space and lay_src == "channels_last":
+        out = out.permute(0, 3, 1, 2)
+    return out[:, src_ch]
 
 
 def _graph_and_first_chunk(hm: HookedModel, x: torch.Tensor, src: str, dst: str, chunk: bool
@@ -264,24 +269,38 @@ def _graph_and_first_chunk(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
     return graph, ((store["a"], store["d"]) if ok else None)
 
 
-def _batched_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,
-                   vmap: bool | None = None) -> torch.Tensor:
-    """Gradients of each column of ``outputs`` (B, n), summed over the batch (weighted per row by
-    ``weight`` (B,)), w.r.t. ``a``: (n, *a.shape), all from the one forward pass that made ``outputs``.
+def _column_grads(outputs: torch.Tensor, a: torch.Tensor, weight: torch.Tensor | None = None,
+                  vmap: bool | None = None) -> Iterator[torch.Tensor]:
+    """Gradients of each column of ``outputs`` (B, n), each row weighted by ``weight`` (B,), w.r.t. ``a``,
+    all from the one forward pass that made ``outputs``: the n gradients (each ``a.shape``) in turn.
 
     On a GPU all columns go through one batched backward pass (``is_grads_batched=True``, vmap). On a
     CPU, vmap's batched backward measured 2-3x slower than one backward per column over the retained
-    graph (bench/README.md), so the CPU path loops; both give the same numbers. ``vmap`` forces a path.
+    graph (bench/README.md), so the CPU path loops, and a caller can reduce each gradient before the next
+    exists; both give the same numbers. ``vmap`` forces a path.
     """
     n = outputs.shape[1]
     w = torch.ones(outputs.shape[0], device=outputs.device) if weight is None else weight
     go = torch.eye(n, device=outputs.device)[:, None, :] * w[None, :, None]  # (n, B, n)
     if vmap if vmap is not None else outputs.device.type != "cpu":
         try:
-            return torch.autograd.grad(outputs, a, go, is_grads_batched=True)[0]
+            yield from torch.autograd.grad(outputs, a, go, is_grads_batched=True)[0]
+            return
         except RuntimeError:  # a layer vmap cannot batch: fall through to the loop
             pass
-    return torch.stack([torch.autograd.grad(outputs, a, go[k], retain_graph=k < n - 1)[0] for k in range(n)])
+    for k in range(n):
+        yield torch.autograd.grad(outputs, a, go[k], retain_graph=k < n - 1)[0]
+
+
+def _attributions(outputs: torch.Tensor, a: torch.Tensor, times: torch.Tensor, reduce: Callable,
+                  weight: torch.Tensor | None = None, vmap: bool | None = None) -> torch.Tensor:
+    """``reduce(grad * times)`` for the gradient w.r.t. ``a`` of each column of ``outputs`` (rows weighted
+    by ``weight``): (n, ...).
+
+    Each gradient is multiplied and reduced as soon as it exists, as a hand-written loop does: stacking the
+    n gradients first and multiplying the (n, b, C, H, W) block cost up to a tenth of the whole call on
+    googlenet (bench/attribution.py --floor)."""
+    return torch.stack([reduce(g * times) for g in _column_grads(outputs, a, weight, vmap)])
 
 
 def _rows(x: torch.Tensor, per_row: int, cap: int) -> int:
@@ -298,22 +317,21 @@ _CPU_CHUNK_BYTES = 1 << 20
 
 def _grad_x_act(hm: HookedModel, x: torch.Tensor, src: str, dst: str,
                 resolve: Callable[[int], list[int]], lay_dst: str,
-                first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                first: tuple[torch.Tensor, torch.Tensor] | None, reduce: Callable) -> torch.Tensor:
     def leaf(out: torch.Tensor) -> torch.Tensor:
         return out.detach().requires_grad_(True)
 
-    total, k, rows = None, 0, 1  # the first chunk (one image) tells src's size
+    total, channels, k, rows = None, None, 0, 1  # the first chunk (one image) tells src's size
     while k < len(x):
         if k == 0 and first is not None:  # the graph's pass already ran image 0 up to dst
             a, d = first
         else:
             a, d = run_cut(hm, x[k:k + rows], src, dst, leaf)
         values = channel_values(d, lay_dst)  # (b, C_dst)
-        if total is None:
+        if channels is None:
             channels = resolve(values.shape[1])
-            total = torch.zeros(len(channels), *a.shape[1:], device=x.device)
-        g = _batched_grads(values[:, channels], a)  # (n, b, C, H, W)
-        total += (g * a.detach()).sum(1)
+        part = _attributions(values[:, channels], a, a.detach(), reduce)
+        total = part if total is None else total + part
         k += len(a)
         rows = _rows(x, a[0].numel() * a.element_size(), len(x))
     return total
@@ -334,7 +352,7 @@ def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Callable,
                           steps: int, baseline: torch.Tensor | float, preprocess,
-                          batch_size: int, lay_dst: str) -> torch.Tensor:
+                          batch_size: int, lay_dst: str, reduce: Callable) -> torch.Tensor:
     base_img = torch.full_like(x, float(baseline)) if not isinstance(baseline, torch.Tensor) else baseline
     x0 = preprocess_fn(hm, preprocess)(base_img.to(x).expand_as(x)) if isinstance(baseline, torch.Tensor) \
         else preprocess_fn(hm, preprocess)(base_img)
@@ -344,13 +362,14 @@ def _integrated_gradients(hm: HookedModel, x: torch.Tensor, src: str, dst: str, 
     channels = resolve(channel_values(cache[dst], lay_dst).shape[1])
     alphas, weights = (t.to(x) for t in gauss_legendre(steps))
     rows = _rows(x, act[0].numel() * act.element_size(), batch_size)
-    total = torch.zeros(len(channels), *act.shape[1:], device=x.device)
+    total = None
     for i in range(len(x)):  # chunks of steps of one image: the rows share that image's forward up to src
         diff = act[i] - act0[i]
         for s in range(0, steps, rows):
             path = act0[i] + alphas[s:s + rows, None, None, None] * diff  # (b, C, H, W)
             a, means = _path_means(hm, x[i:i + 1], src, dst, path, channels, lay_dst)
-            total += _batched_grads(means, a, weights[s:s + rows]).sum(1) * diff
+            part = _attributions(means, a, diff, reduce, weights[s:s + rows])
+            total = part if total is None else total + part
     return total
 
 
@@ -398,7 +417,7 @@ def _captum(hm: HookedModel, x: torch.Tensor, src: str, dst: str, resolve: Calla
     if out.dim() != 5 or out.shape[2] != n_src:
         raise BadValue(f"captum:{name} returned shape {tuple(out.shape[1:])}, not per-channel attributions "
                          f"(B, C_src, H, W) of {src!r}")
-    return out.sum(1)
+    return out  # (n, B, C_src, H, W)
 
 
 class DstMeans(nn.Module):

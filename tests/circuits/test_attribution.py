@@ -64,13 +64,18 @@ def test_wired_sources_rank_first_and_unwired_get_nothing(wired, noise):
 
 def test_vmap_backward_used_on_gpu_equals_the_cpu_loop(small, noise):
     from featviz.circuits._linear import run_cut
-    from featviz.circuits.attribution import _batched_grads
+    from featviz.circuits.attribution import _attributions
 
-    grads = []
+    got, w = [], torch.rand(len(noise))
     for vmap in (True, False):
         a, d = run_cut(fv.hooked(small), noise, "1", "5", lambda out: out.detach().requires_grad_(True))
-        grads.append(_batched_grads(d.mean((-2, -1)), a, vmap=vmap))  # (4, B, C, H, W)
-    assert torch.allclose(grads[0], grads[1], atol=1e-7)
+        got.append(_attributions(d.mean((-2, -1)), a, a.detach(), lambda t: t.sum(0), w, vmap=vmap))
+    a, d = run_cut(fv.hooked(small), noise, "1", "5", lambda out: out.detach().requires_grad_(True))
+    means = d.mean((-2, -1))  # by hand: one backward per dst channel of the row-weighted sum
+    ref = torch.stack([(torch.autograd.grad((means[:, k] * w).sum(), a, retain_graph=True)[0] * a).sum(0)
+                       for k in range(4)])
+    assert got[0].shape == (4, 6, 32, 32)
+    assert torch.allclose(got[0], ref, atol=1e-7) and torch.allclose(got[1], ref, atol=1e-7)
 
 
 class Skip(nn.Module):
