@@ -32,6 +32,12 @@ Acts = Mapping[str, torch.Tensor]
 class Objective:
     """A function ``acts -> (B,)`` with a name, the layers it reads and the channels it indexes.
 
+    ``per_item``: item ``i``'s value depends on item ``i``'s activations only, wherever the item sits in the
+    batch (``channel``, ``neuron``, ``deepdream``, one shared ``direction``, ``batch(...)`` terms and sums of
+    such objectives; not ``diversity``, which compares the items). ``fv.render(..., early_stop=)`` takes a
+    converged item out of the forward batch only for such objectives. An ``Objective`` made from a function
+    of your own is not per item unless you say so.
+
     Example:
         >>> obj = channel("blocks.2", 3) - 0.5 * channel("blocks.2", 4)
         >>> obj, obj.layers
@@ -44,11 +50,13 @@ class Objective:
         name: str,
         layers: Sequence[str] = (),
         channels: Sequence[tuple[str, int]] = (),
+        per_item: bool = False,
     ) -> None:
         self.fn = fn
         self.name = name
         self.layers: tuple[str, ...] = tuple(dict.fromkeys(layers))  # ordered, unique
         self.channels: tuple[tuple[str, int], ...] = tuple(dict.fromkeys(channels))
+        self.per_item = bool(per_item)
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         value = self.fn(acts if isinstance(acts, _Acts) else _Acts(acts))
@@ -61,8 +69,8 @@ class Objective:
         return f"Objective({self.name})"
 
     def _combine(self, other: Objective, op: Callable, name: str) -> Objective:
-        return Objective(lambda acts: op(self(acts), other(acts)), name,
-                         self.layers + other.layers, self.channels + other.channels)
+        return Objective(lambda acts: op(self(acts), other(acts)), name, self.layers + other.layers,
+                         self.channels + other.channels, self.per_item and other.per_item)
 
     def __add__(self, other: object) -> Objective:
         if isinstance(other, numbers.Number) and other == 0:  # lets sum([...]) work
@@ -80,13 +88,14 @@ class Objective:
         return as_objective(other) - self
 
     def __neg__(self) -> Objective:
-        return Objective(lambda acts: -self(acts), f"-{_paren(self.name)}", self.layers, self.channels)
+        return Objective(lambda acts: -self(acts), f"-{_paren(self.name)}", self.layers, self.channels,
+                         self.per_item)
 
     def __mul__(self, k: object) -> Objective:
         if not isinstance(k, numbers.Real):
             raise BadType(f"an objective can be multiplied by a number only, got {type(k).__name__}")
         name = f"{k:g} * {_paren(self.name)}"
-        return Objective(lambda acts: k * self(acts), name, self.layers, self.channels)
+        return Objective(lambda acts: k * self(acts), name, self.layers, self.channels, self.per_item)
 
     __rmul__ = __mul__
 
@@ -94,7 +103,7 @@ class Objective:
         if not isinstance(k, numbers.Real) or k == 0:
             raise BadType(f"an objective can be divided by a non-zero number only, got {k!r}")
         name = f"{_paren(self.name)} / {k:g}"
-        return Objective(lambda acts: self(acts) / k, name, self.layers, self.channels)
+        return Objective(lambda acts: self(acts) / k, name, self.layers, self.channels, self.per_item)
 
 
 class _Acts(dict):
@@ -106,9 +115,11 @@ class _Acts(dict):
     of a batch-8 render step on a small network); one shared split gathers all B gradients in one copy.
     """
 
-    def __init__(self, acts: Acts) -> None:
+    def __init__(self, acts: Acts, rows: Sequence[int] | None = None) -> None:
         super().__init__(acts)
         self._items: dict[str, tuple[torch.Tensor, ...]] = {}
+        # the items of the whole batch these rows are (``fv.render`` with early_stop: converged items leave)
+        self.rows: tuple[int, ...] | None = None if rows is None else tuple(int(r) for r in rows)
 
     def item(self, key: str, i: int) -> torch.Tensor:
         """``self[key][i : i + 1]``, from the shared split."""
@@ -184,7 +195,8 @@ def channel(layer: str, c: int) -> Objective:
     """
     c = _check_channel_index(c)
     name = f"channel({layer}:{c})"
-    return Objective(lambda acts: _spatial_mean(acts[layer][:, c]), name, [layer], [(layer, c)])
+    return Objective(lambda acts: _spatial_mean(acts[layer][:, c]), name, [layer], [(layer, c)],
+                     per_item=True)
 
 
 def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Objective:
@@ -207,7 +219,7 @@ def neuron(layer: str, c: int, x: int | None = None, y: int | None = None) -> Ob
         return t[:, yy, xx]
 
     where = "" if x is None and y is None else f", x={x}, y={y}"
-    return Objective(fn, f"neuron({layer}:{c}{where})", [layer], [(layer, c)])
+    return Objective(fn, f"neuron({layer}:{c}{where})", [layer], [(layer, c)], per_item=True)
 
 
 def _as_vectors(layer: str, vector: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -263,7 +275,7 @@ def direction(layer: str, vector: torch.Tensor | Sequence[float], cossim_pow: fl
 
     batched = f", {len(vec)} vectors" if len(vec) > 1 else ""
     pow_ = f", cossim_pow={cossim_pow:g}" if cossim_pow else ""
-    return Objective(fn, f"direction({layer}{batched}{pow_})", [layer])
+    return Objective(fn, f"direction({layer}{batched}{pow_})", [layer], per_item=len(vec) == 1)
 
 
 def direction_neuron(layer: str, vector: torch.Tensor | Sequence[float], x: int | None = None,
@@ -292,7 +304,7 @@ def direction_neuron(layer: str, vector: torch.Tensor | Sequence[float], x: int 
 
     where = "" if x is None and y is None else f", x={x}, y={y}"
     batched = f", {len(vec)} vectors" if len(vec) > 1 else ""
-    return Objective(fn, f"direction_neuron({layer}{where}{batched})", [layer])
+    return Objective(fn, f"direction_neuron({layer}{where}{batched})", [layer], per_item=len(vec) == 1)
 
 
 def deepdream(layer: str) -> Objective:
@@ -302,7 +314,8 @@ def deepdream(layer: str) -> Objective:
         >>> deepdream("conv")({"conv": 2 * torch.ones(1, 2, 3, 3)})
         tensor([4.])
     """
-    return Objective(lambda acts: _spatial_mean(acts[layer] ** 2), f"deepdream({layer})", [layer])
+    return Objective(lambda acts: _spatial_mean(acts[layer] ** 2), f"deepdream({layer})", [layer],
+                     per_item=True)
 
 
 def class_logit(c: int, layer: str | None = None) -> Objective:
@@ -315,7 +328,7 @@ def class_logit(c: int, layer: str | None = None) -> Objective:
     c = _check_channel_arg(c)
     key = OUTPUT if layer is None else layer
     return Objective(lambda acts: acts[key][:, c], f"class_logit({c})" if layer is None else
-                     f"class_logit({layer}:{c})", [key], [(key, c)])
+                     f"class_logit({layer}:{c})", [key], [(key, c)], per_item=True)
 
 
 def diversity(layer: str) -> Objective:
@@ -353,7 +366,7 @@ def total_variation() -> Objective:
         dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
         return dx + dy
 
-    return Objective(fn, "total_variation()", [INPUT])
+    return Objective(fn, "total_variation()", [INPUT], per_item=True)
 
 
 def blur() -> Objective:
@@ -372,7 +385,7 @@ def blur() -> Objective:
         blurred = F.conv2d(F.pad(x, [1] * 4, mode="replicate"), kernel, groups=3).detach()
         return 0.5 * ((x - blurred) ** 2).flatten(1).sum(1)
 
-    return Objective(fn, "blur()", [INPUT])
+    return Objective(fn, "blur()", [INPUT], per_item=True)
 
 
 def batch(obj: Objective | str, i: int) -> Objective:
@@ -388,14 +401,19 @@ def batch(obj: Objective | str, i: int) -> Objective:
 
     def fn(acts: Acts) -> torch.Tensor:
         n = next(iter(acts.values())).shape[0]
-        if i >= n:
+        rows = getattr(acts, "rows", None)  # a part of the batch: row j is item rows[j]
+        if rows is not None and i not in rows:
+            first = next(iter(acts.values()))
+            return torch.zeros(n, device=first.device, dtype=first.dtype)
+        row = i if rows is None else rows.index(i)
+        if row >= n:
             raise OutOfRange(f"batch({obj.name}, {i}) needs at least {i + 1} batch items, the batch has {n}")
         part = acts.item if isinstance(acts, _Acts) else (lambda k, i: acts[k][i : i + 1])
-        value = obj({k: part(k, i) for k in obj.layers})  # (1,)
-        index = torch.tensor([i], device=value.device)
+        value = obj({k: part(k, row) for k in obj.layers})  # (1,)
+        index = torch.tensor([row], device=value.device)
         return torch.zeros(n, device=value.device, dtype=value.dtype).index_put((index,), value)
 
-    return Objective(fn, f"batch({obj.name}, {i})", obj.layers, obj.channels)
+    return Objective(fn, f"batch({obj.name}, {i})", obj.layers, obj.channels, per_item=True)
 
 
 __all__ = [

@@ -25,13 +25,15 @@ from featviz.errors import BadValue, NonFinite, OutOfRange
 from featviz.hooks import HookedModel, hooked
 from featviz.optvis import objectives as obj_mod
 from featviz.optvis._polyphase import polyphase_stems
-from featviz.optvis.objectives import INPUT, OUTPUT, Objective, as_objective
+from featviz.optvis._steps import Convergence, check_early_stop, lr_at
+from featviz.optvis.objectives import INPUT, OUTPUT, Objective, _Acts, as_objective
 from featviz.optvis.param import random_background
 from featviz.optvis.redirect import redirected_relus
 from featviz.optvis.rendering import Rendering, dead_items
 from featviz.optvis.settings import RenderSettings
 from featviz.optvis.transform import Transform, compose, standard_transforms
 
+EARLY_STOP_MIN_AFTER_REDIRECT = 16  # early_stop waits this many steps after the redirected ones
 STUCK_TOL = 1e-5  # max pixel change from the start below which an item never moved (Adam moves ~lr per step)
 ALPHA_PENALTY = 1.0  # alpha=True maximises objective - ALPHA_PENALTY * |objective| * mean opacity
 
@@ -191,6 +193,71 @@ def _adam(params: Sequence[torch.Tensor], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True if fused_adam_ok(params) else None)
 
 
+class _Stopper:
+    """``render``'s early stop: which items still run, their rows of the batch, and holding the others.
+
+    Without ``early_stop`` every method passes its input through (the run is the one without it)."""
+
+    def __init__(self, s: RenderSettings, obj: Objective, params: Sequence[torch.Tensor], batch: int) -> None:
+        tol = check_early_stop(s.early_stop)
+        self.params, self.batch = list(params), batch
+        self.conv = None if tol is None else Convergence(
+            batch, tol, min_steps=s.redirect_steps + EARLY_STOP_MIN_AFTER_REDIRECT)
+        # items leave the batch only when the objective allows it and each parameter is one row per item
+        self.per_item = obj.per_item and all(p.dim() > 0 and p.shape[0] == batch for p in self.params)
+        self.active: torch.Tensor | None = None  # (A,) indices of the running items; None: all
+        self.held: list[torch.Tensor] = []  # the parameters as of each stopped item's last step
+        self.last: torch.Tensor | None = None  # (B,) last objective value per item
+
+    def rows_of(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, ...) -> the running items' rows (A, ...)."""
+        return t if self.active is None else t[self.active.to(t.device)]
+
+    def acts(self, acts: dict) -> dict:
+        """The activations, telling ``batch(...)`` objectives which items the rows are."""
+        return acts if self.active is None else _Acts(acts, rows=self.active.tolist())
+
+    def all_values(self, values: torch.Tensor) -> torch.Tensor:
+        """(A,) values of the running items -> (B,), a stopped item's last value repeated."""
+        if self.active is None:
+            return values
+        full = self.last.clone()
+        full[self.active.to(full.device)] = values
+        return full
+
+    def hold(self) -> None:
+        if self.active is not None:
+            with torch.no_grad():
+                stopped = self._stopped()
+                for p, h in zip(self.params, self.held, strict=True):
+                    p[stopped] = h[stopped]
+
+    def _stopped(self) -> torch.Tensor:
+        mask = torch.ones(self.batch, dtype=torch.bool)
+        mask[self.active] = False
+        return mask.nonzero().flatten()
+
+    def update(self, values: torch.Tensor, step: int) -> bool:
+        """Record this step's (B,) values; True when the run should end here."""
+        if self.conv is None:
+            return False
+        self.last = values.detach()
+        converged = self.conv.update(values)
+        if not self.per_item:
+            return bool(converged.all())
+        running = torch.ones(self.batch, dtype=torch.bool) if self.active is None else \
+            torch.zeros(self.batch, dtype=torch.bool).index_fill(0, self.active, True)
+        running &= ~converged
+        if not running.any():
+            return True
+        if self.active is None or int(running.sum()) < len(self.active):
+            # hold() already put the items stopped before back, so the parameters as they are now hold
+            # every stopped item where it stopped
+            self.held = [p.detach().clone() for p in self.params]
+            self.active = running.nonzero().flatten()
+        return False
+
+
 def _as_transform(transforms: Transform | Sequence[Transform] | None) -> Transform:
     if transforms is None:
         return standard_transforms()
@@ -217,6 +284,8 @@ def render(
     thresholds: Sequence[int] | None = None,
     redirect_steps: int | None = None,
     alpha: bool | None = None,
+    schedule: str | None = None,
+    early_stop: float | None = None,
 ) -> Rendering:
     """Optimise ``batch`` images of ``size`` px so that ``objective`` is as large as possible.
 
@@ -264,6 +333,18 @@ def render(
             final images composited over mid-grey; ``save`` writes RGBA PNGs. A param whose
             ``image_fn`` has an ``alpha()`` method (``maco_image``: its attribution map) fills
             ``Rendering.alpha`` from it instead.
+        schedule: the learning rate over the steps (``optvis._steps.lr_at``): ``"constant"`` (default,
+            ``lr`` at every step), ``"cosine"`` (from ``lr`` at step 1 down towards 0 at ``steps``) or
+            ``"linear"`` (from ``lr`` down to ``lr / steps``). A decaying schedule reaches a given
+            activation in fewer steps (bench/README.md, "render steps and schedules (issue 21)").
+        early_stop: ``None`` (default) runs every step; a number ``tol`` in (0, 1) stops an item once the
+            mean of its objective over the last 16 steps gained less than ``tol`` (relative) over the 16
+            before (``optvis._steps.Convergence``; not before step 32 nor during the redirect steps + 16).
+            For a per-item objective (``Objective.per_item``: one channel, ``render_layer``'s batches) a
+            stopped item leaves the forward batch and its image stays as it was at that step; otherwise
+            (``diversity`` compares the items) the run stops when all items have converged. The run ends
+            when every item has stopped. ``Rendering.losses`` keeps ``steps`` rows: a stopped item's later
+            rows repeat its last value; a snapshot asked for after an item stopped shows its stopped image.
 
     ``Rendering.dead`` flags the items where no response was found and they are drawn as "no
     response found" tiles: final activation ~0 (``rendering.dead_items``), or an image that never
@@ -280,10 +361,15 @@ def render(
         >>> r = fv.render(model, "blocks.2:7", size=64, steps=8, progress=False)   # 256 steps look better
         >>> r.images.shape, r.activations.shape
         (torch.Size([1, 3, 64, 64]), torch.Size([1]))
+        >>> quick = fv.render(model, "blocks.2:7", size=64, steps=48, lr=0.1, schedule="cosine",
+        ...                   early_stop=0.02, progress=False)
+        >>> quick.losses.shape   # steps rows: an item's rows after it stopped repeat its last value
+        torch.Size([48, 1])
     """
     s = RenderSettings.resolve(settings, size=size, steps=steps, lr=lr, param=param, transforms=transforms,
                                preprocess=preprocess, seed=seed, device=device, thresholds=thresholds,
-                               redirect_steps=redirect_steps, alpha=alpha)
+                               redirect_steps=redirect_steps, alpha=alpha, schedule=schedule,
+                               early_stop=early_stop)
     size, steps, lr, param, transforms = s.size, s.steps, s.lr, s.param, s.transforms
     preprocess = s.preprocess
     seed, device, redirect_steps, alpha = s.seed, s.device, s.redirect_steps, s.alpha
@@ -311,12 +397,16 @@ def render(
     else:
         params, image_fn = param(size, batch, seed=seed, device=device)
     optimizer = _adam(params, lr)
+    stop = _Stopper(s, obj, params, batch)
     resize_back = False  # set once the model refused a size the transforms made
     history: list[torch.Tensor] = []
     snapshots: dict[int, torch.Tensor] = {}
     with evaluating(hm.model, freeze_grads=True), polyphase_stems(hm.model):
         for step in tqdm(range(1, steps + 1), desc=f"render {obj.name}"[:60], disable=not progress):
-            raw = images = image_fn()  # (B, 3, H, W) in [0, 1]; (B, 4, H, W) RGBA with alpha
+            if s.schedule != "constant":
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(s.schedule, lr, step, steps)
+            raw = images = stop.rows_of(image_fn())  # (B, 3, H, W) in [0, 1]; (B, 4, H, W) RGBA with alpha
             if alpha:
                 opacity = raw[:, 3:]  # (B, 1, H, W)
                 bg = random_background(raw[:, :3].shape, gen, device=raw.device)
@@ -355,7 +445,7 @@ def render(
                 _check_images(images, batch, size)
                 check_objective(hm, obj, acts)
                 start = raw.detach().clone()  # (B, 3|4, H, W): to tell a stuck item from a found one
-            values = obj(acts)  # (B,)
+            values = obj(stop.acts(acts))  # (B,), or (active items,) once items have stopped
             loss = -values.sum()
             if alpha:
                 loss = loss + ALPHA_PENALTY * (values.detach().abs() * opacity.mean((1, 2, 3))).sum()
@@ -366,10 +456,16 @@ def render(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            history.append(values.detach())
+            stop.hold()  # stopped items' parameters back where they stopped (Adam's momentum moves them)
+            history.append(stop.all_values(values.detach()))
             if step in thresholds:
                 with torch.no_grad():
                     snapshots[step] = image_fn()[:, :3].cpu()
+            if stop.update(history[-1], step):
+                with torch.no_grad():  # no more steps: later snapshots show the stopped images
+                    snapshots.update({t: image_fn()[:, :3].cpu() for t in thresholds if t > step})
+                history += [history[-1]] * (steps - step)
+                break
         with torch.no_grad():
             raw = images = image_fn()
             if alpha:  # the value is measured over mid-grey

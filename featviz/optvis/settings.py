@@ -2,8 +2,9 @@
 the callers that render thumbnails (evidence, circuit plots, the microscope).
 
 The settings hold what decides the picture (size, steps, lr, seed, param, transforms, preprocess, device,
-thresholds, redirect_steps, alpha); how many images and whether a progress bar shows stay arguments of
-each call. A function given ``settings=`` takes every setting from it; an explicit keyword still wins.
+thresholds, redirect_steps, alpha, schedule, early_stop); how many images and whether a progress bar shows
+stay arguments of each call. A function given ``settings=`` takes every setting from it; an explicit keyword
+still wins.
 
 Example:
     >>> quick = RenderSettings(size=32, steps=8)
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from featviz.errors import BadType, BadValue
+from featviz.optvis._steps import check_early_stop, check_schedule
 from featviz.optvis.param import fft_image
 from featviz.optvis.transform import Transform
 
@@ -43,6 +45,9 @@ class RenderSettings:
         thresholds: steps at which to keep a copy of the images.
         redirect_steps: steps during which ReLU gradients are redirected (0: never).
         alpha: also optimise an opacity per pixel.
+        schedule: the learning rate over the steps: ``"constant"``, ``"cosine"`` or ``"linear"`` decay.
+        early_stop: ``None`` (every step), or stop an item once its objective gains less than this
+            (relative, e.g. 0.02) over a 16-step window; see ``fv.render``.
 
     Frozen: ``replace(**changes)`` gives a changed copy. ``fv.render(model, obj, settings=s)`` equals
     ``fv.render(model, obj, **s.to_dict())``; keywords given beside ``settings`` override it.
@@ -51,6 +56,8 @@ class RenderSettings:
         >>> s = RenderSettings(size=64, steps=32)
         >>> s.steps, s.replace(steps=128).steps, s.lr
         (32, 128, 0.05)
+        >>> RenderSettings(steps=48, lr=0.1, schedule="cosine", early_stop=0.02)
+        RenderSettings(steps=48, lr=0.1, schedule='cosine', early_stop=0.02)
     """
 
     size: int | tuple[int, int] = 128
@@ -64,6 +71,8 @@ class RenderSettings:
     thresholds: Sequence[int] = field(default=())
     redirect_steps: int = 16
     alpha: bool = False
+    schedule: str = "constant"
+    early_stop: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "redirect_steps"):
@@ -72,6 +81,8 @@ class RenderSettings:
                 raise BadValue(f"RenderSettings.{name} must be a whole number >= 0, got {v!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not self.lr > 0:
             raise BadValue(f"RenderSettings.lr must be a positive number, got {self.lr!r}")
+        check_schedule(self.schedule)
+        check_early_stop(self.early_stop)
         if not callable(self.param):
             raise BadType(f"RenderSettings.param must be a callable (fft_image, pixel_image, ...), got "
                           f"{type(self.param).__name__}")
@@ -95,8 +106,8 @@ class RenderSettings:
         """The settings as ``fv.render`` keywords (values as they are: ``param`` stays a function).
 
         Example:
-            >>> sorted(RenderSettings().to_dict())[:3]
-            ['alpha', 'device', 'lr']
+            >>> sorted(RenderSettings().to_dict())[:4]
+            ['alpha', 'device', 'early_stop', 'lr']
         """
         return {name: getattr(self, name) for name in _FIELDS}
 
