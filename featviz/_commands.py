@@ -212,7 +212,7 @@ def cmd_microscope(args: Namespace) -> None:
         return _microscopes(args)
     if isinstance(args.model, list):
         args.model = args.model[0]
-    model = load_model(args.model, args.arch)
+    model = load_model(args.model, args.arch).to(getattr(args, "device", "cpu"))
     layers = _site_layers(model, _layers_arg(args), "this model", "--layers")
     settings = _site_settings(args)
     if _layers_arg(args) is None and not args.quiet:  # the whole model: say what it costs before it starts
@@ -367,7 +367,8 @@ def _microscopes(args: Namespace) -> None:
     if len(set(names)) < len(names):
         raise BadValue(f"two MODEL arguments have the same name ({', '.join(names)}); each model's site is "
                        "a folder named after it: give distinct names")
-    models = {n: load_model(ref, args.arch) for n, ref in zip(names, args.model)}
+    device = getattr(args, "device", "cpu")
+    models = {n: load_model(ref, args.arch).to(device) for n, ref in zip(names, args.model)}
     layers = _layers_arg(args)
     for name, model in models.items():
         _site_layers(model, layers, name, f"--layers ({name})")

@@ -53,6 +53,29 @@ def _positive_int(text: str) -> int:
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes 64-bit seeds; featviz's are 0 .. 2**63 - 1
 
 
+def _device(text: str) -> str:
+    """argparse type: a torch device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
+    import torch  # only when the flag is given: `featviz --help` stays fast
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda or cuda:1, got {text!r}"
+                                         ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: this machine's torch has no CUDA device "
+                                             f"(torch {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA "
+                                             f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError(f"{text}: this machine's torch has no MPS device; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text}: a site is built on cpu, cuda or mps, not {dev.type}")
+    return str(dev)
+
+
 def _seed(text: str) -> int:
     """argparse type: a seed, a whole number from 0 to 2**63 - 1."""
     try:
@@ -143,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=128, help="render size in pixels (default: 128)")
     p.add_argument("--steps", type=_positive_int, default=128, help="optimisation steps (default: 128)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", type=_device, default="cpu", metavar="DEV",
+                   help="where the model runs: cpu (default), cuda, cuda:1, mps (renders, scans and evidence "
+                        "run there; pages and files are the same)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="N > 1: distribute channels over N Ray workers (pip install 'featviz[distributed]')")
     p.add_argument("--address", default=None,

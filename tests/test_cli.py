@@ -181,3 +181,28 @@ def test_trace_file_names_keep_layer_and_channel(tmp_path, monkeypatch):
                      "--thumb-size", "8", "--thumb-steps", "1", "--out", str(tmp_path / "o")]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
         f"circuit_blocks.1_{ch}.{ext}" for ch in (3, 5) for ext in ("json", "png")]
+
+
+def test_microscope_device_flag_moves_the_model_and_refuses_a_missing_one(tmp_path, monkeypatch, capsys):
+    import featviz._commands as commands
+
+    seen = {}
+
+    def fake_build(model, layers, out, **kw):  # only where the model is matters here
+        seen["device"] = next(model.parameters()).device.type
+        (Path(out) / "index.html").parent.mkdir(parents=True, exist_ok=True)
+        (Path(out) / "index.html").write_text("")
+        return Path(out) / "index.html"
+
+    monkeypatch.setattr(commands, "build_microscope", fake_build)
+    assert main(["--quiet", "microscope", "edges_and_curves", "--layers", "relu1", "--device", "cpu",
+                 "--out", str(tmp_path / "a")]) == 0
+    assert seen["device"] == "cpu"
+    for bad, says in [("tpu", "expected a torch device"), ("cuda:99", "cuda"), ("cuda", "cuda")]:
+        if bad == "cuda" and torch.cuda.is_available():
+            continue
+        with pytest.raises(SystemExit) as e:
+            main(["--quiet", "microscope", "edges_and_curves", "--device", bad, "--out", str(tmp_path / "b")])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--device" in err and says in err, err
