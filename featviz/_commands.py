@@ -284,9 +284,10 @@ def _print_plan(model: nn.Module, layers: list[str], args: Namespace, settings, 
         shape = "x".join(str(v) for v in p.shapes[n][1:])
         print(f"{n:>22} {shape:>14} {f'{built} of {p.shapes[n][1]}':>11} {cached:>6} "
               f"{f'<= {e.partners[n]}':>8}", file=stream)
-    print("partners: channels outside the built ones that a connection points at get a short page (a "
-          "feature visualization); the connections decide which, so this counts at most that many",
-          file=stream)
+    what = ("a feature visualization each (--partner-renders)" if settings.partner_renders else
+            "no render: what they are, links back, connecting weights")
+    print(f"partners: channels outside the built ones that a connection points at get a short page ({what}); "
+          "the connections decide which, so this counts at most that many", file=stream)
     print(str(e), file=stream)
 
 
@@ -324,7 +325,7 @@ def _site_settings(args: Namespace):
         raise BadValue(f"--extras: unknown {', '.join(unknown)}; choose from {','.join(EXTRAS)}")
     return MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
                               evidence=not args.no_evidence, evidence_random=args.evidence_random,
-                              extras=extras)
+                              extras=extras, partner_renders=getattr(args, "partner_renders", False))
 
 
 def _model_name(ref: str) -> str:

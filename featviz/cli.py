@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an explanation page (featviz explain: semantic dictionary, attribution, groups) for "
                         "every photo shown as a dataset example, linked from its examples; its channels link "
                         "to their pages (a few CPU-seconds to a minute per photo)")
+    p.add_argument("--partner-renders", action="store_true",
+                   help="also render a feature visualization for each connection partner (a unit outside the "
+                        "built channels that a built page names), as builds before this flag did; by default "
+                        "a partner's short page renders nothing: it says what it is, links back and shows "
+                        "its connecting weights (and dataset examples when its layer's photo statistics "
+                        "exist)")
     p.add_argument("--force", action="store_true",
                    help="build into a non-empty folder that is not a featviz site (nothing there is deleted)")
     p.add_argument("--plan", action="store_true",

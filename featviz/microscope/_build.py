@@ -4,7 +4,10 @@ Pages: ``index.html`` (how to read the site, the layers, a jump-to-unit box), ``
 (every channel's feature visualization), ``channels/<layer>/<c>.html`` (feature visualization, diversity
 batch, top and bottom dataset examples, tuning curve for early layers, i.e. maps at least
 ``input_size / 8`` wide, strongest upstream/downstream connections with the partner's feature
-visualization and the connecting weights). Links are relative; the site works from ``file://``.
+visualization and the connecting weights). Partners (units outside the built channels that a built page
+names) get a short page that renders nothing unless ``MicroscopeSettings.partner_renders``: it says what
+the unit is, links back and shows the connecting weights (and its dataset examples when its layer's photo
+statistics are computed anyway). Links are relative; the site works from ``file://``.
 
 Builds are resumable and never touch what they did not write: the folder must be new, empty or a
 featviz site (``.featviz-site.json`` lists what the builder wrote; ``force=True`` builds into another
@@ -45,7 +48,7 @@ from featviz.errors import BadValue
 from featviz.microscope._channel import ChannelWorker, MicroscopeSettings, png_bytes
 from featviz.microscope._distributed import _ray, run_ray
 from featviz.microscope._evidence import EvidenceInputs, evidence_photos, layer_scans
-from featviz.microscope._examples import example_files, layer_stats, top_crop
+from featviz.microscope._examples import example_files, layer_stats, stats_path, top_crop
 from featviz.microscope._extras import example_photos, explain_pages, layer_extras
 from featviz.microscope._links import connections, partner_channels
 from featviz.microscope._pages import site_paths, write_site
@@ -139,8 +142,9 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         layers: layer names (from ``fv.hooked(model).hook_names``), early to late; consecutive layers are
             linked by their expanded weights. Default: ``default_layers(model)`` (the whole model).
         settings: what to compute per channel (``MicroscopeSettings()`` by default).
-        channels: build the first ``channels`` channels of each layer (default: all). Connections to
-            channels outside them get a feature visualization and a short page too.
+        channels: build the first ``channels`` channels of each layer (default: all). Channels outside them
+            that a built page names (connections, evidence) get a short page that renders nothing (a
+            feature visualization each with ``settings.partner_renders``).
         images: folder of the user's photos for dataset examples (default: the bundled photos).
         workers: ``> 1`` computes channels on that many Ray workers; results are the same files.
         address: Ray cluster to join (default: a local Ray started for this build).
@@ -149,8 +153,8 @@ def build_microscope(model: nn.Module, layers: Sequence[str] | None = None,
         matches: ``{(layer, channel): [{"model", "label", "href", "correlation", "control"}, ...]}``, the
             unit's matches in other models, listed on its page (``build_microscopes`` passes them; pages
             only, no effect on what is computed).
-        partners: ``{layer: [channel, ...]}`` outside the built channels that also get a short page (feature
-            visualization only), e.g. a built unit's match in another model.
+        partners: ``{layer: [channel, ...]}`` outside the built channels that also get a short page (like
+            the connection partners'), e.g. a built unit's match in another model.
         name: what the pages call the model (default: ``model.name``, else its class name).
         report: a dict this build fills with ``{"seconds": {part: seconds}}``, the time spent on each part
             (the extras' cost: ``caricature``, ``groups``, ``atlas``; parts taken from disk cost nothing).
@@ -225,9 +229,10 @@ def _compute(model: nn.Module, plan: Plan, run: Execution) -> Results:
     steps = _Steps(model, plan, run, results)
     steps.mark()  # before any file: a killed build's files are known as ours
     try:
-        steps.connections()  # cheap, and they say which partner channels need a feature visualization
+        steps.connections()  # cheap, and they say which partner channels get a short page
         steps.channels()
         steps.evidence_partners()
+        steps.short_pages()
         steps.layer_extras()
         steps.explain()
     except KeyboardInterrupt:
@@ -241,6 +246,7 @@ def _publish(plan: Plan, results: Results, matches: dict | None) -> Path:
     done = {u: read_meta(plan.folder(*u)) for u in results.keys}
     done = {u: m for u, m in done.items()
             if m and all(m["parts"].get(p, {}).get("key") == k for p, k in results.keys[u].items())}
+    done |= _short_units(plan, results)
     if results.interrupted:
         return write_site(out, manifest, done, results.links, labels=plan.labels, complete=False,
                           matches=matches)
@@ -286,13 +292,16 @@ class _Steps:
         self.results.seconds[part] = self.results.seconds.get(part, 0.0) + spent
 
     def connections(self) -> None:
-        """The connections of each layer pair; the channels they point at get a short page."""
+        """The connections of each layer pair; the channels they point at (partners) get a short page. With
+        ``settings.partner_renders`` the partners join the channel jobs (a feature visualization each);
+        by default they render nothing and ``short_pages`` makes their pages after the channels."""
         p, r = self.plan, self.results
         for a, b in p.pairs:
             r.links[(a, b)] = connections(self.model, p.out, a, b, p.channels, p.weights, p.settings.top_k,
                                           p.size)
         r.extra = partner_channels(p.layers, p.channels, r.links, p.partners)
-        r.keys |= {(n, c): p.unit_keys(n, c, partner=True) for n, cs in r.extra.items() for c in cs}
+        if p.settings.partner_renders:
+            r.keys |= {(n, c): p.partner_keys(n, c) for n, cs in r.extra.items() for c in cs}
         self.mark()
 
     def todo(self) -> list[tuple]:
@@ -349,15 +358,19 @@ class _Steps:
 
     def bar_desc(self) -> str:
         """The channel bar's description: the requested channels and, counted apart with the reason, the
-        connection partners that get a short page (feature visualization only), e.g. ``"microscope site:
-        8 requested + 11 partners (short pages of units the requested pages link to)"``."""
-        p = self.plan
-        requested = sum(c in p.channels.get(n, ()) for n, c in self.results.keys)
-        partners = len(self.results.keys) - requested
+        connection partners that get a short page, e.g. ``"microscope site: 8 requested + 11 partners
+        (short pages of units the requested pages link to; no render, not counted in this bar)"``; with
+        ``settings.partner_renders`` the partners are channel jobs of the bar (a feature visualization
+        each) and it says so."""
+        p, r = self.plan, self.results
+        requested = sum(len(cs) for cs in p.channels.values())
+        partners = sum(len(cs) for cs in r.extra.values())
         if not partners:
             return f"microscope {p.out}: {requested} channels"
+        why = ("a feature visualization each (partner_renders)" if p.settings.partner_renders else
+               "no render, not counted in this bar")
         return (f"microscope {p.out}: {requested} requested + {partners} partner{'s' * (partners != 1)} "
-                "(short pages of units the requested pages link to)")
+                f"(short pages of units the requested pages link to; {why})")
 
     def channels(self) -> None:
         """Every unit's missing parts, in this process or on Ray workers, each committed as it finishes."""
@@ -383,7 +396,8 @@ class _Steps:
 
     def evidence_partners(self) -> None:
         """Upstream channels that a built channel's evidence names (its strongest inputs by attribution) but
-        that have no page yet: a short page each, so every unit a page names is linked."""
+        that have no page yet: partners too, a short page each, so every unit a page names is linked. Only
+        with ``settings.partner_renders`` do they render (a feature visualization each, here)."""
         p, r = self.plan, self.results
         metas = {u: read_meta(p.folder(*u)) for u, k in r.keys.items() if "evidence" in k}
         named = _evidence_partners(p.layers, metas, p.channels, r.extra)
@@ -391,15 +405,48 @@ class _Steps:
             return
         for n, cs in named.items():
             r.extra[n] = sorted(set(r.extra[n]) | cs)
-            r.keys |= {(n, c): p.unit_keys(n, c, partner=True) for c in cs}
         self.mark()
+        if not p.settings.partner_renders:
+            return  # short_pages makes their pages
+        r.keys |= {(n, c): p.partner_keys(n, c) for n, cs in named.items() for c in cs}
+        self.cached_stats(set(named))  # their examples (and start images), from cached statistics only
         worker = ChannelWorker(self.model, p.settings)
         units = [(n, c) for n, cs in named.items() for c in sorted(cs)
                  if p.missing_parts(n, c, r.keys[(n, c)])]
         desc = (f"microscope {p.out}: {len(units)} evidence partners (short pages of the inputs the evidence "
                 "names)")
         for n, c in tqdm(units, desc=desc, unit="channel", disable=not self.run.progress or not units):
-            self.commit(n, c, *worker.compute(n, c, False, ("fv",), None, self.start_image(n, c)))
+            fv = ("fv",) if "fv" in p.missing_parts(n, c, r.keys[(n, c)]) else ()
+            self.commit(n, c, *(worker.compute(n, c, False, fv, None, self.start_image(n, c)) if fv else
+                                ({}, {})))
+
+    def short_pages(self) -> None:
+        """The partners' units when they render nothing (the default; ``settings.partner_renders`` renders
+        them as channel jobs instead): each gets the parts that cost no render, i.e. its dataset examples,
+        cut from its layer's photo statistics when the built channels computed them or they are cached
+        (never a pass over the photos for partners alone: without them the page shows no examples until a
+        build computes them). A unit on disk with a feature visualization of the same key keeps it."""
+        p, r = self.plan, self.results
+        if p.settings.partner_renders:
+            return
+        units = [(n, c) for n, cs in r.extra.items() for c in cs]
+        r.keys |= {u: p.partner_keys(*u) for u in units}
+        todo = [u for u in units if p.missing_parts(*u, r.keys[u])]
+        self.cached_stats({n for n, _ in todo})
+        todo = [(n, c) for n, c in todo if n in self.stats]
+        desc = f"microscope {p.out}: {len(todo)} partner pages (dataset examples only, no render)"
+        for n, c in tqdm(todo, desc=desc, unit="page", disable=not self.run.progress or not todo):
+            self.commit(n, c, {}, {})
+
+    def cached_stats(self, layers: set[str]) -> None:
+        """Add to the photo statistics the ``layers`` whose statistics are cached on disk (a load, no pass
+        over the photos); layers without a cache file are left out."""
+        p = self.plan
+        cache = p.out / CACHE / "acts"
+        have = [n for n in sorted(layers) if n not in self.stats
+                and stats_path(cache, n, p.photos, p.weights).is_file()]
+        if have and p.settings.examples:
+            self.stats |= layer_stats(self.model, p.photos, have, cache, weights=p.weights, progress=False)
 
     def layer_extras(self) -> None:
         """Per-layer extras (neuron groups, atlas), one unit per conv layer under ``data/_layers``."""
@@ -416,7 +463,8 @@ class _Steps:
         if "explain" not in p.settings.extras:
             return
         built = {u for u in r.keys if read_meta(p.folder(*u))}
-        shown = example_photos([read_meta(p.folder(*u)) for u in sorted(built)])
+        requested = [u for u in sorted(built) if u[1] in p.channels[u[0]]]  # not the partners' examples
+        shown = example_photos([read_meta(p.folder(*u)) for u in requested])
         self.explained = {f"data/_explain/{slug(name)}" for name in shown}
         self.mark()
         start = time.perf_counter()
@@ -438,6 +486,8 @@ class _Steps:
             if q in parts:
                 continue
             if q == "examples":
+                if layer not in self.stats and c not in p.channels[layer]:
+                    continue  # a partner whose layer's photo statistics were not computed: no examples yet
                 ex_files, ex_facts = example_files(self.model, layer, c, self.stats[layer], p.photos,
                                                    p.settings.examples, self.predictions)
                 parts[q] = {"key": keys[q], "files": sorted(ex_files), "facts": {"examples": ex_facts}}
@@ -485,6 +535,19 @@ def _evidence_partners(layers: list[str], metas: dict, chosen: dict[str, list[in
         for c, _ in [*up.get("excitatory", []), *up.get("inhibitory", [])]:
             if int(c) not in chosen[layer] and int(c) not in extra[layer]:
                 out.setdefault(layer, set()).add(int(c))
+    return out
+
+
+def _short_units(plan: Plan, results: Results) -> dict[tuple[str, int], dict]:
+    """Every partner's unit as its short page shows it: the stored parts whose keys hold (none at all: a
+    page that says what the unit is, links back and renders nothing). Every partner gets its page."""
+    out = {}
+    for n, cs in results.extra.items():
+        for c in cs:
+            keys = results.keys.get((n, c)) or plan.partner_keys(n, c)
+            meta = read_meta(plan.folder(n, c)) or {}
+            parts = {q: v for q, v in meta.get("parts", {}).items() if keys.get(q) == v.get("key")}
+            out[(n, c)] = {**meta, "layer": n, "channel": c, "parts": parts}
     return out
 
 

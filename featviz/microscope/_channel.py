@@ -40,7 +40,8 @@ EXTRAS = ("caricature", "groups", "atlas", "explain")  # techniques a site build
 
 @dataclass(frozen=True)
 class MicroscopeSettings:
-    """What a microscope build computes; every field except ``top_k`` is part of a channel's content key.
+    """What a microscope build computes; every field except ``top_k`` and ``partner_renders`` is part of a
+    built channel's content key (``partner_renders`` decides only which parts the partner units have).
 
     Attributes:
         size, steps, seed: feature-visualization image size (px), optimisation steps, seed.
@@ -60,6 +61,12 @@ class MicroscopeSettings:
             activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid) and
             ``"explain"`` (each photo among the dataset examples: its Building Blocks page, ``fv.explain``
             at the site's conv layers, linked from every example of it; its channels link to their pages).
+        partner_renders: also render a feature visualization for each connection partner (a unit outside the
+            built channels that a built page names: a connection, an input its evidence names, a match). By
+            default (``False``) a partner's short page renders nothing: it says what it is, links back to
+            the pages that name it, and shows what costs nothing extra (the connecting weights; its dataset
+            examples when its layer's photo statistics are computed anyway). ``True`` (``--partner-renders``)
+            renders one feature visualization per partner, each about as costly as a requested one.
 
     The render settings (``size``, ``steps``, ``seed``) are one ``fv.optvis.RenderSettings`` as
     ``settings.render``, the value every render of the build (feature visualizations, diversity, groups,
@@ -84,6 +91,7 @@ class MicroscopeSettings:
     evidence_random: int = 20
     evidence_photos: int = 10
     extras: tuple[str, ...] = ()
+    partner_renders: bool = False
 
     def __post_init__(self):
         unknown = sorted(set(self.extras) - set(EXTRAS))

@@ -24,8 +24,9 @@ photos, R random sets, A tuning angles), per channel of ``L``:
                 masked segment, timed as (6 masks - 2 masks) / 4 on 2 probe images);
                 per layer ("scans") 2 (1 + 5 (26 r + 60)) f(L) (S'/I)^2 curve stimuli, model and randomized
                 (r radii, at most 4; S' the scan size from the layer's receptive field)
-    partners    T step(L) each: the partners the plan names, and at most ``top_k`` per built channel of each
-                neighbouring layer (connections decide which; an upper bound)
+    partners    2 k tiles each (their dataset examples; no render), or T step(L) each with
+                ``partner_renders``: the partners the plan names, and at most ``top_k`` per built channel of
+                each neighbouring layer (connections decide which; an upper bound)
 Not counted: connections (expanded weights; about 0.2 % of a whole Lite0 build), the extras, page writing,
 and, inside the evidence, tuning and scan parts, the receptive-field and wiring computations and the
 upstream layer's edge-family search. Measured against real builds (``bench/README.md``, "microscope --plan
@@ -313,7 +314,7 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
                                              + _ablations(c, n, ups.get(n), P, R) + 4 * c.figure),
             "scans": (2 * (1 + 5 * (26 * r + 60)) * f * scan_px
                       if count["evidence"] and not _cached(plan, "evidence", n) else 0.0),
-            "partners": partners[n] * s.steps * step,
+            "partners": partners[n] * (s.steps * step if s.partner_renders else 2 * s.examples * c.tile),
         }
         parts[n] = est
     first = next((n for n in plan.layers if n in stats_layers), None)

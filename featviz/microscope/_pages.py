@@ -25,6 +25,7 @@ from pathlib import Path
 from featviz._io import atomic_write_text
 from featviz._templates import template_env, write_css
 from featviz.microscope._evidence import evidence_view
+from featviz.microscope._partners import full_build, named_by
 from featviz.microscope._store import read_meta, slug
 
 __all__ = ["write_site", "site_paths"]
@@ -64,6 +65,20 @@ def _flatten(meta: dict) -> tuple[set[str], dict]:
     return files, facts
 
 
+def _thumb(units: dict, layer: str, c: int, root: str) -> dict:
+    """How a page shows the feature visualization of a unit it links: ``{"fv": its path from ``root`` or
+    None, "dead": rendered but no response found, "unrendered": a short page that rendered none}``; all
+    empty for a unit without a page."""
+    unit = units.get((layer, c))
+    if unit is None:
+        return {"fv": None, "dead": False, "unrendered": False}
+    files, facts = _flatten(unit)
+    dead = bool(facts.get("dead"))
+    shown = "fv.png" in files and not dead
+    return {"fv": f"{root}data/{slug(layer)}/{c}/fv.png" if shown else None, "dead": dead,
+            "unrendered": not shown and not dead}
+
+
 def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, label) -> list[dict]:
     """Upstream and downstream connection groups of channel ``c`` of layer ``i`` for its page.
 
@@ -92,10 +107,9 @@ def _connections(layers: list[dict], i: int, c: int, links: dict, units: dict, l
         for o, strength in found:
             d, s = (c, o) if direction == "upstream" else (o, c)
             partner = units.get((other, o))
-            dead = bool(partner and _flatten(partner)[1].get("dead"))
             items.append({"label": label(other, o), "strength": strength, "kernel": f"{folder}/d{d}_s{s}.png",
-                          "fv": f"../../data/{slug(other)}/{o}/fv.png" if partner and not dead else None,
-                          "dead": dead, "href": f"../{slug(other)}/{o}.html" if partner else None,
+                          **_thumb(units, other, o, "../../"),
+                          "href": f"../{slug(other)}/{o}.html" if partner else None,
                           "short": o not in layers[j]["channels"]})
         if not items:
             continue
@@ -120,9 +134,7 @@ def _attribution(evidence: dict | None, units: dict, label, n_photos: int) -> di
         for o, score in up.get(kind, []):
             o = int(o)
             partner = units.get((other, o))
-            dead = bool(partner and _flatten(partner)[1].get("dead"))
-            items.append({"label": label(other, o), "score": score, "dead": dead,
-                          "fv": f"../../data/{slug(other)}/{o}/fv.png" if partner and not dead else None,
+            items.append({"label": label(other, o), "score": score, **_thumb(units, other, o, "../../"),
                           "href": f"../{slug(other)}/{o}.html" if partner else None})
         if items:
             groups.append((title, items))
@@ -216,14 +228,15 @@ class _Site:
         built = [c for c in layer["channels"] if (name, c) in self.units]
         cells, short_cells = [], []
         for c in pages:
-            dead = bool(_flatten(self.units[(name, c)])[1].get("dead"))
+            thumb = _thumb(self.units, name, c, "../")
             (cells if c in built else short_cells).append(
                 {"c": c, "label": self.label(name, c), "href": f"../channels/{s}/{c}.html",
-                 "img": None if dead else f"../data/{s}/{c}/fv.png"})
+                 "img": thumb["fv"], "unrendered": thumb["unrendered"]})
         prev_next = {k: {"name": self.layers[j]["name"], "href": f"{slug(self.layers[j]['name'])}.html"}
                      if 0 <= j < len(self.layers) else None for k, j in (("prev", i - 1), ("next", i + 1))}
         html = self.env.get_template("layer.html").render(
-            root="../", layer=layer, channels=cells, short=short_cells, n_extra=len(short_cells), **prev_next,
+            root="../", layer=layer, channels=cells, short=short_cells, n_extra=len(short_cells),
+            unrendered=sum(ch["unrendered"] for ch in short_cells), **prev_next,
             extras=self.layer_extras(s, pages), **self.common)
         atomic_write_text(self.out / "layers" / f"{s}.html", html)
         preview = [{**ch, "img": ch["img"][3:] if ch["img"] else None} for ch in cells[:8]]
@@ -242,6 +255,10 @@ class _Site:
         """Write ``channels/<layer>/<c>.html``: the unit's parts, connections, evidence and matches."""
         name, s = layer["name"], slug(layer["name"])
         files, facts = _flatten(self.units[(name, c)])
+        full = c in layer["channels"]
+        short = None if full else {
+            "named_by": named_by(self.layers, i, c, self.links, self.units, self.matches.get((name, c), []),
+                                 self.label), **full_build(self.manifest, self.out, name, c)}
         facts = {"start": None, "diversity": None, "caricature": None, **facts}  # older units lack these
         img = {f.rsplit(".", 1)[0]: f"../../data/{s}/{c}/{f}" for f in files}
         figs = {f.rsplit(".", 1)[0]: {"src": f"../../data/{s}/{c}/{f}",
@@ -250,7 +267,7 @@ class _Site:
         html = self.env.get_template("channel.html").render(
             root="../../", layer=layer, c=c, label=self.label(name, c), img=img, figs=figs, facts=facts,
             examples=self.examples(facts.get("examples") or {}, s, c),
-            full=c in layer["channels"], layer_href=f"../../layers/{s}.html",
+            full=full, short=short, layer_href=f"../../layers/{s}.html",
             connections=_connections(self.layers, i, c, self.links, self.units, self.label),
             evidence=evidence_view(facts.get("evidence")), matches=self.matches.get((name, c), []),
             attribution=_attribution(facts.get("evidence"), self.units, self.label,

@@ -152,12 +152,33 @@ class Plan:
         return content_key(self.weights, {"part": part, **values, **photos, **up})
 
     def unit_keys(self, layer: str, c: int, partner: bool = False) -> dict[str, str]:
-        """``{part: key}`` of channel ``c`` of ``layer``: every part the settings ask for, or the feature
-        visualization only for a ``partner`` (short page)."""
+        """``{part: key}`` of channel ``c`` of ``layer``: every part the settings ask for, or, for a
+        ``partner`` (short page), the parts ``partner_keys`` gives."""
         if partner:
-            return {"fv": self.part_key(layer, "fv", self.settings.parts(False)["fv"])}
+            return self.partner_keys(layer, c)
         parts = self.settings.parts(self.early[layer], len(self.shapes[layer]) == 4)
         return {p: self.part_key(layer, p, v) for p, v in parts.items()}
+
+    def partner_keys(self, layer: str, c: int) -> dict[str, str]:
+        """``{part: key}`` of a partner's short page, parts that cost no render: ``examples`` when the
+        settings ask for dataset examples (cut from the layer's photo statistics, which its built channels
+        need anyway); ``fv`` only with ``settings.partner_renders``, or when the unit on disk already holds a
+        feature visualization with this key (a site built with partner renders keeps and shows it). The
+        keys are those of a built channel's same parts, so a partner that is built later keeps them.
+
+        Example:
+            >>> p = plan(fv.models.toy.edges_and_curves(), ["relu1"], "site", channels=1)
+            >>> sorted(p.partner_keys("relu1", 5)), sorted(p.unit_keys("relu1", 5, partner=True))
+            (['examples'], ['examples'])
+        """
+        s = self.settings
+        parts = s.parts(False)
+        keys = {q: self.part_key(layer, q, parts[q]) for q in ("examples",) if q in parts}
+        fv = self.part_key(layer, "fv", parts["fv"])
+        stored = (read_meta(self.folder(layer, c)) or {}).get("parts", {}).get("fv", {})
+        if s.partner_renders or stored.get("key") == fv:
+            keys["fv"] = fv
+        return keys
 
     def estimate(self, model: nn.Module):
         """Estimated CPU seconds (one thread) of building this plan's missing parts, per layer and part

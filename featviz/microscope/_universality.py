@@ -230,6 +230,12 @@ def _thumb(out: Path, folder: str, layer: str, c: int) -> str | None:
     return f"{folder}/data/{slug(layer)}/{c}/fv.png"
 
 
+def _rendered(out: Path, folder: str, layer: str, c: int) -> bool:
+    """Whether the unit has a feature visualization part (a partner's short page renders none by default)."""
+    meta = read_meta(out / folder / "data" / slug(layer) / str(c)) or {}
+    return "fv" in meta.get("parts", {})
+
+
 def _sections(matches: list, folders: dict[str, str], built: dict, min_correlation: float,
               min_margin: float) -> tuple[list[dict], dict[str, dict[str, set[int]]]]:
     """The universality page's sections, one per layer pair, and the matched units outside the built
@@ -301,6 +307,7 @@ def _write_pages(out: Path, names: list[str], folders: dict[str, str], sections:
         for row in s["rows"]:
             for u in row["units"]:
                 u["img"] = _thumb(out, u["folder"], u["layer"], u["c"])
+                u["unrendered"] = u["img"] is None and not _rendered(out, u["folder"], u["layer"], u["c"])
     common = {"featviz": __version__, "min_correlation": min_correlation, "min_margin": min_margin,
               "seeds": list(seeds)}
     html = env.get_template("universality.html").render(root="", sections=sections, **common)

@@ -17,7 +17,8 @@ FAST = MicroscopeSettings(size=16, steps=2, diversity=0, examples=0, tuning_angl
 WIDTHS = {"desktop": (1400, False), "phone": (390, True)}
 
 # What a reader meets on the page: sideways overflow, visible text under 12 px or under 4.5:1 contrast,
-# images without alt text, and each connection's (has a link, shows the partner) pair.
+# images without alt text, and each connection's (has a link, shows the partner) pair (its feature
+# visualization, "no response found" or, for a partner that rendered nothing, a "not rendered" placeholder).
 _MEASURE_JS = """
 (() => {
   const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
@@ -46,7 +47,7 @@ _MEASURE_JS = """
                                             .map(i => i.src),
           connections: Array.from(document.querySelectorAll("ul.links:not(.matches) > li")).map(li => [
             !!li.querySelector("a[href$='.html']"),
-            !!li.querySelector("img[src$='fv.png']") || !!li.querySelector(".dead")])};
+            !!li.querySelector("img[src$='fv.png']") || !!li.querySelector(".dead, .unrendered")])};
 })()
 """
 

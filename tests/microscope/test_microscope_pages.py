@@ -27,7 +27,7 @@ def link_items(html: str) -> list[str]:
     return re.findall(r'<ul class="links">(.*?)</ul>', html, re.S)
 
 
-def test_every_connection_shows_the_partners_visualization_and_links_to_its_page(partial):
+def test_every_connection_shows_the_partners_visualization_or_a_placeholder_and_links_to_its_page(partial):
     checked = shown = 0
     forward, back = set(), set()  # (page, target) of links from built pages to short pages, and back
     for page in (partial / "channels").rglob("*.html"):
@@ -38,7 +38,10 @@ def test_every_connection_shows_the_partners_visualization_and_links_to_its_page
                 href = re.search(r'<a href="([^"]+)">', item).group(1)
                 thumbs = re.findall(r'src="([^"]+/fv\.png)"', item)
                 assert (page.parent / href).is_file(), (page, item)
-                assert len(thumbs) == 1 or 'class="dead small">no response found' in item, (page, item)
+                if "(short page)" in item:  # a partner: rendered nothing, a placeholder says so
+                    assert not thumbs and 'class="unrendered small">not rendered' in item, (page, item)
+                else:
+                    assert len(thumbs) == 1 or 'class="dead small">no response found' in item, (page, item)
                 assert all((page.parent / t).is_file() for t in thumbs)
                 target = (page.parent / href).resolve()
                 if short:
@@ -64,12 +67,16 @@ def test_connection_strengths_are_multiples_of_the_layer_pairs_mean(partial):
     assert "× average" in (partial / "channels" / "relu2" / "0.html").read_text()
 
 
-def test_partner_channels_get_short_pages_without_dataset_examples(partial):
+def test_partner_channels_get_short_pages_with_examples_but_no_render(partial):
     manifest = json.loads((partial / "manifest.json").read_text())
     extra = {la["name"]: la["extra"] for la in manifest["layers"]}
     assert extra["relu1"] and all(c >= 2 for c in extra["relu1"])
-    page = (partial / "channels" / "relu1" / f"{extra['relu1'][0]}.html").read_text()
-    assert "only its feature visualization was computed" in page and "Dataset examples" not in page
+    for c in extra["relu1"]:  # the layer's photo statistics are computed anyway: its partners get examples
+        page = (partial / "channels" / "relu1" / f"{c}.html").read_text()
+        assert "is a connection partner of" in page and "Nothing was rendered for it" in page
+        assert "Dataset examples" in page and "Strongest inputs" not in page  # no connections of its own
+        assert not (partial / "data" / "relu1" / str(c) / "fv.png").exists()
+        assert (partial / "data" / "relu1" / str(c) / "top0.jpg").is_file()
 
 
 def test_every_page_has_the_layer_list_title_and_neighbours(partial):

@@ -62,11 +62,12 @@ def test_bad_execution_knobs_are_refused():
 def test_the_progress_bar_counts_connection_partners_apart_with_the_reason(tmp_path, monkeypatch):
     from featviz.microscope import _build
 
-    descs = []
+    descs, totals = [], {}
 
-    class Bar:  # records what the channel bar says; counts nothing
-        def __init__(self, iterable=None, *, desc=None, **kwargs):
+    class Bar:  # records what the channel bar says and its total; counts nothing
+        def __init__(self, iterable=None, *, desc=None, total=None, **kwargs):
             descs.append(desc)
+            totals[desc] = total
             self.iterable = iterable
 
         def __iter__(self):
@@ -91,6 +92,15 @@ def test_the_progress_bar_counts_connection_partners_apart_with_the_reason(tmp_p
                                           | {(n, c) for n, cs in results.extra.items() for c in cs})
     bar = next(d for d in descs if d and "requested" in d)
     assert f"4 requested + {partners} partner" in bar and "link to" in bar, bar
+    assert "no render, not counted in this bar" in bar and totals[bar] == 4  # partners are not render jobs
+    assert any(d and f"{partners} partner pages (dataset examples only, no render)" in d for d in descs)
+    descs.clear()
+    opt_in = dataclasses.replace(TOY_SETTINGS, partner_renders=True)
+    p = plan(model, TOY_LAYERS, tmp_path / "opt_in", settings=opt_in, channels=2)
+    compute(model, p, Execution(progress=False))
+    bar = next(d for d in descs if d and "requested" in d)
+    assert f"4 requested + {partners} partner" in bar and "a feature visualization each" in bar, bar
+    assert totals[bar] == 4 + partners  # with partner renders, every partner is a channel job
     descs.clear()
     one = plan(model, ["relu1"], tmp_path / "one", settings=TOY_SETTINGS, channels=2)
     compute(model, one, Execution(progress=False))  # one layer: no connections, no partners
