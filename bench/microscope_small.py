@@ -8,6 +8,9 @@ time is ``time.process_time`` (CPU seconds of the whole process, all threads), s
 not change the numbers much. The site's time is split by wrapping the functions it calls (nested times are
 counted in each: ``curve_scan`` runs inside ``curve scans``).
 
+``--partner-renders``: the connection partners' short pages render a feature visualization each (the
+behaviour before issue 21's partner pages; default: they render nothing), to compare both in one tree.
+
 Usage: PYTHONPATH=<tree> .venv/bin/python bench/microscope_small.py [--layers ...] [--channels 4]
 (run it once per tree to compare before and after on the same machine.)
 """
@@ -54,6 +57,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--partner-renders", action="store_true",
+                    help="render a feature visualization for each connection partner (before issue 21)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     layers = [n for n in args.layers.split(",") if n]
@@ -65,7 +70,7 @@ def main() -> None:
         if hasattr(owner, name):
             setattr(owner, name, _wrap(costs, counts, label, getattr(owner, name)))
     model = fv.models.efficientnet_lite0()
-    settings = MicroscopeSettings(size=args.size, steps=args.steps)
+    settings = MicroscopeSettings(size=args.size, steps=args.steps, partner_renders=args.partner_renders)
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp, "photos")
         photos.mkdir()
@@ -83,7 +88,7 @@ def main() -> None:
                         progress=False)
     render = time.process_time() - start
     print(f"site {len(layers)} layers x {args.channels} channels, {args.size} px, {args.steps} steps, "
-          f"20 photos: {site:.1f} CPU s")
+          f"20 photos{', partner renders' if args.partner_renders else ''}: {site:.1f} CPU s")
     for label, t in costs.items():
         print(f"  {label}: {t:.1f} s ({counts[label]} calls)")
     print(f"render_layer of the same {len(layers) * args.channels} channels: {render:.1f} CPU s")

@@ -151,6 +151,7 @@ class MicroscopeSettings:
         """The settings a channel's results depend on (its content keys are made from these)."""
         d = asdict(self)
         d.pop("top_k")
+        d.pop("partner_renders")  # decides only which parts partner units have, not a channel's results
         d["tuning_angles"] = list(self.tuning_angles)
         d["extras"] = list(self.extras)
         return d

@@ -167,3 +167,23 @@ def test_evidence_partners_link_back_to_the_pages_whose_evidence_names_them(tmp_
                                              .split("</div>")[0])}
         assert "by attribution" in html
     assert missing_refs(tmp_path) == []
+
+
+def test_the_cli_flag_turns_partner_renders_on(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import featviz._commands as commands
+
+    seen = []
+
+    def fake_build(model, layers, out, *, settings, **kw):  # only the settings matter here
+        seen.append(settings.partner_renders)
+        (Path(out) / "index.html").parent.mkdir(parents=True, exist_ok=True)
+        (Path(out) / "index.html").write_text("")
+        return Path(out) / "index.html"
+
+    monkeypatch.setattr(commands, "build_microscope", fake_build)
+    base = ["--quiet", "microscope", "edges_and_curves", "--layers", "relu1"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--partner-renders", "--out", str(tmp_path / "b")]) == 0
+    assert seen == [False, True]
