@@ -35,6 +35,9 @@ PIECES = [("featviz.microscope._build", "layer_scans", "curve scans (layer_scans
           ("featviz.microscope._build", "connections", "connections"),
           ("featviz.microscope._build", "layer_stats", "photo statistics"),
           ("featviz.microscope._channel", "ChannelWorker.compute", "channel parts (fv, diversity, evidence)"),
+          ("featviz.microscope._channel", "ChannelWorker._fv", "  of which fv"),
+          ("featviz.microscope._channel", "ChannelWorker._diversity", "  of which diversity"),
+          ("featviz.microscope._evidence", "evidence", "  of which evidence"),
           ("featviz.microscope._build", "example_files", "dataset examples")]
 
 
