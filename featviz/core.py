@@ -16,11 +16,13 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +34,7 @@ __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check
            "preprocess_fn", "Normalize", "library_stats", "NoPreprocessWarning",
            "probe_input", "input_size_of", "input_channels", "evaluating", "StopForward", "layout",
            "channel_values", "split_call", "as_images", "as_float_images", "check_pixels", "ACTIVATIONS",
-           "PASS_THROUGH", "ELEMENTWISE", "channel_dim"]
+           "PASS_THROUGH", "ELEMENTWISE", "channel_dim", "reusing", "reuse_store", "tensor_key"]
 
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _CALL = re.compile(r"^(.*)#(\d+)$")
@@ -417,6 +419,79 @@ def evaluating(model: nn.Module, freeze_grads: bool = False) -> Iterator[nn.Modu
             for b, saved in buffers:
                 if not torch.equal(b, saved):
                     b.copy_(saved)
+
+
+_REUSE: ContextVar[dict | None] = ContextVar("featviz_reuse", default=None)
+
+
+@contextmanager
+def reusing(store: dict | None = None) -> Iterator[dict]:
+    """Within the block, featviz's analyses remember results they computed from the same model, weights
+    and inputs, and reuse them instead of computing them again: the dst responses of each ablated channel
+    set (``fv.circuits.ablation_test``, ``evidence``'s ablations: a family test and random sets are the
+    same for every channel of a layer), every channel's responses to the same stimuli or photos
+    (``layer_responses``, ``tuning_curve``, ``evidence``'s photo statistics). Keys hold the model's
+    identity and a stamp of its parameters and buffers (an in-place edit of a weight changes it) and the
+    inputs' bytes, so a changed input is never served an old result. What the key cannot see: hooks the
+    caller adds or removes inside the block (e.g. an ``ablate`` context around some calls and not
+    others); enter ``reusing`` where the model is fixed. ``store``: a dict to keep results in (reuse
+    across several blocks); default a new one, dropped at the end of the block. Nested blocks share the
+    outer store unless given their own.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        >>> from featviz.hooks import hooked
+        >>> from featviz.circuits.tuning import layer_responses
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> with reusing() as store:
+        ...     a = layer_responses(hooked(net), "1", x)
+        ...     b = layer_responses(hooked(net), "1", x)   # served from the store
+        >>> torch.equal(a, b), sum(len(v) for v in store.values())
+        (True, 1)
+    """
+    outer = _REUSE.get()
+    token = _REUSE.set(store if store is not None else (outer if outer is not None else {}))
+    try:
+        yield _REUSE.get()
+    finally:
+        _REUSE.reset(token)
+
+
+def reuse_store(kind: str, model: nn.Module) -> dict | None:
+    """The active ``reusing`` block's results of ``kind`` for ``model`` at its current weights (a dict
+    to read and fill), or None outside a block (compute as usual, remember nothing).
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> reuse_store("x", net) is None
+        True
+        >>> with reusing():
+        ...     reuse_store("x", net)["k"] = 1
+        ...     with torch.no_grad():
+        ...         _ = net.weight.mul_(2)          # an in-place edit: a new stamp, nothing remembered
+        ...     reuse_store("x", net)
+        {}
+    """
+    store = _REUSE.get()
+    if store is None:
+        return None
+    m = _module(model)
+    stamp = tuple((id(t), t._version) for t in (*m.parameters(), *m.buffers()))
+    return store.setdefault((kind, id(m), stamp), {})
+
+
+def tensor_key(t: Tensor) -> tuple:
+    """A hashable key of a tensor's shape, dtype and bytes (a digest: equal keys, equal tensors).
+
+    Example:
+        >>> one = tensor_key(torch.ones(2))
+        >>> one == tensor_key(torch.ones(2)), one == tensor_key(torch.zeros(2))
+        (True, False)
+    """
+    data = t.detach().cpu().contiguous()
+    digest = hashlib.blake2b(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"",
+                             digest_size=16).hexdigest()
+    return tuple(data.shape), str(data.dtype), digest
 
 
 class StopForward(Exception):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from featviz.core import reuse_store, tensor_key
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel
 
@@ -53,21 +54,37 @@ def segment_responses(hm: HookedModel, batches: list[torch.Tensor], prep: Callab
     """dst's per-photo responses with each mask's src channels ablated: (S, N, C_dst), float64.
 
     ``masks`` (S, C_src) bool, True = ablate (an all-False row: no ablation). ``batches``: the photos, as
-    given to the model before ``prep``. Runs without gradients.
+    given to the model before ``prep``. Runs without gradients. Within ``fv.core.reusing`` each mask row's
+    responses to the same photos are computed once (and rows repeated within ``masks`` run once): a layer's
+    family test and its random sets serve all of its dst channels.
     """
     device = next((p.device for p in hm.model.parameters()), torch.device("cpu"))
     masks = masks.bool()
+    memo = reuse_store("segment_responses", hm.model)  # within fv.core.reusing: each mask row once
+    where = tuple(int(v) for v in position) if isinstance(position, tuple) else position
     out = []
     with torch.no_grad():
         for photos in batches:
             x = prep(photos.to(device))
             b = len(x)
+            keys, todo = None, list(range(len(masks)))
+            if memo is not None:
+                base = (src, dst, str(value), where, tensor_key(x))
+                keys = [base + (bytes(row.cpu().numpy()),) for row in masks]
+                first: dict = {}
+                for i, k in enumerate(keys):
+                    if k not in memo:
+                        first.setdefault(k, i)
+                todo = list(first.values())
             per = max(1, int(max_batch) // b)
-            rows = []
-            for k in range(0, len(masks), per):
-                m = masks[k:k + per].to(device)
-                rows.append(_chunk(hm, x, src, dst, m, value, position))
-            out.append(torch.cat(rows))  # (S, b, C_dst)
+            rows = [_chunk(hm, x, src, dst, masks[todo[k:k + per]].to(device), value, position)
+                    for k in range(0, len(todo), per)]
+            if keys is None:
+                out.append(torch.cat(rows))  # (S, b, C_dst)
+                continue
+            for i, r in zip(todo, (r for chunk in rows for r in chunk), strict=True):
+                memo[keys[i]] = r
+            out.append(torch.stack([memo[k] for k in keys]))
     return torch.cat(out, 1)
 
 

@@ -32,6 +32,7 @@ from featviz.circuits import curve_scan, evidence
 from featviz.circuits.curves import CurveScan
 from featviz.circuits.evidence import named_family, previous_layer
 from featviz.circuits.receptive_field import ReceptiveField
+from featviz.core import reusing
 from featviz.hooks import hooked as fv_hooked
 from featviz.microscope._channel import FIGURE_IN, evidence_rows, svg_bytes
 from featviz.microscope._examples import PhotoSet, bundled_photos  # noqa: F401  (bundled_photos: docstring example)
@@ -59,6 +60,8 @@ class EvidenceInputs:
     scans: dict[str, tuple[CurveScan, CurveScan]]
     upstream: dict[str, str | None]
     families: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    reuse: dict = field(default_factory=dict, repr=False)  # fv.core.reusing's store: a layer's family test,
+    # random ablation sets, photo statistics and edge responses are computed once for all its channels
 
 
 def scan_path(cache: Path, layer: str, weights: str, seed: int = 0) -> Path:
@@ -157,9 +160,10 @@ def channel_evidence(model: nn.Module, layer: str, channel: int, inputs: Evidenc
     up = inputs.upstream.get(layer) or previous_layer(fv_hooked(model), layer)
     if up is not None and up not in inputs.families:
         inputs.families[up] = named_family(model, up, "edges")
-    ev = evidence(model, f"{layer}:{channel}", inputs.images, upstream=up, scan=scan,
-                  random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed,
-                  hypothesis=inputs.families.get(up))
+    with reusing(inputs.reuse):  # the model is fixed for the whole build
+        ev = evidence(model, f"{layer}:{channel}", inputs.images, upstream=up, scan=scan,
+                      random_scan=rnd, render=False, rendering=rendering, n_random=n_random, seed=seed,
+                      hypothesis=inputs.families.get(up))
     ev.names = list(inputs.names)
     return evidence_figures(ev, scan, rnd), ev.to_dict()
 
