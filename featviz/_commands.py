@@ -324,6 +324,7 @@ def _site_settings(args: Namespace):
     if unknown:
         raise BadValue(f"--extras: unknown {', '.join(unknown)}; choose from {','.join(EXTRAS)}")
     return MicroscopeSettings(size=args.size, steps=args.steps, seed=args.seed, examples=args.examples,
+                              early_stop=getattr(args, "early_stop", MicroscopeSettings.early_stop),
                               evidence=not args.no_evidence, evidence_random=args.evidence_random,
                               extras=extras, partner_renders=getattr(args, "partner_renders", False))
 

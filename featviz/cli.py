@@ -87,6 +87,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _early_stop(text: str) -> float | None:
+    """argparse type: a relative gain in [0, 1) at which a render stops (0: never stop early -> None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.005 (0: every step), got {text!r}") \
+            from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 (every step) to below 1, e.g. 0.005; got {value}")
+    return value or None
+
+
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="zoo name (see `featviz models`), a .py file defining `model`, or a state-dict file "
@@ -166,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=128, help="render size in pixels (default: 128)")
     p.add_argument("--steps", type=_positive_int, default=128, help="optimisation steps (default: 128)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--early-stop", type=_early_stop, default=0.005, metavar="TOL",
+                   help="stop a render once its objective gains less than TOL (relative) over 16 steps "
+                        "(default: 0.005, keeps a median 98-100 %% of the full activation; 0: every step)")
     p.add_argument("--device", type=_device, default="cpu", metavar="DEV",
                    help="where the model runs: cpu (default), cuda, cuda:1, mps (renders, scans and evidence "
                         "run there; pages and files are the same)")

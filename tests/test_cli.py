@@ -206,3 +206,25 @@ def test_microscope_device_flag_moves_the_model_and_refuses_a_missing_one(tmp_pa
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert "--device" in err and says in err, err
+
+
+def test_microscope_early_stop_flag_reaches_the_settings(tmp_path, monkeypatch, capsys):
+    import featviz._commands as commands
+
+    seen = []
+
+    def fake_build(model, layers, out, **kw):
+        seen.append(kw["settings"].early_stop)
+        (Path(out) / "index.html").parent.mkdir(parents=True, exist_ok=True)
+        (Path(out) / "index.html").write_text("")
+        return Path(out) / "index.html"
+
+    monkeypatch.setattr(commands, "build_microscope", fake_build)
+    for flags, want in [([], 0.005), (["--early-stop", "0.02"], 0.02), (["--early-stop", "0"], None)]:
+        assert main(["--quiet", "microscope", "edges_and_curves", "--layers", "relu1", *flags,
+                     "--out", str(tmp_path / f"s{len(seen)}")]) == 0
+        assert seen[-1] == want
+    with pytest.raises(SystemExit) as e:
+        main(["--quiet", "microscope", "edges_and_curves", "--early-stop", "1.5",
+              "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "--early-stop" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from featviz.core import input_size_of
 from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
 from featviz.optvis import RenderSettings, caricature, objectives, render
+from featviz.optvis._steps import check_early_stop
 from featviz.optvis.rendering import Rendering
 from featviz.viz import figure_svg
 
@@ -61,6 +62,11 @@ class MicroscopeSettings:
             activation atlas, ``fv.atlas`` with PCA, a render per filled cell of a 6 x 6 grid) and
             ``"explain"`` (each photo among the dataset examples: its Building Blocks page, ``fv.explain``
             at the site's conv layers, linked from every example of it; its channels link to their pages).
+        early_stop: each render stops once its objective gains less than this over 16 steps (relative,
+            ``fv.render``'s ``early_stop``; ``None``: every one of ``steps``). Default 0.005: measured in
+            bench/README.md ("render steps and schedules"): Lite0's channels keep a median 98-100 % of
+            their 128-step activation (a saturating ``head.relu`` stops after about 45 steps, a 64 %
+            saving where a whole-model site spends most; conv layers stop 7-26 % earlier).
         partner_renders: also render a feature visualization for each connection partner (a unit outside the
             built channels that a built page names: a connection, an input its evidence names, a match). By
             default (``False``) a partner's short page renders nothing: it says what it is, links back to
@@ -68,8 +74,8 @@ class MicroscopeSettings:
             examples when its layer's photo statistics are computed anyway). ``True`` (``--partner-renders``)
             renders one feature visualization per partner, each about as costly as a requested one.
 
-    The render settings (``size``, ``steps``, ``seed``) are one ``fv.optvis.RenderSettings`` as
-    ``settings.render``, the value every render of the build (feature visualizations, diversity, groups,
+    The render settings (``size``, ``steps``, ``seed``, ``early_stop``) are one ``fv.optvis.RenderSettings``
+    as ``settings.render``, the value every render of the build (feature visualizations, diversity, groups,
     atlas) is given; ``MicroscopeSettings.from_render(rs, ...)`` builds settings from one. The content keys
     are made from the fields, so the same settings keep their keys (a site resumes).
 
@@ -91,6 +97,7 @@ class MicroscopeSettings:
     evidence_random: int = 20
     evidence_photos: int = 10
     extras: tuple[str, ...] = ()
+    early_stop: float | None = 0.005
     partner_renders: bool = False
 
     def __post_init__(self):
@@ -102,24 +109,25 @@ class MicroscopeSettings:
             if int(getattr(self, name)) < 1:
                 raise BadValue(f"MicroscopeSettings.{name} must be a positive int, "
                                  f"got {getattr(self, name)}")
+        check_early_stop(self.early_stop)
         for name in ("diversity", "examples"):
             if int(getattr(self, name)) < 0:
                 raise BadValue(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
 
     @property
     def render(self) -> RenderSettings:
-        """The build's render settings as one ``fv.optvis.RenderSettings`` (size, steps, seed; the other
-        fields at ``fv.render``'s defaults).
+        """The build's render settings as one ``fv.optvis.RenderSettings`` (size, steps, seed, early_stop;
+        the other fields at ``fv.render``'s defaults).
 
         Example:
-            >>> MicroscopeSettings(size=64, steps=32, seed=2).render
+            >>> MicroscopeSettings(size=64, steps=32, seed=2, early_stop=None).render
             RenderSettings(size=64, steps=32, seed=2)
         """
-        return RenderSettings(size=self.size, steps=self.steps, seed=self.seed)
+        return RenderSettings(size=self.size, steps=self.steps, seed=self.seed, early_stop=self.early_stop)
 
     @classmethod
     def from_render(cls, render: RenderSettings, **rest) -> MicroscopeSettings:
-        """Settings whose ``size``, ``steps`` and ``seed`` come from ``render`` (a
+        """Settings whose ``size``, ``steps``, ``seed`` and ``early_stop`` come from ``render`` (a
         ``fv.optvis.RenderSettings``), the other fields from ``rest``. A microscope renders squares with
         ``fv.render``'s other defaults: a non-square ``size`` or any other changed field (``lr``,
         ``param``, ...) is an error rather than ignored.
@@ -131,7 +139,7 @@ class MicroscopeSettings:
         if not isinstance(render, RenderSettings):
             raise BadType(f"MicroscopeSettings.from_render needs a fv.optvis.RenderSettings, got "
                           f"{type(render).__name__}")
-        clash = sorted({"size", "steps", "seed"} & set(rest))
+        clash = sorted({"size", "steps", "seed", "early_stop"} & set(rest))
         if clash:
             raise BadType(f"MicroscopeSettings.from_render: {', '.join(clash)} come from the RenderSettings; "
                           f"use render.replace({clash[0]}=...)")
@@ -140,18 +148,22 @@ class MicroscopeSettings:
             if len(size) != 2 or size[0] != size[1]:
                 raise BadValue(f"a microscope renders squares: size must be one int, got {size!r}")
             size = size[0]
-        held = RenderSettings(size=render.size, steps=render.steps, seed=render.seed)
+        held = RenderSettings(size=render.size, steps=render.steps, seed=render.seed,
+                              early_stop=render.early_stop)
         other = sorted(k for k, v in render.to_dict().items() if v != getattr(held, k))
         if other:
-            raise BadValue(f"a microscope renders with fv.render's defaults but size, steps and seed; "
-                           f"the RenderSettings changes {', '.join(other)}")
-        return cls(size=int(size), steps=render.steps, seed=render.seed, **rest)
+            raise BadValue(f"a microscope renders with fv.render's defaults but size, steps, seed and "
+                           f"early_stop; the RenderSettings changes {', '.join(other)}")
+        return cls(size=int(size), steps=render.steps, seed=render.seed, early_stop=render.early_stop,
+                   **rest)
 
     def channel_settings(self) -> dict:
         """The settings a channel's results depend on (its content keys are made from these)."""
         d = asdict(self)
         d.pop("top_k")
         d.pop("partner_renders")  # decides only which parts partner units have, not a channel's results
+        if self.early_stop is None:
+            d.pop("early_stop")  # sites built before it existed ran every step: their keys stay valid
         d["tuning_angles"] = list(self.tuning_angles)
         d["extras"] = list(self.extras)
         return d
@@ -169,6 +181,8 @@ class MicroscopeSettings:
             ['evidence', 'examples', 'fv']
         """
         base = {"size": self.size, "steps": self.steps, "seed": self.seed}
+        if self.early_stop is not None:  # absent when None: the keys of sites built before it stay valid
+            base["early_stop"] = self.early_stop
         out: dict[str, dict] = {"fv": {**base, "retry": "top photo"}}
         if self.diversity > 1 and conv:  # the diversity objective compares spatial maps
             out["diversity"] = {**base, "diversity": self.diversity, "weight": self.diversity_weight,

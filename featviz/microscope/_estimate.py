@@ -13,15 +13,17 @@ Calibrated here, per layer ``L`` (``Calibration``):
 
 The count model (S render size, I input size, T steps, D diversity, k examples, N photos, P evidence
 photos, R random sets, A tuning angles), per channel of ``L``:
-    fv          T step(L)                                   (one render; a dead unit's retry not counted)
+    fv          T step(L)                                   (one render; a dead unit's retry not counted;
+                every step: with ``early_stop`` an upper bound, a render stopping at 35-95 % of T on Lite0)
     diversity   T step_D(L) + D f(L) (S/I)^2                (the batch, then its activations measured;
                 step_D: one step of a render of a batch of D, timed like step)
     tuning      one figure; per early layer 4 A f(L) (the gratings)
     examples    2 k tiles; per layer N f(L) (photo statistics) and N f(model) (labels), shared by layers
-    evidence    121 f(L) (S'/I)^2 edge stimuli + P/2 fb(L) (I/S)^2 attribution + two ablation tests (on
-                P/2 and on P photos): the upstream layer U once, then R + 2 masked passes of the segment
-                U -> L each, (P/2 + P) (f(U) + (R + 2) seg(L)) + 4 figures (seg(L): one photo through the
-                masked segment, timed as (6 masks - 2 masks) / 4 on 2 probe images);
+    evidence    P/2 fb(L) (I/S)^2 attribution + the channel's own ablated set, P/2 (f(U) + seg(L)) + 4
+                figures (seg(L): one photo through the masked segment U -> L, timed as (6 masks - 2 masks)
+                / 4 on 2 probe images); per layer, shared by its channels (``fv.core.reusing``): 121 f(L)
+                (S'/I)^2 edge stimuli, the family test P (f(U) + (R + 2) seg(L)) and the random sets of
+                each set size (at most 3) P/2 (f(U) + R seg(L));
                 per layer ("scans") 2 (1 + 5 (26 r + 60)) f(L) (S'/I)^2 curve stimuli, model and randomized
                 (r radii, at most 4; S' the scan size from the layer's receptive field)
     partners    2 k tiles each (their dataset examples; no render), or T step(L) each with
@@ -310,8 +312,10 @@ def estimate(model: nn.Module, plan: Plan, calibration: Calibration | None = Non
             "tuning": count["tuning"] * c.figure + (4 * len(s.tuning_angles) * f if count["tuning"] else 0.0),
             "examples": count["examples"] * 2 * s.examples * c.tile
             + (n_photos * f if n in stats_layers and not _cached(plan, "acts", n) else 0.0),
-            "evidence": count["evidence"] * (EDGE_STIMULI * f * scan_px + P / 2 * fb / px
-                                             + _ablations(c, n, ups.get(n), P, R) + 4 * c.figure),
+            "evidence": count["evidence"] * (P / 2 * fb / px + _ablations(c, n, ups.get(n), P, R)
+                                             + 4 * c.figure)
+            + (EDGE_STIMULI * f * scan_px + _layer_ablations(c, n, ups.get(n), P, R, count["evidence"])
+               if count["evidence"] else 0.0),
             "scans": (2 * (1 + 5 * (26 * r + 60)) * f * scan_px
                       if count["evidence"] and not _cached(plan, "evidence", n) else 0.0),
             "partners": partners[n] * (s.steps * step if s.partner_renders else 2 * s.examples * c.tile),
@@ -330,13 +334,27 @@ def _batch_step(c: Calibration, layer: str, batch: int) -> float:
 
 
 def _ablations(c: Calibration, layer: str, up: str | None, photos: int, n_random: int) -> float:
-    """CPU seconds of the evidence's two ablation tests of a channel of ``layer`` (ablating ``up``): on half
-    the photos and on all of them, each the upstream layer once and ``n_random + 2`` masked segment passes."""
+    """CPU seconds of what a channel of ``layer`` adds to the evidence's ablations (ablating ``up``): its own
+    set of top inputs on half the photos, the upstream layer once and one masked segment pass (the rest is
+    shared by the layer: ``_layer_ablations``)."""
     if up is None:
         return 0.0
     f_up = c.f.get(up, 0.0)
     seg = c.segment.get(layer, max(c.f[layer] - f_up, 0.0))
-    return (photos / 2 + photos) * (f_up + (n_random + 2) * seg)
+    return photos / 2 * (f_up + seg)
+
+
+def _layer_ablations(c: Calibration, layer: str, up: str | None, photos: int, n_random: int,
+                     channels: int) -> float:
+    """CPU seconds of the ablations a layer's channels share (``fv.core.reusing``): the family test on all
+    the photos (the upstream layer once, ``n_random + 2`` masked segment passes) and, per size of a
+    channel's set of top inputs (1 to 3; at most one size per channel), its random sets on half the
+    photos."""
+    if up is None:
+        return 0.0
+    f_up = c.f.get(up, 0.0)
+    seg = c.segment.get(layer, max(c.f[layer] - f_up, 0.0))
+    return photos * (f_up + (n_random + 2) * seg) + min(channels, 3) * photos / 2 * (f_up + n_random * seg)
 
 
 def _cached(plan: Plan, kind: str, layer: str) -> bool:

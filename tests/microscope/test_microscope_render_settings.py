@@ -24,7 +24,7 @@ OLD_KEYS = {
                "examples": "0896827b0d501131fc51209b", "tuning": "25cc0197755480c8137b3dcf",
                "caricature": "b454a68a235e0a214e79a823", "evidence": "1ebee4586be8c95482f5841f"}),
 }
-SMALL = dict(size=32, steps=4, seed=3, diversity=2, extras=("caricature",))
+SMALL = dict(size=32, steps=4, seed=3, diversity=2, extras=("caricature",), early_stop=None)
 
 
 def _keys(s: MicroscopeSettings) -> tuple[str, dict[str, str]]:
@@ -33,7 +33,7 @@ def _keys(s: MicroscopeSettings) -> tuple[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("name, settings", [
-    ("default", MicroscopeSettings()),
+    ("default", MicroscopeSettings(early_stop=None)),   # every step, as builds before early_stop ran
     ("default", MicroscopeSettings.from_render(RenderSettings(size=128, steps=128))),
     ("small", MicroscopeSettings(**SMALL)),
     ("small", MicroscopeSettings.from_render(RenderSettings(size=32, steps=4, seed=3), diversity=2,
@@ -48,7 +48,20 @@ def test_render_property_and_from_render_round_trip():
     assert s.render == RenderSettings(size=32, steps=4, seed=3)
     assert MicroscopeSettings.from_render(s.render, diversity=2, extras=("caricature",)) == s
     assert MicroscopeSettings.from_render(RenderSettings(size=(48, 48))).size == 48
-    assert MicroscopeSettings().render == RenderSettings(size=128, steps=128)
+    assert MicroscopeSettings().render == RenderSettings(size=128, steps=128, early_stop=0.005)
+    assert MicroscopeSettings(early_stop=None).render == RenderSettings(size=128, steps=128)
+
+
+def test_early_stop_changes_the_render_parts_keys_only():
+    """A site built before the early-stop default keeps its examples and tuning; its renders (and the
+    evidence that quotes them) are made again, never served as if they had stopped early."""
+    old, new = _keys(MicroscopeSettings(early_stop=None)), _keys(MicroscopeSettings())
+    assert new[0] != old[0]
+    changed = {p for p in old[1] if old[1][p] != new[1][p]}
+    assert changed == {"fv", "diversity", "evidence"}
+    assert MicroscopeSettings(early_stop=0.02).render.early_stop == 0.02
+    with pytest.raises(ValueError, match="early_stop"):
+        MicroscopeSettings(early_stop=2.0)
 
 
 @pytest.mark.parametrize("render, rest, error, match", [
