@@ -7,7 +7,8 @@ random sets on 10 photos; bundled photos):
   per layer pair   connections (expanded weights / output gradients), for every consecutive pair of the build
   per layer        photo statistics (one pass), curve scans (model + randomized), for the --layers measured
   per channel      fv, diversity, tuning (early layers), examples, evidence, for --channels channels of each
-                   measured layer
+                   measured layer: with 2 or more, a channel costs the mean of the later ones and the
+                   first one's excess is counted once per layer (what a layer's channels share)
 Every layer of the default build then gets the per-channel cost of the nearest measured layer (in run
 order) times its channel count (a whole-model build has no partner-only units). Single-threaded torch by
 default (--threads), i.e. one CPU; every time is CPU time of this process (``time.process_time``), so the
@@ -76,19 +77,27 @@ def main() -> None:
         inputs = EvidenceInputs(*evidence_photos(photos, settings.evidence_photos), scans, upstream)
         worker = ChannelWorker(model, settings, evidence=inputs)
         per: dict[str, dict[str, float]] = {}
+        first: dict[str, float] = {}
         for n in measured:
             early = len(shapes[n]) == 4 and shapes[n][-1] * EARLY_STRIDE >= size
             parts = settings.parts(early, len(shapes[n]) == 4)
-            cost = {p: 0.0 for p in parts}
+            each = []  # per channel: {part: s}
             for c in range(args.channels):
+                each.append({})
                 for p in parts:
                     if p == "examples":
                         _, t = _timed(example_files, model, n, c, stats[n], photos, settings.examples)
                     else:
                         _, t = _timed(worker.compute, n, c, early, (p,))
-                    cost[p] += t / args.channels
+                    each[-1][p] = t
+            # a later channel's cost is the marginal one (the layer's shared work, fv.core.reusing, is paid
+            # by its first channel): first[n] = the first's excess over it, paid once per layer
+            later = each[1:] or each
+            cost = {p: sum(e[p] for e in later) / len(later) for p in parts}
             per[n] = cost
-            print(f"{n:>22}: " + "  ".join(f"{p} {t:6.1f} s" for p, t in cost.items()), flush=True)
+            first[n] = sum(each[0].values()) - sum(cost.values())
+            print(f"{n:>22}: " + "  ".join(f"{p} {t:6.1f} s" for p, t in cost.items())
+                  + f"  (first channel +{first[n]:.1f} s)", flush=True)
         # one layer in one batch vs its channels one at a time (fewer steps: the cost is linear in steps)
         ref = args.batch_layer
         _, one = _timed(fv.render, model, f"{ref}:0", size=settings.size, steps=args.batch_steps,
@@ -111,7 +120,7 @@ def main() -> None:
         cost = {p: t for p, t in per[near].items() if p != "tuning" or early}
         if len(shapes[n]) != 4:
             cost = {p: t for p, t in cost.items() if p in ("fv", "examples")}
-        layer_s = c * sum(cost.values()) + (stats_s + scans_s) / len(measured)
+        layer_s = c * sum(cost.values()) + (stats_s + scans_s) / len(measured) + first[near]
         total_channels += c
         total_s += layer_s
         print(f"  {n:>22}: {c:5d} channels x {sum(cost.values()):6.1f} s (as {near}) = "
