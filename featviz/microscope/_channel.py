@@ -26,7 +26,6 @@ from featviz.core import input_size_of
 from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
 from featviz.optvis import RenderSettings, caricature, objectives, render
-from featviz.optvis._steps import check_early_stop
 from featviz.optvis.rendering import Rendering
 from featviz.viz import figure_svg
 
@@ -109,7 +108,7 @@ class MicroscopeSettings:
             if int(getattr(self, name)) < 1:
                 raise BadValue(f"MicroscopeSettings.{name} must be a positive int, "
                                  f"got {getattr(self, name)}")
-        check_early_stop(self.early_stop)
+        RenderSettings(early_stop=self.early_stop)  # the one check of early_stop (a clear BadValue)
         for name in ("diversity", "examples"):
             if int(getattr(self, name)) < 0:
                 raise BadValue(f"MicroscopeSettings.{name} must be 0 or more, got {getattr(self, name)}")
