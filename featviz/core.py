@@ -20,7 +20,7 @@ import hashlib
 import re
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ __all__ = ["Ref", "parse_ref", "format_ref", "channel_list", "device_of", "check
            "preprocess_fn", "Normalize", "library_stats", "NoPreprocessWarning",
            "probe_input", "input_size_of", "input_channels", "evaluating", "StopForward", "layout",
            "channel_values", "split_call", "as_images", "as_float_images", "check_pixels", "ACTIVATIONS",
-           "PASS_THROUGH", "ELEMENTWISE", "channel_dim", "reusing", "reuse_store", "tensor_key"]
+           "PASS_THROUGH", "ELEMENTWISE", "channel_dim", "reusing", "reuse_store", "remembered", "tensor_key"]
 
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _CALL = re.compile(r"^(.*)#(\d+)$")
@@ -478,6 +478,31 @@ def reuse_store(kind: str, model: nn.Module) -> dict | None:
     m = _module(model)
     stamp = tuple((id(t), t._version) for t in (*m.parameters(), *m.buffers()))
     return store.setdefault((kind, id(m), stamp), {})
+
+
+def remembered(kind: str, model: nn.Module, key: Hashable, compute: Callable[[], tuple]) -> tuple:
+    """``compute()`` (a tuple of tensors or None), or, within ``reusing``, the result stored under ``key``
+    for ``model`` at its current weights; stored and handed out as copies, so a caller may edit its
+    result in place. Outside a block: ``compute()`` as it is.
+
+    Example:
+        >>> net, calls = nn.Linear(2, 2), []
+        >>> with reusing():
+        ...     for _ in range(2):
+        ...         _ = remembered("demo", net, "k", lambda: calls.append(1) or (torch.ones(1),))
+        >>> len(calls)
+        1
+    """
+    memo = reuse_store(kind, model)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = _copies(compute())
+    return _copies(memo[key])
+
+
+def _copies(values: tuple) -> tuple:
+    return tuple(None if t is None else t.clone() for t in values)
 
 
 def tensor_key(t: Tensor) -> tuple:

@@ -56,7 +56,7 @@ from featviz.circuits.tuning import (
     layer_responses,
     tuning_curve,
 )
-from featviz.core import as_images, input_size_of, preprocess_fn, reuse_store, tensor_key
+from featviz.core import as_images, input_size_of, preprocess_fn, remembered, tensor_key
 from featviz.data import sample_images
 from featviz.errors import BadType, BadValue
 from featviz.hooks import hooked
@@ -363,17 +363,17 @@ def _max_and_mean(hm, layer: str, images: torch.Tensor, batch_size: int = 64
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every channel's spatial max and spatial mean on each image, (N, C) each, from one forward pass (once
     per layer and photos within ``fv.core.reusing``)."""
-    memo = reuse_store("max_and_mean", hm.model)
-    key = (hm.ref(layer).key, tensor_key(images), int(batch_size)) if memo is not None else None
-    if key is not None and key in memo:
-        return tuple(t.clone() for t in memo[key])
+    return remembered("max_and_mean", hm.model, (hm.ref(layer).key, tensor_key(images), int(batch_size)),
+                      lambda: _max_and_mean_pass(hm, layer, images, batch_size))
+
+
+def _max_and_mean_pass(hm, layer: str, images: torch.Tensor, batch_size: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     maxes, means = [], []
     for _, cache in hm.stream(images, [layer], batch_size=batch_size, progress=False):
         a = cache[layer]
         maxes.append(a.amax((-2, -1)).cpu())
         means.append(a.mean((-2, -1)).cpu())
-    if key is not None:
-        memo[key] = torch.cat(maxes), torch.cat(means)
     return torch.cat(maxes), torch.cat(means)
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from featviz.circuits._criteria import Criteria, scan_sentence
 from featviz.circuits._keywords import images_keyword
 from featviz.circuits.receptive_field import ReceptiveField, receptive_field
-from featviz.core import as_images, reuse_store, tensor_key
+from featviz.core import as_images, remembered, tensor_key
 from featviz.errors import BadType, BadValue
 from featviz.hooks import HookedModel, hooked
 from featviz.models import randomized
@@ -170,13 +170,17 @@ def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str 
     if not (position in ("center", "mean", "max") or (isinstance(position, tuple) and len(position) == 2)):
         raise BadValue(f"position must be 'center', 'mean', 'max' or a map position (i, j), "
                          f"got {position!r}")
-    memo = reuse_store("layer_responses", hm.model) if preprocess in (None, True, False) else None
-    key = None
-    if memo is not None:  # within fv.core.reusing: the same stimuli through the same layer, once
+    if preprocess in (None, True, False):  # within fv.core.reusing: the same stimuli through the layer, once
         where = tuple(int(v) for v in position) if isinstance(position, tuple) else position
         key = (hm.ref(layer).key, tensor_key(images), where, preprocess, int(batch_size), pre)
-        if key in memo:  # copies: a caller may edit its result in place
-            return tuple(None if t is None else t.clone() for t in memo[key])
+        return remembered("layer_responses", hm.model, key,
+                          lambda: _responses_pass(hm, layer, images, position, preprocess, batch_size, pre))
+    return _responses_pass(hm, layer, images, position, preprocess, batch_size, pre)
+
+
+def _responses_pass(hm: HookedModel, layer: str, images: torch.Tensor, position: str | tuple[int, int],
+                    preprocess: Callable | bool | None, batch_size: int, pre: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     out, ins = [], []
     seen: list[torch.Tensor] = []
 
@@ -190,10 +194,7 @@ def _responses(hm: HookedModel, layer: str, images: torch.Tensor, position: str 
             if pre:
                 ins.append(_read(seen[-1], position))
                 seen.clear()
-    result = torch.cat(out), (torch.cat(ins) if pre else None)
-    if key is not None:
-        memo[key] = tuple(None if t is None else t.clone() for t in result)
-    return result
+    return torch.cat(out), (torch.cat(ins) if pre else None)
 
 
 def _angles(n_images: int, angles: Sequence[float] | None, what: str) -> torch.Tensor:
